@@ -1,0 +1,335 @@
+/* sb_proto.h - the socketbridge wire protocol, shared by the stub and the
+ * supervisor. No libuv here: the stub links this with libc and cJSON only.
+ *
+ * docs/protocol.md is the byte-level specification; this header is its C
+ * face. Conventions, as in libuv:
+ * - Functions that can fail return 0 or a negative errno value (SB_E* below
+ *   names the ones this layer produces); sb_strerror() describes one.
+ * - Where the cause of an error is worth more than its code (which field of
+ *   which message, which environment variable), the function also fills an
+ *   sb_diag the caller passes (may be NULL). The diag never contains a token.
+ * - Nothing here writes to stdout or stderr.
+ */
+#ifndef SB_PROTO_H
+#define SB_PROTO_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Everything declared here is part of libsocketbridge's ABI; the library is
+ * otherwise built with hidden visibility. */
+#pragma GCC visibility push(default)
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* The errors this layer produces, as negative errno values. */
+#define SB_ENOMEM (-ENOMEM)           /* allocation failed */
+#define SB_EINVAL (-EINVAL)           /* bad argument or malformed value */
+#define SB_EMSGSIZE (-EMSGSIZE)       /* frame length over max_bytes */
+#define SB_EBADMSG (-EBADMSG)         /* frame or control message malformed */
+#define SB_EPROTO (-EPROTO)           /* well formed, but not allowed here */
+#define SB_EPROTONOSUPPORT (-EPROTONOSUPPORT) /* no protocol version in common */
+#define SB_EACCES (-EACCES)           /* bad token or peer not allowed */
+#define SB_ENOENT (-ENOENT)           /* required variable missing */
+
+/* Describes any negative errno value (ours or the system's). Never NULL. */
+const char *sb_strerror(int err);
+/* The symbolic name of an error ("EMSGSIZE"), or "UNKNOWN". Never NULL. */
+const char *sb_err_name(int err);
+
+/* Human-readable detail for the last error of a call: what was wrong and
+ * where ("hello.argv[2]: expected a string or {\"base64\": ...}"). */
+typedef struct sb_diag {
+  char msg[256];
+} sb_diag;
+
+/* ---- limits and constants ---------------------------------------------- */
+
+#define SB_PROTOCOL_VERSION 1 /* the highest version this build speaks */
+#define SB_PROTOCOL_MIN_VERSION 1 /* the lowest version this build speaks */
+
+#define SB_DEFAULT_MAX_BYTES (1024u * 1024u) /* default frame bound: 1 MiB */
+#define SB_MIN_MAX_BYTES 4096u               /* smallest accepted max_bytes */
+#define SB_MAX_MAX_BYTES (256u * 1024u * 1024u) /* largest accepted max_bytes */
+#define SB_FRAME_HEADER 5 /* u32 length + u8 kind */
+
+#define SB_TOKEN_BYTES 32 /* 256 bits of randomness */
+#define SB_TOKEN_HEX 64   /* its lowercase hex spelling */
+
+/* Environment variable names. */
+#define SB_ENV_TOKEN "SOCKETBRIDGE_TOKEN"
+#define SB_ENV_PORT "SOCKETBRIDGE_PORT"
+#define SB_ENV_HOST "SOCKETBRIDGE_HOST"
+#define SB_ENV_SOCKET "SOCKETBRIDGE_SOCKET"
+#define SB_ENV_MAX_BYTES "SOCKETBRIDGE_MAX_BYTES"
+#define SB_ENV_ALLOWLIST "SOCKETBRIDGE_ALLOWLIST"
+#define SB_ENV_STUB "SOCKETBRIDGE_STUB"
+
+/* ---- frames ------------------------------------------------------------ */
+
+/* A frame is: u32 length (big-endian; the bytes that follow it, kind
+ * included, so length >= 1) | u8 kind | payload (length - 1 bytes).
+ * length must not exceed max_bytes. */
+typedef enum sb_kind {
+  SB_KIND_CONTROL = 1, /* payload: one UTF-8 JSON object */
+  SB_KIND_STDIN = 2,   /* payload: raw bytes; empty closes the stream */
+  SB_KIND_STDOUT = 3,
+  SB_KIND_STDERR = 4,
+} sb_kind;
+
+/* Stream index of a data kind (stdin 0, stdout 1, stderr 2), or -1. */
+int sb_kind_stream(int kind);
+/* Data kind of a stream index 0..2, or 0. */
+int sb_stream_kind(int stream);
+/* "control", "stdin", "stdout", "stderr" or "unknown". */
+const char *sb_kind_name(int kind);
+
+/* Writes the 5-byte header of a frame whose payload has payload_len bytes.
+ * The caller sends header and payload together (writev), so data is never
+ * copied to be framed. */
+void sb_frame_header(uint8_t out[SB_FRAME_HEADER], sb_kind kind, uint32_t payload_len);
+
+/* What the decoder hands out. Control frames are always whole. Data frames
+ * are handed out as they arrive, in one or more pieces that never copy
+ * where the input holds them already: every piece of a non-empty data frame
+ * has len > 0, and the frame's last piece has `end` set. An empty data frame
+ * (end of that stream) is one event with len == 0 and end set. So splitting
+ * the input differently changes only how a data frame is cut into pieces,
+ * never the frames: concatenating pieces up to `end` gives the frame. */
+typedef struct sb_frame {
+  sb_kind kind;
+  const uint8_t *data; /* valid until the next sb_decoder_* call */
+  size_t len;
+  bool end; /* this piece ends the frame */
+} sb_frame;
+
+typedef struct sb_decoder {
+  uint32_t max_bytes;
+  /* Private. */
+  uint8_t hdr[SB_FRAME_HEADER];
+  size_t hdr_have;
+  uint8_t kind;
+  uint32_t body_left; /* payload bytes of the current frame still to come */
+  bool in_body;
+  uint8_t *ctl;       /* buffer of a control frame being assembled */
+  size_t ctl_len, ctl_cap;
+  bool failed;
+} sb_decoder;
+
+/* max_bytes 0 means SB_DEFAULT_MAX_BYTES. */
+void sb_decoder_init(sb_decoder *d, uint32_t max_bytes);
+/* Frees what the decoder holds; it may be initialised again. */
+void sb_decoder_free(sb_decoder *d);
+
+/* Takes bytes from *buf/*len (advancing both past what it used) and
+ * produces at most one event in *out. Returns 1 when *out holds an event,
+ * 0 when every input byte has been used and more are needed, or an error:
+ * SB_EMSGSIZE (a length over max_bytes, found before any byte of its body is
+ * buffered), SB_EBADMSG (length 0, unknown kind), SB_ENOMEM. After an error
+ * the decoder stays failed and returns the same error. Call it in a loop
+ * until it returns 0: `while ((r = sb_decoder_next(&d, &p, &n, &f)) > 0)`. */
+int sb_decoder_next(sb_decoder *d, const uint8_t **buf, size_t *len, sb_frame *out,
+                    sb_diag *diag);
+
+/* True when no frame is partly received: a peer that closes now has not
+ * cut a frame short. */
+bool sb_decoder_idle(const sb_decoder *d);
+
+/* ---- control messages -------------------------------------------------- */
+
+/* Every control message is a JSON object with a "type" string. The types: */
+typedef enum sb_msg_type {
+  SB_MSG_HELLO = 1,    /* stub -> supervisor: who am I */
+  SB_MSG_WELCOME,      /* supervisor -> stub: accepted, version chosen */
+  SB_MSG_REJECT,       /* supervisor -> stub: refused, with a reason */
+  SB_MSG_EXIT,         /* supervisor -> stub: exit with a code or a signal */
+  SB_MSG_SIGNAL,       /* stub -> supervisor: the stub received a signal */
+  SB_MSG_STREAM_ERROR, /* stub -> supervisor: writing stdout/stderr failed */
+  SB_MSG_EXEC,         /* supervisor -> stub: execve a program in place */
+  SB_MSG_RUN,          /* supervisor -> stub: spawn a program, relay its I/O */
+  SB_MSG_EXITED,       /* stub -> supervisor: the program of `run` ended */
+} sb_msg_type;
+
+/* The wire name of a type ("hello"), or NULL. */
+const char *sb_msg_type_name(sb_msg_type t);
+
+/* Machine-readable reasons of a reject. */
+typedef enum sb_reason {
+  SB_REASON_BAD_TOKEN = 1, /* "bad_token" */
+  SB_REASON_VERSION,       /* "version": no version in common */
+  SB_REASON_TOO_LARGE,     /* "too_large": a frame over max_bytes */
+  SB_REASON_NOT_ALLOWED,   /* "not_allowed": peer address or uid refused */
+  SB_REASON_BUSY,          /* "busy": too many connections */
+  SB_REASON_TIMEOUT,       /* "timeout": no hello in time */
+  SB_REASON_PROTOCOL,      /* "protocol": malformed or unexpected input */
+} sb_reason;
+
+/* "bad_token", ...; NULL for an unknown value. */
+const char *sb_reason_name(sb_reason r);
+/* 0 when the name is not a reason. */
+sb_reason sb_reason_from_name(const char *name);
+
+/* tty flags of hello: which of the stub's fds were terminals. */
+#define SB_TTY_STDIN 1u
+#define SB_TTY_STDOUT 2u
+#define SB_TTY_STDERR 4u
+
+/* A NULL-terminated list of NUL-terminated byte strings (argv, env).
+ * Strings are bytes, as on POSIX: they need not be UTF-8. */
+typedef struct sb_strv {
+  char **v; /* v[n] == NULL */
+  size_t n;
+} sb_strv;
+
+typedef struct sb_hello {
+  int version;     /* highest protocol version the stub speaks */
+  int min_version; /* lowest; absent on the wire means == version */
+  char token[SB_TOKEN_HEX + 1];
+  int64_t pid, ppid;
+  sb_strv argv;  /* at least argv[0]... may be empty if the stub ran with none */
+  sb_strv env;   /* "NAME=VALUE" entries, SOCKETBRIDGE_TOKEN left out */
+  char *cwd;     /* NULL when the stub could not tell (deleted directory) */
+  char *exe;     /* the stub's executable path, NULL when unknown */
+  unsigned tty;  /* SB_TTY_* */
+} sb_hello;
+
+/* How a process ended or must end: a code 0..255, or a signal. */
+typedef struct sb_status {
+  int code;   /* valid when signal == 0 */
+  int signal; /* a signal number, 0 for none */
+} sb_status;
+
+/* exec and run: what program to start and how. */
+typedef struct sb_launch {
+  sb_strv argv;  /* argv[0] is looked up in PATH (shim dirs removed) unless path is set */
+  char *path;    /* NULL: look argv[0] up */
+  char *cwd;     /* NULL: the stub's own cwd */
+  sb_strv env;   /* replaces the environment when env_set is true */
+  bool env_set;
+  bool tee;      /* run: also write the program's output to the stub's own fds */
+} sb_launch;
+
+typedef struct sb_msg {
+  sb_msg_type type;
+  union {
+    sb_hello hello;                           /* SB_MSG_HELLO */
+    struct { int version; } welcome;          /* SB_MSG_WELCOME */
+    struct { sb_reason reason; char *message; } reject; /* SB_MSG_REJECT */
+    sb_status exit;                           /* SB_MSG_EXIT, SB_MSG_EXITED */
+    struct { int signal; } signal;            /* SB_MSG_SIGNAL */
+    struct { int stream; int err; char *message; } stream_error; /* err: negative errno */
+    sb_launch launch;                         /* SB_MSG_EXEC, SB_MSG_RUN */
+  } u;
+} sb_msg;
+
+/* Parses one control payload. Validates everything: the payload is UTF-8
+ * with no NUL escape, a JSON object, with a known type, every required field
+ * present, of its type and range; unknown fields are ignored (so later
+ * versions can add some). On success *out owns its memory: release it with
+ * sb_msg_free(). On error *out is left empty (safe to free) and diag says
+ * which field was wrong and why. Returns 0, SB_EBADMSG or SB_ENOMEM. */
+int sb_msg_parse(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag);
+
+/* Frees what a parsed or built message owns; leaves it zeroed. */
+void sb_msg_free(sb_msg *m);
+
+/* Encodes a message as one whole control frame, header included, into a
+ * fresh malloc'd buffer (*frame, *frame_len; the caller frees it), ready for
+ * one write. Returns 0, SB_EINVAL (a field out of range), SB_EMSGSIZE (the
+ * frame would exceed max_bytes; 0 means the default) or SB_ENOMEM. */
+int sb_msg_encode(const sb_msg *m, uint32_t max_bytes, uint8_t **frame, size_t *frame_len);
+
+/* Signals go over the wire by name, without "SIG" ("TERM"). */
+const char *sb_signal_name(int signum); /* NULL for a signal without a name here */
+/* Accepts "TERM", "SIGTERM", "term" and "15". Returns the number or 0. */
+int sb_signal_from_name(const char *name);
+
+/* ---- byte strings in JSON ---------------------------------------------- */
+
+/* True when buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+bool sb_utf8_valid(const uint8_t *buf, size_t len);
+
+/* ---- token ------------------------------------------------------------- */
+
+/* Fills out with SB_TOKEN_HEX lowercase hex digits of 256 random bits from
+ * getrandom(2), and a NUL. Returns 0 or a negative errno. */
+int sb_token_new(char out[SB_TOKEN_HEX + 1]);
+
+/* True when a is exactly b; time depends only on the lengths, never on where
+ * the two differ. */
+bool sb_token_equal(const char *a, const char *b);
+
+/* True when s is a well-formed token (SB_TOKEN_HEX lowercase hex digits). */
+bool sb_token_valid(const char *s);
+
+/* ---- configuration from the environment -------------------------------- */
+
+/* An allowlist of peer addresses: IPv4/IPv6 literals, each with an optional
+ * /prefix ("127.0.0.1,::1,10.0.0.0/8"). */
+typedef struct sb_allow_entry {
+  int family;       /* AF_INET or AF_INET6 */
+  uint8_t addr[16]; /* network order; 4 bytes used for AF_INET */
+  unsigned prefix;  /* bits that must match */
+} sb_allow_entry;
+
+typedef struct sb_allowlist {
+  sb_allow_entry *v;
+  size_t n;
+} sb_allowlist;
+
+/* Parses a comma-separated list. Returns 0, SB_EINVAL (diag names the bad
+ * entry) or SB_ENOMEM. An empty string gives an empty list. */
+int sb_allowlist_parse(const char *text, sb_allowlist *out, sb_diag *diag);
+void sb_allowlist_free(sb_allowlist *l);
+/* True when the address (a struct sockaddr_in or sockaddr_in6; a v4-mapped
+ * v6 address counts as its v4 address) matches an entry. */
+bool sb_allowlist_match(const sb_allowlist *l, const void *sockaddr);
+
+/* The bridge settings a stub (or anything in a child's tree) finds in its
+ * environment. */
+typedef struct sb_config {
+  char token[SB_TOKEN_HEX + 1]; /* "" when SOCKETBRIDGE_TOKEN is unset */
+  char host[64];                /* SOCKETBRIDGE_HOST, default "127.0.0.1" */
+  uint16_t port;                /* SOCKETBRIDGE_PORT, 0 when unset */
+  char socket_path[108];        /* SOCKETBRIDGE_SOCKET, "" when unset; wins over host/port */
+  uint32_t max_bytes;           /* SOCKETBRIDGE_MAX_BYTES, default SB_DEFAULT_MAX_BYTES */
+  sb_allowlist allowlist;       /* SOCKETBRIDGE_ALLOWLIST, empty when unset */
+} sb_config;
+
+/* Reads the SOCKETBRIDGE_* variables from envp ("NAME=VALUE" strings,
+ * NULL-terminated; NULL means the process environment). A variable that is
+ * set but malformed is an error that names it and says what is wrong with
+ * the value (never echoing a token): SB_EINVAL. A missing token or address is
+ * not an error here (the caller decides, see sb_config_require). Free with
+ * sb_config_free. */
+int sb_config_from_env(char *const *envp, sb_config *out, sb_diag *diag);
+/* SB_ENOENT with a diag naming what is missing when cfg has no token or no
+ * address; 0 otherwise. */
+int sb_config_require(const sb_config *cfg, sb_diag *diag);
+void sb_config_free(sb_config *cfg);
+
+/* ---- small helpers both sides use -------------------------------------- */
+
+/* Formats into diag (printf-style); returns err so callers can write
+ * `return sb_diag_set(diag, SB_EBADMSG, "...")`. diag may be NULL. */
+int sb_diag_set(sb_diag *diag, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Frees every string of a strv and the vector; leaves it empty. */
+void sb_strv_free(sb_strv *s);
+/* Deep copy of a NULL-terminated vector (src may be NULL: empty result). */
+int sb_strv_copy(sb_strv *dst, char *const *src);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# deps.sh - installs, from Debian's archive, whatever the build needs and this
+# machine lacks. Does nothing (and needs no network) when all is present.
+set -euo pipefail
+want=(cmake ninja-build pkg-config gcc clang libclang-rt-14-dev libuv1-dev libcjson-dev
+      libcriterion-dev git "$@")
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,291 @@
+/* socketbridge.h - the supervisor library.
+ *
+ * A server listens on a loopback bridge (TCP on 127.0.0.1 with a kernel-chosen
+ * port, or a Unix socket in a fresh 0700 directory). Each child it spawns gets
+ * a ticket: a fresh 256-bit token plus the bridge address, in its
+ * environment. Whenever anything in that child's process tree runs the stub
+ * (socketbridge-stub), the stub connects back, presents the token, and the
+ * server hands the caller a connection (sb_conn) through which the caller
+ * *is* that process: it sees its argv, env, cwd and pid, reads its stdin,
+ * writes its stdout and stderr, and decides how it exits.
+ *
+ * Rules, as in libuv (which this runs on):
+ * - Everything runs on the caller's uv_loop_t, on the loop's thread. No
+ *   function here may be called from another thread.
+ * - Functions that can fail return 0 or a negative errno value; sb_strerror()
+ *   and sb_err_name() (sb_proto.h) describe it.
+ * - Objects are freed by the library only after every libuv handle they own
+ *   has been closed; a close callback tells the caller when that is.
+ * - The library never writes to stdout or stderr, and never reports a token:
+ *   not in an error, a callback, or the env it hands out of a connection.
+ * - Callbacks may call any function of this header, including the ones that
+ *   close the object the callback is about.
+ */
+#ifndef SOCKETBRIDGE_H
+#define SOCKETBRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+#include "sb_proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+#define SOCKETBRIDGE_VERSION_MAJOR 0
+#define SOCKETBRIDGE_VERSION_MINOR 1
+#define SOCKETBRIDGE_VERSION_PATCH 0
+
+/* "0.1.0". */
+const char *sb_version_string(void);
+
+typedef struct sb_server sb_server; /* a listening bridge */
+typedef struct sb_ticket sb_ticket; /* a token admitted by a server */
+typedef struct sb_child sb_child;   /* a process the server spawned */
+typedef struct sb_conn sb_conn;     /* one stub connected through a ticket */
+
+/* ---- server ------------------------------------------------------------- */
+
+typedef enum sb_transport {
+  SB_TRANSPORT_TCP = 0,  /* TCP on loopback (the default) */
+  SB_TRANSPORT_UNIX = 1, /* a Unix socket in a fresh 0700 directory */
+} sb_transport;
+
+/* A peer refused before it became a connection. Pointers are valid during
+ * the callback only. */
+typedef struct sb_reject_info {
+  sb_reason reason;
+  const char *message; /* what was wrong, for a log; never holds a token */
+  sb_ticket *ticket;   /* the ticket the peer presented, if it was valid */
+  int64_t pid;         /* the pid the peer claimed in hello, or 0 */
+} sb_reject_info;
+
+typedef void (*sb_connect_cb)(sb_server *server, sb_conn *conn);
+typedef void (*sb_reject_cb)(sb_server *server, const sb_reject_info *info);
+typedef void (*sb_server_close_cb)(sb_server *server);
+
+/* The zero value of every field is its default. */
+typedef struct sb_server_options {
+  sb_transport transport;
+  /* TCP: the address to bind, default "127.0.0.1". Anything but a loopback
+   * address (127.0.0.0/8, ::1) is refused with -EADDRNOTAVAIL unless
+   * allow_remote is set. */
+  const char *host;
+  uint16_t port; /* TCP: 0 lets the kernel choose */
+  bool allow_remote;
+  /* Comma-separated addresses or prefixes allowed to connect over TCP
+   * ("127.0.0.1,::1/128"). NULL: any peer (the bind address already limits
+   * TCP to loopback unless allow_remote). Unix peers must always have our
+   * uid (SO_PEERCRED). */
+  const char *allowlist;
+  unsigned max_connections;      /* at once, handshakes included; default 1024 */
+  unsigned handshake_timeout_ms; /* from accept to hello; default 10000 */
+  uint32_t max_bytes;            /* frame bound; default SB_DEFAULT_MAX_BYTES */
+  /* Absolute path of socketbridge-stub, handed to children as
+   * SOCKETBRIDGE_STUB. NULL: the installed one. */
+  const char *stub_path;
+  sb_connect_cb on_connect; /* required: a stub was welcomed */
+  sb_reject_cb on_reject;   /* optional: a peer was refused */
+  void *data;               /* for the caller: sb_server_data() */
+} sb_server_options;
+
+/* Creates a server listening on loop. The server copies what it needs from
+ * opts. Errors: -EINVAL (bad option; no on_connect), -EADDRNOTAVAIL
+ * (non-loopback host without allow_remote), socket errors, -ENOMEM. */
+int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **out);
+
+/* Stops listening, closes every connection (reason SB_CLOSE_SERVER), stops
+ * every child it spawned (SIGKILL to its process group) and frees every
+ * ticket, then the server itself. cb (may be NULL) runs once everything is
+ * freed; until then the loop must keep running. Tickets and children must
+ * not be used after this call. */
+void sb_server_close(sb_server *server, sb_server_close_cb cb);
+
+void *sb_server_data(const sb_server *server);
+uv_loop_t *sb_server_loop(const sb_server *server);
+/* The TCP port bound, or 0 for a Unix socket. */
+uint16_t sb_server_port(const sb_server *server);
+/* The bound host ("127.0.0.1") or the Unix socket's path. Owned by the
+ * server. */
+const char *sb_server_address(const sb_server *server);
+/* The stub path handed to children. Owned by the server. */
+const char *sb_server_stub_path(const sb_server *server);
+
+/* Counters, for monitoring and tests. */
+typedef struct sb_server_stats {
+  uint64_t accepted;   /* connections accepted */
+  uint64_t welcomed;   /* handshakes that succeeded */
+  uint64_t rejected[SB_REASON_PROTOCOL + 1]; /* by sb_reason */
+  uint64_t lost;       /* connections closed with SB_CLOSE_PEER_LOST */
+  unsigned open;       /* connections open now, handshakes included */
+} sb_server_stats;
+
+void sb_server_stats_get(const sb_server *server, sb_server_stats *out);
+
+/* ---- tickets: who may connect ------------------------------------------ */
+
+/* Creates a ticket: a fresh token admitted by the server. sb_spawn() makes
+ * one per child; call this directly to let a process that someone else
+ * spawns connect (a Python or shell harness). Errors: -ENOMEM, getrandom(2)
+ * errors. */
+int sb_ticket_new(sb_server *server, sb_ticket **out);
+
+/* Revokes and frees the ticket: later stubs presenting it are rejected with
+ * bad_token; connections already open stay open. */
+void sb_ticket_free(sb_ticket *ticket);
+
+/* The variables a child needs, as a NULL-terminated array of "NAME=VALUE"
+ * strings owned by the ticket: SOCKETBRIDGE_TOKEN, SOCKETBRIDGE_HOST and
+ * SOCKETBRIDGE_PORT (or SOCKETBRIDGE_SOCKET), SOCKETBRIDGE_MAX_BYTES when not
+ * the default, SOCKETBRIDGE_STUB. It holds the token: hand it to the child
+ * and nowhere else. */
+char *const *sb_ticket_env(const sb_ticket *ticket);
+
+void sb_ticket_set_data(sb_ticket *ticket, void *data);
+void *sb_ticket_data(const sb_ticket *ticket);
+
+/* ---- children ----------------------------------------------------------- */
+
+/* exit_status is the code (0..255) when term_signal is 0. */
+typedef void (*sb_exit_cb)(sb_child *child, int64_t exit_status, int term_signal);
+
+typedef struct sb_spawn_options {
+  const char *file;   /* required; looked up in PATH when it has no slash */
+  char *const *args;  /* argv, NULL-terminated; NULL: { file, NULL } */
+  const char *cwd;    /* NULL: the supervisor's */
+  /* Variables added to (or with env_replace, replacing) the supervisor's
+   * environment, "NAME=VALUE", NULL-terminated. The ticket's variables are
+   * always added last, so a child cannot be given another child's token. */
+  char *const *env;
+  bool env_replace;
+  /* fds given to the child as its 0, 1, 2; -1 (or the zero value after
+   * stdio_set is false) means inherit the supervisor's. The caller keeps
+   * ownership of the fds. */
+  int stdio[3];
+  bool stdio_set;
+  sb_exit_cb on_exit; /* required */
+  void *data;
+} sb_spawn_options;
+
+/* Spawns a child with its own ticket, in a new process group. Errors: -ENOENT
+ * (not found), -EACCES (not executable), other exec and fork errors,
+ * reported here and never as a fake exit status. The child object lives
+ * until on_exit has returned; its ticket is revoked then. */
+int sb_spawn(sb_server *server, const sb_spawn_options *opts, sb_child **out);
+
+pid_t sb_child_pid(const sb_child *child);
+sb_ticket *sb_child_ticket(const sb_child *child);
+void *sb_child_data(const sb_child *child);
+/* Sends signum to the child's process group. */
+int sb_child_kill(sb_child *child, int signum);
+
+/* ---- connections -------------------------------------------------------- */
+
+/* What the stub told about itself in its hello. Owned by the connection. */
+typedef struct sb_call {
+  int64_t pid, ppid;
+  size_t argc;
+  char *const *argv; /* argc strings then NULL; bytes, not necessarily UTF-8 */
+  size_t envc;
+  char *const *env;  /* "NAME=VALUE" x envc then NULL; the token is never here */
+  const char *cwd;   /* NULL when the stub could not tell */
+  const char *exe;   /* NULL when unknown */
+  unsigned tty;      /* SB_TTY_STDIN | SB_TTY_STDOUT | SB_TTY_STDERR */
+} sb_call;
+
+typedef enum sb_close_reason {
+  SB_CLOSE_EXITED = 1, /* the stub was told how to end and did */
+  SB_CLOSE_PEER_LOST,  /* the stub went away before being told (killed...) */
+  SB_CLOSE_PROTOCOL,   /* the stub broke the protocol; err says how */
+  SB_CLOSE_SERVER,     /* sb_server_close() */
+} sb_close_reason;
+
+/* "exited", "peer_lost", "protocol", "server". */
+const char *sb_close_reason_name(sb_close_reason r);
+
+/* buf/len: bytes of the stub's stdin; len == 0 means its end. */
+typedef void (*sb_stdin_cb)(sb_conn *conn, const char *buf, size_t len);
+/* The stub received signum (INT, TERM, HUP, QUIT). When this callback is
+ * NULL, the library tells the stub to die by that signal. */
+typedef void (*sb_signal_cb)(sb_conn *conn, int signum);
+/* Writing to the stub's stdout (1) or stderr (2) failed there with err
+ * (negative errno, -EPIPE for a closed reader). The stub goes on. */
+typedef void (*sb_stream_error_cb)(sb_conn *conn, int stream, int err);
+/* The connection is gone; the sb_conn is freed when this returns. err is 0
+ * or a negative errno saying what went wrong. */
+typedef void (*sb_conn_close_cb)(sb_conn *conn, sb_close_reason reason, int err);
+/* A write finished (status 0) or was dropped (negative errno) because the
+ * connection closed. */
+typedef void (*sb_write_cb)(sb_conn *conn, int status, void *data);
+
+typedef struct sb_conn_callbacks {
+  sb_stdin_cb on_stdin;
+  sb_signal_cb on_signal;
+  sb_stream_error_cb on_stream_error;
+  sb_conn_close_cb on_close;
+} sb_conn_callbacks;
+
+/* Sets the callbacks (copied) and the caller's data. Call from on_connect
+ * before returning to see every event. */
+void sb_conn_set_callbacks(sb_conn *conn, const sb_conn_callbacks *cbs, void *data);
+void *sb_conn_data(const sb_conn *conn);
+
+const sb_call *sb_conn_call(const sb_conn *conn);
+/* The value of an env variable of the stub's, or NULL. */
+const char *sb_conn_getenv(const sb_conn *conn, const char *name);
+sb_ticket *sb_conn_ticket(const sb_conn *conn);
+/* The child whose ticket the stub presented, or NULL for a ticket made with
+ * sb_ticket_new() or a child already gone. */
+sb_child *sb_conn_child(const sb_conn *conn);
+sb_server *sb_conn_server(const sb_conn *conn);
+
+/* Queues len bytes for the stub's stdout (stream 1) or stderr (stream 2).
+ * The library does not copy buf: it must stay valid until cb (may be NULL)
+ * runs. Bytes are written in order, framed by max_bytes. len 0 is a no-op
+ * that still calls cb. Errors: -EINVAL (bad stream), -EPIPE (that stream was
+ * closed, or exit was already sent), -ENOTCONN (connection closing). */
+int sb_conn_write(sb_conn *conn, int stream, const void *buf, size_t len, sb_write_cb cb,
+                  void *data);
+/* Like sb_conn_write() but copies buf first: nothing to keep alive. */
+int sb_conn_write_copy(sb_conn *conn, int stream, const void *buf, size_t len);
+/* Bytes queued for the stub and not yet taken by the kernel: stop writing
+ * above your high-water mark, resume from a write callback. */
+size_t sb_conn_queued(const sb_conn *conn);
+
+/* Closes the stub's stdout (1) or stderr (2) once what was queued before is
+ * written. Errors: -EINVAL, -ENOTCONN. */
+int sb_conn_close_stream(sb_conn *conn, int stream);
+
+/* stdin is delivered to on_stdin from the welcome on; pausing stops reading
+ * the connection, so the stub stops reading its stdin (backpressure), and
+ * control messages wait too. */
+int sb_conn_pause(sb_conn *conn);
+int sb_conn_resume(sb_conn *conn);
+
+/* Tells the stub to exit with code (0..255) once every byte queued before
+ * has been written to its stdout/stderr. Nothing may be written after.
+ * Errors: -EINVAL (code out of range), -EALREADY (exit or kill sent),
+ * -ENOTCONN. */
+int sb_conn_exit(sb_conn *conn, int code);
+/* Tells the stub to die by signum (after writing what was queued), so its
+ * parent sees WIFSIGNALED. Same errors. */
+int sb_conn_kill(sb_conn *conn, int signum);
+
+/* Closes the connection now (the stub exits 125, as when the bridge is
+ * lost); on_close runs with SB_CLOSE_SERVER. */
+void sb_conn_close(sb_conn *conn);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
