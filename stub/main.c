@@ -1,1 +1,193 @@
-/* placeholder: being written */
+/* main.c - socketbridge-stub: stands in for a program by relaying its
+ * argv, environment, stdin, stdout, stderr and exit status over a bridge to
+ * the supervisor that started the process tree it runs in.
+ *
+ * Here: configuration, the handshake, what the supervisor's control
+ * messages make the stub do, and how it ends. The relay itself is relay.c.
+ * docs/protocol.md is the contract; sections are cited as (proto 4). */
+#include "stub.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Reads and checks SOCKETBRIDGE_*; fails the stub when it cannot work. */
+static void read_config(sb_config *cfg) {
+  sb_diag diag;
+  int r = sb_config_from_env(NULL, cfg, &diag);
+  if (r == 0)
+    r = sb_config_require(cfg, &diag);
+  if (r < 0)
+    stub_fail("%s", diag.msg);
+}
+
+static unsigned tty_flags(void) {
+  return (isatty(0) ? SB_TTY_STDIN : 0u) | (isatty(1) ? SB_TTY_STDOUT : 0u) |
+         (isatty(2) ? SB_TTY_STDERR : 0u);
+}
+
+_Noreturn static void rejected(const sb_msg *m) {
+  const char *reason = sb_reason_name(m->u.reject.reason);
+  const char *text = m->u.reject.message != NULL ? m->u.reject.message : "";
+  stub_fail("rejected by the supervisor: %s (%s)", reason != NULL ? reason : "unknown",
+            text);
+}
+
+_Noreturn static void protocol_error(const char *what, const sb_diag *diag) {
+  stub_fail("protocol error from the supervisor: %s%s%s", what, diag != NULL ? ": " : "",
+            diag != NULL ? diag->msg : "");
+}
+
+/* Parses a control payload, failing the stub when it is malformed. */
+static void parse_control(const uint8_t *payload, size_t len, sb_msg *m) {
+  sb_diag diag;
+  if (sb_msg_parse(payload, len, m, &diag) < 0)
+    protocol_error("bad control message", &diag);
+}
+
+/* Ends the stub as `exit` says. Everything received for fds 1/2 before it
+ * has been written already: the relay handles frames in order and decodes
+ * nothing while a data piece is unwritten (proto 4, step 4). */
+_Noreturn static void exit_as_told(const sb_status *s) {
+  if (s->signal != 0)
+    stub_die_by_signal(s->signal);
+  _exit(s->code);
+}
+
+void stub_on_control(stub *st, const uint8_t *payload, size_t len) {
+  sb_msg m;
+  (void)st; /* exec and run will need the stub's state */
+  parse_control(payload, len, &m);
+  switch (m.type) {
+  case SB_MSG_EXIT:
+    exit_as_told(&m.u.exit);
+  case SB_MSG_EXEC:
+  case SB_MSG_RUN:
+    stub_fail("'%s' from the supervisor: unsupported", sb_msg_type_name(m.type));
+  case SB_MSG_REJECT:
+    rejected(&m);
+  default:
+    stub_fail("protocol error from the supervisor: unexpected '%s' after welcome",
+              sb_msg_type_name(m.type));
+  }
+}
+
+/* Acts on the first event from the supervisor: welcome (returns) or reject. */
+static void on_answer(const sb_frame *ev, bool hello_sent) {
+  sb_msg m;
+  if (ev->kind != SB_KIND_CONTROL)
+    stub_fail("protocol error from the supervisor: %s data before welcome",
+              sb_kind_name((int)ev->kind));
+  parse_control(ev->data, ev->len, &m);
+  if (m.type == SB_MSG_REJECT)
+    rejected(&m);
+  if (m.type != SB_MSG_WELCOME)
+    stub_fail("protocol error from the supervisor: '%s' instead of welcome",
+              sb_msg_type_name(m.type));
+  if (!hello_sent)
+    stub_fail("protocol error from the supervisor: welcome before the whole hello");
+  if (m.u.welcome.version < SB_PROTOCOL_MIN_VERSION ||
+      m.u.welcome.version > SB_PROTOCOL_VERSION)
+    stub_fail("the supervisor chose protocol version %d; this stub speaks %d to %d",
+              m.u.welcome.version, SB_PROTOCOL_MIN_VERSION, SB_PROTOCOL_VERSION);
+  sb_msg_free(&m);
+}
+
+/* Sends what the socket takes of the hello now. Returns 0 or an errno. */
+static int send_some(int sock, const uint8_t *frame, size_t len, size_t *sent) {
+  while (*sent < len) {
+    ssize_t n = send(sock, frame + *sent, len - *sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0)
+      *sent += (size_t)n;
+    else if (errno == EAGAIN)
+      return 0;
+    else if (errno != EINTR)
+      return errno;
+  }
+  return 0;
+}
+
+/* Sends hello (one send() unless it exceeds the socket buffer) and waits
+ * for the answer, all before deadline. Reading goes on while sending: a
+ * supervisor may reject a hello it refuses to read to the end (too_large),
+ * and its reason is worth more than our EPIPE. Caught signals wait in the
+ * self-pipe until the relay forwards them, after welcome. */
+static void handshake(stub *st, const uint8_t *frame, size_t len, int64_t deadline) {
+  stub_bridge *br = &st->br;
+  size_t sent = 0;
+  int send_err = 0;
+  for (;;) {
+    sb_frame ev;
+    sb_diag diag;
+    if (send_err == 0)
+      send_err = send_some(br->sock, frame, len, &sent);
+    int r = stub_bridge_next(br, &ev, &diag);
+    if (r > 0) {
+      on_answer(&ev, sent == len);
+      return;
+    }
+    if (r < 0)
+      protocol_error("bad frame", &diag);
+    if (br->rd_eof || br->rd_err != 0) {
+      int err = br->rd_err != 0 ? -br->rd_err : send_err;
+      if (err != 0)
+        stub_fail("connection to the supervisor lost during the handshake: %s",
+                  strerror(err));
+      stub_fail("the supervisor closed the connection during the handshake");
+    }
+    struct pollfd pfd = {.fd = br->sock, .events = POLLIN};
+    if (sent < len && send_err == 0)
+      pfd.events |= POLLOUT;
+    int left = stub_ms_left(deadline);
+    int n = left > 0 ? poll(&pfd, 1, left) : 0;
+    if (n == 0)
+      stub_fail("no answer from the supervisor within %d s",
+                STUB_HANDSHAKE_TIMEOUT_MS / 1000);
+    if (n < 0 && errno != EINTR)
+      stub_fail("poll: %s", strerror(errno));
+    if (n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+      stub_bridge_recv(br);
+  }
+}
+
+/* Sets up fds 0/1/2 for the relay, and stdin buffer bounded by one frame. */
+static void setup_fds(stub *st, unsigned closed) {
+  for (int fd = 0; fd <= 2; fd++)
+    stub_fd_setup(&st->std[fd], fd, fd != 0, (closed & (1u << fd)) != 0);
+  st->ibuf_len = STUB_IBUF_SIZE;
+  if (st->ibuf_len > st->br.max_bytes - 1)
+    st->ibuf_len = st->br.max_bytes - 1;
+  st->ibuf = malloc(st->ibuf_len);
+  if (st->ibuf == NULL)
+    stub_fail("out of memory");
+}
+
+int main(int argc, char **argv) {
+  stub st;
+  sb_config cfg;
+  uint8_t *hello;
+  size_t hello_len;
+
+  memset(&st, 0, sizeof st);
+  unsigned tty = tty_flags();
+  unsigned closed = stub_guard_std_fds();
+  st.sigfd = stub_signals_init();
+  read_config(&cfg);
+  /* The hello first: one that cannot be built (too large) should not cost
+   * the supervisor a connection. */
+  stub_hello_encode(&cfg, argc, argv, tty, &hello, &hello_len);
+  int64_t deadline = stub_now_ms() + STUB_HANDSHAKE_TIMEOUT_MS;
+  int sock = stub_connect(&cfg, deadline);
+  stub_bridge_init(&st.br, sock, cfg.max_bytes);
+  sb_config_free(&cfg); /* wipes the token: it is in the hello alone now */
+
+  handshake(&st, hello, hello_len, deadline);
+  explicit_bzero(hello, hello_len);
+  free(hello);
+
+  setup_fds(&st, closed);
+  stub_relay(&st);
+}

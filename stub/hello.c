@@ -1,0 +1,101 @@
+/* hello.c - who the stub is: the first frame it sends.
+ *
+ * argv and env go out byte for byte as the kernel handed them to us (lib/
+ * escapes what is not UTF-8); the encoded frame holds the token, so the
+ * caller wipes it once sent. */
+#include "stub.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Paths longer than this are not worth reporting (the kernel's own limit
+ * for one path is 4096; getcwd can exceed it, in deep trees). */
+#define STUB_PATH_CAP (1u << 20)
+
+/* The environment without SOCKETBRIDGE_TOKEN (the supervisor issued it and
+ * must never see it echoed back), and without entries that hold no '=',
+ * which execve() allows but the protocol cannot carry. The strings are
+ * environ's own: only the vector is allocated. */
+static void env_for_hello(sb_strv *out) {
+  static const char token_eq[] = SB_ENV_TOKEN "=";
+  size_t n = 0;
+  for (char **e = environ; *e != NULL; e++)
+    n++;
+  out->v = malloc((n + 1) * sizeof *out->v);
+  if (out->v == NULL)
+    stub_fail("out of memory");
+  out->n = 0;
+  for (char **e = environ; *e != NULL; e++)
+    if (strchr(*e, '=') != NULL && strncmp(*e, token_eq, sizeof token_eq - 1) != 0)
+      out->v[out->n++] = *e;
+  out->v[out->n] = NULL;
+}
+
+/* getcwd into a buffer that grows until the path fits; NULL when there is
+ * no path to give (a deleted directory: ENOENT). */
+static char *current_dir(void) {
+  for (size_t cap = 256; cap <= STUB_PATH_CAP; cap *= 2) {
+    char *buf = malloc(cap);
+    if (buf == NULL)
+      return NULL;
+    if (getcwd(buf, cap) != NULL)
+      return buf;
+    free(buf);
+    if (errno != ERANGE)
+      return NULL;
+  }
+  return NULL;
+}
+
+/* The path of our executable, as the kernel knows it; NULL when unknown
+ * (no /proc). */
+static char *own_exe(void) {
+  for (size_t cap = 256; cap <= STUB_PATH_CAP; cap *= 2) {
+    char *buf = malloc(cap);
+    if (buf == NULL)
+      return NULL;
+    ssize_t n = readlink("/proc/self/exe", buf, cap);
+    if (n >= 0 && (size_t)n < cap) {
+      buf[n] = '\0';
+      return buf;
+    }
+    free(buf);
+    if (n < 0)
+      return NULL;
+  }
+  return NULL;
+}
+
+void stub_hello_encode(const sb_config *cfg, int argc, char **argv, unsigned tty,
+                       uint8_t **frame, size_t *len) {
+  sb_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = SB_MSG_HELLO;
+  sb_hello *h = &m.u.hello;
+  h->version = SB_PROTOCOL_VERSION;
+  h->min_version = SB_PROTOCOL_MIN_VERSION;
+  memcpy(h->token, cfg->token, sizeof h->token);
+  h->pid = getpid();
+  h->ppid = getppid();
+  h->argv.v = argv;
+  h->argv.n = argc > 0 ? (size_t)argc : 0;
+  env_for_hello(&h->env);
+  h->cwd = current_dir();
+  h->exe = own_exe();
+  h->tty = tty;
+
+  int r = sb_msg_encode(&m, cfg->max_bytes, frame, len);
+  explicit_bzero(h->token, sizeof h->token);
+  free(h->env.v);
+  free(h->cwd);
+  free(h->exe);
+  if (r == SB_EMSGSIZE)
+    stub_fail("hello (argv and environment) exceeds %s (%u bytes)", SB_ENV_MAX_BYTES,
+              cfg->max_bytes);
+  if (r < 0)
+    stub_fail("cannot encode hello: %s", sb_strerror(r));
+}
