@@ -7,11 +7,15 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 export CRITERION_JOBS=${CRITERION_JOBS:-$(nproc)}
 
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+
 run_suite() { # build-dir label
-  echo "== $2: unit tests"
-  "$1/tests/test_unit" --jobs "$CRITERION_JOBS"
-  echo "== $2: integration tests"
-  "$1/tests/test_integration" --jobs "$CRITERION_JOBS"
+  local t
+  for t in unit integration; do
+    echo "== $2: $t tests"
+    "$1/tests/test_$t" --jobs "$CRITERION_JOBS" 2>&1 | tee -a "$results"
+  done
 }
 
 echo "== build: gcc, warnings as errors"
@@ -34,12 +38,24 @@ if [ "$secs" != 0 ]; then
     [ -x "$f" ] || continue
     name=$(basename "$f")
     corpus=$(mktemp -d)
+    log=$(mktemp)
     cp tests/fuzz/corpus/"${name#fuzz_}"/* "$corpus"/ 2>/dev/null || true
     echo "-- $name"
-    "$f" -max_total_time="$secs" -max_len=65536 -print_final_stats=0 "$corpus" 2>&1 |
-      grep -E '^(#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY)' || true
-    "$f" -runs=0 "$corpus" >/dev/null 2>&1
-    rm -rf "$corpus"
+    # A finding makes libFuzzer exit non-zero: show its report and fail.
+    if ! "$f" -max_total_time="$secs" -max_len=65536 -print_final_stats=1 \
+         -artifact_prefix="$corpus/" "$corpus" >"$log" 2>&1; then
+      tail -n 60 "$log"
+      exit 1
+    fi
+    grep -E '^(Done|stat::number_of_executed_units)' "$log" || tail -n 2 "$log"
+    rm -rf "$corpus" "$log"
   done
 fi
-echo "== all tests passed"
+# One closing line over every suite run above (Criterion's synthesis lines).
+sed 's/\x1b\[[0-9;]*m//g' "$results" | awk -F'[:|]' '/Synthesis: Tested/ {
+    for (i = 1; i <= NF; i++) {
+      if ($i ~ /Passing/) { split($(i+1), a, " "); pass += a[1] }
+      if ($i ~ /Failing/ || $i ~ /Crashing/) { split($(i+1), b, " "); fail += b[1] }
+    }
+  } END { printf "tests: %d passed, %d failed\n", pass, fail; exit (fail > 0 || pass == 0) }'
+

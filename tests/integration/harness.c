@@ -1,0 +1,269 @@
+#include "harness.h"
+
+#include <inttypes.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../helpers/stream.h"
+
+static double deadline_scale(void) {
+  const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
+  double v = s ? atof(s) : 1.0;
+  return v > 0 ? v : 1.0;
+}
+
+static void on_connect(sb_server *s, sb_conn *c) {
+  harness *h = sb_server_data(s);
+  h->connects++;
+  cr_assert(h->on_connect != NULL, "a stub connected but the test expects none");
+  h->on_connect(h, c);
+}
+
+static void on_reject(sb_server *s, const sb_reject_info *info) {
+  harness *h = sb_server_data(s);
+  cr_assert(info->reason >= 1 && info->reason <= SB_REASON_PROTOCOL, "reason %d",
+            (int)info->reason);
+  h->rejects[info->reason]++;
+  h->reject_total++;
+}
+
+void h_init(harness *h, const sb_server_options *opts) {
+  memset(h, 0, sizeof *h);
+  cr_assert_eq(uv_loop_init(&h->loop), 0);
+  snprintf(h->dir, sizeof h->dir, "%s/sbtest.XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  cr_assert_not_null(mkdtemp(h->dir), "mkdtemp: %s", strerror(errno));
+  h->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  cr_assert(h->devnull >= 0);
+  sb_server_options o = {0};
+  if (opts)
+    o = *opts;
+  o.on_connect = on_connect;
+  o.on_reject = on_reject;
+  if (!o.stub_path)
+    o.stub_path = H_STUB;
+  o.data = h;
+  int r = sb_server_new(&h->loop, &o, &h->server);
+  cr_assert_eq(r, 0, "sb_server_new: %s", sb_strerror(r));
+}
+
+static void on_closed(sb_server *s) {
+  harness *h = sb_server_data(s);
+  h->closed = true;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+void h_fini(harness *h) {
+  sb_server_close(h->server, on_closed);
+  h_wait(h, &h->closed, "the server to close");
+  /* Let every close callback run, then the loop must be empty. */
+  uv_run(&h->loop, UV_RUN_DEFAULT);
+  int r = uv_loop_close(&h->loop);
+  cr_assert_eq(r, 0, "uv_loop_close: %s (a handle was left open)", uv_strerror(r));
+  nftw(h->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  close(h->devnull);
+}
+
+typedef struct waiter {
+  bool fired;
+} waiter;
+
+static void on_deadline(uv_timer_t *t) {
+  waiter *w = t->data;
+  w->fired = true;
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+/* Runs the loop until done(arg) or the deadline. */
+static void wait_until(harness *h, bool (*done)(const void *, unsigned), const void *arg,
+                       unsigned want, const char *what) {
+  if (done(arg, want))
+    return;
+  uv_timer_t timer;
+  waiter w = {false};
+  uv_timer_init(&h->loop, &timer);
+  timer.data = &w;
+  uv_timer_start(&timer, on_deadline, (uint64_t)(H_DEADLINE * 1000 * deadline_scale()), 0);
+  while (!done(arg, want) && !w.fired)
+    uv_run(&h->loop, UV_RUN_ONCE);
+  uv_timer_stop(&timer);
+  uv_close((uv_handle_t *)&timer, on_timer_closed);
+  uv_run(&h->loop, UV_RUN_NOWAIT);
+  cr_assert(done(arg, want), "timed out waiting for %s", what);
+}
+
+static bool flag_done(const void *p, unsigned want) {
+  (void)want;
+  return *(const bool *)p;
+}
+
+static bool count_done(const void *p, unsigned want) {
+  return *(const unsigned *)p >= want;
+}
+
+void h_wait(harness *h, const bool *flag, const char *what) {
+  wait_until(h, flag_done, flag, 0, what);
+}
+
+void h_wait_count(harness *h, const unsigned *count, unsigned want, const char *what) {
+  wait_until(h, count_done, count, want, what);
+}
+
+static void on_exit_cb(sb_child *c, int64_t status, int sig) {
+  h_exit *ex = sb_child_data(c);
+  ex->done = true;
+  ex->status = status;
+  ex->signal = sig;
+}
+
+sb_child *h_spawn(harness *h, const h_spawn_opts *so, h_exit *ex) {
+  memset(ex, 0, sizeof *ex);
+  sb_spawn_options o = {
+      .file = so->args[0],
+      .args = so->args,
+      .env = so->env,
+      .cwd = so->cwd,
+      .stdio = {so->in > 0 ? so->in : h->devnull, so->out > 0 ? so->out : -1,
+                so->err > 0 ? so->err : -1},
+      .stdio_set = true,
+      .on_exit = on_exit_cb,
+      .data = ex,
+  };
+  sb_child *c = NULL;
+  int r = sb_spawn(h->server, &o, &c);
+  cr_assert_eq(r, 0, "sb_spawn %s: %s", so->args[0], sb_strerror(r));
+  return c;
+}
+
+sb_child *h_sh(harness *h, const char *script, int out, int err, h_exit *ex) {
+  char *args[] = {"/bin/sh", "-c", (char *)script, NULL};
+  return h_spawn(h, &(h_spawn_opts){.args = args, .out = out, .err = err}, ex);
+}
+
+void h_wait_exit(harness *h, h_exit *ex) {
+  h_wait(h, &ex->done, "the child to exit");
+}
+
+const char *h_path(harness *h, const char *name) {
+  static char bufs[4][512];
+  static unsigned slot;
+  char *b = bufs[slot++ % 4];
+  snprintf(b, sizeof bufs[0], "%s/%s", h->dir, name);
+  return b;
+}
+
+int h_create(harness *h, const char *name) {
+  int fd = open(h_path(h, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  cr_assert(fd >= 0, "create %s: %s", name, strerror(errno));
+  return fd;
+}
+
+char *h_read(harness *h, const char *name, size_t *len) {
+  FILE *f = fopen(h_path(h, name), "rb");
+  cr_assert_not_null(f, "open %s: %s", name, strerror(errno));
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap + 1);
+  for (;;) {
+    if (n == cap)
+      buf = realloc(buf, (cap *= 2) + 1);
+    size_t k = fread(buf + n, 1, cap - n, f);
+    if (k == 0)
+      break;
+    n += k;
+  }
+  fclose(f);
+  buf[n] = '\0';
+  if (len)
+    *len = n;
+  return buf;
+}
+
+static void on_poll_timer(uv_timer_t *t) {
+  bool *tick = t->data;
+  *tick = true;
+}
+
+void h_wait_file(harness *h, const char *name) {
+  /* A file has no event to wait on here; poll its size on a short timer,
+   * bounded by the deadline. */
+  struct stat st;
+  double limit = H_DEADLINE * deadline_scale();
+  uv_timer_t t;
+  bool tick = false;
+  uv_timer_init(&h->loop, &t);
+  t.data = &tick;
+  uv_timer_start(&t, on_poll_timer, 10, 10);
+  uint64_t start = uv_now(&h->loop);
+  while (!(stat(h_path(h, name), &st) == 0 && st.st_size > 0) &&
+         (double)(uv_now(&h->loop) - start) < limit * 1000)
+    uv_run(&h->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, on_timer_closed);
+  uv_run(&h->loop, UV_RUN_NOWAIT);
+  cr_assert(stat(h_path(h, name), &st) == 0 && st.st_size > 0, "timed out waiting for %s",
+            name);
+}
+
+h_source *h_source_new(uint64_t bytes, uint64_t seed) {
+  h_source *s = calloc(1, sizeof *s);
+  cr_assert_not_null(s);
+  tstream g;
+  tstream_init(&g, seed);
+  s->gen_state = g.state;
+  s->left = bytes;
+  return s;
+}
+
+static void source_pump(h_source *s);
+
+static void source_written(sb_conn *c, int status, void *data) {
+  (void)c;
+  h_source *s = data;
+  cr_assert_eq(status, 0, "write failed: %s", sb_strerror(status));
+  s->in_flight--;
+  source_pump(s);
+}
+
+static void source_pump(h_source *s) {
+  while (s->left > 0 && s->in_flight < H_SOURCE_SLOTS) {
+    size_t n = s->left < H_SOURCE_CHUNK ? (size_t)s->left : H_SOURCE_CHUNK;
+    uint8_t *b = s->buf[s->next++ % H_SOURCE_SLOTS];
+    tstream g = {s->gen_state};
+    tstream_fill(&g, b, n);
+    s->gen_state = g.state;
+    s->left -= n;
+    s->in_flight++;
+    int r = sb_conn_write(s->conn, 1, b, n, source_written, s);
+    cr_assert_eq(r, 0, "sb_conn_write: %s", sb_strerror(r));
+    size_t q = sb_conn_queued(s->conn);
+    if (q > s->max_queued)
+      s->max_queued = q;
+  }
+  if (s->left == 0 && s->in_flight == 0) {
+    int r = sb_conn_exit(s->conn, 0);
+    cr_assert_eq(r, 0, "sb_conn_exit: %s", sb_strerror(r));
+  }
+}
+
+void h_source_start(h_source *s, sb_conn *conn) {
+  s->conn = conn;
+  source_pump(s);
+}
+
+void h_source_expect(uint64_t bytes, uint64_t seed, char out[64]) {
+  tsum want = tstream_expected(seed, bytes);
+  snprintf(out, 64, "%" PRIu64 " %016" PRIx64 "\n", want.bytes, want.hash);
+}

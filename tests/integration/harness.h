@@ -1,0 +1,108 @@
+/* harness.h - what every integration test needs: a loop with a server on it,
+ * children spawned through the library with their exit captured, a private
+ * temporary directory, and waiting on an event with a deadline (never a
+ * sleep). Each Criterion test runs in its own process, so a harness is
+ * per-test state. */
+#ifndef SB_TEST_HARNESS_H
+#define SB_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <criterion/criterion.h>
+
+#include "socketbridge.h"
+
+/* Deadlines are generous: they catch hangs, they do not measure speed. They
+ * scale with SB_TEST_TIMEOUT_SCALE (valgrind, slow machines). */
+#define H_DEADLINE 20.0
+
+typedef struct harness harness;
+
+/* A child's end, as the exit callback saw it. */
+typedef struct h_exit {
+  bool done;
+  int64_t status;
+  int signal;
+} h_exit;
+
+typedef void (*h_connect_fn)(harness *h, sb_conn *conn);
+
+struct harness {
+  uv_loop_t loop;
+  sb_server *server;
+  bool closed;
+  char dir[256]; /* private temp dir, removed by h_fini */
+  int devnull; /* a child's stdin unless the test gives one */
+  h_connect_fn on_connect;
+  unsigned connects;
+  unsigned rejects[SB_REASON_PROTOCOL + 1];
+  unsigned reject_total;
+  void *user;
+};
+
+/* Starts a server on a fresh loop. opts may be NULL (defaults: TCP); its
+ * on_connect/on_reject/stub_path are filled in by the harness. */
+void h_init(harness *h, const sb_server_options *opts);
+/* Closes the server, runs the loop until everything is freed, asserts the
+ * loop closes cleanly, and removes the temp dir. */
+void h_fini(harness *h);
+
+/* Runs the loop until *flag is true; fails the test at the deadline. */
+void h_wait(harness *h, const bool *flag, const char *what);
+/* Runs the loop until *count >= want; fails the test at the deadline. */
+void h_wait_count(harness *h, const unsigned *count, unsigned want, const char *what);
+
+/* How to spawn a child: args (NULL-terminated; args[0] is the file), extra
+ * env (may be NULL), cwd (NULL: ours), stdin/stdout/stderr fds (0 in a zero
+ * value means inherit; set `in`/`out`/`err` to an fd to give one). */
+typedef struct h_spawn_opts {
+  char *const *args;
+  char *const *env;
+  const char *cwd;
+  int in, out, err;
+} h_spawn_opts;
+
+/* Spawns through the library; fails the test if spawning fails. */
+sb_child *h_spawn(harness *h, const h_spawn_opts *o, h_exit *ex);
+/* Runs `sh -c script` with stdout to out, stderr to err (0: inherit). */
+sb_child *h_sh(harness *h, const char *script, int out, int err, h_exit *ex);
+/* Waits for a child's end. */
+void h_wait_exit(harness *h, h_exit *ex);
+
+/* Path of name inside the test's temp dir (static buffer per call slot). */
+const char *h_path(harness *h, const char *name);
+/* Creates (truncates) a file in the temp dir, open for writing. */
+int h_create(harness *h, const char *name);
+/* Reads a whole file from the temp dir; NUL-terminated; *len may be NULL.
+ * The caller frees. Fails the test if it cannot. */
+char *h_read(harness *h, const char *name, size_t *len);
+/* Waits until a file in the temp dir exists and is not empty. */
+void h_wait_file(harness *h, const char *name);
+
+/* A source of test-stream bytes for a stub's stdout: keeps at most
+ * H_SOURCE_SLOTS chunks queued (the caller's side of backpressure) and sends
+ * exit 0 after the last byte. */
+#define H_SOURCE_CHUNK (256 * 1024)
+#define H_SOURCE_SLOTS 4
+
+typedef struct h_source {
+  uint64_t gen_state;
+  uint64_t left;
+  unsigned in_flight, next;
+  size_t max_queued;
+  sb_conn *conn;
+  uint8_t buf[H_SOURCE_SLOTS][H_SOURCE_CHUNK];
+} h_source;
+
+/* Allocates a source of `bytes` bytes of the stream of seed; free() it. */
+h_source *h_source_new(uint64_t bytes, uint64_t seed);
+void h_source_start(h_source *s, sb_conn *conn);
+/* The expected "BYTES HASH\n" line of helper_sum for that stream. */
+void h_source_expect(uint64_t bytes, uint64_t seed, char out[64]);
+
+/* The built stub and helpers. */
+#define H_STUB SB_TEST_STUB
+
+#endif
