@@ -1,1 +1,146 @@
-/* placeholder: being written */
+/* config.c - the SOCKETBRIDGE_* variables, read and checked. */
+#include "sb_internal.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+extern char **environ;
+
+/* The value of NAME in envp, or NULL. The first entry wins, as getenv. */
+static const char *env_get(char *const *envp, const char *name) {
+  size_t n = strlen(name);
+  for (; *envp != NULL; envp++)
+    if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+      return *envp + n + 1;
+  return NULL;
+}
+
+/* Decimal digits only (no sign, no spaces, no hex), at most max. */
+static bool parse_uint(const char *s, uint32_t max, uint32_t *out) {
+  uint64_t n = 0;
+  if (*s == '\0')
+    return false;
+  for (; *s != '\0'; s++) {
+    if (*s < '0' || *s > '9')
+      return false;
+    n = n * 10 + (uint64_t)(*s - '0');
+    if (n > max)
+      return false;
+  }
+  *out = (uint32_t)n;
+  return true;
+}
+
+static int bad_value(sb_diag *diag, const char *name, const char *value,
+                     const char *what) {
+  char quoted[96];
+  sb__quote(quoted, sizeof quoted, value);
+  return sb_diag_set(diag, SB_EINVAL, "%s: %s is %s", name, quoted, what);
+}
+
+static int read_token(const char *v, sb_config *c, sb_diag *diag) {
+  /* Whatever is wrong with it, the value itself is never repeated. */
+  if (!sb_token_valid(v))
+    return sb_diag_set(diag, SB_EINVAL, "%s: not %d lowercase hex digits", SB_ENV_TOKEN,
+                       SB_TOKEN_HEX);
+  memcpy(c->token, v, SB_TOKEN_HEX + 1);
+  return 0;
+}
+
+static int read_host(const char *v, sb_config *c, sb_diag *diag) {
+  uint8_t addr[16];
+  if (strlen(v) >= sizeof c->host ||
+      (inet_pton(AF_INET, v, addr) != 1 && inet_pton(AF_INET6, v, addr) != 1))
+    return bad_value(diag, SB_ENV_HOST, v, "not an IPv4 or IPv6 address");
+  strcpy(c->host, v);
+  return 0;
+}
+
+static int read_port(const char *v, sb_config *c, sb_diag *diag) {
+  uint32_t port;
+  if (!parse_uint(v, 65535, &port) || port == 0)
+    return bad_value(diag, SB_ENV_PORT, v, "not a port number (1..65535)");
+  c->port = (uint16_t)port;
+  return 0;
+}
+
+static int read_socket(const char *v, sb_config *c, sb_diag *diag) {
+  if (v[0] != '/')
+    return bad_value(diag, SB_ENV_SOCKET, v, "not an absolute path");
+  size_t n = strlen(v);
+  if (n >= sizeof c->socket_path)
+    return sb_diag_set(diag, SB_EINVAL,
+                       "%s: path is %zu bytes, over the %zu a Unix socket address holds",
+                       SB_ENV_SOCKET, n, sizeof c->socket_path - 1);
+  memcpy(c->socket_path, v, n + 1);
+  return 0;
+}
+
+static int read_max_bytes(const char *v, sb_config *c, sb_diag *diag) {
+  uint32_t n;
+  if (!parse_uint(v, SB_MAX_MAX_BYTES, &n) || n < SB_MIN_MAX_BYTES)
+    return bad_value(diag, SB_ENV_MAX_BYTES, v,
+                     "not a number of bytes in 4096..268435456");
+  c->max_bytes = n;
+  return 0;
+}
+
+static int read_allowlist(const char *v, sb_config *c, sb_diag *diag) {
+  sb_diag d;
+  int r = sb_allowlist_parse(v, &c->allowlist, &d);
+  if (r == SB_EINVAL)
+    return sb_diag_set(diag, r, "%s: %s", SB_ENV_ALLOWLIST, d.msg);
+  if (r < 0)
+    return sb_diag_set(diag, r, "%s: %s", SB_ENV_ALLOWLIST, sb_strerror(r));
+  return 0;
+}
+
+static const struct {
+  const char *name;
+  int (*read)(const char *value, sb_config *c, sb_diag *diag);
+  bool empty_ok;
+} sb_vars[] = {
+    {SB_ENV_TOKEN, read_token, false},         {SB_ENV_SOCKET, read_socket, false},
+    {SB_ENV_HOST, read_host, false},           {SB_ENV_PORT, read_port, false},
+    {SB_ENV_MAX_BYTES, read_max_bytes, false}, {SB_ENV_ALLOWLIST, read_allowlist, true},
+};
+
+int sb_config_from_env(char *const *envp, sb_config *out, sb_diag *diag) {
+  memset(out, 0, sizeof *out);
+  strcpy(out->host, "127.0.0.1");
+  out->max_bytes = SB_DEFAULT_MAX_BYTES;
+  if (envp == NULL)
+    envp = environ;
+
+  for (size_t i = 0; i < sizeof sb_vars / sizeof sb_vars[0]; i++) {
+    const char *v = env_get(envp, sb_vars[i].name);
+    int r = 0;
+    if (v == NULL)
+      continue;
+    if (*v == '\0' && !sb_vars[i].empty_ok)
+      r = sb_diag_set(diag, SB_EINVAL, "%s: set but empty", sb_vars[i].name);
+    else
+      r = sb_vars[i].read(v, out, diag);
+    if (r < 0) {
+      sb_config_free(out);
+      return r;
+    }
+  }
+  return 0;
+}
+
+int sb_config_require(const sb_config *cfg, sb_diag *diag) {
+  if (cfg->token[0] == '\0')
+    return sb_diag_set(diag, SB_ENOENT, "%s is not set", SB_ENV_TOKEN);
+  if (cfg->socket_path[0] == '\0' && cfg->port == 0)
+    return sb_diag_set(diag, SB_ENOENT, "neither %s nor %s is set", SB_ENV_SOCKET,
+                       SB_ENV_PORT);
+  return 0;
+}
+
+void sb_config_free(sb_config *cfg) {
+  sb_allowlist_free(&cfg->allowlist);
+  /* The token is a secret: do not leave it behind in freed memory. */
+  explicit_bzero(cfg->token, sizeof cfg->token);
+}

@@ -1,1 +1,100 @@
-/* placeholder: being written */
+/* error.c - error names, descriptions and diagnostics. */
+#include "sb_internal.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The errors this layer produces get their own wording: the system's
+ * ("Bad message", "Protocol error") says little about a bridge. */
+static const struct {
+  int err;
+  const char *name;
+  const char *text;
+} sb_errors[] = {
+    {SB_ENOMEM, "ENOMEM", "out of memory"},
+    {SB_EINVAL, "EINVAL", "invalid argument or malformed value"},
+    {SB_EMSGSIZE, "EMSGSIZE", "frame too large (over max_bytes)"},
+    {SB_EBADMSG, "EBADMSG", "malformed frame or control message"},
+    {SB_EPROTO, "EPROTO", "protocol violation (message not allowed here)"},
+    {SB_EPROTONOSUPPORT, "EPROTONOSUPPORT", "no protocol version in common"},
+    {SB_EACCES, "EACCES", "access denied (bad token or peer not allowed)"},
+    {SB_ENOENT, "ENOENT", "required setting missing"},
+};
+
+#define SB_NERRORS (sizeof sb_errors / sizeof sb_errors[0])
+
+const char *sb_strerror(int err) {
+  for (size_t i = 0; i < SB_NERRORS; i++)
+    if (sb_errors[i].err == err)
+      return sb_errors[i].text;
+  if (err == 0)
+    return "success";
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  /* strerrordesc_np returns static strings (strerror may format into a
+   * shared buffer for unknown values, which is not thread-safe). */
+  if (err < 0 && err > INT_MIN) {
+    const char *s = strerrordesc_np(-err);
+    if (s != NULL)
+      return s;
+  }
+#endif
+  return "unknown error";
+}
+
+const char *sb_err_name(int err) {
+  for (size_t i = 0; i < SB_NERRORS; i++)
+    if (sb_errors[i].err == err)
+      return sb_errors[i].name;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  if (err < 0 && err > INT_MIN) {
+    const char *s = strerrorname_np(-err);
+    if (s != NULL)
+      return s;
+  }
+#endif
+  return "UNKNOWN";
+}
+
+int sb_diag_set(sb_diag *diag, int err, const char *fmt, ...) {
+  if (diag != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(diag->msg, sizeof diag->msg, fmt, ap);
+    va_end(ap);
+  }
+  return err;
+}
+
+void sb__quote(char *dst, size_t size, const char *src) {
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0;
+
+  if (size < 8) {
+    if (size > 0)
+      dst[0] = '\0';
+    return;
+  }
+  dst[o++] = '"';
+  for (; *src != '\0'; src++) {
+    unsigned char c = (unsigned char)*src;
+    size_t need = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? 1 : 4;
+    /* Keep room for `..."` and the NUL. */
+    if (o + need + 5 > size) {
+      memcpy(dst + o, "...", 3);
+      o += 3;
+      break;
+    }
+    if (need == 1) {
+      dst[o++] = (char)c;
+    } else {
+      dst[o++] = '\\';
+      dst[o++] = 'x';
+      dst[o++] = hex[c >> 4];
+      dst[o++] = hex[c & 15];
+    }
+  }
+  dst[o++] = '"';
+  dst[o] = '\0';
+}

@@ -127,7 +127,7 @@ void sb_decoder_init(sb_decoder *d, uint32_t max_bytes);
 /* Frees what the decoder holds; it may be initialised again. */
 void sb_decoder_free(sb_decoder *d);
 
-/* Takes bytes from *buf/*len (advancing both past what it used) and
+/* Takes bytes from *buf and *len (advancing both past what it used) and
  * produces at most one event in *out. Returns 1 when *out holds an event,
  * 0 when every input byte has been used and more are needed, or an error:
  * SB_EMSGSIZE (a length over max_bytes, found before any byte of its body is
