@@ -1,1 +1,437 @@
-/* placeholder: being written */
+/* conn.c - one stub connection: accept, handshake (hello -> welcome or
+ * reject), the events of a welcomed connection, and its close.
+ *
+ * A connection owns two handles, its stream and a timer. It is freed in the
+ * close callback of the last of them; on_close runs just before, after the
+ * callbacks of every pending write (UV_ECANCELED). */
+#include "sb_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void on_handle_closed(uv_handle_t *handle) {
+  sb_conn *conn = handle->data;
+  sb_server *server = conn->server;
+
+  if (--conn->open_handles > 0)
+    return;
+  server->stats.open--;
+  if (conn->welcomed && conn->cbs.on_close != NULL)
+    conn->cbs.on_close(conn, conn->close_reason, conn->close_err);
+  sb__list_remove(&conn->link);
+  sb_decoder_free(&conn->dec);
+  if (conn->have_hello)
+    sb_msg_free(&conn->hello);
+  free(conn->rbuf);
+  free(conn);
+  sb__server_maybe_finish(server);
+}
+
+void sb__conn_close(sb_conn *conn, sb_close_reason reason, int err) {
+  sb_server *server = conn->server;
+
+  if (conn->state == SB__CONN_CLOSING)
+    return;
+  if (conn->state == SB__CONN_HANDSHAKE || conn->state == SB__CONN_OPEN)
+    server->nactive--;
+  if (conn->state == SB__CONN_OPEN && reason == SB_CLOSE_PEER_LOST)
+    server->stats.lost++;
+  conn->state = SB__CONN_CLOSING;
+  conn->close_reason = reason;
+  conn->close_err = err;
+  conn->reading = false;
+  conn->pend_len = 0;
+  uv_close(&conn->io.handle, on_handle_closed);
+  uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
+}
+
+static void on_linger_timeout(uv_timer_t *timer) {
+  sb__conn_close(timer->data, SB_CLOSE_PROTOCOL, 0);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)req;
+  (void)status;
+}
+
+void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt, ...) {
+  sb_server *server = conn->server;
+  sb_reject_info info;
+  sb_msg m;
+  char msg[256];
+  unsigned linger;
+  va_list ap;
+
+  if (conn->state != SB__CONN_HANDSHAKE)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+
+  server->nactive--;
+  conn->state = SB__CONN_REJECTING;
+  server->stats.rejected[reason]++;
+  uv_timer_stop(&conn->timer);
+
+  memset(&m, 0, sizeof m);
+  m.type = SB_MSG_REJECT;
+  m.u.reject.reason = reason;
+  m.u.reject.message = msg;
+  if (send && sb__conn_send_msg(conn, &m) == 0) {
+    /* Closing at once could lose the reject: a TCP socket closed with
+     * unread input (the rest of an oversize frame, say) resets the
+     * connection. So: FIN after the reject, drain what the peer still
+     * sends, and close on its EOF or after a short linger. */
+    uv_shutdown(&conn->shutdown_req, &conn->io.stream, on_shutdown);
+    linger = server->handshake_timeout_ms < SB__LINGER_MS ? server->handshake_timeout_ms
+                                                          : SB__LINGER_MS;
+    uv_timer_start(&conn->timer, on_linger_timeout, linger, 0);
+    if (sb__conn_start_reading(conn) < 0)
+      sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
+  } else {
+    sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
+  }
+
+  /* Last: the callback may close the server, and with it this connection. */
+  if (server->on_reject != NULL) {
+    info.reason = reason;
+    info.message = msg;
+    info.ticket = conn->ticket;
+    info.pid = conn->have_hello ? conn->hello.u.hello.pid : 0;
+    server->on_reject(server, &info);
+  }
+}
+
+static void on_handshake_timeout(uv_timer_t *timer) {
+  sb_conn *conn = timer->data;
+  sb__conn_reject(conn, SB_REASON_TIMEOUT, true, "no hello within %u ms",
+                  conn->server->handshake_timeout_ms);
+}
+
+void sb__conn_accept(sb_server *server, uv_stream_t *listener) {
+  char msg[160];
+  sb_conn *conn;
+  int r;
+
+  conn = calloc(1, sizeof *conn);
+  if (conn == NULL)
+    return;
+  conn->server = server;
+  if (server->transport == SB_TRANSPORT_TCP)
+    r = uv_tcp_init(server->loop, &conn->io.tcp);
+  else
+    r = uv_pipe_init(server->loop, &conn->io.pipe, 0);
+  if (r < 0) {
+    free(conn);
+    return;
+  }
+  uv_timer_init(server->loop, &conn->timer);
+  conn->io.handle.data = conn;
+  conn->timer.data = conn;
+  conn->open_handles = 2;
+  conn->state = SB__CONN_HANDSHAKE;
+  sb_decoder_init(&conn->dec, server->max_bytes);
+  sb__list_push(&server->conns, &conn->link);
+  server->stats.open++;
+  server->nactive++;
+
+  r = uv_accept(listener, &conn->io.stream);
+  if (r < 0) {
+    sb__conn_close(conn, SB_CLOSE_PEER_LOST, r);
+    return;
+  }
+  server->stats.accepted++;
+  if (server->nactive > server->max_connections) {
+    sb__conn_reject(conn, SB_REASON_BUSY, true, "too many connections (at most %u)",
+                    server->max_connections);
+    return;
+  }
+  if (server->transport == SB_TRANSPORT_TCP)
+    uv_tcp_nodelay(&conn->io.tcp, 1);
+  if (!sb__listener_peer_allowed(server, conn, msg, sizeof msg)) {
+    sb__conn_reject(conn, SB_REASON_NOT_ALLOWED, true, "%s", msg);
+    return;
+  }
+  uv_timer_start(&conn->timer, on_handshake_timeout, server->handshake_timeout_ms, 0);
+  r = sb__conn_start_reading(conn);
+  if (r < 0)
+    sb__conn_close(conn, SB_CLOSE_PEER_LOST, r);
+}
+
+/* lib/ already leaves SOCKETBRIDGE_TOKEN out of hello.env; this keeps the
+ * guarantee whatever a peer sends. */
+static void drop_token_env(sb_hello *h) {
+  static const char prefix[] = SB_ENV_TOKEN "=";
+  size_t i, n = 0;
+  if (h->env.v == NULL)
+    return;
+  for (i = 0; i < h->env.n; i++) {
+    char *e = h->env.v[i];
+    if (strncmp(e, prefix, sizeof prefix - 1) == 0) {
+      explicit_bzero(e, strlen(e));
+      free(e);
+    } else {
+      h->env.v[n++] = e;
+    }
+  }
+  h->env.v[n] = NULL;
+  h->env.n = n;
+}
+
+static void fill_call(sb_conn *conn) {
+  static char *const empty[1] = {NULL};
+  const sb_hello *h = &conn->hello.u.hello;
+  sb_call *c = &conn->call;
+  c->pid = h->pid;
+  c->ppid = h->ppid;
+  c->argc = h->argv.v != NULL ? h->argv.n : 0;
+  c->argv = h->argv.v != NULL ? h->argv.v : empty;
+  c->envc = h->env.v != NULL ? h->env.n : 0;
+  c->env = h->env.v != NULL ? h->env.v : empty;
+  c->cwd = h->cwd;
+  c->exe = h->exe;
+  c->tty = h->tty;
+}
+
+static void on_hello(sb_conn *conn, const sb_frame *f) {
+  sb_server *server = conn->server;
+  sb_diag diag;
+  sb_hello *h;
+  sb_msg m;
+  int lo, hi, r;
+
+  if (f->kind != SB_KIND_CONTROL) {
+    sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "a %s frame before welcome",
+                    sb_kind_name((int)f->kind));
+    return;
+  }
+  memset(&diag, 0, sizeof diag);
+  r = sb_msg_parse(f->data, f->len, &conn->hello, &diag);
+  if (r == SB_ENOMEM) {
+    sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
+    return;
+  }
+  if (r < 0) {
+    sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "bad hello: %s",
+                    diag.msg[0] != '\0' ? diag.msg : sb_strerror(r));
+    return;
+  }
+  conn->have_hello = true;
+  if (conn->hello.type != SB_MSG_HELLO) {
+    const char *name = sb_msg_type_name(conn->hello.type);
+    sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "expected hello, got %s",
+                    name != NULL ? name : "an unknown message");
+    return;
+  }
+  h = &conn->hello.u.hello;
+  conn->ticket = sb_token_valid(h->token) ? sb__ticket_lookup(server, h->token) : NULL;
+  explicit_bzero(h->token, sizeof h->token);
+
+  /* docs/protocol.md section 3: the highest version both sides speak. */
+  lo = h->min_version > 0 ? h->min_version : h->version;
+  if (lo < SB_PROTOCOL_MIN_VERSION)
+    lo = SB_PROTOCOL_MIN_VERSION;
+  hi = h->version < SB_PROTOCOL_VERSION ? h->version : SB_PROTOCOL_VERSION;
+  if (hi < lo) {
+    sb__conn_reject(conn, SB_REASON_VERSION, true,
+                    "no protocol version in common: the stub speaks %d..%d, the "
+                    "supervisor %d..%d",
+                    h->min_version > 0 ? h->min_version : h->version, h->version,
+                    SB_PROTOCOL_MIN_VERSION, SB_PROTOCOL_VERSION);
+    return;
+  }
+  if (conn->ticket == NULL) {
+    sb__conn_reject(conn, SB_REASON_BAD_TOKEN, true,
+                    "the token is not one this supervisor issued, or it was revoked");
+    return;
+  }
+
+  drop_token_env(h);
+  fill_call(conn);
+  if (conn->ticket->child != NULL && !conn->ticket->child->exited)
+    conn->child = conn->ticket->child;
+
+  memset(&m, 0, sizeof m);
+  m.type = SB_MSG_WELCOME;
+  m.u.welcome.version = hi;
+  r = sb__conn_send_msg(conn, &m);
+  if (r < 0) {
+    sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
+    return;
+  }
+  uv_timer_stop(&conn->timer);
+  conn->state = SB__CONN_OPEN;
+  conn->welcomed = true;
+  server->stats.welcomed++;
+  server->on_connect(server, conn);
+}
+
+static void protocol_error(sb_conn *conn, int err) {
+  sb__conn_close(conn, SB_CLOSE_PROTOCOL, err);
+}
+
+static void on_control(sb_conn *conn, const sb_frame *f) {
+  sb_diag diag;
+  sb_msg m;
+  int r;
+
+  memset(&diag, 0, sizeof diag);
+  r = sb_msg_parse(f->data, f->len, &m, &diag);
+  if (r < 0) {
+    protocol_error(conn, r);
+    return;
+  }
+  switch (m.type) {
+  case SB_MSG_SIGNAL:
+    if (conn->cbs.on_signal != NULL)
+      conn->cbs.on_signal(conn, m.u.signal.signal);
+    else if (!conn->exit_sent)
+      sb_conn_kill(conn, m.u.signal.signal);
+    break;
+  case SB_MSG_STREAM_ERROR:
+    if (conn->cbs.on_stream_error != NULL)
+      conn->cbs.on_stream_error(conn, m.u.stream_error.stream, m.u.stream_error.err);
+    break;
+  default:
+    /* A second hello, a message only the supervisor sends, or `exited`
+     * (we never sent `run`). */
+    protocol_error(conn, SB_EPROTO);
+    break;
+  }
+  sb_msg_free(&m);
+}
+
+static void on_open_frame(sb_conn *conn, const sb_frame *f) {
+  switch (f->kind) {
+  case SB_KIND_CONTROL:
+    on_control(conn, f);
+    return;
+  case SB_KIND_STDIN:
+    if (conn->stdin_done) {
+      protocol_error(conn, SB_EPROTO); /* data after the end of stdin */
+      return;
+    }
+    if (f->len == 0)
+      conn->stdin_done = true;
+    if (conn->cbs.on_stdin != NULL)
+      conn->cbs.on_stdin(conn, f->len != 0 ? (const char *)f->data : "", f->len);
+    return;
+  default:
+    /* stdout/stderr come up only in `run` mode, which we never asked for. */
+    protocol_error(conn, SB_EPROTO);
+    return;
+  }
+}
+
+void sb__conn_on_frame(sb_conn *conn, const sb_frame *f) {
+  if (conn->state == SB__CONN_HANDSHAKE)
+    on_hello(conn, f);
+  else if (conn->state == SB__CONN_OPEN)
+    on_open_frame(conn, f);
+}
+
+void sb__conn_on_decode_error(sb_conn *conn, int err, const sb_diag *diag) {
+  const char *why = diag->msg[0] != '\0' ? diag->msg : sb_strerror(err);
+
+  if (conn->state == SB__CONN_OPEN) {
+    protocol_error(conn, err);
+  } else if (conn->state == SB__CONN_HANDSHAKE) {
+    if (err == SB_EMSGSIZE)
+      sb__conn_reject(conn, SB_REASON_TOO_LARGE, true, "%s", why);
+    else if (err == SB_ENOMEM)
+      sb__conn_close(conn, SB_CLOSE_PROTOCOL, err);
+    else
+      sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "%s", why);
+  }
+}
+
+void sb__conn_on_read_end(sb_conn *conn, int err) {
+  switch (conn->state) {
+  case SB__CONN_HANDSHAKE:
+    if (err == UV_EOF)
+      sb__conn_reject(conn, SB_REASON_PROTOCOL, false,
+                      "the peer closed the connection before its hello");
+    else
+      sb__conn_reject(conn, SB_REASON_PROTOCOL, false,
+                      "reading the connection failed before hello: %s", uv_strerror(err));
+    break;
+  case SB__CONN_OPEN:
+    if (conn->exit_sent)
+      /* The stub was told how to end, and its socket closed: it did. A
+       * reset instead of a FIN says nothing more. */
+      sb__conn_close(conn, SB_CLOSE_EXITED,
+                     (err == UV_EOF || err == UV_ECONNRESET) ? 0 : err);
+    else
+      sb__conn_close(conn, SB_CLOSE_PEER_LOST, err == UV_EOF ? 0 : err);
+    break;
+  case SB__CONN_REJECTING:
+    sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
+    break;
+  case SB__CONN_CLOSING:
+    break;
+  }
+}
+
+void sb__conns_forget(sb_server *server, const sb_ticket *ticket, const sb_child *child) {
+  sb__link *l;
+  for (l = server->conns.next; l != &server->conns; l = l->next) {
+    sb_conn *conn = sb__container_of(l, sb_conn, link);
+    if (ticket != NULL && conn->ticket == ticket)
+      conn->ticket = NULL;
+    if (child != NULL && conn->child == child)
+      conn->child = NULL;
+  }
+}
+
+/* ---- accessors ----------------------------------------------------------- */
+
+void sb_conn_set_callbacks(sb_conn *conn, const sb_conn_callbacks *cbs, void *data) {
+  if (cbs != NULL)
+    conn->cbs = *cbs;
+  else
+    memset(&conn->cbs, 0, sizeof conn->cbs);
+  conn->data = data;
+}
+
+void *sb_conn_data(const sb_conn *conn) {
+  return conn->data;
+}
+
+const sb_call *sb_conn_call(const sb_conn *conn) {
+  return &conn->call;
+}
+
+const char *sb_conn_getenv(const sb_conn *conn, const char *name) {
+  size_t i, len;
+  if (conn == NULL || name == NULL)
+    return NULL;
+  len = strlen(name);
+  if (len == 0 || strchr(name, '=') != NULL)
+    return NULL;
+  for (i = 0; i < conn->call.envc; i++) {
+    const char *e = conn->call.env[i];
+    if (strncmp(e, name, len) == 0 && e[len] == '=')
+      return e + len + 1;
+  }
+  return NULL;
+}
+
+sb_ticket *sb_conn_ticket(const sb_conn *conn) {
+  return conn->ticket;
+}
+
+sb_child *sb_conn_child(const sb_conn *conn) {
+  return conn->child;
+}
+
+sb_server *sb_conn_server(const sb_conn *conn) {
+  return conn->server;
+}
+
+void sb_conn_close(sb_conn *conn) {
+  if (conn == NULL)
+    return;
+  sb__conn_close(conn, SB_CLOSE_SERVER, 0);
+}

@@ -1,1 +1,284 @@
-/* placeholder: being written */
+/* listener.c - the listening socket: TCP on loopback or a Unix socket in a
+ * fresh 0700 directory, and the checks on who connects.
+ *
+ * The socket is made with plain syscalls and handed to libuv only once it
+ * listens, so every error of sb_server_new is reported with nothing left
+ * behind: no handle to close, no directory to remove. */
+#include "sb_internal.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define SB__SOCK_NAME "sock" /* the socket's name in its directory */
+
+static void on_connection(uv_stream_t *listener, int status) {
+  sb_server *server = listener->data;
+  /* An accept error (EMFILE...) concerns a connection we never got; libuv
+   * keeps listening. */
+  if (status < 0 || server->closing)
+    return;
+  sb__conn_accept(server, listener);
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)ss;
+    return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)ss;
+    if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+      return true;
+    return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && sin6->sin6_addr.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+/* Host literals only: a name would need a resolver and could resolve to
+ * something that is not loopback. */
+static int parse_host(const char *host, uint16_t port, struct sockaddr_storage *ss,
+                      socklen_t *len) {
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)ss;
+  if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    *len = sizeof *sin;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    *len = sizeof *sin6;
+    return 0;
+  }
+  return -EINVAL;
+}
+
+/* Wraps a listening fd in the server's libuv handle. Sets *adopted once the
+ * handle owns the fd (closing the handle closes it). */
+static int adopt(sb_server *server, int fd, bool *adopted) {
+  int r;
+  if (server->transport == SB_TRANSPORT_TCP) {
+    r = uv_tcp_init(server->loop, &server->listener.tcp);
+    if (r < 0)
+      return r;
+    server->listener_open = true;
+    r = uv_tcp_open(&server->listener.tcp, fd);
+  } else {
+    r = uv_pipe_init(server->loop, &server->listener.pipe, 0);
+    if (r < 0)
+      return r;
+    server->listener_open = true;
+    r = uv_pipe_open(&server->listener.pipe, fd);
+  }
+  if (r < 0)
+    return r;
+  *adopted = true;
+  server->listener.handle.data = server;
+  return uv_listen(&server->listener.stream, SB__LISTEN_BACKLOG, on_connection);
+}
+
+static int listen_tcp(sb_server *server, const sb_server_options *opts, int *fdp) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  char text[INET6_ADDRSTRLEN];
+  const char *host = opts->host != NULL ? opts->host : SB__DEFAULT_HOST;
+  int fd, on = 1, r;
+
+  r = parse_host(host, opts->port, &ss, &len);
+  if (r < 0)
+    return r;
+  if (!is_loopback(&ss) && !opts->allow_remote)
+    return -EADDRNOTAVAIL;
+
+  fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+  *fdp = fd;
+  /* A fixed port can be bound again at once after a restart. */
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
+    return -errno;
+  if (bind(fd, (struct sockaddr *)&ss, len) != 0)
+    return -errno;
+  if (listen(fd, SB__LISTEN_BACKLOG) != 0)
+    return -errno;
+  len = sizeof ss;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+    return -errno;
+
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)&ss;
+    inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
+    server->port = ntohs(sin->sin_port);
+  } else {
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)&ss;
+    inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
+    server->port = ntohs(sin6->sin6_port);
+  }
+  server->address = sb__strdup(text);
+  return server->address != NULL ? 0 : -ENOMEM;
+}
+
+/* A directory for the socket: under $TMPDIR when that is absolute and short
+ * enough for sun_path, else under /tmp. mkdtemp makes it 0700, so no other
+ * user can even reach the socket. */
+static int make_sock_dir(char **dir) {
+  const char *tmp = getenv("TMPDIR");
+  size_t room = sizeof(((struct sockaddr_un *)0)->sun_path);
+  char *d;
+
+  if (tmp == NULL || tmp[0] != '/' ||
+      strlen(tmp) + sizeof "/socketbridge-XXXXXX/" SB__SOCK_NAME > room)
+    tmp = "/tmp";
+  d = sb__strdupf("%s%ssocketbridge-XXXXXX", tmp, tmp[strlen(tmp) - 1] == '/' ? "" : "/");
+  if (d == NULL)
+    return -ENOMEM;
+  if (mkdtemp(d) == NULL) {
+    int r = -errno;
+    free(d);
+    return r;
+  }
+  *dir = d;
+  return 0;
+}
+
+static int listen_unix(sb_server *server, int *fdp) {
+  struct sockaddr_un sun;
+  int fd, r;
+
+  r = make_sock_dir(&server->sock_dir);
+  if (r < 0)
+    return r;
+  server->address = sb__strdupf("%s/%s", server->sock_dir, SB__SOCK_NAME);
+  if (server->address == NULL)
+    return -ENOMEM;
+  if (strlen(server->address) >= sizeof sun.sun_path)
+    return -ENAMETOOLONG;
+  memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  memcpy(sun.sun_path, server->address, strlen(server->address) + 1);
+
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+  *fdp = fd;
+  if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0)
+    return -errno;
+  if (chmod(server->address, 0600) != 0)
+    return -errno;
+  if (listen(fd, SB__LISTEN_BACKLOG) != 0)
+    return -errno;
+  return 0;
+}
+
+static void remove_socket(sb_server *server) {
+  if (server->sock_dir == NULL)
+    return;
+  if (server->address != NULL)
+    unlink(server->address);
+  rmdir(server->sock_dir);
+}
+
+static void on_failed_listener_closed(uv_handle_t *handle) {
+  sb__server_free(handle->data);
+}
+
+int sb__listener_start(sb_server *server, const sb_server_options *opts) {
+  bool adopted = false;
+  int fd = -1, r;
+
+  if (server->transport == SB_TRANSPORT_TCP)
+    r = listen_tcp(server, opts, &fd);
+  else
+    r = listen_unix(server, &fd);
+  if (r < 0)
+    goto error;
+  r = adopt(server, fd, &adopted);
+  if (r < 0)
+    goto error;
+  return 0;
+
+error:
+  if (fd >= 0 && !adopted)
+    close(fd);
+  remove_socket(server);
+  if (server->listener_open) {
+    /* Not expected on Linux once the fd is a listening socket, but a handle
+     * that was initialised must be closed, and the server must outlive its
+     * close callback, which frees it. */
+    server->listener.handle.data = server;
+    server->listener_open = false;
+    server->free_on_close = true;
+    uv_close(&server->listener.handle, on_failed_listener_closed);
+  }
+  return r;
+}
+
+static void on_listener_closed(uv_handle_t *handle) {
+  sb_server *server = handle->data;
+  remove_socket(server);
+  server->listener_open = false;
+  sb__server_maybe_finish(server);
+}
+
+void sb__listener_close(sb_server *server) {
+  if (!server->listener_open)
+    return;
+  /* Remove the path now, so nothing new connects while the handle closes. */
+  remove_socket(server);
+  free(server->sock_dir);
+  server->sock_dir = NULL;
+  uv_close(&server->listener.handle, on_listener_closed);
+}
+
+static bool peer_uid_ok(sb_conn *conn, char *msg, size_t msgsz) {
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  uv_os_fd_t fd;
+
+  if (uv_fileno(&conn->io.handle, &fd) != 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    snprintf(msg, msgsz, "cannot tell the peer's uid");
+    return false;
+  }
+  if (cred.uid != geteuid()) {
+    snprintf(msg, msgsz, "peer uid %u is not the supervisor's", (unsigned)cred.uid);
+    return false;
+  }
+  return true;
+}
+
+bool sb__listener_peer_allowed(sb_server *server, sb_conn *conn, char *msg,
+                               size_t msgsz) {
+  struct sockaddr_storage ss;
+  int len = (int)sizeof ss;
+  char text[INET6_ADDRSTRLEN] = "?";
+
+  if (server->transport == SB_TRANSPORT_UNIX)
+    return peer_uid_ok(conn, msg, msgsz);
+  if (!server->have_allow)
+    return true;
+  if (uv_tcp_getpeername(&conn->io.tcp, (struct sockaddr *)&ss, &len) != 0) {
+    snprintf(msg, msgsz, "cannot tell the peer's address");
+    return false;
+  }
+  if (sb_allowlist_match(&server->allow, &ss))
+    return true;
+  if (ss.ss_family == AF_INET)
+    inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)&ss)->sin_addr, text, sizeof text);
+  else if (ss.ss_family == AF_INET6)
+    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)&ss)->sin6_addr, text,
+              sizeof text);
+  snprintf(msg, msgsz, "peer address %s is not in the allowlist", text);
+  return false;
+}

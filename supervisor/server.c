@@ -1,1 +1,234 @@
-/* placeholder: being written */
+/* server.c - the server object: options, accessors, statistics, the pool of
+ * write requests, and the orderly close of everything the server owns. */
+#include "sb_internal.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef SB_STUB_INSTALL_PATH
+#define SB_STUB_INSTALL_PATH "/usr/local/bin/socketbridge-stub"
+#endif
+
+char *sb__strdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = malloc(n);
+  if (p != NULL)
+    memcpy(p, s, n);
+  return p;
+}
+
+char *sb__strdupf(const char *fmt, ...) {
+  va_list ap;
+  char *p = NULL;
+  va_start(ap, fmt);
+  if (vasprintf(&p, fmt, ap) < 0)
+    p = NULL;
+  va_end(ap);
+  return p;
+}
+
+/* The stub path children are given: the caller's, else the supervisor's own
+ * $SOCKETBRIDGE_STUB when absolute, else the installed one. A relative path
+ * is made absolute now, since children may run anywhere. */
+static int resolve_stub_path(const char *given, char **out) {
+  const char *p = given;
+  char cwd[4096];
+
+  if (p == NULL || p[0] == '\0') {
+    const char *env = getenv(SB_ENV_STUB);
+    p = (env != NULL && env[0] == '/') ? env : SB_STUB_INSTALL_PATH;
+  }
+  if (p[0] == '/') {
+    *out = sb__strdup(p);
+  } else {
+    if (getcwd(cwd, sizeof cwd) == NULL)
+      return -errno;
+    *out = sb__strdupf("%s/%s", cwd, p);
+  }
+  return *out != NULL ? 0 : -ENOMEM;
+}
+
+/* A stub that dies while we write to it would otherwise kill the whole
+ * supervisor with SIGPIPE: libuv writes with writev(2), which has no
+ * MSG_NOSIGNAL. A caller who installed a handler keeps it. Children are not
+ * affected: uv_spawn resets every signal to its default in the child. */
+static void ignore_sigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) != 0)
+    return;
+  if ((sa.sa_flags & SA_SIGINFO) || sa.sa_handler != SIG_DFL)
+    return;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_IGN;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPIPE, &sa, NULL);
+}
+
+void sb__server_free(sb_server *server) {
+  sb__write_req *req;
+  while ((req = server->free_reqs) != NULL) {
+    server->free_reqs = req->next_free;
+    free(req);
+  }
+  sb_allowlist_free(&server->allow);
+  free(server->address);
+  free(server->sock_dir);
+  free(server->stub_path);
+  free(server);
+}
+
+int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **out) {
+  sb_server *server;
+  sb_diag diag;
+  int r;
+
+  if (out != NULL)
+    *out = NULL;
+  if (loop == NULL || opts == NULL || out == NULL || opts->on_connect == NULL)
+    return -EINVAL;
+  if (opts->transport != SB_TRANSPORT_TCP && opts->transport != SB_TRANSPORT_UNIX)
+    return -EINVAL;
+  if (opts->max_bytes != 0 &&
+      (opts->max_bytes < SB_MIN_MAX_BYTES || opts->max_bytes > SB_MAX_MAX_BYTES))
+    return -EINVAL;
+
+  server = calloc(1, sizeof *server);
+  if (server == NULL)
+    return -ENOMEM;
+  server->loop = loop;
+  server->transport = opts->transport;
+  server->max_bytes = opts->max_bytes != 0 ? opts->max_bytes : SB_DEFAULT_MAX_BYTES;
+  server->max_connections =
+      opts->max_connections != 0 ? opts->max_connections : SB__DEFAULT_MAX_CONNECTIONS;
+  server->handshake_timeout_ms = opts->handshake_timeout_ms != 0
+                                     ? opts->handshake_timeout_ms
+                                     : SB__DEFAULT_HANDSHAKE_MS;
+  server->on_connect = opts->on_connect;
+  server->on_reject = opts->on_reject;
+  server->data = opts->data;
+  sb__list_init(&server->tickets);
+  sb__list_init(&server->conns);
+  sb__list_init(&server->children);
+
+  if (opts->allowlist != NULL && opts->transport == SB_TRANSPORT_TCP) {
+    r = sb_allowlist_parse(opts->allowlist, &server->allow, &diag);
+    if (r < 0)
+      goto error;
+    server->have_allow = true;
+  }
+  r = resolve_stub_path(opts->stub_path, &server->stub_path);
+  if (r < 0)
+    goto error;
+
+  r = sb__listener_start(server, opts);
+  if (r < 0)
+    goto error;
+
+  ignore_sigpipe();
+  *out = server;
+  return 0;
+
+error:
+  if (!server->free_on_close)
+    sb__server_free(server);
+  return r;
+}
+
+void sb_server_close(sb_server *server, sb_server_close_cb cb) {
+  sb__link *l, *next;
+
+  if (server == NULL || server->closing)
+    return;
+  server->closing = true;
+  server->close_cb = cb;
+
+  sb__listener_close(server);
+  for (l = server->conns.next; l != &server->conns; l = l->next)
+    sb__conn_close(sb__container_of(l, sb_conn, link), SB_CLOSE_SERVER, 0);
+  sb__children_kill_all(server);
+  /* Tickets of children go when their child's exit is reported; the others
+   * go now, so no stub can be admitted with them any more. */
+  for (l = server->tickets.next; l != &server->tickets; l = next) {
+    sb_ticket *t = sb__container_of(l, sb_ticket, link);
+    next = l->next;
+    if (t->child == NULL)
+      sb_ticket_free(t);
+  }
+  sb__server_maybe_finish(server);
+}
+
+void sb__server_maybe_finish(sb_server *server) {
+  if (!server->closing || server->finished)
+    return;
+  if (server->listener_open || !sb__list_empty(&server->conns) ||
+      !sb__list_empty(&server->children))
+    return;
+  if (!sb__children_close(server))
+    return;
+  server->finished = true;
+  sb__tickets_free_all(server);
+  if (server->close_cb != NULL)
+    server->close_cb(server);
+  sb__server_free(server);
+}
+
+sb__write_req *sb__req_get(sb_server *server) {
+  sb__write_req *req = server->free_reqs;
+  if (req != NULL) {
+    server->free_reqs = req->next_free;
+    server->nfree_reqs--;
+  } else {
+    req = malloc(sizeof *req);
+    if (req == NULL)
+      return NULL;
+  }
+  req->conn = NULL;
+  req->cb = NULL;
+  req->data = NULL;
+  req->owned = NULL;
+  req->frames = NULL;
+  req->bytes = 0;
+  req->next_free = NULL;
+  return req;
+}
+
+void sb__req_put(sb_server *server, sb__write_req *req) {
+  free(req->owned);
+  free(req->frames);
+  req->owned = req->frames = NULL;
+  if (server->nfree_reqs >= SB__WRITE_POOL_MAX) {
+    free(req);
+    return;
+  }
+  req->next_free = server->free_reqs;
+  server->free_reqs = req;
+  server->nfree_reqs++;
+}
+
+void *sb_server_data(const sb_server *server) {
+  return server->data;
+}
+
+uv_loop_t *sb_server_loop(const sb_server *server) {
+  return server->loop;
+}
+
+uint16_t sb_server_port(const sb_server *server) {
+  return server->port;
+}
+
+const char *sb_server_address(const sb_server *server) {
+  return server->address;
+}
+
+const char *sb_server_stub_path(const sb_server *server) {
+  return server->stub_path;
+}
+
+void sb_server_stats_get(const sb_server *server, sb_server_stats *out) {
+  *out = server->stats;
+}

@@ -20,6 +20,9 @@
  *   not in an error, a callback, or the env it hands out of a connection.
  * - Callbacks may call any function of this header, including the ones that
  *   close the object the callback is about.
+ * - sb_server_new() sets SIGPIPE to SIG_IGN when it is SIG_DFL (a caller's
+ *   own handler is kept): writing to a stub that died would otherwise kill
+ *   the supervisor. Children start with every signal at its default.
  */
 #ifndef SOCKETBRIDGE_H
 #define SOCKETBRIDGE_H
@@ -58,8 +61,9 @@ typedef enum sb_transport {
   SB_TRANSPORT_UNIX = 1, /* a Unix socket in a fresh 0700 directory */
 } sb_transport;
 
-/* A peer refused before it became a connection. Pointers are valid during
- * the callback only. */
+/* A peer refused before it became a connection (a peer that closes before
+ * its hello counts as `protocol`, with no reject sent). Pointers are valid
+ * during the callback only. */
 typedef struct sb_reject_info {
   sb_reason reason;
   const char *message; /* what was wrong, for a log; never holds a token */
@@ -97,8 +101,10 @@ typedef struct sb_server_options {
 } sb_server_options;
 
 /* Creates a server listening on loop. The server copies what it needs from
- * opts. Errors: -EINVAL (bad option; no on_connect), -EADDRNOTAVAIL
- * (non-loopback host without allow_remote), socket errors, -ENOMEM. */
+ * opts. Errors: -EINVAL (bad option; no on_connect; a host that is not an
+ * IPv4/IPv6 literal; a malformed allowlist; max_bytes outside
+ * SB_MIN_MAX_BYTES..SB_MAX_MAX_BYTES), -EADDRNOTAVAIL (non-loopback host
+ * without allow_remote), socket errors (-EADDRINUSE...), -ENOMEM. */
 int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **out);
 
 /* Stops listening, closes every connection (reason SB_CLOSE_SERVER), stops
@@ -134,7 +140,7 @@ void sb_server_stats_get(const sb_server *server, sb_server_stats *out);
 /* Creates a ticket: a fresh token admitted by the server. sb_spawn() makes
  * one per child; call this directly to let a process that someone else
  * spawns connect (a Python or shell harness). Errors: -ENOMEM, getrandom(2)
- * errors. */
+ * errors, -ECANCELED (sb_server_close was called). */
 int sb_ticket_new(sb_server *server, sb_ticket **out);
 
 /* Revokes and frees the ticket: later stubs presenting it are rejected with
@@ -153,7 +159,9 @@ void *sb_ticket_data(const sb_ticket *ticket);
 
 /* ---- children ----------------------------------------------------------- */
 
-/* exit_status is the code (0..255) when term_signal is 0. */
+/* exit_status is the code (0..255) when term_signal is 0; -1 in the rare
+ * case the status was lost because something else in the process reaped the
+ * child (SIGCHLD set to SIG_IGN, a waitpid(-1) elsewhere). */
 typedef void (*sb_exit_cb)(sb_child *child, int64_t exit_status, int term_signal);
 
 typedef struct sb_spawn_options {
@@ -174,10 +182,15 @@ typedef struct sb_spawn_options {
   void *data;
 } sb_spawn_options;
 
-/* Spawns a child with its own ticket, in a new process group. Errors: -ENOENT
- * (not found), -EACCES (not executable), other exec and fork errors,
- * reported here and never as a fake exit status. The child object lives
- * until on_exit has returned; its ticket is revoked then. */
+/* Spawns a child with its own ticket, in a new session and process group
+ * (setsid: it has no controlling terminal, so ssh and git use an askpass
+ * helper, while terminal fds it inherits as stdio still work). The child
+ * gets fds 0, 1 and 2 only: every other fd of the supervisor's process is
+ * closed in it, whoever opened it. Errors: -ENOENT (not found), -EACCES (not
+ * executable), -ENOENT/-ENOTDIR for a bad cwd, other exec and fork errors,
+ * reported here and never as a fake exit status; -ECANCELED after
+ * sb_server_close. The child object lives until on_exit has returned; its
+ * ticket is revoked then. */
 int sb_spawn(sb_server *server, const sb_spawn_options *opts, sb_child **out);
 
 pid_t sb_child_pid(const sb_child *child);
@@ -255,17 +268,22 @@ int sb_conn_write(sb_conn *conn, int stream, const void *buf, size_t len, sb_wri
                   void *data);
 /* Like sb_conn_write() but copies buf first: nothing to keep alive. */
 int sb_conn_write_copy(sb_conn *conn, int stream, const void *buf, size_t len);
-/* Bytes queued for the stub and not yet taken by the kernel: stop writing
- * above your high-water mark, resume from a write callback. */
+/* Bytes queued for the stub and not yet written: the len of every
+ * sb_conn_write()/sb_conn_write_copy() whose callback has not run yet (frame
+ * headers not counted). Stop writing above your high-water mark, resume from
+ * a write callback (its bytes are no longer counted there). */
 size_t sb_conn_queued(const sb_conn *conn);
 
 /* Closes the stub's stdout (1) or stderr (2) once what was queued before is
- * written. Errors: -EINVAL, -ENOTCONN. */
+ * written. Closing a closed stream does nothing. Errors: -EINVAL, -ENOTCONN,
+ * -EPIPE (exit or kill already sent). */
 int sb_conn_close_stream(sb_conn *conn, int stream);
 
 /* stdin is delivered to on_stdin from the welcome on; pausing stops reading
  * the connection, so the stub stops reading its stdin (backpressure), and
- * control messages wait too. */
+ * control messages wait too. Once exit or kill is sent the connection reads
+ * on until the stub closes (a pause is lifted, and pausing does nothing), so
+ * its end is always seen. Errors: -ENOTCONN. */
 int sb_conn_pause(sb_conn *conn);
 int sb_conn_resume(sb_conn *conn);
 

@@ -1,0 +1,246 @@
+/* sb_internal.h - private declarations of the supervisor library.
+ *
+ * Every object here owns libuv handles, and, as in libuv, its memory is freed
+ * only in the close callback of the last of them. The server keeps a list of
+ * each kind of object it owns, and finishes its own close (sb_server_close's
+ * callback) only when every list is empty and the listener is closed.
+ */
+#ifndef SB_SUPERVISOR_INTERNAL_H
+#define SB_SUPERVISOR_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "socketbridge.h"
+
+/* ---- defaults and limits ------------------------------------------------ */
+
+#define SB__DEFAULT_HOST "127.0.0.1"      /* TCP bind address */
+#define SB__DEFAULT_MAX_CONNECTIONS 1024u /* at once, handshakes included */
+#define SB__DEFAULT_HANDSHAKE_MS 10000u   /* accept to complete hello */
+#define SB__LINGER_MS 1000u               /* drain a rejected peer at most so long */
+#define SB__READ_BUF_SIZE (64u * 1024u)   /* per-connection read buffer */
+#define SB__WRITE_POOL_MAX 256u           /* write requests kept for reuse */
+#define SB__LISTEN_BACKLOG 128            /* pending connections in the kernel */
+
+/* ---- intrusive doubly linked lists --------------------------------------- */
+
+typedef struct sb__link {
+  struct sb__link *prev, *next;
+} sb__link;
+
+#define sb__container_of(ptr, type, member)                                              \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+static inline void sb__list_init(sb__link *head) {
+  head->prev = head->next = head;
+}
+
+static inline bool sb__list_empty(const sb__link *head) {
+  return head->next == head;
+}
+
+static inline void sb__list_push(sb__link *head, sb__link *node) {
+  node->prev = head->prev;
+  node->next = head;
+  head->prev->next = node;
+  head->prev = node;
+}
+
+static inline void sb__list_remove(sb__link *node) {
+  node->prev->next = node->next;
+  node->next->prev = node->prev;
+  node->prev = node->next = node;
+}
+
+/* ---- write requests ------------------------------------------------------ */
+
+/* One uv_write: a data write (its frame headers live here, the payload is the
+ * caller's), or a control frame the library built (owned). Pooled by the
+ * server so the hot path does not allocate. */
+typedef struct sb__write_req {
+  uv_write_t req;
+  sb_conn *conn;
+  sb_write_cb cb; /* the caller's, or NULL */
+  void *data;
+  void *owned;  /* freed when the write ends: a copy, a control frame */
+  void *frames; /* headers and buffers of a write cut into several frames */
+  size_t bytes; /* the caller's payload, counted in sb_conn.queued */
+  struct sb__write_req *next_free;
+  uint8_t hdr[SB_FRAME_HEADER]; /* the header of a single-frame write */
+} sb__write_req;
+
+/* ---- objects ------------------------------------------------------------- */
+
+typedef union sb__stream {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+} sb__stream;
+
+struct sb_server {
+  uv_loop_t *loop;
+  sb_transport transport;
+  sb__stream listener;
+  bool listener_open; /* the listener handle was initialised */
+  char *address;      /* "127.0.0.1", "::1" or the Unix socket's path */
+  char *sock_dir;     /* Unix: the mkdtemp directory, removed at close */
+  char *stub_path;    /* absolute */
+  uint16_t port;
+  uint32_t max_bytes;
+  unsigned max_connections;
+  unsigned handshake_timeout_ms;
+  sb_allowlist allow;
+  bool have_allow; /* TCP peers are checked against allow */
+  sb_connect_cb on_connect;
+  sb_reject_cb on_reject;
+  void *data;
+
+  sb__link tickets;    /* sb_ticket.link */
+  sb__link conns;      /* sb_conn.link, until freed */
+  sb__link children;   /* sb_child.link, until reaped */
+  uv_signal_t sigchld; /* SIGCHLD watcher, active while there are children */
+  bool sigchld_open;   /* initialised and not yet closed */
+  bool sigchld_closing;
+  unsigned nactive; /* connections handshaking or welcomed */
+  sb_server_stats stats;
+
+  sb__write_req *free_reqs;
+  unsigned nfree_reqs;
+
+  bool free_on_close; /* sb_server_new failed: the listener's close frees it */
+  bool closing;       /* sb_server_close was called */
+  bool finished;      /* the close callback ran or is running */
+  sb_server_close_cb close_cb;
+};
+
+struct sb_ticket {
+  sb_server *server;
+  sb__link link;
+  sb_child *child; /* the child it was made for, or NULL */
+  void *data;
+  char token[SB_TOKEN_HEX + 1];
+  char *env[7]; /* "NAME=VALUE" strings, NULL-terminated */
+};
+
+struct sb_child {
+  sb_server *server;
+  sb__link link;
+  sb_ticket *ticket; /* NULL once revoked */
+  sb_exit_cb on_exit;
+  void *data;
+  pid_t pid;
+  bool exited; /* reaped: the pid is no longer ours to signal */
+};
+
+typedef enum sb__conn_state {
+  SB__CONN_HANDSHAKE = 0, /* waiting for hello */
+  SB__CONN_OPEN,          /* welcomed: the caller has it */
+  SB__CONN_REJECTING,     /* reject sent; draining the peer until it closes */
+  SB__CONN_CLOSING,       /* handles closing; freed in the last close callback */
+} sb__conn_state;
+
+struct sb_conn {
+  sb_server *server;
+  sb__link link;
+  sb__stream io;
+  uv_timer_t timer; /* handshake timeout, then deferred reads, or the linger */
+  uv_shutdown_t shutdown_req;
+  int open_handles; /* handles whose close callback has not run */
+  sb__conn_state state;
+  bool welcomed;   /* on_connect ran: on_close will too */
+  bool reading;    /* uv_read_start is in effect */
+  bool paused;     /* the caller paused reading */
+  bool in_process; /* frames are being dispatched (reentrancy guard) */
+  bool exit_sent;  /* exit or kill was queued: nothing may follow */
+  bool stdin_done; /* the stub's stdin ended */
+  bool out_closed[3];
+  bool have_hello;
+
+  size_t queued; /* payload bytes of writes whose callback has not run */
+
+  sb_decoder dec;
+  uint8_t *rbuf;       /* SB__READ_BUF_SIZE bytes, reused for every read */
+  const uint8_t *pend; /* bytes of rbuf read but not dispatched (paused) */
+  size_t pend_len;
+
+  sb_msg hello; /* owns what call points to */
+  sb_call call;
+  sb_ticket *ticket;
+  sb_child *child;
+  sb_conn_callbacks cbs;
+  void *data;
+  sb_close_reason close_reason;
+  int close_err;
+};
+
+/* ---- server.c ------------------------------------------------------------ */
+
+void sb__server_free(sb_server *server);
+/* Finishes sb_server_close once nothing it owns is left. */
+void sb__server_maybe_finish(sb_server *server);
+sb__write_req *sb__req_get(sb_server *server);
+void sb__req_put(sb_server *server, sb__write_req *req);
+
+/* ---- listener.c ---------------------------------------------------------- */
+
+/* Binds and listens as opts say; fills address, port, sock_dir. On error no
+ * socket or directory is left; if a handle had to be closed (never seen on
+ * Linux), free_on_close is set and its close callback frees the server. */
+int sb__listener_start(sb_server *server, const sb_server_options *opts);
+void sb__listener_close(sb_server *server);
+/* Whether the peer of an accepted connection may talk to us; on refusal,
+ * fills msg. */
+bool sb__listener_peer_allowed(sb_server *server, sb_conn *conn, char *msg, size_t msgsz);
+
+/* ---- ticket.c ------------------------------------------------------------ */
+
+int sb__ticket_create(sb_server *server, sb_child *child, sb_ticket **out);
+/* The ticket whose token is token, or NULL. Compares every ticket in
+ * constant time each. */
+sb_ticket *sb__ticket_lookup(sb_server *server, const char *token);
+void sb__tickets_free_all(sb_server *server);
+
+/* ---- child.c ------------------------------------------------------------- */
+
+void sb__children_kill_all(sb_server *server);
+/* Closes the SIGCHLD watcher once no child is left; true when it is closed
+ * (sb__server_maybe_finish is called again from its close callback). */
+bool sb__children_close(sb_server *server);
+
+/* ---- conn.c -------------------------------------------------------------- */
+
+/* The listener has a connection waiting: accept it. */
+void sb__conn_accept(sb_server *server, uv_stream_t *listener);
+/* Begins closing: on_close runs (for a welcomed connection) once every
+ * handle has closed. Idempotent. */
+void sb__conn_close(sb_conn *conn, sb_close_reason reason, int err);
+/* Refuses a peer that has not been welcomed: reject frame (when send), then
+ * a bounded drain, then close. */
+void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* One decoded event (a control frame or a piece of a data frame). */
+void sb__conn_on_frame(sb_conn *conn, const sb_frame *f);
+void sb__conn_on_decode_error(sb_conn *conn, int err, const sb_diag *diag);
+/* The peer closed (UV_EOF) or the read failed. */
+void sb__conn_on_read_end(sb_conn *conn, int err);
+/* Clears what connections know of a ticket or child about to disappear. */
+void sb__conns_forget(sb_server *server, const sb_ticket *ticket, const sb_child *child);
+
+/* ---- conn_io.c ----------------------------------------------------------- */
+
+int sb__conn_start_reading(sb_conn *conn);
+void sb__conn_stop_reading(sb_conn *conn);
+/* Queues a whole frame the library built; takes ownership of frame. */
+int sb__conn_send_owned(sb_conn *conn, void *frame, size_t len);
+/* Encodes and queues a control message. */
+int sb__conn_send_msg(sb_conn *conn, const sb_msg *m);
+
+/* ---- small helpers -------------------------------------------------------- */
+
+char *sb__strdup(const char *s);
+char *sb__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
