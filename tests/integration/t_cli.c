@@ -64,8 +64,8 @@ static unsigned long unique(void) {
 /* Starts `socketbridge args...` with stdin from in_path (NULL: /dev/null),
  * stdout and stderr to "<tag>.out" and "<tag>.err", and extra env (may be
  * NULL) appended to ours. Every signal is at its default in it. */
-static pid_t cli_start(harness *h, char *const *args, const char *in_path, const char *tag,
-                       char *const *env) {
+static pid_t cli_start(harness *h, char *const *args, const char *in_path,
+                       const char *tag, char *const *env) {
   char out[600], err[600];
   snprintf(out, sizeof out, "%s/%s.out", h->dir, tag);
   snprintf(err, sizeof err, "%s/%s.err", h->dir, tag);
@@ -140,7 +140,8 @@ static void cli_env(harness *h, cli_result *res, char *const *env, char *const *
   cli_finish(h, pid, "cli", start, res);
 }
 
-#define CLI(h, res, ...) cli_env((h), (res), NULL, (char *[]){SB_TEST_CLI, __VA_ARGS__, NULL})
+#define CLI(h, res, ...)                                                                 \
+  cli_env((h), (res), NULL, (char *[]){SB_TEST_CLI, __VA_ARGS__, NULL})
 
 static void cli_free(cli_result *r) {
   free(r->out);
@@ -375,7 +376,7 @@ static void assert_one_line(const cli_result *r, const char *mentions) {
             "stderr is not one line: \"%s\"", r->err);
   cr_assert(strncmp(r->err, "socketbridge: ", 14) == 0, "stderr: %s", r->err);
   cr_assert_not_null(strstr(r->err, mentions), "stderr does not name %s: %s", mentions,
-                      r->err);
+                     r->err);
 }
 
 Test(cli, exits_127_when_the_command_is_not_found_and_126_when_it_cannot_run) {
@@ -466,7 +467,8 @@ Test(cli, a_bad_command_line_exits_125_with_one_line_and_runs_nothing) {
     args[n] = NULL;
     cli_result r;
     cli_env(&h, &r, NULL, args);
-    cr_assert_eq(r.status, 125, "case %zu (%s): status %d", c, cases[c].mentions, r.status);
+    cr_assert_eq(r.status, 125, "case %zu (%s): status %d", c, cases[c].mentions,
+                 r.status);
     assert_quiet_stdout(&r);
     assert_one_line(&r, cases[c].mentions);
     cr_assert(!exists(&h, "ran"), "case %zu (%s): the command ran", c, cases[c].mentions);
@@ -500,8 +502,9 @@ Test(cli, stdio_files_capture_the_child_and_the_cli_stdout_stays_empty) {
   cli_result r;
   char err_opt[600];
   snprintf(err_opt, sizeof err_opt, "--stderr=%s", tpath(&h, "err"));
-  CLI(&h, &r, "run", "--stdin", (char *)tpath(&h, "in"), "--stdout", (char *)tpath(&h, "out"),
-      err_opt, "--", "sh", "-c", "cat; echo to-stderr >&2; exit 4");
+  CLI(&h, &r, "run", "--stdin", (char *)tpath(&h, "in"), "--stdout",
+      (char *)tpath(&h, "out"), err_opt, "--", "sh", "-c",
+      "cat; echo to-stderr >&2; exit 4");
   cr_assert_eq(r.status, 4, "stderr: %s", r.err);
   assert_quiet_stdout(&r);
   cr_assert_str_empty(r.err);
@@ -528,10 +531,13 @@ Test(cli, env_adds_variables_and_the_bridge_variables_are_set) {
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
   char *env = h_read(&h, "env", NULL);
   char *real = realpath(SB_TEST_STUB, NULL);
-  char want_prefix[] = "one two|x=y|127.0.0.1|";
-  cr_assert(strncmp(env, want_prefix, sizeof want_prefix - 1) == 0, "env: %s", env);
-  cr_assert_str_neq(strchr(env + sizeof want_prefix - 1, '|') + 1, "none", "env: %s", env);
-  cr_assert_not_null(strstr(env, "|none|"), "a socket with tcp: %s", env);
+  /* FOO|BAR|host|port|socket|stub */
+  char port[16], sock[16], stub[4096];
+  cr_assert_eq(
+      sscanf(env, "one two|x=y|127.0.0.1|%15[^|]|%15[^|]|%4095[^\n]", port, sock, stub),
+      3, "env: %s", env);
+  cr_assert_gt(atoi(port), 0, "SOCKETBRIDGE_PORT: %s", port);
+  cr_assert_str_eq(sock, "none", "a socket with tcp: %s", env);
   cr_assert_not_null(strstr(env, real), "SOCKETBRIDGE_STUB: %s", env);
   free(real);
   free(env);
@@ -567,8 +573,8 @@ Test(cli, a_stub_is_answered_exit_0_over_tcp_and_unix) {
   h_init(&h, NULL);
   run_stub_child(&h, "tcp", NULL);
   char *addr = h_read(&h, "addr", NULL);
-  cr_assert(strncmp(addr, "none ", 5) == 0 && strcmp(addr, "none none\n") != 0,
-            "tcp: %s", addr);
+  cr_assert(strncmp(addr, "none ", 5) == 0 && strcmp(addr, "none none\n") != 0, "tcp: %s",
+            addr);
   free(addr);
   run_stub_child(&h, "unix", NULL);
   addr = h_read(&h, "addr", NULL);
@@ -584,7 +590,8 @@ Test(cli, timeout_leaves_no_grandchild_behind) {
   h_init(&h, NULL);
   char marker[64], script[256];
   snprintf(marker, sizeof marker, "300.%lu", unique() % 1000000000ul);
-  snprintf(script, sizeof script, "sleep %s & sleep %s & sleep %s", marker, marker, marker);
+  snprintf(script, sizeof script, "sleep %s & sleep %s & sleep %s", marker, marker,
+           marker);
   cli_result r;
   CLI(&h, &r, "run", "--timeout", "0.5", "--", "sh", "-c", script);
   cr_assert_eq(r.status, 124, "stderr: %s", r.err);
@@ -601,44 +608,23 @@ Test(cli, kill_after_sends_sigkill_to_a_child_ignoring_the_stop_signal) {
   /* TERM ignored by the shell and, inherited, by its sleeps. */
   snprintf(script, sizeof script, "trap '' TERM; sleep %s & sleep %s", marker, marker);
   cli_result r;
-  CLI(&h, &r, "run", "--timeout", "0.2", "--kill-after", "0.4", "--", "sh", "-c", script);
+  /* The timeout leaves the shell ample time to set its trap. */
+  CLI(&h, &r, "run", "--timeout", "1", "--kill-after", "0.4", "--", "sh", "-c", script);
   cr_assert_eq(r.status, 124, "stderr: %s", r.err);
-  cr_assert_geq(r.seconds, 0.6, "ended after %.3f s, before the grace", r.seconds);
+  cr_assert_geq(r.seconds, 1.4, "ended after %.3f s, before the grace", r.seconds);
   assert_none_marked(marker);
   cli_free(&r);
   h_fini(&h);
 }
 
-Test(cli, stop_signal_by_name_and_number) {
-  harness h;
-  h_init(&h, NULL);
-  const char *spell[][2] = {{"INT", "INT"}, {"SIGUSR1", "USR1"}, {"12", "USR2"}};
-  for (size_t i = 0; i < 3; i++) {
-    char script[600];
-    /* The trap kills the background sleep too, then reports the signal. */
-    snprintf(script, sizeof script,
-             "trap 'kill $!; echo %s > \"%s\"; exit 0' %s; sleep 300 & wait",
-             spell[i][1], tpath(&h, "got"), spell[i][1]);
-    cli_result r;
-    CLI(&h, &r, "run", "--timeout", "0.2", "--stop-signal", (char *)spell[i][0], "--", "sh",
-        "-c", script);
-    cr_assert_eq(r.status, 124, "stderr: %s", r.err);
-    char *got = h_read(&h, "got", NULL), want[16];
-    snprintf(want, sizeof want, "%s\n", spell[i][1]);
-    cr_assert_str_eq(got, want, "--stop-signal %s", spell[i][0]);
-    free(got);
-    cli_free(&r);
-    remove(tpath(&h, "got"));
-  }
-  h_fini(&h);
-}
-
 /* Starts `socketbridge run -- sh -c script` where the script writes its
  * pid to "ready" once running; returns the command's pid and the child's. */
-static pid_t start_ready(harness *h, const char *body, char *const *opts, pid_t *child) {
-  char script[1200];
-  snprintf(script, sizeof script, "echo $$ > '%s.tmp' && mv '%s.tmp' '%s'; %s",
-           tpath(h, "ready"), tpath(h, "ready"), tpath(h, "ready"), body);
+static pid_t start_ready(harness *h, const char *pre, const char *body, char *const *opts,
+                         pid_t *child) {
+  char script[2400];
+  snprintf(script, sizeof script, "%s; echo $$ > '%s.tmp' && mv '%s.tmp' '%s'; %s",
+           pre ? pre : ":", tpath(h, "ready"), tpath(h, "ready"), tpath(h, "ready"),
+           body);
   char *args[24];
   size_t n = 0;
   args[n++] = SB_TEST_CLI;
@@ -669,6 +655,33 @@ static void assert_gone(pid_t pid) {
   cr_assert(kill(pid, 0) < 0 && errno == ESRCH, "the child %d is still there", (int)pid);
 }
 
+Test(cli, stop_signal_by_name_and_number) {
+  const char *spell[][2] = {{"INT", "INT"}, {"SIGUSR1", "USR1"}, {"12", "USR2"}};
+  for (size_t i = 0; i < 3; i++) {
+    harness h;
+    h_init(&h, NULL);
+    char pre[600];
+    /* The trap kills the background sleep too, then reports the signal. */
+    snprintf(pre, sizeof pre, "trap 'kill $!; echo %s > \"%s\"; exit 0' %s", spell[i][1],
+             tpath(&h, "got"), spell[i][1]);
+    char *opts[] = {"--stop-signal", (char *)spell[i][0], NULL};
+    pid_t child;
+    double start = now();
+    pid_t pid = start_ready(&h, pre, "sleep 300 & wait", opts, &child);
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    cli_result r;
+    cli_finish(&h, pid, "cli", start, &r);
+    cr_assert_eq(r.status, 0, "--stop-signal %s: status %d, stderr: %s", spell[i][0],
+                 r.status, r.err);
+    char *got = h_read(&h, "got", NULL), want[16];
+    snprintf(want, sizeof want, "%s\n", spell[i][1]);
+    cr_assert_str_eq(got, want, "--stop-signal %s", spell[i][0]);
+    free(got);
+    cli_free(&r);
+    h_fini(&h);
+  }
+}
+
 Test(cli, sigterm_and_sigint_to_socketbridge_stop_the_child_and_pass_its_status) {
   int sigs[] = {SIGTERM, SIGINT, SIGHUP};
   for (size_t i = 0; i < 3; i++) {
@@ -676,7 +689,7 @@ Test(cli, sigterm_and_sigint_to_socketbridge_stop_the_child_and_pass_its_status)
     h_init(&h, NULL);
     pid_t child;
     double start = now();
-    pid_t pid = start_ready(&h, "exec sleep 300", NULL, &child);
+    pid_t pid = start_ready(&h, NULL, "exec sleep 300", NULL, &child);
     cr_assert_eq(kill(pid, sigs[i]), 0);
     cli_result r;
     cli_finish(&h, pid, "cli", start, &r);
@@ -696,7 +709,8 @@ Test(cli, a_child_that_handles_the_stop_signal_decides_the_status) {
   h_init(&h, NULL);
   pid_t child;
   double start = now();
-  pid_t pid = start_ready(&h, "trap 'kill $!; exit 7' TERM; sleep 300 & wait", NULL, &child);
+  pid_t pid =
+      start_ready(&h, "trap 'kill $!; exit 7' TERM", "sleep 300 & wait", NULL, &child);
   cr_assert_eq(kill(pid, SIGTERM), 0);
   cli_result r;
   cli_finish(&h, pid, "cli", start, &r);
@@ -712,7 +726,7 @@ Test(cli, a_second_signal_kills_at_once) {
   pid_t child;
   double start = now();
   char *opts[] = {"--kill-after", "300", NULL};
-  pid_t pid = start_ready(&h, "trap '' TERM; exec sleep 300", opts, &child);
+  pid_t pid = start_ready(&h, "trap '' TERM", "exec sleep 300", opts, &child);
   /* Two different signals, so the kernel cannot merge them into one. */
   cr_assert_eq(kill(pid, SIGTERM), 0);
   cr_assert_eq(kill(pid, SIGINT), 0);
@@ -721,6 +735,192 @@ Test(cli, a_second_signal_kills_at_once) {
   cr_assert_eq(r.status, 128 + SIGKILL, "status %d, stderr %s", r.status, r.err);
   cr_assert_lt(r.seconds, 60.0);
   assert_gone(child);
+  cli_free(&r);
+  h_fini(&h);
+}
+
+/* ---- the events file ------------------------------------------------------ */
+
+typedef struct events {
+  cJSON *items[256];
+  size_t n;
+} events;
+
+/* Parses the events file: every line one JSON object with a "type". */
+static void read_events(harness *h, const char *name, events *ev) {
+  char *text = h_read(h, name, NULL), *line = text, *nl;
+  ev->n = 0;
+  cr_assert(text[0] == '\0' || text[strlen(text) - 1] == '\n', "a partial last line");
+  while ((nl = strchr(line, '\n')) != NULL) {
+    *nl = '\0';
+    cJSON *j = cJSON_Parse(line);
+    cr_assert_not_null(j, "not JSON: %s", line);
+    cr_assert(cJSON_IsObject(j), "not an object: %s", line);
+    cr_assert(cJSON_IsString(cJSON_GetObjectItem(j, "type")), "no type: %s", line);
+    cr_assert_lt(ev->n, 256u);
+    ev->items[ev->n++] = j;
+    line = nl + 1;
+  }
+  free(text);
+}
+
+static void free_events(events *ev) {
+  for (size_t i = 0; i < ev->n; i++)
+    cJSON_Delete(ev->items[i]);
+}
+
+static const char *type_of(const events *ev, size_t i) {
+  return cJSON_GetObjectItem(ev->items[i], "type")->valuestring;
+}
+
+static unsigned count_type(const events *ev, const char *type) {
+  unsigned n = 0;
+  for (size_t i = 0; i < ev->n; i++)
+    n += strcmp(type_of(ev, i), type) == 0;
+  return n;
+}
+
+static double number(const cJSON *j, const char *name) {
+  const cJSON *v = cJSON_GetObjectItem(j, name);
+  cr_assert(cJSON_IsNumber(v), "no number %s", name);
+  return v->valuedouble;
+}
+
+Test(cli, restarts_are_counted_and_the_backoff_grows_within_its_bounds) {
+  harness h;
+  h_init(&h, NULL);
+  cli_result r;
+  char ev_opt[600];
+  snprintf(ev_opt, sizeof ev_opt, "--events=%s", tpath(&h, "events"));
+  CLI(&h, &r, "run", ev_opt, "--restart", "always", "--max-restarts", "3", "--backoff",
+      "10:40", "--", "sh", "-c", "exit 2");
+  cr_assert_eq(r.status, 2, "the last run's status; stderr: %s", r.err);
+  assert_quiet_stdout(&r);
+  cli_free(&r);
+
+  events ev;
+  read_events(&h, "events", &ev);
+  cr_assert_eq(count_type(&ev, "spawn"), 4, "1 run + 3 restarts");
+  cr_assert_eq(count_type(&ev, "exit"), 4);
+  cr_assert_eq(count_type(&ev, "restart"), 3);
+  cr_assert_eq(count_type(&ev, "backoff"), 3);
+  cr_assert_eq(count_type(&ev, "give_up"), 1);
+  /* Equal jitter: the delay before restart k+1 is in [b/2, b] with
+   * b = min(10 * 2^k, 40); so 5..10, 10..20, 20..40, never decreasing. */
+  double prev = 0;
+  unsigned k = 0, spawns = 0;
+  for (size_t i = 0; i < ev.n; i++) {
+    if (strcmp(type_of(&ev, i), "spawn") == 0)
+      cr_assert_eq(number(ev.items[i], "restarts"), spawns++, "spawn %u", spawns);
+    if (strcmp(type_of(&ev, i), "backoff") != 0)
+      continue;
+    double d = number(ev.items[i], "delay_ms"), b = 10.0 * (1u << k);
+    if (b > 40)
+      b = 40;
+    cr_assert(d >= b / 2 && d <= b, "backoff %u: %.0f ms outside [%.0f, %.0f]", k, d,
+              b / 2, b);
+    cr_assert_geq(d, prev, "backoff %u shrank: %.0f after %.0f", k, d, prev);
+    prev = d;
+    k++;
+  }
+  free_events(&ev);
+
+  /* on-failure: a run that succeeds is not restarted. */
+  char script[600];
+  snprintf(script, sizeof script,
+           "n=$(cat '%s' 2>/dev/null || echo 0); echo $((n+1)) > '%s'; [ $n -ge 1 ]",
+           tpath(&h, "count"), tpath(&h, "count"));
+  CLI(&h, &r, "run", ev_opt, "--restart=on-failure", "--backoff=1:2", "--", "sh", "-c",
+      script);
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  read_events(&h, "events", &ev);
+  cr_assert_eq(count_type(&ev, "spawn"), 2, "one failure, one restart");
+  cr_assert_eq(count_type(&ev, "give_up"), 0);
+  free_events(&ev);
+  cli_free(&r);
+  h_fini(&h);
+}
+
+Test(cli, events_are_json_lines_with_the_stub_calls_and_never_the_token) {
+  harness h;
+  h_init(&h, NULL);
+  char script[1200], ev_opt[600];
+  snprintf(script, sizeof script,
+           "printf %%s \"$SOCKETBRIDGE_TOKEN\" > '%s'; \"$SOCKETBRIDGE_STUB\" one two; "
+           "echo \"$SOCKETBRIDGE_TOKEN\" >&2; exit 3",
+           tpath(&h, "token"));
+  snprintf(ev_opt, sizeof ev_opt, "--events=%s", tpath(&h, "events"));
+  char err_opt[600];
+  snprintf(err_opt, sizeof err_opt, "--stderr=%s", tpath(&h, "child.err"));
+  cli_result r;
+  CLI(&h, &r, "run", ev_opt, err_opt, "--", "sh", "-c", script);
+  cr_assert_eq(r.status, 3, "stderr: %s", r.err);
+  assert_quiet_stdout(&r);
+
+  size_t tlen;
+  char *token = h_read(&h, "token", &tlen);
+  cr_assert_eq(tlen, 64, "token: %s", token);
+  /* The child got it (it printed it to its own stderr, captured)... */
+  char *child_err = h_read(&h, "child.err", NULL);
+  cr_assert_not_null(strstr(child_err, token));
+  /* ...and socketbridge wrote it nowhere. */
+  char *raw = h_read(&h, "events", NULL);
+  cr_assert_null(strstr(raw, token), "the token is in the events");
+  cr_assert_null(strstr(r.err, token), "the token is on stderr");
+  cr_assert_null(strstr(r.out, token), "the token is on stdout");
+
+  events ev;
+  read_events(&h, "events", &ev);
+  /* spawn, then stub_connect, then stub_exit; the child's exit follows the
+   * connection, though it may be reaped before the stub's socket closes. */
+  const char *order[] = {"spawn", "stub_connect", "stub_exit"};
+  size_t k = 0, connect_at = 0;
+  for (size_t i = 0; i < ev.n && k < 3; i++) {
+    if (strcmp(type_of(&ev, i), order[k]) != 0)
+      continue;
+    if (k == 1)
+      connect_at = i;
+    k++;
+  }
+  cr_assert_eq(k, 3, "events out of order or missing (%zu events)", ev.n);
+  unsigned exits = 0;
+  for (size_t i = 0; i < ev.n; i++) {
+    if (strcmp(type_of(&ev, i), "exit") == 0) {
+      cr_assert_gt(i, connect_at, "the child's exit before its stub connected");
+      cr_assert_eq(number(ev.items[i], "status"), 3);
+      exits++;
+    }
+  }
+  cr_assert_eq(exits, 1);
+  free_events(&ev);
+  free(raw);
+  free(child_err);
+  free(token);
+  cli_free(&r);
+  h_fini(&h);
+}
+
+Test(cli, timeout_and_stop_show_in_the_events) {
+  harness h;
+  h_init(&h, NULL);
+  char ev_opt[600];
+  snprintf(ev_opt, sizeof ev_opt, "--events=%s", tpath(&h, "events"));
+  cli_result r;
+  CLI(&h, &r, "run", ev_opt, "--timeout", "1", "--kill-after", "0.2", "--", "sh", "-c",
+      "trap '' TERM; exec sleep 300");
+  cr_assert_eq(r.status, 124, "stderr: %s", r.err);
+  events ev;
+  read_events(&h, "events", &ev);
+  cr_assert_eq(count_type(&ev, "timeout"), 1);
+  unsigned stops = 0;
+  for (size_t i = 0; i < ev.n; i++) {
+    if (strcmp(type_of(&ev, i), "stop") != 0)
+      continue;
+    double want = stops++ == 0 ? SIGTERM : SIGKILL;
+    cr_assert_eq(number(ev.items[i], "signal"), want, "stop %u", stops);
+  }
+  cr_assert_eq(stops, 2, "the stop signal, then KILL");
+  free_events(&ev);
   cli_free(&r);
   h_fini(&h);
 }

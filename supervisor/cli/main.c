@@ -1,0 +1,145 @@
+/* main.c - the socketbridge command: subcommand dispatch, --help, --version.
+ * Nothing but --help, --version and stub-path writes to stdout: a child's
+ * output captured through stdout stays the child's. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "socketbridge.h"
+
+static const char help_text[] =
+    "Usage: socketbridge run [OPTIONS] -- COMMAND [ARG...]\n"
+    "       socketbridge stub-path\n"
+    "       socketbridge --help | --version\n"
+    "\n"
+    "run: runs COMMAND under supervision, with a bridge on loopback that\n"
+    "socketbridge-stub, run anywhere in COMMAND's process tree, connects back\n"
+    "to. Each stub that connects is answered with exit status 0 and no output.\n"
+    "\n"
+    "Options of run (each also as --OPTION=VALUE):\n"
+    "  --transport tcp|unix     bridge transport (default tcp: 127.0.0.1, a port\n"
+    "                           the kernel chooses)\n"
+    "  --env NAME=VALUE         add a variable to COMMAND's environment\n"
+    "                           (repeatable)\n"
+    "  --stdin FILE             COMMAND's stdin reads FILE (default: inherited)\n"
+    "  --stdout FILE            COMMAND's stdout goes to FILE, created or\n"
+    "                           truncated (default: inherited)\n"
+    "  --stderr FILE            the same for stderr\n"
+    "  --events FILE            write every event to FILE, created or truncated,\n"
+    "                           as JSON Lines: one object per line, written as it\n"
+    "                           happens (spawn, exit, stop, timeout, restart,\n"
+    "                           backoff, give_up, stub_connect, stub_reject,\n"
+    "                           stub_exit); /dev/stderr works\n"
+    "  --timeout SECS           stop COMMAND after SECS (decimals allowed, as 0.5;\n"
+    "                           0: no timeout, the default)\n"
+    "  --kill-after SECS        grace between the stop signal and SIGKILL\n"
+    "                           (default 5; 0: SIGKILL right away)\n"
+    "  --stop-signal SIG        the stop signal: TERM, INT, HUP, ... (SIG prefix\n"
+    "                           optional) or a number (default TERM)\n"
+    "  --restart no|on-failure|always\n"
+    "                           run COMMAND again when it ends: never (the\n"
+    "                           default), after a non-zero exit or a death by a\n"
+    "                           signal, or always; never after a stop\n"
+    "  --max-restarts N         restart at most N times (default 5; 0: never)\n"
+    "  --backoff MIN_MS:MAX_MS  delay before each restart, doubling from MIN_MS\n"
+    "                           up to MAX_MS, with jitter (default 100:30000)\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "Stopping: COMMAND runs in a session and process group of its own. When\n"
+    "--timeout fires, or socketbridge receives SIGINT, SIGTERM or SIGHUP, the\n"
+    "stop signal goes to COMMAND's whole process group, then SIGKILL after the\n"
+    "grace; no restart follows. A second SIGINT, SIGTERM or SIGHUP sends SIGKILL\n"
+    "at once.\n"
+    "\n"
+    "Environment of COMMAND: socketbridge's own, then each --env, then:\n"
+    "  SOCKETBRIDGE_TOKEN       a fresh secret for this child; never printed\n"
+    "  SOCKETBRIDGE_HOST, SOCKETBRIDGE_PORT\n"
+    "                           the bridge (tcp), or\n"
+    "  SOCKETBRIDGE_SOCKET      the bridge's socket path (unix)\n"
+    "  SOCKETBRIDGE_STUB        the stub's absolute path (see stub-path), to\n"
+    "                           point a tool at: GIT_EDITOR=\"$SOCKETBRIDGE_STUB\"\n"
+    "These names cannot be given with --env.\n"
+    "\n"
+    "Exit status of run:\n"
+    "  N        COMMAND exited with N (its last run, after restarts)\n"
+    "  128+N    COMMAND was killed by signal N\n"
+    "  124      --timeout fired\n"
+    "  125      socketbridge itself failed (a bad option, a file it could not\n"
+    "           open...), with one line on stderr\n"
+    "  126      COMMAND was found but could not be run\n"
+    "  127      COMMAND was not found\n"
+    "\n"
+    "stub-path: prints the absolute path of the socketbridge-stub that run hands\n"
+    "to COMMAND: the one next to this executable, else $SOCKETBRIDGE_STUB when\n"
+    "absolute, else the installed one. Exit 125 when there is none.\n"
+    "\n"
+    "socketbridge writes nothing of its own to stdout, except --help, --version\n"
+    "and stub-path; its errors are one line on stderr.\n";
+
+void cli_error(const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  int n = snprintf(line, sizeof line, "socketbridge: ");
+  va_start(ap, fmt);
+  vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+  va_end(ap);
+  /* One write, so the line is not interleaved with a child's stderr. */
+  fprintf(stderr, "%s\n", line);
+}
+
+static int print_stdout(const char *text) {
+  fputs(text, stdout);
+  return fflush(stdout) == 0 ? 0 : CLI_EXIT_FAILURE;
+}
+
+static int run(int argc, char **argv) {
+  char err[CLI_ERR_MAX];
+  cli_options o;
+  int r = cli_parse_run(argc, argv, &o, err);
+  if (r < 0) {
+    fprintf(stderr, "%s\n", err);
+    return CLI_EXIT_FAILURE;
+  }
+  if (r > 0)
+    return print_stdout(help_text);
+  r = cli_run(&o);
+  cli_options_free(&o);
+  return r;
+}
+
+int main(int argc, char **argv) {
+  const char *cmd = argc > 1 ? argv[1] : NULL;
+
+  if (cmd == NULL) {
+    cli_error("missing a subcommand: run, stub-path (see socketbridge --help)");
+    return CLI_EXIT_FAILURE;
+  }
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    if (argc != 2) {
+      cli_error("%s takes no argument", cmd);
+      return CLI_EXIT_FAILURE;
+    }
+    return print_stdout(help_text);
+  }
+  if (strcmp(cmd, "--version") == 0) {
+    if (argc != 2) {
+      cli_error("--version takes no argument");
+      return CLI_EXIT_FAILURE;
+    }
+    printf("socketbridge %s\n", sb_version_string());
+    return fflush(stdout) == 0 ? 0 : CLI_EXIT_FAILURE;
+  }
+  if (strcmp(cmd, "run") == 0)
+    return run(argc - 1, argv + 1);
+  if (strcmp(cmd, "stub-path") == 0) {
+    if (argc != 2) {
+      cli_error("stub-path takes no argument");
+      return CLI_EXIT_FAILURE;
+    }
+    return cli_stub_path();
+  }
+  cli_error("%s: unknown subcommand (see socketbridge --help)", cmd);
+  return CLI_EXIT_FAILURE;
+}

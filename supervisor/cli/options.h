@@ -1,0 +1,67 @@
+/* options.h - the `socketbridge run` command line, parsed and checked into a
+ * struct. Pure: no I/O, no allocation besides the struct's own env array, so
+ * every rule can be unit-tested. */
+#ifndef SB_CLI_OPTIONS_H
+#define SB_CLI_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit statuses of `socketbridge run`, as timeout(1) and env(1). */
+#define CLI_EXIT_TIMEOUT 124    /* --timeout fired */
+#define CLI_EXIT_FAILURE 125    /* socketbridge itself failed (bad option...) */
+#define CLI_EXIT_CANNOT_RUN 126 /* the command was found but cannot run */
+#define CLI_EXIT_NOT_FOUND 127  /* the command was not found */
+
+/* Room for the one-line error message of a bad command line. */
+#define CLI_ERR_MAX 512
+
+typedef enum cli_transport {
+  CLI_TRANSPORT_TCP = 0, /* TCP on 127.0.0.1, kernel-chosen port */
+  CLI_TRANSPORT_UNIX,    /* a Unix socket in a fresh 0700 directory */
+} cli_transport;
+
+typedef enum cli_restart {
+  CLI_RESTART_NO = 0,     /* never */
+  CLI_RESTART_ON_FAILURE, /* after a non-zero exit or a death by signal */
+  CLI_RESTART_ALWAYS,     /* whenever the child ends, up to max_restarts */
+} cli_restart;
+
+/* Defaults of the options that have one. */
+#define CLI_DEFAULT_KILL_AFTER_MS 5000
+#define CLI_DEFAULT_MAX_RESTARTS 5
+#define CLI_DEFAULT_BACKOFF_MIN_MS 100
+#define CLI_DEFAULT_BACKOFF_MAX_MS 30000
+
+/* Every string points into the argv given to cli_parse_run(); only `env`
+ * (the array, not its strings) is allocated: cli_options_free(). */
+typedef struct cli_options {
+  cli_transport transport;
+  char **env; /* "NAME=VALUE" of each --env, NULL-terminated (never NULL) */
+  size_t envc;
+  const char *stdin_path;  /* NULL: inherited */
+  const char *stdout_path; /* NULL: inherited */
+  const char *stderr_path; /* NULL: inherited */
+  const char *events_path; /* NULL: no events file */
+  uint64_t timeout_ms;     /* 0: none */
+  uint64_t kill_after_ms;  /* 0: SIGKILL right after the stop signal */
+  int stop_signal;
+  cli_restart restart;
+  unsigned max_restarts;
+  uint64_t backoff_min_ms, backoff_max_ms;
+  char **command; /* the words after "--": command[0] is the program */
+} cli_options;
+
+/* Parses the arguments of `socketbridge run` (argv[0] is "run"; argc counts
+ * it). Returns 0, or -1 with one line (no newline, starting "socketbridge: ")
+ * in err, naming the option and what is wrong with it. On -1 nothing needs
+ * freeing. */
+int cli_parse_run(int argc, char **argv, cli_options *out, char err[CLI_ERR_MAX]);
+void cli_options_free(cli_options *o);
+
+/* Parses SECS ("2", "0.5", "10."): decimal digits with an optional fraction,
+ * rounded up to whole milliseconds. Returns 0 or -1. Exposed for tests. */
+int cli_parse_seconds(const char *s, uint64_t *ms);
+
+#endif

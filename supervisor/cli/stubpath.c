@@ -1,0 +1,97 @@
+/* stubpath.c - which socketbridge-stub the command hands to its children:
+ * the one installed (or built) next to it, else the library's default. */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "socketbridge.h"
+
+#define STUB_NAME "socketbridge-stub"
+
+static bool is_executable_file(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+char *cli_stub_sibling(void) {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  char *slash, *path;
+  size_t dirlen;
+
+  if (n <= 0)
+    return NULL;
+  exe[n] = '\0';
+  slash = strrchr(exe, '/');
+  if (slash == NULL)
+    return NULL;
+  dirlen = (size_t)(slash - exe) + 1;
+  path = malloc(dirlen + sizeof STUB_NAME);
+  if (path == NULL)
+    return NULL;
+  memcpy(path, exe, dirlen);
+  memcpy(path + dirlen, STUB_NAME, sizeof STUB_NAME);
+  if (!is_executable_file(path)) {
+    free(path);
+    return NULL;
+  }
+  return path;
+}
+
+static void on_connect_none(sb_server *server, sb_conn *conn) {
+  (void)server;
+  sb_conn_close(conn);
+}
+
+static void on_closed(sb_server *server) {
+  (void)server;
+}
+
+/* The library's default ($SOCKETBRIDGE_STUB when absolute, else the
+ * installed path) is decided inside it: ask a server that is closed at
+ * once, rather than repeat the rule here. */
+static int library_default(char **out) {
+  uv_loop_t loop;
+  sb_server *server;
+  int r = uv_loop_init(&loop);
+  if (r < 0)
+    return r;
+  r = sb_server_new(&loop, &(sb_server_options){.on_connect = on_connect_none}, &server);
+  if (r == 0) {
+    *out = strdup(sb_server_stub_path(server));
+    sb_server_close(server, on_closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (*out == NULL)
+      r = -ENOMEM;
+  }
+  uv_loop_close(&loop);
+  return r;
+}
+
+int cli_stub_path(void) {
+  char *path = cli_stub_sibling();
+  int r;
+
+  if (path == NULL) {
+    r = library_default(&path);
+    if (r < 0) {
+      cli_error("stub-path: %s", sb_strerror(r));
+      return CLI_EXIT_FAILURE;
+    }
+    if (!is_executable_file(path)) {
+      cli_error("stub-path: no executable " STUB_NAME " next to socketbridge nor at %s",
+                path);
+      free(path);
+      return CLI_EXIT_FAILURE;
+    }
+  }
+  printf("%s\n", path);
+  free(path);
+  return fflush(stdout) == 0 ? 0 : CLI_EXIT_FAILURE;
+}
