@@ -6,21 +6,19 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The errors this layer produces get their own wording: the system's
- * ("Bad message", "Protocol error") says little about a bridge. */
+/* The errors only the protocol produces get their own wording: the
+ * system's ("Bad message", "Protocol error") says little about a bridge.
+ * Codes that also come from the system (ENOENT from a spawn, EACCES from a
+ * socket) keep the system's wording, which fits every caller. */
 static const struct {
   int err;
   const char *name;
   const char *text;
 } sb_errors[] = {
-    {SB_ENOMEM, "ENOMEM", "out of memory"},
-    {SB_EINVAL, "EINVAL", "invalid argument or malformed value"},
     {SB_EMSGSIZE, "EMSGSIZE", "frame too large (over max_bytes)"},
     {SB_EBADMSG, "EBADMSG", "malformed frame or control message"},
     {SB_EPROTO, "EPROTO", "protocol violation (message not allowed here)"},
     {SB_EPROTONOSUPPORT, "EPROTONOSUPPORT", "no protocol version in common"},
-    {SB_EACCES, "EACCES", "access denied (bad token or peer not allowed)"},
-    {SB_ENOENT, "ENOENT", "required setting missing"},
 };
 
 #define SB_NERRORS (sizeof sb_errors / sizeof sb_errors[0])

@@ -34,6 +34,7 @@ static int bad(const pctx *c, const char *name, const char *fmt, ...) {
  * might pick different ones. Missing is an error only when required. */
 static int member(const pctx *c, const char *name, bool required, const cJSON **out) {
   const cJSON *found = NULL, *it;
+  *out = NULL; /* on every path, so no caller reads an unset pointer */
   cJSON_ArrayForEach(it, c->obj) {
     if (it->string == NULL || strcmp(it->string, name) != 0)
       continue;
@@ -57,6 +58,7 @@ static int optional(const pctx *c, const char *name, const cJSON **out) {
 
 static int get_int(const pctx *c, const cJSON *it, const char *name, int64_t lo,
                    int64_t hi, int64_t *out) {
+  *out = 0;
   if (!cJSON_IsNumber(it))
     return bad(c, name, "expected an integer");
   double d = it->valuedouble;
@@ -71,13 +73,14 @@ static int get_int(const pctx *c, const cJSON *it, const char *name, int64_t lo,
 
 static int req_int(const pctx *c, const char *name, int64_t lo, int64_t hi,
                    int64_t *out) {
-  const cJSON *it;
+  const cJSON *it = NULL;
   int r = member(c, name, true, &it);
   return r < 0 ? r : get_int(c, it, name, lo, hi, out);
 }
 
 static int req_bool(const pctx *c, const char *name, bool *out) {
-  const cJSON *it;
+  const cJSON *it = NULL;
+  *out = false;
   int r = member(c, name, true, &it);
   if (r < 0)
     return r;
@@ -89,7 +92,7 @@ static int req_bool(const pctx *c, const char *name, bool *out) {
 
 /* A required JSON string member, borrowed from the tree. */
 static int req_str(const pctx *c, const char *name, const char **out) {
-  const cJSON *it;
+  const cJSON *it = NULL;
   int r = member(c, name, true, &it);
   if (r < 0)
     return r;
@@ -116,7 +119,7 @@ static int get_bytes(const pctx *c, const cJSON *it, const char *name, char **ou
 
 /* A byte string member; with or_null, null gives NULL. */
 static int req_bytes(const pctx *c, const char *name, bool or_null, char **out) {
-  const cJSON *it;
+  const cJSON *it = NULL;
   int r = member(c, name, true, &it);
   if (r < 0)
     return r;
@@ -126,7 +129,7 @@ static int req_bytes(const pctx *c, const char *name, bool or_null, char **out) 
 }
 
 static int opt_bytes(const pctx *c, const char *name, char **out) {
-  const cJSON *it;
+  const cJSON *it = NULL;
   int r = optional(c, name, &it);
   if (r < 0 || it == NULL)
     return r;
@@ -157,7 +160,7 @@ static int get_strv(const pctx *c, const cJSON *arr, const char *name, unsigned 
     return r;
 
   size_t i = 0;
-  const cJSON *it;
+  const cJSON *it = NULL;
   cJSON_ArrayForEach(it, arr) {
     char *s;
     snprintf(path, sizeof path, "%s.%s[%zu]", c->path, name, i++);
@@ -180,7 +183,7 @@ static int get_strv(const pctx *c, const cJSON *arr, const char *name, unsigned 
 }
 
 static int req_strv(const pctx *c, const char *name, unsigned flags, sb_strv *out) {
-  const cJSON *it;
+  const cJSON *it = NULL;
   int r = member(c, name, true, &it);
   return r < 0 ? r : get_strv(c, it, name, flags, out);
 }
@@ -188,7 +191,7 @@ static int req_strv(const pctx *c, const char *name, unsigned flags, sb_strv *ou
 /* ---- the messages ----------------------------------------------------- */
 
 static int parse_tty(const pctx *c, unsigned *tty) {
-  const cJSON *it;
+  const cJSON *it = NULL;
   bool in, out, err;
   int r = member(c, "tty", true, &it);
   if (r < 0)
@@ -218,7 +221,7 @@ static int parse_token(const pctx *c, char token[SB_TOKEN_HEX + 1]) {
 }
 
 static int parse_hello(const pctx *c, sb_hello *h) {
-  const cJSON *it;
+  const cJSON *it = NULL;
   int64_t v, min, pid, ppid;
   int r;
 
@@ -301,7 +304,7 @@ static int parse_status(const pctx *c, sb_status *st) {
 }
 
 static int parse_signal(const pctx *c, sb_msg *m) {
-  const cJSON *it;
+  const cJSON *it = NULL;
   int r = member(c, "signal", true, &it);
   return r < 0 ? r : parse_signal_name(c, it, "signal", &m->u.signal.signal);
 }
@@ -326,7 +329,7 @@ static int parse_stream_error(const pctx *c, sb_msg *m) {
 }
 
 static int parse_launch(const pctx *c, sb_launch *l, bool run) {
-  const cJSON *it;
+  const cJSON *it = NULL;
   int r;
 
   if ((r = req_strv(c, "argv", STRV_NONEMPTY, &l->argv)) < 0 ||
@@ -379,7 +382,7 @@ static sb_msg_type type_from_name(const char *name) {
 
 int sb__msg_parse_object(const cJSON *root, sb_msg *out, sb_diag *diag) {
   pctx c = {root, "message", diag};
-  const char *type;
+  const char *type = NULL;
   char q[48];
   int r;
 

@@ -29,14 +29,14 @@ extern "C" {
 /* ---- errors ------------------------------------------------------------ */
 
 /* The errors this layer produces, as negative errno values. */
-#define SB_ENOMEM (-ENOMEM)           /* allocation failed */
-#define SB_EINVAL (-EINVAL)           /* bad argument or malformed value */
-#define SB_EMSGSIZE (-EMSGSIZE)       /* frame length over max_bytes */
-#define SB_EBADMSG (-EBADMSG)         /* frame or control message malformed */
-#define SB_EPROTO (-EPROTO)           /* well formed, but not allowed here */
+#define SB_ENOMEM (-ENOMEM)                   /* allocation failed */
+#define SB_EINVAL (-EINVAL)                   /* bad argument or malformed value */
+#define SB_EMSGSIZE (-EMSGSIZE)               /* frame length over max_bytes */
+#define SB_EBADMSG (-EBADMSG)                 /* frame or control message malformed */
+#define SB_EPROTO (-EPROTO)                   /* well formed, but not allowed here */
 #define SB_EPROTONOSUPPORT (-EPROTONOSUPPORT) /* no protocol version in common */
-#define SB_EACCES (-EACCES)           /* bad token or peer not allowed */
-#define SB_ENOENT (-ENOENT)           /* required variable missing */
+#define SB_EACCES (-EACCES)                   /* bad token or peer not allowed */
+#define SB_ENOENT (-ENOENT)                   /* required variable missing */
 
 /* Describes any negative errno value (ours or the system's). Never NULL. */
 const char *sb_strerror(int err);
@@ -51,13 +51,13 @@ typedef struct sb_diag {
 
 /* ---- limits and constants ---------------------------------------------- */
 
-#define SB_PROTOCOL_VERSION 1 /* the highest version this build speaks */
+#define SB_PROTOCOL_VERSION 1     /* the highest version this build speaks */
 #define SB_PROTOCOL_MIN_VERSION 1 /* the lowest version this build speaks */
 
-#define SB_DEFAULT_MAX_BYTES (1024u * 1024u) /* default frame bound: 1 MiB */
-#define SB_MIN_MAX_BYTES 4096u               /* smallest accepted max_bytes */
+#define SB_DEFAULT_MAX_BYTES (1024u * 1024u)    /* default frame bound: 1 MiB */
+#define SB_MIN_MAX_BYTES 4096u                  /* smallest accepted max_bytes */
 #define SB_MAX_MAX_BYTES (256u * 1024u * 1024u) /* largest accepted max_bytes */
-#define SB_FRAME_HEADER 5 /* u32 length + u8 kind */
+#define SB_FRAME_HEADER 5                       /* u32 length + u8 kind */
 
 #define SB_TOKEN_BYTES 32 /* 256 bits of randomness */
 #define SB_TOKEN_HEX 64   /* its lowercase hex spelling */
@@ -117,7 +117,7 @@ typedef struct sb_decoder {
   uint8_t kind;
   uint32_t body_left; /* payload bytes of the current frame still to come */
   bool in_body;
-  uint8_t *ctl;       /* buffer of a control frame being assembled */
+  uint8_t *ctl; /* buffer of a control frame being assembled */
   size_t ctl_len, ctl_cap;
   bool failed;
 } sb_decoder;
@@ -192,11 +192,11 @@ typedef struct sb_hello {
   int min_version; /* lowest; absent on the wire means == version */
   char token[SB_TOKEN_HEX + 1];
   int64_t pid, ppid;
-  sb_strv argv;  /* at least argv[0]... may be empty if the stub ran with none */
-  sb_strv env;   /* "NAME=VALUE" entries, SOCKETBRIDGE_TOKEN left out */
-  char *cwd;     /* NULL when the stub could not tell (deleted directory) */
-  char *exe;     /* the stub's executable path, NULL when unknown */
-  unsigned tty;  /* SB_TTY_* */
+  sb_strv argv; /* at least argv[0]... may be empty if the stub ran with none */
+  sb_strv env;  /* "NAME=VALUE" entries, SOCKETBRIDGE_TOKEN left out */
+  char *cwd;    /* NULL when the stub could not tell (deleted directory) */
+  char *exe;    /* the stub's executable path, NULL when unknown */
+  unsigned tty; /* SB_TTY_* */
 } sb_hello;
 
 /* How a process ended or must end: a code 0..255, or a signal. */
@@ -207,24 +207,35 @@ typedef struct sb_status {
 
 /* exec and run: what program to start and how. */
 typedef struct sb_launch {
-  sb_strv argv;  /* argv[0] is looked up in PATH (shim dirs removed) unless path is set */
-  char *path;    /* NULL: look argv[0] up */
-  char *cwd;     /* NULL: the stub's own cwd */
-  sb_strv env;   /* replaces the environment when env_set is true */
+  sb_strv argv; /* argv[0] is looked up in PATH (shim dirs removed) unless path is set */
+  char *path;   /* NULL: look argv[0] up */
+  char *cwd;    /* NULL: the stub's own cwd */
+  sb_strv env;  /* replaces the environment when env_set is true */
   bool env_set;
-  bool tee;      /* run: also write the program's output to the stub's own fds */
+  bool tee; /* run: also write the program's output to the stub's own fds */
 } sb_launch;
 
 typedef struct sb_msg {
   sb_msg_type type;
   union {
-    sb_hello hello;                           /* SB_MSG_HELLO */
-    struct { int version; } welcome;          /* SB_MSG_WELCOME */
-    struct { sb_reason reason; char *message; } reject; /* SB_MSG_REJECT */
-    sb_status exit;                           /* SB_MSG_EXIT, SB_MSG_EXITED */
-    struct { int signal; } signal;            /* SB_MSG_SIGNAL */
-    struct { int stream; int err; char *message; } stream_error; /* err: negative errno */
-    sb_launch launch;                         /* SB_MSG_EXEC, SB_MSG_RUN */
+    sb_hello hello; /* SB_MSG_HELLO */
+    struct {
+      int version;
+    } welcome; /* SB_MSG_WELCOME */
+    struct {
+      sb_reason reason;
+      char *message;
+    } reject;       /* SB_MSG_REJECT */
+    sb_status exit; /* SB_MSG_EXIT, SB_MSG_EXITED */
+    struct {
+      int signal;
+    } signal; /* SB_MSG_SIGNAL */
+    struct {
+      int stream;
+      int err;
+      char *message;
+    } stream_error;   /* err: negative errno */
+    sb_launch launch; /* SB_MSG_EXEC, SB_MSG_RUN */
   } u;
 } sb_msg;
 
@@ -243,7 +254,8 @@ void sb_msg_free(sb_msg *m);
  * fresh malloc'd buffer (*frame, *frame_len; the caller frees it), ready for
  * one write. Returns 0, SB_EINVAL (a field out of range), SB_EMSGSIZE (the
  * frame would exceed max_bytes; 0 means the default) or SB_ENOMEM. */
-int sb_msg_encode(const sb_msg *m, uint32_t max_bytes, uint8_t **frame, size_t *frame_len);
+int sb_msg_encode(const sb_msg *m, uint32_t max_bytes, uint8_t **frame,
+                  size_t *frame_len);
 
 /* Signals go over the wire by name, without "SIG" ("TERM"). */
 const char *sb_signal_name(int signum); /* NULL for a signal without a name here */
@@ -297,9 +309,9 @@ typedef struct sb_config {
   char token[SB_TOKEN_HEX + 1]; /* "" when SOCKETBRIDGE_TOKEN is unset */
   char host[64];                /* SOCKETBRIDGE_HOST, default "127.0.0.1" */
   uint16_t port;                /* SOCKETBRIDGE_PORT, 0 when unset */
-  char socket_path[108];        /* SOCKETBRIDGE_SOCKET, "" when unset; wins over host/port */
-  uint32_t max_bytes;           /* SOCKETBRIDGE_MAX_BYTES, default SB_DEFAULT_MAX_BYTES */
-  sb_allowlist allowlist;       /* SOCKETBRIDGE_ALLOWLIST, empty when unset */
+  char socket_path[108];  /* SOCKETBRIDGE_SOCKET, "" when unset; wins over host/port */
+  uint32_t max_bytes;     /* SOCKETBRIDGE_MAX_BYTES, default SB_DEFAULT_MAX_BYTES */
+  sb_allowlist allowlist; /* SOCKETBRIDGE_ALLOWLIST, empty when unset */
 } sb_config;
 
 /* Reads the SOCKETBRIDGE_* variables from envp ("NAME=VALUE" strings,

@@ -24,6 +24,7 @@ run_suite build/gcc "gcc"
 
 echo "== build: clang, ASan+UBSan, warnings as errors"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 bash scripts/build.sh build/asan -DCMAKE_C_COMPILER=clang -DSB_SANITIZE=ON \
   -DCMAKE_BUILD_TYPE=Debug
