@@ -97,7 +97,8 @@ static void wait_until(harness *h, bool (*done)(const void *, unsigned), const v
   waiter w = {false};
   uv_timer_init(&h->loop, &timer);
   timer.data = &w;
-  uv_timer_start(&timer, on_deadline, (uint64_t)(H_DEADLINE * 1000 * deadline_scale()), 0);
+  uv_timer_start(&timer, on_deadline, (uint64_t)(H_DEADLINE * 1000 * deadline_scale()),
+                 0);
   while (!done(arg, want) && !w.fired)
     uv_run(&h->loop, UV_RUN_ONCE);
   uv_timer_stop(&timer);
@@ -137,9 +138,9 @@ sb_child *h_spawn(harness *h, const h_spawn_opts *so, h_exit *ex) {
       .args = so->args,
       .env = so->env,
       .cwd = so->cwd,
-      .stdio = {so->in > 0 ? so->in : h->devnull, so->out > 0 ? so->out : -1,
-                so->err > 0 ? so->err : -1},
-      .stdio_set = true,
+      .stdio = {{SB_STDIO_FD, .fd = so->in > 0 ? so->in : h->devnull},
+                {so->out > 0 ? SB_STDIO_FD : SB_STDIO_INHERIT, .fd = so->out},
+                {so->err > 0 ? SB_STDIO_FD : SB_STDIO_INHERIT, .fd = so->err}},
       .on_exit = on_exit_cb,
       .data = ex,
   };

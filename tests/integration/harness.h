@@ -34,7 +34,7 @@ struct harness {
   sb_server *server;
   bool closed;
   char dir[256]; /* private temp dir, removed by h_fini */
-  int devnull; /* a child's stdin unless the test gives one */
+  int devnull;   /* a child's stdin unless the test gives one */
   h_connect_fn on_connect;
   unsigned connects;
   unsigned rejects[SB_REASON_PROTOCOL + 1];

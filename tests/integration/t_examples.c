@@ -35,7 +35,8 @@ Test(examples, echo_answers_the_stub_with_its_argv) {
   free(err);
 
   char *custom[] = {SB_EXAMPLE_ECHO, "sh", "-c",
-                    "x=$(\"$SOCKETBRIDGE_STUB\" a 'b c'); echo \"got: $x\"; exit 3", NULL};
+                    "x=$(\"$SOCKETBRIDGE_STUB\" a 'b c'); echo \"got: $x\"; exit 3",
+                    NULL};
   cr_assert_eq(run(&h, custom, NULL, &out, &err), 3, "the command's own status");
   cr_assert_not_null(strstr(out, "got: argv[0] = "), "stdout: %s", out);
   cr_assert_not_null(strstr(out, "argv[2] = b c"), "stdout: %s", out);
@@ -65,7 +66,8 @@ Test(examples, fake_tool_fakes_git_on_path) {
   char *args[] = {SB_EXAMPLE_FAKE_TOOL, NULL};
   cr_assert_eq(run(&h, args, NULL, &out, &err), 0, "stderr: %s", err);
   cr_assert_not_null(strstr(out, "git version 2.99.0 (fake)\n"), "stdout: %s", out);
-  cr_assert_not_null(strstr(out, "call 2: git commit -m 'first commit'"), "stdout: %s", out);
+  cr_assert_not_null(strstr(out, "call 2: git commit -m 'first commit'"), "stdout: %s",
+                     out);
   cr_assert_not_null(strstr(out, "called git 2 times"), "stdout: %s", out);
   free(out);
   free(err);

@@ -64,10 +64,11 @@ Test(proxy, passes_argv_env_and_cwd_byte_exact) {
     big[7 + i] = (char)('a' + i % 26);
   big[7 + big_len] = '\0';
   char *env[] = {big, "SB_WEIRD=\x80\xff=still value", "SB_EMPTY=", NULL};
-  char *args[] = {H_STUB, "", "\xff\x80 not utf-8", "two words", "--flag=\xc3\xbc", "",
-                  NULL};
+  char *args[] = {H_STUB, "",  "\xff\x80 not utf-8", "two words", "--flag=\xc3\xbc",
+                  "",     NULL};
   h_exit ex;
-  sb_child *child = h_spawn(&h, &(h_spawn_opts){.args = args, .env = env, .cwd = dir}, &ex);
+  sb_child *child =
+      h_spawn(&h, &(h_spawn_opts){.args = args, .env = env, .cwd = dir}, &ex);
   pid_t pid = sb_child_pid(child);
   h_wait_exit(&h, &ex);
 
