@@ -120,7 +120,7 @@ child_exec(const sb_spawn_options *opts, char **args, char **env, int errfd, lon
   /* Sources below 3 move out of the way first, so one dup2 cannot clobber
    * another's source (stdio = {1, 0, 2}). */
   for (i = 0; i < 3; i++) {
-    src[i] = (opts->stdio_set && opts->stdio[i] >= 0) ? opts->stdio[i] : i;
+    src[i] = opts->stdio[i].mode == SB_STDIO_FD ? opts->stdio[i].fd : i;
     if (src[i] != i && src[i] < 3 && (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3)) < 0)
       goto fail;
   }

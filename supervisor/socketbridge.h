@@ -53,6 +53,9 @@ typedef struct sb_server sb_server; /* a listening bridge */
 typedef struct sb_ticket sb_ticket; /* a token admitted by a server */
 typedef struct sb_child sb_child;   /* a process the server spawned */
 typedef struct sb_conn sb_conn;     /* one stub connected through a ticket */
+typedef struct sb_event sb_event;   /* something that happened (see events) */
+
+typedef void (*sb_event_cb)(sb_server *server, const sb_event *ev);
 
 /* ---- server ------------------------------------------------------------- */
 
@@ -97,6 +100,7 @@ typedef struct sb_server_options {
   const char *stub_path;
   sb_connect_cb on_connect; /* required: a stub was welcomed */
   sb_reject_cb on_reject;   /* optional: a peer was refused */
+  sb_event_cb on_event;     /* optional: everything that happens (see events) */
   void *data;               /* for the caller: sb_server_data() */
 } sb_server_options;
 
@@ -164,6 +168,39 @@ void *sb_ticket_data(const sb_ticket *ticket);
  * child (SIGCHLD set to SIG_IGN, a waitpid(-1) elsewhere). */
 typedef void (*sb_exit_cb)(sb_child *child, int64_t exit_status, int term_signal);
 
+/* What a child's stdin, stdout or stderr is. The zero value inherits the
+ * supervisor's. */
+typedef enum sb_stdio_mode {
+  SB_STDIO_INHERIT = 0, /* the supervisor's own fd */
+  SB_STDIO_NULL,        /* /dev/null */
+  SB_STDIO_FD,          /* .fd, which the caller keeps owning */
+  SB_STDIO_FILE,        /* .path: stdin reads it; stdout/stderr create or truncate it */
+  SB_STDIO_CAPTURE,     /* stdout/stderr: chunks go to on_output, never to our fds */
+  SB_STDIO_BUFFER,      /* stdin: .data/.len (copied by sb_spawn) are fed, then EOF */
+} sb_stdio_mode;
+
+typedef struct sb_stdio {
+  sb_stdio_mode mode;
+  int fd;
+  const char *path;
+  const void *data;
+  size_t len;
+} sb_stdio;
+
+/* When a child that ended is started again. */
+typedef enum sb_restart {
+  SB_RESTART_NO = 0,     /* never (the default) */
+  SB_RESTART_ON_FAILURE, /* when it exits non-zero or by a signal */
+  SB_RESTART_ALWAYS,     /* whenever it ends, until stopped or max_restarts */
+} sb_restart;
+
+/* A chunk of a captured stream (1 stdout, 2 stderr). ts_ns (CLOCK_REALTIME,
+ * taken when the chunk was read) orders stdout and stderr chunks against each
+ * other. */
+typedef void (*sb_output_cb)(sb_child *child, int stream, const char *buf, size_t len,
+                             uint64_t ts_ns);
+
+/* The zero value of every field is its default. */
 typedef struct sb_spawn_options {
   const char *file;   /* required; looked up in PATH when it has no slash */
   char *const *args;  /* argv, NULL-terminated; NULL: { file, NULL } */
@@ -173,11 +210,20 @@ typedef struct sb_spawn_options {
    * always added last, so a child cannot be given another child's token. */
   char *const *env;
   bool env_replace;
-  /* fds given to the child as its 0, 1, 2; -1 (or the zero value after
-   * stdio_set is false) means inherit the supervisor's. The caller keeps
-   * ownership of the fds. */
-  int stdio[3];
-  bool stdio_set;
+  sb_stdio stdio[3];     /* stdin, stdout, stderr */
+  sb_output_cb on_output; /* required when a stream is SB_STDIO_CAPTURE */
+  /* Supervision. A deadline, or sb_child_stop(), runs the stop sequence:
+   * stop_signal to the child's process group, kill_after_ms of grace, then
+   * SIGKILL to the group. */
+  uint64_t timeout_ms;    /* 0: no deadline */
+  uint64_t kill_after_ms; /* 0: 5000 */
+  int stop_signal;        /* 0: SIGTERM */
+  sb_restart restart;
+  unsigned max_restarts;     /* 0: 5 */
+  uint64_t backoff_min_ms;   /* 0: 100; the first restart waits about this long */
+  uint64_t backoff_max_ms;   /* 0: 30000; the delay doubles up to this, with jitter */
+  uint64_t backoff_reset_ms; /* 0: 10000; a run that stayed up this long resets it */
+  /* Runs once, when the child has ended for good (no restart follows). */
   sb_exit_cb on_exit; /* required */
   void *data;
 } sb_spawn_options;
@@ -198,6 +244,11 @@ sb_ticket *sb_child_ticket(const sb_child *child);
 void *sb_child_data(const sb_child *child);
 /* Sends signum to the child's process group. */
 int sb_child_kill(sb_child *child, int signum);
+/* Stops the child with the stop sequence; no restart follows. Calling it
+ * again does nothing. Errors: -ESRCH when the child has ended for good. */
+int sb_child_stop(sb_child *child);
+/* How many times the child has been restarted so far. */
+unsigned sb_child_restarts(const sb_child *child);
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -299,6 +350,45 @@ int sb_conn_kill(sb_conn *conn, int signum);
 /* Closes the connection now (the stub exits 125, as when the bridge is
  * lost); on_close runs with SB_CLOSE_SERVER. */
 void sb_conn_close(sb_conn *conn);
+
+/* ---- events ------------------------------------------------------------- */
+
+/* What happened, for a log or a UI: one callback for the whole server. */
+typedef enum sb_event_type {
+  SB_EVENT_SPAWN = 1,    /* child, pid, restarts (0 for the first run) */
+  SB_EVENT_EXIT,         /* child, pid, status or signal, restarts */
+  SB_EVENT_STOP,         /* child, pid, signal sent (the stop signal, later KILL) */
+  SB_EVENT_TIMEOUT,      /* child, pid: its deadline passed */
+  SB_EVENT_BACKOFF,      /* child: waiting delay_ms before the next start */
+  SB_EVENT_RESTART,      /* child: starting again now; restarts counts this one */
+  SB_EVENT_GIVE_UP,      /* child: max_restarts reached, no restart */
+  SB_EVENT_STUB_CONNECT, /* conn, pid (the stub's) */
+  SB_EVENT_STUB_REJECT,  /* reason, message, pid if it claimed one */
+  SB_EVENT_STUB_EXIT,    /* conn, pid, close_reason, status or signal it was told */
+} sb_event_type;
+
+struct sb_event {
+  sb_event_type type;
+  uint64_t ts_ns;  /* CLOCK_REALTIME */
+  sb_child *child; /* or NULL */
+  sb_conn *conn;   /* or NULL; valid during the callback only */
+  int64_t pid;
+  int64_t status; /* EXIT, STUB_EXIT: the code when signal == 0 (-1: unknown) */
+  int signal;
+  unsigned restarts;
+  uint64_t delay_ms;            /* BACKOFF */
+  sb_reason reason;             /* STUB_REJECT */
+  sb_close_reason close_reason; /* STUB_EXIT */
+  const char *message;          /* or NULL; never holds a token */
+};
+
+/* "spawn", "exit", "stop", "timeout", "backoff", "restart", "give_up",
+ * "stub_connect", "stub_reject", "stub_exit". */
+const char *sb_event_type_name(sb_event_type t);
+/* The event as one JSON object on one line, without a newline, for JSON
+ * Lines logs; malloc'd, the caller frees it. Holds no token. Returns 0 or
+ * -ENOMEM. */
+int sb_event_to_json(const sb_event *ev, char **out);
 
 #pragma GCC visibility pop
 
