@@ -150,6 +150,24 @@ sb_child *h_spawn(harness *h, const h_spawn_opts *so, h_exit *ex) {
   return c;
 }
 
+sb_child *h_spawn_to(harness *h, char *const *args, const char *out, const char *err,
+                     h_exit *ex) {
+  int o = out ? h_create(h, out) : 0, e = err ? h_create(h, err) : 0;
+  sb_child *c = h_spawn(h, &(h_spawn_opts){.args = args, .out = o, .err = e}, ex);
+  if (o)
+    close(o);
+  if (e)
+    close(e);
+  return c;
+}
+
+sb_child *h_stub_n(harness *h, long n, h_exit *ex) {
+  char num[24];
+  snprintf(num, sizeof num, "%ld", n);
+  char *args[] = {H_STUB, num, NULL};
+  return h_spawn(h, &(h_spawn_opts){.args = args}, ex);
+}
+
 sb_child *h_sh(harness *h, const char *script, int out, int err, h_exit *ex) {
   char *args[] = {"/bin/sh", "-c", (char *)script, NULL};
   return h_spawn(h, &(h_spawn_opts){.args = args, .out = out, .err = err}, ex);

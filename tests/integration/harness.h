@@ -66,6 +66,12 @@ typedef struct h_spawn_opts {
 
 /* Spawns through the library; fails the test if spawning fails. */
 sb_child *h_spawn(harness *h, const h_spawn_opts *o, h_exit *ex);
+/* Spawns args with stdout and stderr into files of those names in the temp
+ * dir (NULL: inherit). */
+sb_child *h_spawn_to(harness *h, char *const *args, const char *out, const char *err,
+                     h_exit *ex);
+/* Spawns the stub with one decimal argument (the tests' usual "what to do"). */
+sb_child *h_stub_n(harness *h, long n, h_exit *ex);
 /* Runs `sh -c script` with stdout to out, stderr to err (0: inherit). */
 sb_child *h_sh(harness *h, const char *script, int out, int err, h_exit *ex);
 /* Waits for a child's end. */

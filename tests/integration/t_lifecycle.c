@@ -130,12 +130,9 @@ Test(lifecycle, a_stub_whose_bridge_closes_before_exit_fails_with_125) {
   harness h;
   h_init(&h, NULL);
   h.on_connect = drop_at_once;
-  int out = h_create(&h, "out"), err = h_create(&h, "err");
   char *args[] = {H_STUB, NULL};
   h_exit ex;
-  h_spawn(&h, &(h_spawn_opts){.args = args, .out = out, .err = err}, &ex);
-  close(out);
-  close(err);
+  h_spawn_to(&h, args, "out", "err", &ex);
   h_wait_exit(&h, &ex);
   cr_assert_eq(ex.status, 125, "status %lld", (long long)ex.status);
   size_t len;

@@ -109,12 +109,8 @@ Test(proxy, relays_every_exit_code_from_0_to_255) {
   h_init(&h, NULL);
   h.on_connect = exit_with_argv1;
   static h_exit ex[256];
-  for (int code = 0; code < 256; code++) {
-    char num[8];
-    snprintf(num, sizeof num, "%d", code);
-    char *args[] = {H_STUB, num, NULL};
-    h_spawn(&h, &(h_spawn_opts){.args = args}, &ex[code]);
-  }
+  for (int code = 0; code < 256; code++)
+    h_stub_n(&h, code, &ex[code]);
   for (int code = 0; code < 256; code++) {
     h_wait_exit(&h, &ex[code]);
     cr_assert_eq(ex[code].signal, 0, "code %d: killed by %d", code, ex[code].signal);
@@ -138,12 +134,8 @@ Test(proxy, makes_the_stub_die_by_the_signal_it_is_told) {
   int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGKILL, SIGALRM};
   enum { N = sizeof sigs / sizeof sigs[0] };
   h_exit ex[N];
-  for (int i = 0; i < N; i++) {
-    char num[8];
-    snprintf(num, sizeof num, "%d", sigs[i]);
-    char *args[] = {H_STUB, num, NULL};
-    h_spawn(&h, &(h_spawn_opts){.args = args}, &ex[i]);
-  }
+  for (int i = 0; i < N; i++)
+    h_stub_n(&h, sigs[i], &ex[i]);
   for (int i = 0; i < N; i++) {
     h_wait_exit(&h, &ex[i]);
     cr_assert_eq(ex[i].signal, sigs[i], "want signal %d, got %d (status %lld)", sigs[i],
@@ -167,12 +159,9 @@ Test(proxy, writes_stdout_and_stderr_to_the_stubs_own_fds) {
   harness h;
   h_init(&h, NULL);
   h.on_connect = write_both_and_exit;
-  int out = h_create(&h, "out"), err = h_create(&h, "err");
   char *args[] = {H_STUB, NULL};
   h_exit ex;
-  h_spawn(&h, &(h_spawn_opts){.args = args, .out = out, .err = err}, &ex);
-  close(out);
-  close(err);
+  h_spawn_to(&h, args, "out", "err", &ex);
   h_wait_exit(&h, &ex);
   cr_assert_eq(ex.status, 3);
   char *o = h_read(&h, "out", NULL), *e = h_read(&h, "err", NULL);
@@ -241,15 +230,12 @@ Test(proxy, output_written_just_before_exit_arrives_whole) {
   h.on_connect = burst_then_exit;
   enum { N = 8 };
   h_exit ex[N];
+  char *args[] = {H_STUB, NULL};
   for (int i = 0; i < N; i++) {
     char name[16], ename[16];
     snprintf(name, sizeof name, "out%d", i);
     snprintf(ename, sizeof ename, "err%d", i);
-    int out = h_create(&h, name), err = h_create(&h, ename);
-    char *args[] = {H_STUB, NULL};
-    h_spawn(&h, &(h_spawn_opts){.args = args, .out = out, .err = err}, &ex[i]);
-    close(out);
-    close(err);
+    h_spawn_to(&h, args, name, ename, &ex[i]);
   }
   for (int i = 0; i < N; i++) {
     char name[16], ename[16];

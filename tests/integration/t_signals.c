@@ -74,11 +74,8 @@ Test(signals, a_signal_to_the_stub_is_forwarded_and_the_supervisor_decides) {
     h_init(&h, NULL);
     h.on_connect = signal_the_stub;
     h.user = &r;
-    char num[8];
-    snprintf(num, sizeof num, "%d", sigs[i]);
-    char *args[] = {H_STUB, num, NULL};
     h_exit ex;
-    h_spawn(&h, &(h_spawn_opts){.args = args}, &ex);
+    h_stub_n(&h, sigs[i], &ex);
     h_wait_exit(&h, &ex);
     cr_assert_eq(r.signals, 1, "signal %d: forwarded %d times", sigs[i], r.signals);
     cr_assert_eq(r.signum, sigs[i], "forwarded %d", r.signum);
@@ -95,12 +92,8 @@ Test(signals, by_default_the_stub_dies_by_the_signal_it_received) {
   int sigs[] = {SIGTERM, SIGINT, SIGHUP};
   enum { N = sizeof sigs / sizeof sigs[0] };
   h_exit ex[N];
-  for (int i = 0; i < N; i++) {
-    char num[8];
-    snprintf(num, sizeof num, "%d", sigs[i]);
-    char *args[] = {H_STUB, num, NULL};
-    h_spawn(&h, &(h_spawn_opts){.args = args}, &ex[i]);
-  }
+  for (int i = 0; i < N; i++)
+    h_stub_n(&h, sigs[i], &ex[i]);
   for (int i = 0; i < N; i++) {
     h_wait_exit(&h, &ex[i]);
     cr_assert_eq(ex[i].signal, sigs[i], "want death by %d, got signal %d status %lld",
