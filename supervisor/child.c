@@ -1,5 +1,7 @@
-/* child.c - processes the server spawns: each with its own ticket, in a
- * session and process group of its own, reaped through a SIGCHLD watcher.
+/* child.c - processes the server spawns: options, each with its own ticket,
+ * in a session and process group of its own; one run is one fork and exec.
+ * Reaping, stopping and restarting are in supervise.c, stdio in
+ * child_stdio.c.
  *
  * Why not uv_spawn: libuv 1.44 closes nothing in the child but the fds it
  * was asked to set up, so any inheritable fd of the supervisor's process
@@ -48,22 +50,19 @@ static size_t count(char *const *v) {
  * opts->env, then the ticket's. Where a name occurs twice the later one
  * wins, and only it is kept: getenv(3) would find the first. The strings are
  * borrowed; only the array is allocated. */
-static int build_env(const sb_spawn_options *opts, const sb_ticket *ticket, char ***out) {
-  size_t nbase = opts->env_replace ? 0 : count(environ);
-  size_t nopt = count(opts->env), ntick = count(ticket->env);
+static int build_env(const sb_child *child, const sb_ticket *ticket, char ***out) {
+  size_t nbase = child->env_replace ? 0 : count(environ);
+  size_t nopt = count(child->env), ntick = count(ticket->env);
   size_t total = nbase + nopt + ntick, i, j, n = 0;
   char **all;
 
-  for (i = 0; i < nopt; i++)
-    if (strchr(opts->env[i], '=') == NULL)
-      return -EINVAL;
   all = malloc((total + 1) * sizeof *all);
   if (all == NULL)
     return -ENOMEM;
   for (i = 0; i < nbase; i++)
     all[n++] = environ[i];
   for (i = 0; i < nopt; i++)
-    all[n++] = opts->env[i];
+    all[n++] = child->env[i];
   for (i = 0; i < ntick; i++)
     all[n++] = ticket->env[i];
 
@@ -96,8 +95,9 @@ static void close_from(int lo, int keep, long maxfd) {
       close((int)fd);
 }
 
-__attribute__((noreturn)) static void
-child_exec(const sb_spawn_options *opts, char **args, char **env, int errfd, long maxfd) {
+__attribute__((noreturn)) static void child_exec(const sb_child *child,
+                                                 const sb__stdio_plan *plan, char **env,
+                                                 int errfd, long maxfd) {
   struct sigaction sa;
   sigset_t none;
   int src[3], i, err;
@@ -120,7 +120,7 @@ child_exec(const sb_spawn_options *opts, char **args, char **env, int errfd, lon
   /* Sources below 3 move out of the way first, so one dup2 cannot clobber
    * another's source (stdio = {1, 0, 2}). */
   for (i = 0; i < 3; i++) {
-    src[i] = opts->stdio[i].mode == SB_STDIO_FD ? opts->stdio[i].fd : i;
+    src[i] = plan->child_fd[i] >= 0 ? plan->child_fd[i] : i;
     if (src[i] != i && src[i] < 3 && (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3)) < 0)
       goto fail;
   }
@@ -142,11 +142,11 @@ child_exec(const sb_spawn_options *opts, char **args, char **env, int errfd, lon
 
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  if (opts->cwd != NULL && chdir(opts->cwd) != 0)
+  if (child->cwd != NULL && chdir(child->cwd) != 0)
     goto fail;
   /* PATH is looked up in the child's environment, as the shell would. */
   environ = env;
-  execvp(opts->file, args);
+  execvp(child->file, child->args);
 
 fail:
   err = errno;
@@ -157,7 +157,8 @@ fail:
 
 /* Forks and execs; exec errors come back through a close-on-exec pipe, so
  * they are returned here and never seen as an exit status. */
-static int fork_exec(const sb_spawn_options *opts, char **args, char **env, pid_t *out) {
+static int fork_exec(const sb_child *child, const sb__stdio_plan *plan, char **env,
+                     pid_t *out) {
   long maxfd = sysconf(_SC_OPEN_MAX);
   sigset_t all, old;
   int pipefd[2], err = 0, r = 0, i;
@@ -187,7 +188,7 @@ static int fork_exec(const sb_spawn_options *opts, char **args, char **env, pid_
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pid = fork();
   if (pid == 0)
-    child_exec(opts, args, env, pipefd[1], maxfd);
+    child_exec(child, plan, env, pipefd[1], maxfd);
   if (pid < 0)
     r = -errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -210,80 +211,133 @@ static int fork_exec(const sb_spawn_options *opts, char **args, char **env, pid_
   return r;
 }
 
-/* ---- reaping -------------------------------------------------------------- */
+/* ---- one run ---------------------------------------------------------------- */
 
-/* The child is no longer ours to report: connections forget it and its
- * ticket is revoked. */
-static void child_gone(sb_child *child) {
-  child->exited = true;
-  sb__conns_forget(child->server, NULL, child);
-  if (child->ticket != NULL)
-    sb_ticket_free(child->ticket);
-}
-
-static void reap(sb_child *child) {
-  int status = 0;
-  int64_t code = -1;
-  int sig = 0;
-  pid_t r;
-
-  do
-    r = waitpid(child->pid, &status, WNOHANG);
-  while (r < 0 && errno == EINTR);
-  if (r == 0)
-    return;
-  if (r > 0 && WIFEXITED(status))
-    code = WEXITSTATUS(status);
-  else if (r > 0 && WIFSIGNALED(status))
-    code = 0, sig = WTERMSIG(status);
-  /* r < 0 (ECHILD): something else in the process reaped it (SIGCHLD
-   * ignored...); the status is lost and reported as -1. */
-
-  child->exited = true;
-  child->on_exit(child, code, sig);
-  child_gone(child);
-  sb__list_remove(&child->link);
-  free(child);
-}
-
-static void on_sigchld(uv_signal_t *handle, int signum) {
-  sb_server *server = handle->data;
-  sb__link *l, *next;
-  (void)signum;
-
-  /* Signals merge: one SIGCHLD may stand for several children. Children
-   * spawned from a callback land at the tail and are polled too, which is
-   * harmless. The server cannot be freed meanwhile: that waits for this
-   * handle's close callback. */
-  for (l = server->children.next; l != &server->children; l = next) {
-    next = l->next;
-    reap(sb__container_of(l, sb_child, link));
-  }
-  if (sb__list_empty(&server->children))
-    uv_signal_stop(handle);
-  sb__server_maybe_finish(server);
-}
-
-static int watch_children(sb_server *server) {
+int sb__child_start(sb_child *child) {
+  sb__stdio_plan plan;
+  char **env = NULL;
+  pid_t pid = -1;
   int r;
-  if (!server->sigchld_open) {
-    r = uv_signal_init(server->loop, &server->sigchld);
-    if (r < 0)
-      return r;
-    server->sigchld.data = server;
-    server->sigchld_open = true;
+
+  /* A restart keeps the ticket; only a child that lost it (never: it is
+   * revoked when the child ends for good) would have none. */
+  if (child->ticket == NULL)
+    return -ECANCELED;
+  r = build_env(child, child->ticket, &env);
+  if (r < 0)
+    return r;
+  r = sb__stdio_plan_open(child, &plan);
+  if (r < 0) {
+    free(env);
+    return r;
   }
-  /* Started before the fork, so no exit goes unnoticed. */
-  return uv_signal_start(&server->sigchld, on_sigchld, SIGCHLD);
+  r = fork_exec(child, &plan, env, &pid);
+  free(env);
+  sb__stdio_plan_finish(child, &plan, r == 0);
+  if (r < 0)
+    return r;
+  child->pid = pid;
+  child->state = SB__CHILD_RUNNING;
+  child->started_ns = uv_hrtime();
+  child->timed_out = child->term_sent = child->kill_sent = false;
+  return 0;
+}
+
+/* ---- options ---------------------------------------------------------------- */
+
+static void strv_free(char **v) {
+  if (v == NULL)
+    return;
+  for (size_t i = 0; v[i] != NULL; i++)
+    free(v[i]);
+  free(v);
+}
+
+/* A deep copy of a NULL-terminated array (NULL stays NULL). */
+static int strv_dup(char *const *v, char ***out) {
+  size_t n = count(v), i;
+  char **c;
+  *out = NULL;
+  if (v == NULL)
+    return 0;
+  c = calloc(n + 1, sizeof *c);
+  if (c == NULL)
+    return -ENOMEM;
+  for (i = 0; i < n; i++) {
+    if ((c[i] = sb__strdup(v[i])) == NULL) {
+      strv_free(c);
+      return -ENOMEM;
+    }
+  }
+  *out = c;
+  return 0;
+}
+
+static uint64_t or_default(uint64_t v, uint64_t def) {
+  return v != 0 ? v : def;
+}
+
+/* The supervision settings, defaults filled in. */
+static int copy_policy(sb_child *child, const sb_spawn_options *opts) {
+  if (opts->stop_signal < 0 || opts->stop_signal >= NSIG || opts->stop_signal == SIGSTOP)
+    return -EINVAL;
+  if (opts->restart != SB_RESTART_NO && opts->restart != SB_RESTART_ON_FAILURE &&
+      opts->restart != SB_RESTART_ALWAYS)
+    return -EINVAL;
+  /* Both bounds given and crossed is a mistake; a floor above the default
+   * ceiling just raises the ceiling. */
+  if (opts->backoff_min_ms != 0 && opts->backoff_max_ms != 0 &&
+      opts->backoff_min_ms > opts->backoff_max_ms)
+    return -EINVAL;
+  child->timeout_ms = opts->timeout_ms;
+  child->kill_after_ms = or_default(opts->kill_after_ms, SB__KILL_AFTER_MS);
+  child->stop_signal = opts->stop_signal != 0 ? opts->stop_signal : SIGTERM;
+  child->restart = opts->restart;
+  child->max_restarts = opts->max_restarts != 0 ? opts->max_restarts : SB__MAX_RESTARTS;
+  child->backoff_min_ms = or_default(opts->backoff_min_ms, SB__BACKOFF_MIN_MS);
+  child->backoff_max_ms = or_default(opts->backoff_max_ms, SB__BACKOFF_MAX_MS);
+  if (child->backoff_max_ms < child->backoff_min_ms)
+    child->backoff_max_ms = child->backoff_min_ms;
+  child->backoff_reset_ms = or_default(opts->backoff_reset_ms, SB__BACKOFF_RESET_MS);
+  return 0;
+}
+
+/* What to run, copied: a restart runs it again after the caller's strings
+ * are gone. */
+static int copy_command(sb_child *child, const sb_spawn_options *opts) {
+  char *const default_args[2] = {(char *)opts->file, NULL};
+  size_t i;
+  int r;
+
+  for (i = 0; opts->env != NULL && opts->env[i] != NULL; i++)
+    if (strchr(opts->env[i], '=') == NULL)
+      return -EINVAL;
+  child->file = sb__strdup(opts->file);
+  if (child->file == NULL)
+    return -ENOMEM;
+  if (opts->cwd != NULL && (child->cwd = sb__strdup(opts->cwd)) == NULL)
+    return -ENOMEM;
+  r = strv_dup(opts->args != NULL ? opts->args : default_args, &child->args);
+  if (r == 0)
+    r = strv_dup(opts->env, &child->env);
+  child->env_replace = opts->env_replace;
+  return r;
+}
+
+void sb__child_free(sb_child *child) {
+  sb__stdio_cleanup(child);
+  free(child->file);
+  free(child->cwd);
+  strv_free(child->args);
+  strv_free(child->env);
+  free(child->rbuf);
+  free(child);
 }
 
 /* ---- the public API ------------------------------------------------------- */
 
 int sb_spawn(sb_server *server, const sb_spawn_options *opts, sb_child **out) {
-  char *default_args[2];
-  char **env = NULL;
   sb_child *child;
-  pid_t pid = -1;
   int r;
 
   if (out != NULL)
@@ -299,37 +353,40 @@ int sb_spawn(sb_server *server, const sb_spawn_options *opts, sb_child **out) {
     return -ENOMEM;
   child->server = server;
   child->on_exit = opts->on_exit;
+  child->on_output = opts->on_output;
   child->data = opts->data;
-  r = sb__ticket_create(server, child, &child->ticket);
-  if (r < 0)
-    goto error;
-  r = build_env(opts, child->ticket, &env);
-  if (r < 0)
-    goto error;
-  r = watch_children(server);
+  for (int i = 0; i < 3; i++)
+    child->stdio[i].fd = -1;
+  r = copy_policy(child, opts);
+  if (r == 0)
+    r = copy_command(child, opts);
+  if (r == 0)
+    r = sb__stdio_setup(child, opts);
+  if (r == 0)
+    r = sb__ticket_create(server, child, &child->ticket);
+  if (r == 0)
+    r = sb__children_watch(server);
+  if (r == 0)
+    r = sb__child_start(child);
   if (r < 0)
     goto error;
 
-  default_args[0] = (char *)opts->file;
-  default_args[1] = NULL;
-  r = fork_exec(opts, opts->args != NULL ? (char **)opts->args : default_args, env, &pid);
-  free(env);
-  env = NULL;
-  if (r < 0)
-    goto error;
-
-  child->pid = pid;
+  /* The timer serves the deadline, the grace, the backoff and the deferred
+   * on_exit in turn; it lives as long as the child. */
+  uv_timer_init(server->loop, &child->timer);
+  child->timer.data = child;
+  child->open_handles++;
   sb__list_push(&server->children, &child->link);
   *out = child;
+  sb__supervise_started(child);
   return 0;
 
 error:
-  free(env);
   if (child->ticket != NULL) {
     child->ticket->child = NULL;
     sb_ticket_free(child->ticket);
   }
-  free(child);
+  sb__child_free(child);
   if (sb__list_empty(&server->children) && server->sigchld_open)
     uv_signal_stop(&server->sigchld);
   return r;
@@ -347,10 +404,14 @@ void *sb_child_data(const sb_child *child) {
   return child->data;
 }
 
+unsigned sb_child_restarts(const sb_child *child) {
+  return child->restarts;
+}
+
 int sb_child_kill(sb_child *child, int signum) {
   if (child == NULL || signum < 0 || signum >= NSIG)
     return -EINVAL;
-  if (child->exited)
+  if (child->state != SB__CHILD_RUNNING)
     return -ESRCH;
   if (kill(-child->pid, signum) == 0)
     return 0;
@@ -359,33 +420,4 @@ int sb_child_kill(sb_child *child, int signum) {
   if (errno == ESRCH && kill(child->pid, signum) == 0)
     return 0;
   return -errno;
-}
-
-void sb__children_kill_all(sb_server *server) {
-  sb__link *l;
-  for (l = server->children.next; l != &server->children; l = l->next) {
-    sb_child *child = sb__container_of(l, sb_child, link);
-    if (child->exited)
-      continue;
-    kill(-child->pid, SIGKILL);
-    /* And the child itself, in case it left its group: its exit is what
-     * sb_server_close waits for. */
-    kill(child->pid, SIGKILL);
-  }
-}
-
-static void on_sigchld_closed(uv_handle_t *handle) {
-  sb_server *server = handle->data;
-  server->sigchld_open = false;
-  sb__server_maybe_finish(server);
-}
-
-bool sb__children_close(sb_server *server) {
-  if (!server->sigchld_open)
-    return true;
-  if (!server->sigchld_closing) {
-    server->sigchld_closing = true;
-    uv_close((uv_handle_t *)&server->sigchld, on_sigchld_closed);
-  }
-  return false;
 }

@@ -11,6 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* STUB_EXIT: how a welcomed connection ended, and what the stub was told. */
+static void emit_stub_exit(sb_conn *conn) {
+  sb_event ev = {0};
+  ev.type = SB_EVENT_STUB_EXIT;
+  ev.conn = conn;
+  ev.child = conn->child;
+  ev.pid = conn->call.pid;
+  ev.close_reason = conn->close_reason;
+  ev.status = conn->exit_sent ? conn->told_code : -1;
+  ev.signal = conn->exit_sent ? conn->told_signal : 0;
+  sb__emit(conn->server, &ev);
+}
+
 static void on_handle_closed(uv_handle_t *handle) {
   sb_conn *conn = handle->data;
   sb_server *server = conn->server;
@@ -18,6 +31,8 @@ static void on_handle_closed(uv_handle_t *handle) {
   if (--conn->open_handles > 0)
     return;
   server->stats.open--;
+  if (conn->welcomed)
+    emit_stub_exit(conn);
   if (conn->welcomed && conn->cbs.on_close != NULL)
     conn->cbs.on_close(conn, conn->close_reason, conn->close_err);
   sb__list_remove(&conn->link);
@@ -54,6 +69,15 @@ static void on_linger_timeout(uv_timer_t *timer) {
 static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)req;
   (void)status;
+}
+
+static void emit_stub_reject(sb_conn *conn, sb_reason reason, const char *msg) {
+  sb_event ev = {0};
+  ev.type = SB_EVENT_STUB_REJECT;
+  ev.reason = reason;
+  ev.message = msg;
+  ev.pid = conn->have_hello ? conn->hello.u.hello.pid : 0;
+  sb__emit(conn->server, &ev);
 }
 
 void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt, ...) {
@@ -94,7 +118,9 @@ void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt
     sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
   }
 
-  /* Last: the callback may close the server, and with it this connection. */
+  /* Last: the callbacks may close the server, and with it this connection
+   * (whose memory stays until its close callbacks have run). */
+  emit_stub_reject(conn, reason, msg);
   if (server->on_reject != NULL) {
     info.reason = reason;
     info.message = msg;
@@ -197,6 +223,7 @@ static void fill_call(sb_conn *conn) {
 
 static void on_hello(sb_conn *conn, const sb_frame *f) {
   sb_server *server = conn->server;
+  sb_event ev;
   sb_diag diag;
   sb_hello *h;
   sb_msg m;
@@ -250,7 +277,7 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
 
   drop_token_env(h);
   fill_call(conn);
-  if (conn->ticket->child != NULL && !conn->ticket->child->exited)
+  if (conn->ticket->child != NULL && conn->ticket->child->state < SB__CHILD_ENDING)
     conn->child = conn->ticket->child;
 
   memset(&m, 0, sizeof m);
@@ -265,7 +292,15 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
   conn->state = SB__CONN_OPEN;
   conn->welcomed = true;
   server->stats.welcomed++;
-  server->on_connect(server, conn);
+  memset(&ev, 0, sizeof ev);
+  ev.type = SB_EVENT_STUB_CONNECT;
+  ev.conn = conn;
+  ev.child = conn->child;
+  ev.pid = conn->call.pid;
+  sb__emit(server, &ev);
+  /* The event's callback may have closed the connection (sb_server_close). */
+  if (conn->state == SB__CONN_OPEN)
+    server->on_connect(server, conn);
 }
 
 static void protocol_error(sb_conn *conn, int err) {

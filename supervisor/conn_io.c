@@ -330,6 +330,8 @@ static int send_exit(sb_conn *conn, int code, int signum) {
   if (r < 0)
     return r;
   conn->exit_sent = true;
+  conn->told_code = code;
+  conn->told_signal = signum;
   /* The stub closes once it has ended; read on to see that, even if the
    * caller had paused. */
   if (conn->paused)

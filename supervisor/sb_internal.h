@@ -16,13 +16,19 @@
 
 /* ---- defaults and limits ------------------------------------------------ */
 
-#define SB__DEFAULT_HOST "127.0.0.1"      /* TCP bind address */
-#define SB__DEFAULT_MAX_CONNECTIONS 1024u /* at once, handshakes included */
-#define SB__DEFAULT_HANDSHAKE_MS 10000u   /* accept to complete hello */
-#define SB__LINGER_MS 1000u               /* drain a rejected peer at most so long */
-#define SB__READ_BUF_SIZE (64u * 1024u)   /* per-connection read buffer */
-#define SB__WRITE_POOL_MAX 256u           /* write requests kept for reuse */
-#define SB__LISTEN_BACKLOG 128            /* pending connections in the kernel */
+#define SB__DEFAULT_HOST "127.0.0.1"       /* TCP bind address */
+#define SB__DEFAULT_MAX_CONNECTIONS 1024u  /* at once, handshakes included */
+#define SB__DEFAULT_HANDSHAKE_MS 10000u    /* accept to complete hello */
+#define SB__LINGER_MS 1000u                /* drain a rejected peer at most so long */
+#define SB__READ_BUF_SIZE (64u * 1024u)    /* per-connection read buffer */
+#define SB__WRITE_POOL_MAX 256u            /* write requests kept for reuse */
+#define SB__LISTEN_BACKLOG 128             /* pending connections in the kernel */
+#define SB__KILL_AFTER_MS 5000u            /* grace between the stop signal and KILL */
+#define SB__MAX_RESTARTS 5u                /* restarts in a row before giving up */
+#define SB__BACKOFF_MIN_MS 100u            /* the first restart's delay */
+#define SB__BACKOFF_MAX_MS 30000u          /* the longest delay */
+#define SB__BACKOFF_RESET_MS 10000u        /* a run this long resets the backoff */
+#define SB__CAPTURE_BUF_SIZE (64u * 1024u) /* per-child read buffer for captures */
 
 /* ---- intrusive doubly linked lists --------------------------------------- */
 
@@ -96,7 +102,9 @@ struct sb_server {
   bool have_allow; /* TCP peers are checked against allow */
   sb_connect_cb on_connect;
   sb_reject_cb on_reject;
+  sb_event_cb on_event;
   void *data;
+  uint64_t rng; /* xorshift64 state for backoff jitter; never 0 */
 
   sb__link tickets;    /* sb_ticket.link */
   sb__link conns;      /* sb_conn.link, until freed */
@@ -125,14 +133,69 @@ struct sb_ticket {
   char *env[7]; /* "NAME=VALUE" strings, NULL-terminated */
 };
 
+/* How one of a child's stdin, stdout, stderr is set up, kept for every run
+ * (restarts included). */
+typedef struct sb__stdio_cfg {
+  sb_stdio_mode mode;
+  int fd;     /* FD: the caller's; FILE: ours, opened once by sb_spawn */
+  char *data; /* BUFFER: our copy */
+  size_t len; /* BUFFER */
+} sb__stdio_cfg;
+
+/* Where a child is in its life. */
+typedef enum sb__child_state {
+  SB__CHILD_RUNNING = 0, /* a run is alive: pid is ours to signal */
+  SB__CHILD_REAPED,      /* a run ended: deciding what follows (callbacks run) */
+  SB__CHILD_BACKOFF,     /* between runs: the timer starts the next one */
+  SB__CHILD_ENDING,      /* ended for good: on_exit is due (timer, 0 ms) */
+  SB__CHILD_ENDED,       /* on_exit ran: handles closing, then freed */
+} sb__child_state;
+
 struct sb_child {
   sb_server *server;
-  sb__link link;
+  sb__link link;     /* in server->children until freed */
   sb_ticket *ticket; /* NULL once revoked */
   sb_exit_cb on_exit;
+  sb_output_cb on_output;
   void *data;
-  pid_t pid;
-  bool exited; /* reaped: the pid is no longer ours to signal */
+
+  /* What to run, copied from sb_spawn_options for restarts. */
+  char *file;
+  char **args;
+  char *cwd;
+  char **env; /* opts->env; the supervisor's is read again at each run */
+  bool env_replace;
+  sb__stdio_cfg stdio[3];
+  uint64_t timeout_ms, kill_after_ms;
+  int stop_signal;
+  sb_restart restart;
+  unsigned max_restarts;
+  uint64_t backoff_min_ms, backoff_max_ms, backoff_reset_ms;
+
+  sb__child_state state;
+  pid_t pid;           /* the current run's, or 0 */
+  uint64_t started_ns; /* uv_hrtime() at the current run's start */
+  bool stopping;       /* sb_child_stop, a timeout or sb_server_close: no restart */
+  bool timed_out;      /* this run's deadline passed */
+  bool term_sent;      /* this run got the stop signal */
+  bool kill_sent;      /* this run got SIGKILL */
+  unsigned restarts;   /* in all */
+  unsigned backoff_k;  /* restarts since the backoff was last reset */
+  int64_t last_status; /* the last run's end, for on_exit */
+  int last_signal;
+
+  /* Handles: the timer (deadline, grace, backoff, or the deferred on_exit)
+   * lives as long as the child; the pipes live for one run. The child is
+   * freed when the last of them has closed after on_exit. */
+  uv_timer_t timer;
+  uv_pipe_t out[2]; /* CAPTURE of stdout, stderr */
+  bool out_open[2];
+  uv_pipe_t in; /* BUFFER stdin */
+  uv_write_t in_req;
+  bool in_open;
+  int open_handles;
+  char *rbuf;          /* SB__CAPTURE_BUF_SIZE bytes, when a stream is captured */
+  uint64_t last_ts_ns; /* output timestamps never go backwards */
 };
 
 typedef enum sb__conn_state {
@@ -174,6 +237,8 @@ struct sb_conn {
   void *data;
   sb_close_reason close_reason;
   int close_err;
+  int told_code;   /* what sb_conn_exit/sb_conn_kill told the stub, once */
+  int told_signal; /* exit_sent says whether one of them was */
 };
 
 /* ---- server.c ------------------------------------------------------------ */
@@ -203,12 +268,57 @@ int sb__ticket_create(sb_server *server, sb_child *child, sb_ticket **out);
 sb_ticket *sb__ticket_lookup(sb_server *server, const char *token);
 void sb__tickets_free_all(sb_server *server);
 
-/* ---- child.c ------------------------------------------------------------- */
+/* ---- child.c: options and spawning -------------------------------------- */
 
+/* Starts one run of the child (first or restart): pipes, fork, exec. On
+ * success the child is RUNNING with its pid (the caller then calls
+ * sb__supervise_started); exec errors are returned. */
+int sb__child_start(sb_child *child);
+/* Frees what sb_spawn copied; the child itself too. */
+void sb__child_free(sb_child *child);
+
+/* ---- child_stdio.c: stdio modes and capture -------------------------------- */
+
+/* The fds one run's stdin, stdout and stderr come from (-1: inherit ours),
+ * and our ends of its pipes. All >= 3 and close-on-exec. */
+typedef struct sb__stdio_plan {
+  int child_fd[3];        /* dup2'd onto 0..2 in the child */
+  bool close_child_fd[3]; /* ours to close after the fork */
+  int parent_fd[3];       /* BUFFER stdin, CAPTURE stdout/stderr: our end, or -1 */
+} sb__stdio_plan;
+
+/* Checks opts->stdio and copies it into child; opens FILE paths. */
+int sb__stdio_setup(sb_child *child, const sb_spawn_options *opts);
+/* Opens what a run needs before the fork (pipes, /dev/null). */
+int sb__stdio_plan_open(sb_child *child, sb__stdio_plan *plan);
+/* After the fork: closes the child's ends; on success (forked) starts
+ * capturing and feeding stdin through our ends, else closes them too. */
+void sb__stdio_plan_finish(sb_child *child, sb__stdio_plan *plan, bool forked);
+/* The run's leader was reaped: delivers what its pipes still hold, then
+ * closes them. */
+void sb__stdio_run_ended(sb_child *child);
+/* Closes the FILE fds sb_spawn opened; frees the BUFFER copy. */
+void sb__stdio_cleanup(sb_child *child);
+void sb__child_handle_closed(uv_handle_t *handle);
+
+/* ---- supervise.c: reaping, stop sequence, timeout, restart ---------------- */
+
+/* A run started: arms the deadline, emits SPAWN. */
+void sb__supervise_started(sb_child *child);
+/* Starts watching SIGCHLD (before the first fork). */
+int sb__children_watch(sb_server *server);
 void sb__children_kill_all(sb_server *server);
 /* Closes the SIGCHLD watcher once no child is left; true when it is closed
  * (sb__server_maybe_finish is called again from its close callback). */
 bool sb__children_close(sb_server *server);
+
+/* ---- event.c --------------------------------------------------------------- */
+
+/* Stamps ev with the time and hands it to the server's on_event, if any. */
+void sb__emit(sb_server *server, sb_event *ev);
+/* An event about child, of type, with its pid and restarts filled in. */
+void sb__emit_child(sb_child *child, sb_event_type type, sb_event *ev);
+uint64_t sb__realtime_ns(void);
 
 /* ---- conn.c -------------------------------------------------------------- */
 

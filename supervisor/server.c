@@ -109,6 +109,7 @@ int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **ou
                                      : SB__DEFAULT_HANDSHAKE_MS;
   server->on_connect = opts->on_connect;
   server->on_reject = opts->on_reject;
+  server->on_event = opts->on_event;
   server->data = opts->data;
   sb__list_init(&server->tickets);
   sb__list_init(&server->conns);

@@ -112,10 +112,13 @@ typedef struct sb_server_options {
 int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **out);
 
 /* Stops listening, closes every connection (reason SB_CLOSE_SERVER), stops
- * every child it spawned (SIGKILL to its process group) and frees every
- * ticket, then the server itself. cb (may be NULL) runs once everything is
- * freed; until then the loop must keep running. Tickets and children must
- * not be used after this call. */
+ * every child it spawned (SIGKILL to its process group at once, a STOP
+ * event each; a child waiting to restart just ends) and frees every ticket,
+ * then the server itself. Each child's on_exit still runs, once, from the
+ * loop; every child is reaped before cb, so none is left as a zombie. cb
+ * (may be NULL) runs once everything is freed; until then the loop must
+ * keep running. Tickets and children must not be used after this call,
+ * except from their own callbacks. */
 void sb_server_close(sb_server *server, sb_server_close_cb cb);
 
 void *sb_server_data(const sb_server *server);
@@ -163,13 +166,32 @@ void *sb_ticket_data(const sb_ticket *ticket);
 
 /* ---- children ----------------------------------------------------------- */
 
-/* exit_status is the code (0..255) when term_signal is 0; -1 in the rare
- * case the status was lost because something else in the process reaped the
- * child (SIGCHLD set to SIG_IGN, a waitpid(-1) elsewhere). */
+/* How the child's last run ended: exit_status is the code (0..255) when
+ * term_signal is 0; -1 in the rare case the status was lost because
+ * something else in the process reaped the child (SIGCHLD set to SIG_IGN, a
+ * waitpid(-1) elsewhere). A deadline or a stop is seen here as what it did
+ * (SIGTERM, SIGKILL, or the code of a child that handled the signal); the
+ * TIMEOUT event tells a deadline apart. */
 typedef void (*sb_exit_cb)(sb_child *child, int64_t exit_status, int term_signal);
 
 /* What a child's stdin, stdout or stderr is. The zero value inherits the
- * supervisor's. */
+ * supervisor's. Every run of a restarted child gets the same.
+ * - FD: the caller keeps owning .fd and keeps it open as long as the child
+ *   may restart.
+ * - FILE: sb_spawn opens .path (stdin O_RDONLY; stdout/stderr
+ *   O_WRONLY|O_CREAT|O_TRUNC, mode 0644 less the umask) and keeps it open
+ *   until the child ends for good: restarts append to what earlier runs
+ *   wrote, and read stdin again from its start. Open errors are sb_spawn's.
+ * - CAPTURE (stdout/stderr only; on_output required): a pipe read by the
+ *   loop. Everything the run wrote before it exited reaches on_output
+ *   before its EXIT event and on_exit; once the run's leader is reaped, the
+ *   pipe is drained and closed, so what a surviving grandchild writes later
+ *   is lost (it gets EPIPE).
+ * - BUFFER (stdin only): .data/.len (at most UINT_MAX bytes) are copied by
+ *   sb_spawn, written to each run's stdin through a pipe, then closed so the
+ *   child sees EOF. A child that does not read it all is not an error.
+ * A mode used on the wrong stream, or CAPTURE without on_output, is -EINVAL
+ * from sb_spawn. */
 typedef enum sb_stdio_mode {
   SB_STDIO_INHERIT = 0, /* the supervisor's own fd */
   SB_STDIO_NULL,        /* /dev/null */
@@ -194,9 +216,12 @@ typedef enum sb_restart {
   SB_RESTART_ALWAYS,     /* whenever it ends, until stopped or max_restarts */
 } sb_restart;
 
-/* A chunk of a captured stream (1 stdout, 2 stderr). ts_ns (CLOCK_REALTIME,
- * taken when the chunk was read) orders stdout and stderr chunks against each
- * other. */
+/* A chunk of a captured stream (1 stdout, 2 stderr); buf is valid during
+ * the call only. ts_ns (CLOCK_REALTIME, taken when the chunk was read)
+ * orders stdout and stderr chunks against each other: it never goes below
+ * the child's previous chunk's, even if the clock is set back. Two writes
+ * the child made before the loop read either may arrive in one chunk, or
+ * in either order across the two streams. */
 typedef void (*sb_output_cb)(sb_child *child, int stream, const char *buf, size_t len,
                              uint64_t ts_ns);
 
@@ -212,16 +237,29 @@ typedef struct sb_spawn_options {
   bool env_replace;
   sb_stdio stdio[3];     /* stdin, stdout, stderr */
   sb_output_cb on_output; /* required when a stream is SB_STDIO_CAPTURE */
-  /* Supervision. A deadline, or sb_child_stop(), runs the stop sequence:
-   * stop_signal to the child's process group, kill_after_ms of grace, then
-   * SIGKILL to the group. */
-  uint64_t timeout_ms;    /* 0: no deadline */
+  /* Supervision. A deadline (TIMEOUT event) or sb_child_stop() runs the stop
+   * sequence: stop_signal to the child's process group, kill_after_ms of
+   * grace, then SIGKILL to the group (a STOP event for each signal sent).
+   * Once a stop has begun and the child itself has exited, whatever is left
+   * of its process group gets SIGKILL too (no event), so no grandchild
+   * outlives a stop, a deadline or sb_server_close. Limit: a grandchild that
+   * moved to a session or process group of its own (a daemon) escapes; a
+   * normal exit leaves the group alone. No restart follows a stop or a
+   * deadline. */
+  uint64_t timeout_ms;    /* 0: no deadline; else per run, from its start */
   uint64_t kill_after_ms; /* 0: 5000 */
   int stop_signal;        /* 0: SIGTERM */
   sb_restart restart;
-  unsigned max_restarts;     /* 0: 5 */
-  uint64_t backoff_min_ms;   /* 0: 100; the first restart waits about this long */
-  uint64_t backoff_max_ms;   /* 0: 30000; the delay doubles up to this, with jitter */
+  /* Restarts in a row: the count starts again, with the backoff, after a run
+   * that stayed up backoff_reset_ms. When it is reached, GIVE_UP and
+   * on_exit. */
+  unsigned max_restarts; /* 0: 5 */
+  /* The k-th delay in a row (k = 0, 1, ...) is d = min(max, min * 2^k),
+   * with jitter: uniform in [max(min, d / 2), d] ms. So the first restart
+   * waits backoff_min_ms exactly. min > max (both given) is -EINVAL; a min
+   * above the default max raises the max to it. */
+  uint64_t backoff_min_ms;   /* 0: 100 */
+  uint64_t backoff_max_ms;   /* 0: 30000 */
   uint64_t backoff_reset_ms; /* 0: 10000; a run that stayed up this long resets it */
   /* Runs once, when the child has ended for good (no restart follows). */
   sb_exit_cb on_exit; /* required */
@@ -234,20 +272,31 @@ typedef struct sb_spawn_options {
  * gets fds 0, 1 and 2 only: every other fd of the supervisor's process is
  * closed in it, whoever opened it. Errors: -ENOENT (not found), -EACCES (not
  * executable), -ENOENT/-ENOTDIR for a bad cwd, other exec and fork errors,
- * reported here and never as a fake exit status; -ECANCELED after
- * sb_server_close. The child object lives until on_exit has returned; its
- * ticket is revoked then. */
+ * reported here and never as a fake exit status (nothing is written to the
+ * child's stderr either); -EINVAL for a bad option (see sb_stdio_mode;
+ * stop_signal not a signal; an unknown restart; env strings without '=');
+ * errors opening a FILE path (-ENOENT, -EACCES...); -ECANCELED after
+ * sb_server_close. The SPAWN event is emitted from inside this call. A
+ * restart that cannot exec is not an exit: it counts as a failed restart
+ * (BACKOFF or GIVE_UP with a message), and on_exit reports the last run
+ * that did run. The child object lives until on_exit has returned; its
+ * ticket (the same for every run) is revoked then. */
 int sb_spawn(sb_server *server, const sb_spawn_options *opts, sb_child **out);
 
+/* The current run's pid; 0 while waiting to restart; the last run's during
+ * on_exit. */
 pid_t sb_child_pid(const sb_child *child);
 sb_ticket *sb_child_ticket(const sb_child *child);
 void *sb_child_data(const sb_child *child);
-/* Sends signum to the child's process group. */
+/* Sends signum to the current run's process group. Errors: -EINVAL,
+ * -ESRCH (no run alive: between runs, or ended). */
 int sb_child_kill(sb_child *child, int signum);
-/* Stops the child with the stop sequence; no restart follows. Calling it
- * again does nothing. Errors: -ESRCH when the child has ended for good. */
+/* Stops the child with the stop sequence; no restart follows. A child
+ * waiting to restart ends at once (on_exit runs from the loop, reporting its
+ * last run). Calling it again does nothing. Errors: -ESRCH once on_exit has
+ * begun. */
 int sb_child_stop(sb_child *child);
-/* How many times the child has been restarted so far. */
+/* How many times the child has been restarted so far, in all. */
 unsigned sb_child_restarts(const sb_child *child);
 
 /* ---- connections -------------------------------------------------------- */
@@ -353,7 +402,9 @@ void sb_conn_close(sb_conn *conn);
 
 /* ---- events ------------------------------------------------------------- */
 
-/* What happened, for a log or a UI: one callback for the whole server. */
+/* What happened, for a log or a UI: one callback for the whole server. It
+ * may be called from inside sb_spawn (SPAWN) and sb_server_close (STOP).
+ * ev and what it points to are valid during the callback only. */
 typedef enum sb_event_type {
   SB_EVENT_SPAWN = 1,    /* child, pid, restarts (0 for the first run) */
   SB_EVENT_EXIT,         /* child, pid, status or signal, restarts */
@@ -373,7 +424,9 @@ struct sb_event {
   sb_child *child; /* or NULL */
   sb_conn *conn;   /* or NULL; valid during the callback only */
   int64_t pid;
-  int64_t status; /* EXIT, STUB_EXIT: the code when signal == 0 (-1: unknown) */
+  /* EXIT, STUB_EXIT: the code when signal == 0 (-1: unknown; for
+   * STUB_EXIT, the stub was never told how to end). */
+  int64_t status;
   int signal;
   unsigned restarts;
   uint64_t delay_ms;            /* BACKOFF */
@@ -386,8 +439,17 @@ struct sb_event {
  * "stub_connect", "stub_reject", "stub_exit". */
 const char *sb_event_type_name(sb_event_type t);
 /* The event as one JSON object on one line, without a newline, for JSON
- * Lines logs; malloc'd, the caller frees it. Holds no token. Returns 0 or
- * -ENOMEM. */
+ * Lines logs; malloc'd, the caller frees it. Holds no token and no env.
+ * Members, present only where they apply:
+ *   "event": sb_event_type_name(); "ts": seconds since the epoch as a number
+ *   with microseconds (1732245600.123456); "pid" (when known);
+ *   "status" (a number, null when unknown) or "signal" ("TERM"; a number for
+ *   a signal without a name) for EXIT and STUB_EXIT; "signal" for STOP;
+ *   "restarts" for child events; "delay_ms" for BACKOFF; "reason"
+ *   (sb_reason_name) for STUB_REJECT; "close_reason" for STUB_EXIT;
+ *   "message"; "argv" of the stub for STUB_CONNECT and STUB_EXIT, each a
+ *   string when UTF-8, else {"base64": ...} as in the wire protocol.
+ * Returns 0, -EINVAL (ev or out NULL) or -ENOMEM. */
 int sb_event_to_json(const sb_event *ev, char **out);
 
 #pragma GCC visibility pop
