@@ -133,11 +133,11 @@ const char *sb_server_stub_path(const sb_server *server);
 
 /* Counters, for monitoring and tests. */
 typedef struct sb_server_stats {
-  uint64_t accepted;   /* connections accepted */
-  uint64_t welcomed;   /* handshakes that succeeded */
+  uint64_t accepted;                         /* connections accepted */
+  uint64_t welcomed;                         /* handshakes that succeeded */
   uint64_t rejected[SB_REASON_PROTOCOL + 1]; /* by sb_reason */
-  uint64_t lost;       /* connections closed with SB_CLOSE_PEER_LOST */
-  unsigned open;       /* connections open now, handshakes included */
+  uint64_t lost; /* connections closed with SB_CLOSE_PEER_LOST */
+  unsigned open; /* connections open now, handshakes included */
 } sb_server_stats;
 
 void sb_server_stats_get(const sb_server *server, sb_server_stats *out);
@@ -227,15 +227,15 @@ typedef void (*sb_output_cb)(sb_child *child, int stream, const char *buf, size_
 
 /* The zero value of every field is its default. */
 typedef struct sb_spawn_options {
-  const char *file;   /* required; looked up in PATH when it has no slash */
-  char *const *args;  /* argv, NULL-terminated; NULL: { file, NULL } */
-  const char *cwd;    /* NULL: the supervisor's */
+  const char *file;  /* required; looked up in PATH when it has no slash */
+  char *const *args; /* argv, NULL-terminated; NULL: { file, NULL } */
+  const char *cwd;   /* NULL: the supervisor's */
   /* Variables added to (or with env_replace, replacing) the supervisor's
    * environment, "NAME=VALUE", NULL-terminated. The ticket's variables are
    * always added last, so a child cannot be given another child's token. */
   char *const *env;
   bool env_replace;
-  sb_stdio stdio[3];     /* stdin, stdout, stderr */
+  sb_stdio stdio[3];      /* stdin, stdout, stderr */
   sb_output_cb on_output; /* required when a stream is SB_STDIO_CAPTURE */
   /* Supervision. A deadline (TIMEOUT event) or sb_child_stop() runs the stop
    * sequence: stop_signal to the child's process group, kill_after_ms of
@@ -307,10 +307,10 @@ typedef struct sb_call {
   size_t argc;
   char *const *argv; /* argc strings then NULL; bytes, not necessarily UTF-8 */
   size_t envc;
-  char *const *env;  /* "NAME=VALUE" x envc then NULL; the token is never here */
-  const char *cwd;   /* NULL when the stub could not tell */
-  const char *exe;   /* NULL when unknown */
-  unsigned tty;      /* SB_TTY_STDIN | SB_TTY_STDOUT | SB_TTY_STDERR */
+  char *const *env; /* "NAME=VALUE" x envc then NULL; the token is never here */
+  const char *cwd;  /* NULL when the stub could not tell */
+  const char *exe;  /* NULL when unknown */
+  unsigned tty;     /* SB_TTY_STDIN | SB_TTY_STDOUT | SB_TTY_STDERR */
 } sb_call;
 
 typedef enum sb_close_reason {
