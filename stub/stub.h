@@ -26,8 +26,10 @@
 #define STUB_HANDSHAKE_TIMEOUT_MS 30000
 /* How long the failure line may wait for a full stderr before we exit anyway. */
 #define STUB_FAIL_WRITE_MS 1000
-/* Bytes read from the socket at once; data is written to fds 1/2 from here. */
-#define STUB_RBUF_SIZE (256u * 1024u)
+/* Bytes read from the socket at once; data is written to fds 1/2 from here.
+ * 128 KiB: two 64 KiB frames per recv; the stub's peak RSS while streaming
+ * stays under 2 MiB (docs/performance.md). */
+#define STUB_RBUF_SIZE (128u * 1024u)
 /* Bytes of stdin read at once: the payload of at most one stdin frame. */
 #define STUB_IBUF_SIZE (64u * 1024u)
 /* Frames waiting for the socket: one stdin frame, signals, 2 stream_errors. */

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# bench.sh [bench args...] - the benchmark suite of issue 6, in one command:
+# installs what is missing (deps.sh), builds Release into build/bench, runs
+# the bench binary. Prints one table; writes build/bench/bench.json.
+# Never part of the test run; docs/performance.md explains every figure.
+#   bash scripts/bench.sh                 # everything, 5 repetitions (~1-2 min)
+#   bash scripts/bench.sh --reps 3 --only cycle,rtt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh binutils
+dir=build/bench
+cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSB_BENCH=ON >/dev/null
+cmake --build "$dir" --target bench socketbridge-stub >/dev/null
+exec "$dir/tests/bench/bench" --json "$dir/bench.json" "$@"
