@@ -2,6 +2,8 @@
  * write requests, and the orderly close of everything the server owns. */
 #include "sb_internal.h"
 
+#include <dlfcn.h>
+
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifndef SB_LIB_TO_BINDIR
+#define SB_LIB_TO_BINDIR "../bin"
+#endif
 #ifndef SB_STUB_INSTALL_PATH
 #define SB_STUB_INSTALL_PATH "/usr/local/bin/socketbridge-stub"
 #endif
@@ -31,16 +36,44 @@ char *sb__strdupf(const char *fmt, ...) {
   return p;
 }
 
+/* The stub installed with this library, found from where the library (or,
+ * linked statically, the program) itself lives: an install moved or made
+ * with `cmake --install --prefix P` still finds P/bin/socketbridge-stub.
+ * NULL when there is none there. */
+static char *stub_beside_library(void) {
+  Dl_info info;
+  const char *slash;
+  char *path, *real;
+
+  if (dladdr((void *)&sb_server_new, &info) == 0 || info.dli_fname == NULL ||
+      info.dli_fname[0] != '/')
+    return NULL;
+  slash = strrchr(info.dli_fname, '/');
+  path = sb__strdupf("%.*s/%s/socketbridge-stub", (int)(slash - info.dli_fname),
+                     info.dli_fname, SB_LIB_TO_BINDIR);
+  if (path == NULL)
+    return NULL;
+  real = access(path, X_OK) == 0 ? realpath(path, NULL) : NULL;
+  free(path);
+  return real;
+}
+
 /* The stub path children are given: the caller's, else the supervisor's own
- * $SOCKETBRIDGE_STUB when absolute, else the installed one. A relative path
- * is made absolute now, since children may run anywhere. */
+ * $SOCKETBRIDGE_STUB when absolute, else the one installed beside this
+ * library, else the configured install path. A relative path is made
+ * absolute now, since children may run anywhere. */
 static int resolve_stub_path(const char *given, char **out) {
   const char *p = given;
   char cwd[4096];
 
   if (p == NULL || p[0] == '\0') {
     const char *env = getenv(SB_ENV_STUB);
-    p = (env != NULL && env[0] == '/') ? env : SB_STUB_INSTALL_PATH;
+    if (env != NULL && env[0] == '/')
+      p = env;
+    else if ((*out = stub_beside_library()) != NULL)
+      return 0;
+    else
+      p = SB_STUB_INSTALL_PATH;
   }
   if (p[0] == '/') {
     *out = sb__strdup(p);
