@@ -1,21 +1,23 @@
 /* child.c - processes the server spawns: options, each with its own ticket,
- * in a session and process group of its own; one run is one fork and exec.
+ * in a session and process group of its own; one run is one posix_spawn.
  * Reaping, stopping and restarting are in supervise.c, stdio in
  * child_stdio.c.
  *
  * Why not uv_spawn: libuv 1.44 closes nothing in the child but the fds it
  * was asked to set up, so any inheritable fd of the supervisor's process
  * (opened by the caller, a test runner, a library) would reach every child.
- * Here the child closes every fd from 3 up between fork and exec, as
- * Python's subprocess and reproc do, and only the child is affected. */
+ * Here the child closes every fd from 3 up before exec (a closefrom file
+ * action), as Python's subprocess and reproc do, and only the child is
+ * affected. */
 #include "sb_internal.h"
 
 #include <fcntl.h>
-#include <pthread.h>
+#include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -83,131 +85,159 @@ static int build_env(const sb_child *child, const sb_ticket *ticket, char ***out
   return 0;
 }
 
-/* ---- between fork and exec: async-signal-safe calls only ---------------- */
+/* ---- the spawn --------------------------------------------------------------- */
 
-static void close_from(int lo, int keep, long maxfd) {
-  /* keep (the error pipe) is close-on-exec: exec closes it. */
-  if (keep > lo && close_range((unsigned)lo, (unsigned)keep - 1, 0) != 0)
-    for (int fd = lo; fd < keep; fd++)
-      close(fd);
-  if (close_range((unsigned)keep + 1, ~0u, 0) != 0)
-    for (long fd = keep + 1; fd < maxfd; fd++)
-      close((int)fd);
+/* posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK)) rather than fork: its
+ * cost does not grow with the supervisor's memory, no atfork handler runs,
+ * and exec errors come back as its return value. */
+
+/* The PATH execvp would search: the child's, not ours (posix_spawnp would
+ * search ours). Unset, glibc's default. */
+static const char *env_path(char *const *env) {
+  for (; *env != NULL; env++)
+    if (strncmp(*env, "PATH=", 5) == 0)
+      return *env + 5;
+  return "/bin:/usr/bin";
 }
 
-__attribute__((noreturn)) static void child_exec(const sb_child *child,
-                                                 const sb__stdio_plan *plan, char **env,
-                                                 int errfd, long maxfd) {
-  struct sigaction sa;
-  sigset_t none;
-  int src[3], i, err;
+/* What execve would say of path without running it: 0 or -errno. */
+static int can_exec(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return -errno;
+  if (!S_ISREG(st.st_mode))
+    return -EACCES;
+  return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == 0 ? 0 : -errno;
+}
 
-  /* Default dispositions while every signal is still blocked, so no
-   * handler of the supervisor ever runs in the child. */
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = SIG_DFL;
-  for (i = 1; i < NSIG; i++)
-    if (i != SIGKILL && i != SIGSTOP)
-      sigaction(i, &sa, NULL);
+/* execvp's search, done here: the first candidate execve would accept;
+ * past a missing one or an unexecutable one (then EACCES is reported if
+ * nothing better is found); any other error stops the search. A relative
+ * entry (an empty one is ".") is resolved from the child's cwd, as the
+ * child would. *out is malloc'd. */
+static int search_path(const sb_child *child, char *const *env, char **out) {
+  const char *p = env_path(env), *end;
+  bool eacces = false;
+  int r = -ENOENT;
 
+  if (strlen(child->file) > NAME_MAX)
+    return -ENAMETOOLONG;
+  for (;; p = end + 1) {
+    int dlen;
+    char *cand, *check;
+    end = strchrnul(p, ':');
+    dlen = (int)(end - p);
+    cand = sb__strdupf("%.*s%s%s", dlen, p, dlen > 0 ? "/" : "", child->file);
+    if (cand == NULL)
+      return -ENOMEM;
+    check = cand[0] != '/' && child->cwd != NULL ? sb__strdupf("%s/%s", child->cwd, cand)
+                                                 : cand;
+    r = check != NULL ? can_exec(check) : -ENOMEM;
+    if (check != cand)
+      free(check);
+    if (r == 0) {
+      *out = cand;
+      return 0;
+    }
+    free(cand);
+    if (r == -EACCES)
+      eacces = true;
+    else if (r != -ENOENT && r != -ENOTDIR && r != -ESTALE && r != -ENODEV &&
+             r != -ETIMEDOUT)
+      return r;
+    if (*end == '\0')
+      return eacces ? -EACCES : r;
+  }
+}
+
+/* Only 0..2 reach the child: each wired from a source at 3 or above (so no
+ * dup2 clobbers another's source), then every fd from 3 up is closed. */
+static int stdio_actions(posix_spawn_file_actions_t *fa, const sb__stdio_plan *plan) {
+  int i, r, flags;
+  for (i = 0; i < 3; i++) {
+    if (plan->child_fd[i] >= 0)
+      r = posix_spawn_file_actions_adddup2(fa, plan->child_fd[i], i);
+    else if ((flags = fcntl(i, F_GETFD)) < 0)
+      /* Our fd i is closed: the child gets /dev/null there rather than
+       * whatever it opens first. */
+      r = posix_spawn_file_actions_addopen(fa, i, "/dev/null", i == 0 ? O_RDONLY : O_RDWR,
+                                           0);
+    else if (flags & FD_CLOEXEC)
+      r = posix_spawn_file_actions_adddup2(fa, i, i); /* clears FD_CLOEXEC */
+    else
+      r = 0;
+    if (r != 0)
+      return -r;
+  }
+  return -posix_spawn_file_actions_addclosefrom_np(fa, 3);
+}
+
+/* A file execve refuses with ENOEXEC (a script without #!) runs with
+ * /bin/sh, as execvp did it, and glibc's posix_spawn no longer does. */
+static int spawn_sh(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                    const posix_spawnattr_t *attr, char *const *args, char *const *env) {
+  size_t n = count(args), i;
+  char **argv = malloc((n + 3) * sizeof *argv);
+  int err;
+  if (argv == NULL)
+    return ENOMEM;
+  argv[0] = "/bin/sh";
+  argv[1] = (char *)path;
+  for (i = 1; i < n; i++)
+    argv[i + 1] = args[i];
+  argv[n > 0 ? n + 1 : 2] = NULL;
+  err = posix_spawn(pid, "/bin/sh", fa, attr, argv, env);
+  free(argv);
+  return err;
+}
+
+static int spawn(const sb_child *child, const sb__stdio_plan *plan, char **env,
+                 pid_t *pid) {
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  sigset_t all, none;
+  char *found = NULL;
+  const char *path = child->file;
+  int r;
+
+  /* PATH is looked up in the child's environment, as the shell would. */
+  if (path[0] == '\0')
+    return -ENOENT;
+  if (strchr(path, '/') == NULL) {
+    if ((r = search_path(child, env, &found)) < 0)
+      return r;
+    path = found;
+  }
+
+  /* Every bit set, glibc's two internal signals (32, 33) included:
+   * sigfillset leaves them out, and posix_spawn would then set them to
+   * SIG_IGN in the child, which exec keeps. */
+  memset(&all, 0xff, sizeof all);
+  sigemptyset(&none);
+  posix_spawnattr_init(&attr);
   /* A session (and process group) of its own: sb_child_kill and
    * sb_server_close signal the whole group. Leaving the controlling
    * terminal is what makes ssh and git use an askpass helper; inherited
-   * terminal fds still work, as the child is in no session of theirs. */
-  if (setsid() < 0)
-    goto fail;
+   * terminal fds still work, as the child is in no session of theirs.
+   * Every signal at its default (KILL and STOP just fail) and none
+   * blocked: no disposition or mask of ours reaches the program. */
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
 
-  /* Sources below 3 move out of the way first, so one dup2 cannot clobber
-   * another's source (stdio = {1, 0, 2}). */
-  for (i = 0; i < 3; i++) {
-    src[i] = plan->child_fd[i] >= 0 ? plan->child_fd[i] : i;
-    if (src[i] != i && src[i] < 3 && (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3)) < 0)
-      goto fail;
-  }
-  for (i = 0; i < 3; i++) {
-    if (src[i] != i) {
-      if (dup2(src[i], i) < 0)
-        goto fail;
-    } else if (fcntl(i, F_SETFD, 0) < 0) {
-      /* The supervisor's own fd i is closed: the child gets /dev/null
-       * there rather than whatever it opens first. */
-      int fd = open("/dev/null", i == 0 ? O_RDONLY : O_RDWR);
-      if (fd < 0)
-        goto fail;
-      if (fd != i && (dup2(fd, i) < 0 || close(fd) < 0))
-        goto fail;
-    }
-  }
-  close_from(3, errfd, maxfd);
-
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  if (child->cwd != NULL && chdir(child->cwd) != 0)
-    goto fail;
-  /* PATH is looked up in the child's environment, as the shell would. */
-  environ = env;
-  execvp(child->file, child->args);
-
-fail:
-  err = errno;
-  while (write(errfd, &err, sizeof err) < 0 && errno == EINTR)
-    ;
-  _exit(127);
-}
-
-/* Forks and execs; exec errors come back through a close-on-exec pipe, so
- * they are returned here and never seen as an exit status. */
-static int fork_exec(const sb_child *child, const sb__stdio_plan *plan, char **env,
-                     pid_t *out) {
-  long maxfd = sysconf(_SC_OPEN_MAX);
-  sigset_t all, old;
-  int pipefd[2], err = 0, r = 0, i;
-  ssize_t n;
-  pid_t pid;
-
-  if (maxfd < 0 || maxfd > 65536)
-    maxfd = 65536;
-  if (pipe2(pipefd, O_CLOEXEC) != 0)
-    return -errno;
-  /* Keep the pipe clear of 0..2, which the child rewires. */
-  for (i = 0; i < 2; i++) {
-    if (pipefd[i] < 3) {
-      int fd = fcntl(pipefd[i], F_DUPFD_CLOEXEC, 3);
-      if (fd < 0) {
-        r = -errno;
-        close(pipefd[0]);
-        close(pipefd[1]);
-        return r;
-      }
-      close(pipefd[i]);
-      pipefd[i] = fd;
-    }
-  }
-
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid = fork();
-  if (pid == 0)
-    child_exec(child, plan, env, pipefd[1], maxfd);
-  if (pid < 0)
-    r = -errno;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  close(pipefd[1]);
-
+  posix_spawn_file_actions_init(&fa);
+  r = stdio_actions(&fa, plan);
+  if (r == 0 && child->cwd != NULL)
+    r = -posix_spawn_file_actions_addchdir_np(&fa, child->cwd);
   if (r == 0) {
-    do
-      n = read(pipefd[0], &err, sizeof err);
-    while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof err) {
-      /* exec failed: the child exits at once; reap it here, it never
-       * becomes one of ours. */
-      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-      r = err > 0 ? -err : -EIO;
-    }
+    r = -posix_spawn(pid, path, &fa, &attr, child->args, env);
+    if (r == -ENOEXEC)
+      r = -spawn_sh(pid, path, &fa, &attr, child->args, env);
   }
-  close(pipefd[0]);
-  *out = pid;
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  free(found);
   return r;
 }
 
@@ -231,7 +261,7 @@ int sb__child_start(sb_child *child) {
     free(env);
     return r;
   }
-  r = fork_exec(child, &plan, env, &pid);
+  r = spawn(child, &plan, env, &pid);
   free(env);
   sb__stdio_plan_finish(child, &plan, r == 0);
   if (r < 0)

@@ -2,10 +2,10 @@
  * supervisor's own, /dev/null, a caller's fd, a file, a pipe captured
  * through libuv, or a buffer fed to stdin.
  *
- * Everything is opened in the parent before the fork, so an error (a file
- * that cannot be created...) is returned by sb_spawn and the child's side
- * needs no allocation. Every fd opened here is close-on-exec and at 3 or
- * above: the child rewires 0..2 from them, and a supervisor whose own 0..2
+ * Everything is opened in the parent before the spawn, so an error (a file
+ * that cannot be created...) is returned by sb_spawn. Every fd the child's
+ * 0..2 come from is close-on-exec and at 3 or above: the spawn's dup2s
+ * cannot clobber one another's sources, and a supervisor whose own 0..2
  * are closed never has one of its standard fds taken by our pipes. */
 #include "sb_internal.h"
 
@@ -106,7 +106,7 @@ void sb__stdio_cleanup(sb_child *child) {
   }
 }
 
-/* ---- one run: before and after the fork ---------------------------------- */
+/* ---- one run: before and after the spawn --------------------------------- */
 
 static void plan_close(sb__stdio_plan *plan) {
   for (int i = 0; i < 3; i++) {
@@ -165,7 +165,17 @@ int sb__stdio_plan_open(sb_child *child, sb__stdio_plan *plan) {
       plan->child_fd[i] = c->fd;
       break;
     case SB_STDIO_FD:
-      plan->child_fd[i] = c->fd;
+      /* A caller's fd below 3 is copied above, so wiring one of 0..2 in
+       * the child never clobbers another's source (stdio = {1, 0, 2}). */
+      if (c->fd < 3) {
+        fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+          r = -errno;
+        plan->child_fd[i] = fd;
+        plan->close_child_fd[i] = fd >= 0;
+      } else {
+        plan->child_fd[i] = c->fd;
+      }
       break;
     case SB_STDIO_CAPTURE:
     case SB_STDIO_BUFFER:
@@ -295,7 +305,7 @@ static void start_feed(sb_child *child, int fd) {
     close_in(child);
 }
 
-void sb__stdio_plan_finish(sb_child *child, sb__stdio_plan *plan, bool forked) {
+void sb__stdio_plan_finish(sb_child *child, sb__stdio_plan *plan, bool spawned) {
   int i;
 
   for (i = 0; i < 3; i++) {
@@ -303,7 +313,7 @@ void sb__stdio_plan_finish(sb_child *child, sb__stdio_plan *plan, bool forked) {
       close(plan->child_fd[i]);
     plan->close_child_fd[i] = false;
   }
-  if (!forked) {
+  if (!spawned) {
     plan_close(plan);
     return;
   }

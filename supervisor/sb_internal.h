@@ -270,7 +270,7 @@ void sb__tickets_free_all(sb_server *server);
 
 /* ---- child.c: options and spawning -------------------------------------- */
 
-/* Starts one run of the child (first or restart): pipes, fork, exec. On
+/* Starts one run of the child (first or restart): pipes, posix_spawn. On
  * success the child is RUNNING with its pid (the caller then calls
  * sb__supervise_started); exec errors are returned. */
 int sb__child_start(sb_child *child);
@@ -283,17 +283,17 @@ void sb__child_free(sb_child *child);
  * and our ends of its pipes. All >= 3 and close-on-exec. */
 typedef struct sb__stdio_plan {
   int child_fd[3];        /* dup2'd onto 0..2 in the child */
-  bool close_child_fd[3]; /* ours to close after the fork */
+  bool close_child_fd[3]; /* ours to close after the spawn */
   int parent_fd[3];       /* BUFFER stdin, CAPTURE stdout/stderr: our end, or -1 */
 } sb__stdio_plan;
 
 /* Checks opts->stdio and copies it into child; opens FILE paths. */
 int sb__stdio_setup(sb_child *child, const sb_spawn_options *opts);
-/* Opens what a run needs before the fork (pipes, /dev/null). */
+/* Opens what a run needs before the spawn (pipes, /dev/null). */
 int sb__stdio_plan_open(sb_child *child, sb__stdio_plan *plan);
-/* After the fork: closes the child's ends; on success (forked) starts
+/* After the spawn: closes the child's ends; on success (spawned) starts
  * capturing and feeding stdin through our ends, else closes them too. */
-void sb__stdio_plan_finish(sb_child *child, sb__stdio_plan *plan, bool forked);
+void sb__stdio_plan_finish(sb_child *child, sb__stdio_plan *plan, bool spawned);
 /* The run's leader was reaped: delivers what its pipes still hold, then
  * closes them. */
 void sb__stdio_run_ended(sb_child *child);
@@ -305,7 +305,7 @@ void sb__child_handle_closed(uv_handle_t *handle);
 
 /* A run started: arms the deadline, emits SPAWN. */
 void sb__supervise_started(sb_child *child);
-/* Starts watching SIGCHLD (before the first fork). */
+/* Starts watching SIGCHLD (before the first spawn). */
 int sb__children_watch(sb_server *server);
 void sb__children_kill_all(sb_server *server);
 /* Closes the SIGCHLD watcher once no child is left; true when it is closed
