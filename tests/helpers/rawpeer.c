@@ -5,10 +5,29 @@
  * an answer, 1 on its own failure.
  *
  * Modes: badtoken, badversion, oversize, silent, garbage, datafirst,
- * hellotwice, badjson, unknownkind. */
+ * hellotwice, badjson, unknownkind.
+ *
+ * More modes, for the hostile tests:
+ * - envtoken: a valid hello presenting $RAWPEER_TOKEN (a revoked token...).
+ * - shorttoken: a hello whose token is ours less its last hex digit.
+ * - zerolen: a frame header of length 0.
+ * - maxlen: a frame header of length 2^32-1.
+ * - badutf8: a hello, otherwise valid, with an overlong UTF-8 form in argv.
+ * - deepjson: a hello, otherwise valid, with a member nested 10,000 deep.
+ * - flood: 100 MB of pseudo-random bytes as fast as the socket takes them
+ *   (stops at the first failed send), then the answer; "sent N" on stderr.
+ * - drip: a valid hello, one byte every 100 ms (at most 50 bytes, then
+ *   waits), answered as soon as the supervisor says anything.
+ * - deaf: a valid hello, then never reads its socket; exits 0 after 60 s
+ *   (the test kills it first).
+ * - churn: connects and closes $RAWPEER_COUNT times (at most 100,000, within
+ *   30 s) as fast as it can, every other one with a reset (SO_LINGER 0);
+ *   prints "churned N". */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +36,7 @@
 #include <unistd.h>
 
 #include "sb_proto.h"
+#include "stream.h"
 
 static int dial(const sb_config *cfg) {
   int fd;
@@ -121,15 +141,126 @@ static int report(int fd) {
   return 0;
 }
 
+/* A hello built by hand, for what the encoder refuses to make: the token as
+ * given, argv[0] as given (raw bytes), and an extra member "x" (raw JSON, or
+ * NULL). Returns the frame (header included); the caller frees. */
+static uint8_t *raw_hello(const char *token, const char *arg0, const char *extra,
+                          size_t *len) {
+  size_t cap = 1024 + strlen(token) + strlen(arg0) + (extra ? strlen(extra) : 0);
+  uint8_t *f = malloc(cap);
+  if (!f)
+    return NULL;
+  int n = snprintf((char *)f + SB_FRAME_HEADER, cap - SB_FRAME_HEADER,
+                   "{\"type\":\"hello\",\"version\":%d,\"token\":\"%s\",\"pid\":%d,"
+                   "\"ppid\":%d,\"argv\":[\"%s\"],\"env\":[\"RAWPEER=1\"],\"cwd\":null,"
+                   "\"exe\":null,\"tty\":{\"stdin\":false,\"stdout\":false,"
+                   "\"stderr\":false}%s%s}",
+                   SB_PROTOCOL_VERSION, token, (int)getpid(), (int)getppid(), arg0,
+                   extra ? ",\"x\":" : "", extra ? extra : "");
+  if (n < 0 || (size_t)n >= cap - SB_FRAME_HEADER) {
+    free(f);
+    return NULL;
+  }
+  sb_frame_header(f, SB_KIND_CONTROL, (uint32_t)n);
+  *len = SB_FRAME_HEADER + (size_t)n;
+  return f;
+}
+
+static int send_raw_hello(int fd, const char *token, const char *arg0,
+                          const char *extra) {
+  size_t len;
+  uint8_t *f = raw_hello(token, arg0, extra, &len);
+  if (!f)
+    return -1;
+  int r = send_all(fd, f, len);
+  free(f);
+  return r;
+}
+
+static int send_deep(int fd, const sb_config *cfg) {
+  enum { DEPTH = 10000 };
+  char *nest = malloc(2 * DEPTH + 1);
+  if (!nest)
+    return -1;
+  memset(nest, '[', DEPTH);
+  memset(nest + DEPTH, ']', DEPTH);
+  nest[2 * DEPTH] = '\0';
+  int r = send_raw_hello(fd, cfg->token, "rawpeer", nest);
+  free(nest);
+  return r;
+}
+
+static void send_flood(int fd) {
+  static uint8_t buf[1 << 16];
+  const uint64_t total = 100ull * 1000 * 1000;
+  uint64_t sent = 0;
+  tstream g;
+  tstream_init(&g, 100);
+  while (sent < total) {
+    size_t n = total - sent < sizeof buf ? (size_t)(total - sent) : sizeof buf;
+    tstream_fill(&g, buf, n);
+    if (send_all(fd, buf, n) != 0)
+      break;
+    sent += n;
+  }
+  fprintf(stderr, "sent %llu\n", (unsigned long long)sent);
+}
+
+static void drip(int fd, const sb_config *cfg) {
+  size_t len;
+  uint8_t *f = raw_hello(cfg->token, "rawpeer", NULL, &len);
+  if (!f)
+    return;
+  for (size_t i = 0; i < len && i < 50; i++) {
+    if (send_all(fd, f + i, 1) != 0)
+      break;
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 100) != 0)
+      break; /* the supervisor said something (or closed): report it */
+  }
+  free(f);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int churn(const sb_config *cfg) {
+  const char *s = getenv("RAWPEER_COUNT");
+  long want = s ? atol(s) : 0, done = 0;
+  if (want <= 0 || want > 100000)
+    return 1;
+  double start = now_s();
+  for (; done < want && now_s() - start < 30; done++) {
+    int fd = dial(cfg);
+    if (fd < 0)
+      return 1;
+    if (done % 2) {
+      struct linger lg = {1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    close(fd);
+  }
+  printf("churned %ld\n", done);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   sb_config cfg;
   sb_diag diag;
   if (argc != 2 || sb_config_from_env(NULL, &cfg, &diag) != 0)
     return 1;
+  const char *mode = argv[1];
+  if (strcmp(mode, "churn") == 0) {
+    int r = churn(&cfg);
+    sb_config_free(&cfg);
+    return r;
+  }
   int fd = dial(&cfg);
   if (fd < 0)
     return 1;
-  const char *mode = argv[1];
   static const char other[] =
       "0000000000000000000000000000000000000000000000000000000000000000";
   if (strcmp(mode, "badtoken") == 0) {
@@ -154,6 +285,35 @@ int main(int argc, char **argv) {
     send_frame(fd, SB_KIND_CONTROL, "{\"type\":", 8);
   } else if (strcmp(mode, "unknownkind") == 0) {
     send_frame(fd, 9, "x", 1);
+  } else if (strcmp(mode, "envtoken") == 0) {
+    const char *t = getenv("RAWPEER_TOKEN");
+    if (!t)
+      return 1;
+    send_raw_hello(fd, t, "rawpeer", NULL);
+  } else if (strcmp(mode, "shorttoken") == 0) {
+    char t[SB_TOKEN_HEX + 1];
+    snprintf(t, sizeof t, "%s", cfg.token);
+    t[SB_TOKEN_HEX - 1] = '\0';
+    send_raw_hello(fd, t, "rawpeer", NULL);
+  } else if (strcmp(mode, "zerolen") == 0) {
+    static const uint8_t zero[4] = {0, 0, 0, 0};
+    send_all(fd, zero, sizeof zero);
+  } else if (strcmp(mode, "maxlen") == 0) {
+    static const uint8_t max[5] = {0xff, 0xff, 0xff, 0xff, SB_KIND_CONTROL};
+    send_all(fd, max, sizeof max);
+  } else if (strcmp(mode, "badutf8") == 0) {
+    send_raw_hello(fd, cfg.token, "raw\xc0\xafpeer", NULL);
+  } else if (strcmp(mode, "deepjson") == 0) {
+    send_deep(fd, &cfg);
+  } else if (strcmp(mode, "flood") == 0) {
+    send_flood(fd);
+  } else if (strcmp(mode, "drip") == 0) {
+    drip(fd, &cfg);
+  } else if (strcmp(mode, "deaf") == 0) {
+    send_hello(fd, &cfg, SB_PROTOCOL_VERSION, cfg.token);
+    poll(NULL, 0, 60000); /* never reads; the test ends it */
+    printf("deaf\n");
+    return 0;
   } else {
     return 1;
   }
