@@ -87,6 +87,10 @@ char *h_read(harness *h, const char *name, size_t *len);
 /* Waits until a file in the temp dir exists and is not empty. */
 void h_wait_file(harness *h, const char *name);
 
+/* How many processes on the machine have marker in their command line (a
+ * test gives its grandchildren a unique marker, to find any survivor). */
+unsigned h_count_marked(const char *marker);
+
 /* A source of test-stream bytes for a stub's stdout: keeps at most
  * H_SOURCE_SLOTS chunks queued (the caller's side of backpressure) and sends
  * exit 0 after the last byte. */

@@ -459,29 +459,6 @@ Test(child, a_child_that_ignores_the_stop_signal_is_killed_after_the_grace) {
   rec_free(&r);
 }
 
-/* Processes whose command line holds marker. */
-static unsigned count_marked(const char *marker) {
-  unsigned n = 0;
-  DIR *d = opendir("/proc");
-  struct dirent *e;
-  cr_assert_not_null(d);
-  while ((e = readdir(d)) != NULL) {
-    char path[300], buf[4096];
-    if (e->d_name[0] < '0' || e->d_name[0] > '9')
-      continue;
-    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    ssize_t len = read(fd, buf, sizeof buf);
-    close(fd);
-    if (len > 0 && memmem(buf, (size_t)len, marker, strlen(marker)) != NULL)
-      n++;
-  }
-  closedir(d);
-  return n;
-}
-
 static void on_tick(uv_timer_t *t) {
   (void)t;
 }
@@ -493,11 +470,11 @@ static void wait_unmarked(harness *h, const char *marker) {
   uv_timer_init(&h->loop, &t);
   uv_timer_start(&t, on_tick, 10, 10);
   uint64_t start_ms = uv_now(&h->loop);
-  while (count_marked(marker) > 0 && uv_now(&h->loop) - start_ms < 10000)
+  while (h_count_marked(marker) > 0 && uv_now(&h->loop) - start_ms < 10000)
     uv_run(&h->loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&t, NULL);
   uv_run(&h->loop, UV_RUN_NOWAIT);
-  cr_assert_eq(count_marked(marker), 0, "a process marked %s survived", marker);
+  cr_assert_eq(h_count_marked(marker), 0, "a process marked %s survived", marker);
 }
 
 Test(child, a_timeout_stops_the_child_and_its_grandchildren) {

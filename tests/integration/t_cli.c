@@ -182,38 +182,13 @@ static bool exists(harness *h, const char *name) {
 }
 
 /* How many processes have marker in their command line. */
-static unsigned count_marked(const char *marker) {
-  DIR *d = opendir("/proc");
-  struct dirent *e;
-  unsigned n = 0;
-  size_t mlen = strlen(marker);
-  cr_assert_not_null(d);
-  while ((e = readdir(d)) != NULL) {
-    char path[300], buf[4096];
-    if (e->d_name[0] < '0' || e->d_name[0] > '9')
-      continue;
-    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    ssize_t k = read(fd, buf, sizeof buf);
-    close(fd);
-    for (ssize_t i = 0; k > 0 && i + (ssize_t)mlen <= k; i++)
-      if (memcmp(buf + i, marker, mlen) == 0) {
-        n++;
-        break;
-      }
-  }
-  closedir(d);
-  return n;
-}
 
 /* Waits (bounded) until no process carries marker: processes the stop
  * sequence signalled may take a moment to be torn down. */
 static void assert_none_marked(const char *marker) {
   double end = now() + 10 * scale();
   unsigned n;
-  while ((n = count_marked(marker)) > 0 && now() < end) {
+  while ((n = h_count_marked(marker)) > 0 && now() < end) {
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
