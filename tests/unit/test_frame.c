@@ -279,18 +279,29 @@ Test(frame, accepts_a_frame_of_exactly_max_bytes) {
   free(in);
 }
 
+/* Feeds all of in to a fresh decoder once; returns what it said, with how
+ * many input bytes it left in *left. The caller frees d. */
+static int decode_once(sb_decoder *d, uint32_t max_bytes, const buf *in, size_t *left,
+                       sb_diag *diag) {
+  const uint8_t *p = in->b;
+  size_t n = in->n;
+  sb_frame f;
+  sb_decoder_init(d, max_bytes);
+  int r = sb_decoder_next(d, &p, &n, &f, diag);
+  if (left)
+    *left = n;
+  return r;
+}
+
 Test(frame, rejects_a_length_over_max_bytes_before_buffering) {
   buf in = {.n = 0};
   put_raw_header(&in, 2000000, SB_KIND_CONTROL);
   memset(in.b + in.n, '{', 100);
   in.n += 100;
   sb_decoder d;
-  sb_decoder_init(&d, 0);
-  const uint8_t *p = in.b;
-  size_t n = in.n;
-  sb_frame f;
   sb_diag diag = {""};
-  int r = sb_decoder_next(&d, &p, &n, &f, &diag);
+  size_t n;
+  int r = decode_once(&d, 0, &in, &n, &diag);
   cr_assert_eq(r, SB_EMSGSIZE, "returned %d (%s)", r, sb_err_name(r));
   cr_assert_leq(in.n - n, 4, "%zu bytes consumed before the error", in.n - n);
   cr_assert_null(d.ctl, "the body of an oversize frame was buffered");
@@ -304,12 +315,8 @@ Test(frame, uses_the_given_max_bytes) {
   buf in = {.n = 0};
   put_raw_header(&in, 5000, SB_KIND_STDOUT);
   sb_decoder d;
-  sb_decoder_init(&d, 4096);
-  const uint8_t *p = in.b;
-  size_t n = in.n;
-  sb_frame f;
   sb_diag diag = {""};
-  int r = sb_decoder_next(&d, &p, &n, &f, &diag);
+  int r = decode_once(&d, 4096, &in, NULL, &diag);
   cr_assert_eq(r, SB_EMSGSIZE, "returned %d", r);
   cr_assert(strstr(diag.msg, "5000") && strstr(diag.msg, "4096"), "diag: %s", diag.msg);
   sb_decoder_free(&d);
@@ -319,12 +326,8 @@ Test(frame, rejects_a_length_of_zero) {
   buf in = {.n = 0};
   put_raw_header(&in, 0, SB_KIND_STDOUT);
   sb_decoder d;
-  sb_decoder_init(&d, 0);
-  const uint8_t *p = in.b;
-  size_t n = in.n;
-  sb_frame f;
   sb_diag diag = {""};
-  int r = sb_decoder_next(&d, &p, &n, &f, &diag);
+  int r = decode_once(&d, 0, &in, NULL, &diag);
   cr_assert_eq(r, SB_EBADMSG, "returned %d", r);
   cr_assert(strstr(diag.msg, "length 0"), "diag: %s", diag.msg);
   sb_decoder_free(&d);
@@ -340,12 +343,8 @@ ParameterizedTest(uint8_t *kind, frame, rejects_an_unknown_kind) {
   put_raw_header(&in, 3, *kind);
   in.n += 2;
   sb_decoder d;
-  sb_decoder_init(&d, 0);
-  const uint8_t *p = in.b;
-  size_t n = in.n;
-  sb_frame f;
   sb_diag diag = {""};
-  int r = sb_decoder_next(&d, &p, &n, &f, &diag);
+  int r = decode_once(&d, 0, &in, NULL, &diag);
   cr_assert_eq(r, SB_EBADMSG, "kind %u: returned %d", *kind, r);
   char want[32];
   snprintf(want, sizeof want, "kind %u", *kind);
