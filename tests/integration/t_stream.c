@@ -92,3 +92,31 @@ Test(stream, carries_64_mib_from_the_supervisor_to_stdout_intact) {
   free(s);
   h_fini(&h);
 }
+
+/* The stub's stdout is a pipe whose description its parent made
+ * non-blocking: writes hit EAGAIN whenever the reader lags, and every byte
+ * must still arrive once, in order. */
+Test(stream, a_non_blocking_stdout_inherited_from_the_parent_loses_nothing) {
+  harness h;
+  enum { N = 8 * 1024 * 1024 };
+  h_source *s = h_source_new(N, SEED + 1);
+  h_init(&h, NULL);
+  h.on_connect = start_source;
+  h.user = s;
+  int out = h_create(&h, "sum");
+  char script[512];
+  snprintf(script, sizeof script, "'%s' \"$SOCKETBRIDGE_STUB\" | '%s'", HELPER_NONBLOCK,
+           HELPER_SUM);
+  h_exit ex;
+  h_sh(&h, script, out, 0, &ex);
+  close(out);
+  h_wait_exit(&h, &ex);
+  cr_assert_eq(ex.status, 0);
+  char expect[64];
+  h_source_expect(N, SEED + 1, expect);
+  char *got = h_read(&h, "sum", NULL);
+  cr_assert_str_eq(got, expect, "what the stub's reader summed");
+  free(got);
+  free(s);
+  h_fini(&h);
+}
