@@ -1,0 +1,486 @@
+/* Faults (issue 7): a stub killed with SIGKILL in the middle of a stream, no
+ * output lost over 1,000 runs in a row, and EMFILE in the supervisor. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#include "../helpers/stream.h"
+
+TestSuite(faults, .timeout = 60);
+
+static void tick(uv_timer_t *t) {
+  (void)t;
+}
+
+static void tick_closed(uv_handle_t *hd) {
+  (void)hd;
+}
+
+static unsigned open_now(harness *h) {
+  sb_server_stats st;
+  sb_server_stats_get(h->server, &st);
+  return st.open;
+}
+
+/* Runs the loop until the server has `want` connections open. A closing
+ * connection counts until its handles are closed, which has no event of its
+ * own: poll the counter on a 5 ms timer, bounded by the deadline. */
+static void wait_open(harness *h, unsigned want) {
+  uv_timer_t t;
+  uv_timer_init(&h->loop, &t);
+  uv_timer_start(&t, tick, 5, 5);
+  uint64_t start = uv_now(&h->loop);
+  while (open_now(h) != want && uv_now(&h->loop) - start < (uint64_t)(H_DEADLINE * 1000))
+    uv_run(&h->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, tick_closed);
+  uv_run(&h->loop, UV_RUN_NOWAIT);
+  cr_assert_eq(open_now(h), want, "%u connections open, want %u", open_now(h), want);
+}
+
+/* ---- 1. kill -9 of a stub mid-stream ------------------------------------- */
+
+#define K_CHUNK (256 * 1024)
+#define K_SLOTS 4
+
+typedef struct killed {
+  sb_conn *conn;
+  int64_t stub_pid;
+  unsigned in_flight, next;
+  uint64_t ok_writes, failed_writes, writes_after_kill;
+  int first_error;
+  bool stop, killed;
+  unsigned closes;
+  sb_close_reason reason;
+  unsigned in_flight_at_close;
+  unsigned stub_exit_events;
+  sb_close_reason event_reason;
+  uint8_t buf[K_SLOTS][K_CHUNK];
+} killed;
+
+static killed *K;
+
+static void k_pump(killed *k);
+
+static void k_written(sb_conn *c, int status, void *data) {
+  (void)c;
+  killed *k = data;
+  k->in_flight--;
+  if (status < 0) {
+    k->failed_writes++;
+    if (k->first_error == 0)
+      k->first_error = status;
+    k->stop = true;
+    return;
+  }
+  k->ok_writes++;
+  /* Streaming for real (a few MiB through): kill the stub now, once. */
+  if (!k->killed && k->ok_writes >= 8) {
+    k->killed = true;
+    cr_assert_eq(kill((pid_t)k->stub_pid, SIGKILL), 0, "kill %lld: %s",
+                 (long long)k->stub_pid, strerror(errno));
+  }
+  k_pump(k);
+}
+
+static void k_pump(killed *k) {
+  while (!k->stop && k->in_flight < K_SLOTS) {
+    uint8_t *b = k->buf[k->next++ % K_SLOTS];
+    memset(b, 'k', K_CHUNK);
+    int r = sb_conn_write(k->conn, 1, b, K_CHUNK, k_written, k);
+    if (r < 0) { /* the connection is closing: its end is on_close's */
+      cr_assert(k->killed, "sb_conn_write before the kill: %s", sb_strerror(r));
+      k->stop = true;
+      return;
+    }
+    k->in_flight++;
+  }
+}
+
+static void k_close(sb_conn *c, sb_close_reason reason, int err) {
+  (void)c, (void)err;
+  K->closes++;
+  K->reason = reason;
+  K->in_flight_at_close = K->in_flight;
+  K->stop = true;
+}
+
+static void k_connect(harness *h, sb_conn *c) {
+  (void)h;
+  cr_assert_null(K->conn, "a second stub connected");
+  K->conn = c;
+  K->stub_pid = sb_conn_call(c)->pid;
+  cr_assert_gt(K->stub_pid, 0);
+  sb_conn_set_callbacks(c, &(sb_conn_callbacks){.on_close = k_close}, K);
+  k_pump(K);
+}
+
+static void k_event(sb_server *s, const sb_event *ev) {
+  (void)s;
+  if (ev->type == SB_EVENT_STUB_EXIT) {
+    K->stub_exit_events++;
+    K->event_reason = ev->close_reason;
+  }
+}
+
+/* as_child: the stub is the spawned child itself (its end is SIGKILL);
+ * otherwise a shell runs it and exits 9 after it. */
+static void kill9_mid_stream(bool as_child) {
+  harness h;
+  K = calloc(1, sizeof *K);
+  cr_assert_not_null(K);
+  h_init(&h, &(sb_server_options){.on_event = k_event});
+  h.on_connect = k_connect;
+  int out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  cr_assert(out >= 0);
+  h_exit ex;
+  if (as_child) {
+    char *args[] = {H_STUB, "victim", NULL};
+    h_spawn(&h, &(h_spawn_opts){.args = args, .out = out}, &ex);
+  } else {
+    /* stderr to /dev/null: the shell reports the kill there. */
+    h_sh(&h, "\"$SOCKETBRIDGE_STUB\" victim; exit 9", out, out, &ex);
+  }
+  close(out);
+  h_wait(&h, &K->killed, "the stub to be streaming");
+  h_wait_count(&h, &K->closes, 1, "on_close after the kill");
+  h_wait_exit(&h, &ex);
+  wait_open(&h, 0);
+
+  cr_assert_eq(K->closes, 1, "on_close ran %u times", K->closes);
+  cr_assert_eq(K->reason, SB_CLOSE_PEER_LOST, "close reason %s",
+               sb_close_reason_name(K->reason));
+  cr_assert_eq(K->in_flight_at_close, 0, "%u write callbacks had not run at on_close",
+               K->in_flight_at_close);
+  cr_assert_eq(K->in_flight, 0);
+  cr_assert_geq(K->failed_writes, 1, "no pending write got an error");
+  cr_assert_lt(K->first_error, 0);
+  cr_assert_eq(K->stub_exit_events, 1, "%u STUB_EXIT events", K->stub_exit_events);
+  cr_assert_eq(K->event_reason, SB_CLOSE_PEER_LOST);
+  sb_server_stats st;
+  sb_server_stats_get(h.server, &st);
+  cr_assert_eq(st.lost, 1, "lost %llu", (unsigned long long)st.lost);
+  cr_assert_eq(st.welcomed, 1);
+  if (as_child) {
+    cr_assert_eq(ex.signal, SIGKILL, "the child ended with status %lld signal %d",
+                 (long long)ex.status, ex.signal);
+  } else {
+    cr_assert_eq(ex.signal, 0, "the shell died by signal %d", ex.signal);
+    cr_assert_eq(ex.status, 9, "the shell's status %lld", (long long)ex.status);
+  }
+  h_fini(&h);
+  cr_assert_eq(K->closes, 1, "on_close ran again after the end (%u)", K->closes);
+  free(K);
+}
+
+Test(faults, kill9_of_a_stub_mid_stream_its_shell_exits_9) {
+  kill9_mid_stream(false);
+}
+
+Test(faults, kill9_of_a_stub_mid_stream_as_the_child) {
+  kill9_mid_stream(true);
+}
+
+/* ---- 2. no output lost, 1,000 runs in a row ------------------------------ */
+
+#define RUNS 1000
+#define AT_ONCE 24
+
+static size_t payload_len(unsigned i) {
+  return (i % 100 == 99 ? 1024 * 1024 : 1024) + i;
+}
+
+static uint8_t *payload(unsigned i, size_t *len) {
+  *len = payload_len(i);
+  uint8_t *b = malloc(*len);
+  cr_assert_not_null(b);
+  tstream g;
+  tstream_init(&g, 7000 + i);
+  tstream_fill(&g, b, *len);
+  return b;
+}
+
+typedef struct runs {
+  harness *h;
+  unsigned started, finished;
+  h_exit ex[RUNS];
+  sb_child *child[RUNS];
+} runs;
+
+static runs *R;
+
+static void r_start(void);
+
+static void r_connect(harness *h, sb_conn *c) {
+  (void)h;
+  const sb_call *call = sb_conn_call(c);
+  cr_assert_eq(call->argc, 2);
+  unsigned i = (unsigned)atoi(call->argv[1]);
+  size_t len;
+  uint8_t *b = payload(i, &len);
+  cr_assert_eq(sb_conn_write_copy(c, 1, b, len), 0);
+  free(b);
+  cr_assert_eq(sb_conn_exit(c, 0), 0, "run %u", i);
+}
+
+static void r_exit(sb_child *c, int64_t status, int sig) {
+  unsigned i = (unsigned)(uintptr_t)sb_child_data(c);
+  cr_assert_eq(sig, 0, "run %u died by signal %d", i, sig);
+  cr_assert_eq(status, 0, "run %u exited %lld", i, (long long)status);
+  char name[32];
+  snprintf(name, sizeof name, "run%u", i);
+  size_t len, want_len;
+  char *got = h_read(R->h, name, &len);
+  uint8_t *want = payload(i, &want_len);
+  cr_assert_eq(len, want_len, "run %u: %zu bytes arrived of %zu", i, len, want_len);
+  cr_assert(memcmp(got, want, len) == 0, "run %u: the bytes differ", i);
+  free(got);
+  free(want);
+  unlink(h_path(R->h, name));
+  R->finished++;
+  r_start();
+}
+
+static void r_start(void) {
+  while (R->started < RUNS && R->started - R->finished < AT_ONCE) {
+    unsigned i = R->started++;
+    char name[32], num[16];
+    snprintf(name, sizeof name, "run%u", i);
+    snprintf(num, sizeof num, "%u", i);
+    int out = h_create(R->h, name);
+    char *args[] = {H_STUB, num, NULL};
+    sb_spawn_options o = {
+        .file = H_STUB,
+        .args = args,
+        .stdio = {{SB_STDIO_FD, .fd = R->h->devnull},
+                  {SB_STDIO_FD, .fd = out},
+                  {.mode = SB_STDIO_INHERIT}},
+        .on_exit = r_exit,
+        .data = (void *)(uintptr_t)i,
+    };
+    int r = sb_spawn(R->h->server, &o, &R->child[i]);
+    cr_assert_eq(r, 0, "sb_spawn run %u: %s", i, sb_strerror(r));
+    close(out);
+  }
+}
+
+Test(faults, no_output_lost_1000_runs_in_a_row) {
+  harness h;
+  R = calloc(1, sizeof *R);
+  cr_assert_not_null(R);
+  R->h = &h;
+  h_init(&h, NULL);
+  h.on_connect = r_connect;
+  r_start();
+  h_wait_count(&h, &R->finished, RUNS, "1,000 runs");
+  sb_server_stats st;
+  sb_server_stats_get(h.server, &st);
+  cr_assert_eq(st.welcomed, RUNS);
+  cr_assert_eq(st.lost, 0);
+  h_fini(&h);
+  free(R);
+}
+
+/* ---- 3. EMFILE in the supervisor ---------------------------------------- */
+
+#define GATED 6 /* stubs that connect while fds run out */
+#define SPARE 2 /* fds left free for them */
+#define AFTER 3 /* stubs after the limit is raised again */
+
+typedef struct emfile {
+  sb_conn *held[GATED];
+  unsigned nheld;
+  bool hold;
+  unsigned served;
+  unsigned bad_exits;
+} emfile;
+
+static emfile *E;
+
+static void e_serve(sb_conn *c) {
+  const sb_call *call = sb_conn_call(c);
+  char line[64];
+  int len =
+      snprintf(line, sizeof line, "served %s\n", call->argc > 1 ? call->argv[1] : "?");
+  cr_assert_eq(sb_conn_write_copy(c, 1, line, (size_t)len), 0);
+  cr_assert_eq(sb_conn_exit(c, 0), 0);
+  E->served++;
+}
+
+static void e_connect(harness *h, sb_conn *c) {
+  (void)h;
+  if (E->hold) {
+    cr_assert_lt(E->nheld, GATED);
+    E->held[E->nheld++] = c; /* keeps its fd: the next accept hits EMFILE */
+    return;
+  }
+  e_serve(c);
+}
+
+static void e_bad_exit(sb_child *c, int64_t status, int sig) {
+  (void)c, (void)status, (void)sig;
+  E->bad_exits++;
+}
+
+static void e_output(sb_child *c, int stream, const char *buf, size_t len, uint64_t ts) {
+  (void)c, (void)stream, (void)buf, (void)len, (void)ts;
+  E->bad_exits++;
+}
+
+/* The lowest limit that leaves exactly `spare` fd numbers free. */
+static rlim_t limit_leaving(unsigned spare) {
+  bool used[4096] = {false};
+  DIR *d = opendir("/proc/self/fd");
+  cr_assert_not_null(d);
+  int self = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    int fd = atoi(e->d_name);
+    if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd != self && fd < 4096)
+      used[fd] = true;
+  }
+  closedir(d);
+  rlim_t lim = 0;
+  for (unsigned free_below = 0; lim < 4096; lim++) {
+    if (free_below == spare)
+      break;
+    if (!used[lim])
+      free_below++;
+  }
+  return lim;
+}
+
+Test(faults, emfile_in_the_supervisor_keeps_serving_and_recovers) {
+  harness h;
+  E = calloc(1, sizeof *E);
+  cr_assert_not_null(E);
+  h_init(&h, NULL);
+  h.on_connect = e_connect;
+  E->hold = true;
+
+  /* The stubs wait on a pipe, so they all connect once fds are short. */
+  int gate[2];
+  cr_assert_eq(pipe2(gate, O_CLOEXEC), 0);
+  h_exit ex[GATED];
+  for (unsigned i = 0; i < GATED; i++) {
+    char out[16], err[16], script[128];
+    snprintf(out, sizeof out, "out%u", i);
+    snprintf(err, sizeof err, "err%u", i);
+    snprintf(script, sizeof script, "read x; exec \"$SOCKETBRIDGE_STUB\" %u", i);
+    int o = h_create(&h, out), e = h_create(&h, err);
+    char *args[] = {"/bin/sh", "-c", script, NULL};
+    h_spawn(&h, &(h_spawn_opts){.args = args, .in = gate[0], .out = o, .err = e}, &ex[i]);
+    close(o);
+    close(e);
+  }
+  close(gate[0]);
+
+  struct rlimit old;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  rlim_t lim = limit_leaving(SPARE);
+  struct rlimit low = {lim, old.rlim_max};
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0, "setrlimit: %s", strerror(errno));
+  close(gate[1]); /* EOF: every stub connects now (this frees one more fd) */
+
+  /* Each stub is either accepted (and held) or dropped at EMFILE, which it
+   * sees as a lost bridge: exit 125. Wait until each is one or the other. */
+  unsigned settled = 0;
+  uv_timer_t t;
+  uv_timer_init(&h.loop, &t);
+  uv_timer_start(&t, tick, 5, 5);
+  uint64_t start = uv_now(&h.loop);
+  for (;;) {
+    settled = E->nheld;
+    for (unsigned i = 0; i < GATED; i++)
+      settled += ex[i].done;
+    if (settled >= GATED || uv_now(&h.loop) - start > (uint64_t)(H_DEADLINE * 1000))
+      break;
+    uv_run(&h.loop, UV_RUN_ONCE);
+  }
+  uv_timer_stop(&t);
+
+  /* sb_spawn while no fd is free, for a child whose stdout is captured (a
+   * pipe; with inherited stdio posix_spawn needs no fd of ours): an error,
+   * not a crash, not an exit. */
+  char *args[] = {H_STUB, "never", NULL};
+  sb_child *bad = NULL;
+  int spawn_r = sb_spawn(h.server,
+                         &(sb_spawn_options){.file = H_STUB,
+                                             .args = args,
+                                             .stdio = {{.mode = SB_STDIO_NULL},
+                                                       {.mode = SB_STDIO_CAPTURE},
+                                                       {.mode = SB_STDIO_INHERIT}},
+                                             .on_output = e_output,
+                                             .on_exit = e_bad_exit},
+                         &bad);
+  unsigned held = E->nheld;
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+
+  cr_assert_eq(settled, GATED, "a stub hung: %u of %u accepted or ended", settled, GATED);
+  cr_assert_geq(held, 1, "no stub was accepted");
+  cr_assert_lt(held, GATED, "every stub was accepted: EMFILE never happened");
+  cr_assert_lt(spawn_r, 0, "sb_spawn succeeded with no fd free");
+  cr_assert(spawn_r == -EMFILE || spawn_r == -ENFILE, "sb_spawn: %s",
+            sb_strerror(spawn_r));
+
+  /* Those held are served now. */
+  E->hold = false;
+  for (unsigned i = 0; i < held; i++)
+    e_serve(E->held[i]);
+  for (unsigned i = 0; i < GATED; i++) {
+    h_wait_exit(&h, &ex[i]);
+    char out[16], err[16];
+    snprintf(out, sizeof out, "out%u", i);
+    snprintf(err, sizeof err, "err%u", i);
+    size_t elen;
+    char *o = h_read(&h, out, NULL), *e = h_read(&h, err, &elen);
+    if (ex[i].status == 0) {
+      char want[32];
+      snprintf(want, sizeof want, "served %u\n", i);
+      cr_assert_str_eq(o, want);
+      cr_assert_eq(elen, 0, "stub %u stderr: %s", i, e);
+    } else {
+      cr_assert_eq(ex[i].status, 125, "stub %u ended %lld signal %d", i,
+                   (long long)ex[i].status, ex[i].signal);
+      cr_assert(strncmp(e, "socketbridge-stub: ", 19) == 0, "stub %u stderr: %s", i, e);
+      cr_assert(elen > 0 && strchr(e, '\n') == e + elen - 1, "not one line: %s", e);
+      cr_assert_eq(o[0], '\0', "a dropped stub printed %s", o);
+    }
+    free(o);
+    free(e);
+  }
+  cr_assert_eq(E->served, held);
+
+  /* Recovery: with fds back, new stubs are served normally. */
+  h_exit after[AFTER];
+  for (unsigned i = 0; i < AFTER; i++) {
+    char out[16];
+    snprintf(out, sizeof out, "after%u", i);
+    char num[16];
+    snprintf(num, sizeof num, "%u", 100 + i);
+    char *a[] = {H_STUB, num, NULL};
+    h_spawn_to(&h, a, out, NULL, &after[i]);
+  }
+  for (unsigned i = 0; i < AFTER; i++) {
+    h_wait_exit(&h, &after[i]);
+    cr_assert_eq(after[i].status, 0, "stub after recovery ended %lld",
+                 (long long)after[i].status);
+    char out[16], want[32];
+    snprintf(out, sizeof out, "after%u", i);
+    snprintf(want, sizeof want, "served %u\n", 100 + i);
+    char *o = h_read(&h, out, NULL);
+    cr_assert_str_eq(o, want);
+    free(o);
+  }
+  cr_assert_eq(E->bad_exits, 0, "the failed spawn reported an exit or output");
+  uv_close((uv_handle_t *)&t, tick_closed);
+  h_fini(&h);
+  free(E);
+}
