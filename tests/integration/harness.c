@@ -213,28 +213,50 @@ char *h_read(harness *h, const char *name, size_t *len) {
 }
 
 static void on_poll_timer(uv_timer_t *t) {
-  bool *tick = t->data;
-  *tick = true;
+  (void)t; /* waking the loop is all it is for */
 }
 
-void h_wait_file(harness *h, const char *name) {
-  /* A file has no event to wait on here; poll its size on a short timer,
-   * bounded by the deadline. */
-  struct stat st;
-  double limit = H_DEADLINE * deadline_scale();
+bool h_poll_for(harness *h, bool (*cond)(harness *, const void *), const void *arg) {
+  uint64_t limit = (uint64_t)(H_DEADLINE * 1000 * deadline_scale());
   uv_timer_t t;
-  bool tick = false;
   uv_timer_init(&h->loop, &t);
-  t.data = &tick;
-  uv_timer_start(&t, on_poll_timer, 10, 10);
+  uv_timer_start(&t, on_poll_timer, 5, 5);
   uint64_t start = uv_now(&h->loop);
-  while (!(stat(h_path(h, name), &st) == 0 && st.st_size > 0) &&
-         (double)(uv_now(&h->loop) - start) < limit * 1000)
+  while (!cond(h, arg) && uv_now(&h->loop) - start < limit)
     uv_run(&h->loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&t, on_timer_closed);
   uv_run(&h->loop, UV_RUN_NOWAIT);
-  cr_assert(stat(h_path(h, name), &st) == 0 && st.st_size > 0, "timed out waiting for %s",
-            name);
+  return cond(h, arg);
+}
+
+void h_poll_until(harness *h, bool (*cond)(harness *, const void *), const void *arg,
+                  const char *what) {
+  cr_assert(h_poll_for(h, cond, arg), "timed out waiting for %s", what);
+}
+
+static bool file_filled(harness *h, const void *name) {
+  struct stat st;
+  return stat(h_path(h, name), &st) == 0 && st.st_size > 0;
+}
+
+void h_wait_file(harness *h, const char *name) {
+  h_poll_until(h, file_filled, name, name);
+}
+
+unsigned h_open_conns(harness *h) {
+  sb_server_stats st;
+  sb_server_stats_get(h->server, &st);
+  return st.open;
+}
+
+static bool open_is(harness *h, const void *want) {
+  return h_open_conns(h) == *(const unsigned *)want;
+}
+
+void h_wait_open(harness *h, unsigned want) {
+  char what[64];
+  snprintf(what, sizeof what, "%u connections open (now %u)", want, h_open_conns(h));
+  h_poll_until(h, open_is, &want, what);
 }
 
 h_source *h_source_new(uint64_t bytes, uint64_t seed) {

@@ -84,8 +84,19 @@ int h_create(harness *h, const char *name);
 /* Reads a whole file from the temp dir; NUL-terminated; *len may be NULL.
  * The caller frees. Fails the test if it cannot. */
 char *h_read(harness *h, const char *name, size_t *len);
+/* For a state that has no event of its own: runs the loop, checking cond on
+ * a 5 ms timer, until it holds or the deadline passes; says which. */
+bool h_poll_for(harness *h, bool (*cond)(harness *, const void *), const void *arg);
+/* The same, failing the test at the deadline. */
+void h_poll_until(harness *h, bool (*cond)(harness *, const void *), const void *arg,
+                  const char *what);
 /* Waits until a file in the temp dir exists and is not empty. */
 void h_wait_file(harness *h, const char *name);
+/* Connections the server has open now; a closing one counts until its
+ * handles are closed. */
+unsigned h_open_conns(harness *h);
+/* Waits until exactly `want` connections are open. */
+void h_wait_open(harness *h, unsigned want);
 
 /* How many processes on the machine have marker in their command line (a
  * test gives its grandchildren a unique marker, to find any survivor). */

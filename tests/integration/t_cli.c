@@ -181,8 +181,6 @@ static bool exists(harness *h, const char *name) {
   return access(tpath(h, name), F_OK) == 0;
 }
 
-/* How many processes have marker in their command line. */
-
 /* Waits (bounded) until no process carries marker: processes the stop
  * sequence signalled may take a moment to be torn down. */
 static void assert_none_marked(const char *marker) {

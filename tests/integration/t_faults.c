@@ -16,35 +16,6 @@
 
 TestSuite(faults, .timeout = 60);
 
-static void tick(uv_timer_t *t) {
-  (void)t;
-}
-
-static void tick_closed(uv_handle_t *hd) {
-  (void)hd;
-}
-
-static unsigned open_now(harness *h) {
-  sb_server_stats st;
-  sb_server_stats_get(h->server, &st);
-  return st.open;
-}
-
-/* Runs the loop until the server has `want` connections open. A closing
- * connection counts until its handles are closed, which has no event of its
- * own: poll the counter on a 5 ms timer, bounded by the deadline. */
-static void wait_open(harness *h, unsigned want) {
-  uv_timer_t t;
-  uv_timer_init(&h->loop, &t);
-  uv_timer_start(&t, tick, 5, 5);
-  uint64_t start = uv_now(&h->loop);
-  while (open_now(h) != want && uv_now(&h->loop) - start < (uint64_t)(H_DEADLINE * 1000))
-    uv_run(&h->loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, tick_closed);
-  uv_run(&h->loop, UV_RUN_NOWAIT);
-  cr_assert_eq(open_now(h), want, "%u connections open, want %u", open_now(h), want);
-}
-
 /* ---- 1. kill -9 of a stub mid-stream ------------------------------------- */
 
 #define K_CHUNK (256 * 1024)
@@ -152,7 +123,7 @@ static void kill9_mid_stream(bool as_child) {
   h_wait(&h, &K->killed, "the stub to be streaming");
   h_wait_count(&h, &K->closes, 1, "on_close after the kill");
   h_wait_exit(&h, &ex);
-  wait_open(&h, 0);
+  h_wait_open(&h, 0);
 
   cr_assert_eq(K->closes, 1, "on_close ran %u times", K->closes);
   cr_assert_eq(K->reason, SB_CLOSE_PEER_LOST, "close reason %s",
@@ -357,6 +328,19 @@ static rlim_t limit_leaving(unsigned spare) {
   return lim;
 }
 
+/* Stubs that were accepted (and are held) or have ended. */
+static unsigned count_settled(const h_exit *ex) {
+  unsigned n = E->nheld;
+  for (unsigned i = 0; i < GATED; i++)
+    n += ex[i].done;
+  return n;
+}
+
+static bool all_settled(harness *h, const void *ex) {
+  (void)h;
+  return count_settled(ex) >= GATED;
+}
+
 Test(faults, emfile_in_the_supervisor_keeps_serving_and_recovers) {
   harness h;
   E = calloc(1, sizeof *E);
@@ -391,20 +375,8 @@ Test(faults, emfile_in_the_supervisor_keeps_serving_and_recovers) {
 
   /* Each stub is either accepted (and held) or dropped at EMFILE, which it
    * sees as a lost bridge: exit 125. Wait until each is one or the other. */
-  unsigned settled = 0;
-  uv_timer_t t;
-  uv_timer_init(&h.loop, &t);
-  uv_timer_start(&t, tick, 5, 5);
-  uint64_t start = uv_now(&h.loop);
-  for (;;) {
-    settled = E->nheld;
-    for (unsigned i = 0; i < GATED; i++)
-      settled += ex[i].done;
-    if (settled >= GATED || uv_now(&h.loop) - start > (uint64_t)(H_DEADLINE * 1000))
-      break;
-    uv_run(&h.loop, UV_RUN_ONCE);
-  }
-  uv_timer_stop(&t);
+  h_poll_for(&h, all_settled, ex); /* asserted below, once the limit is back */
+  unsigned settled = count_settled(ex);
 
   /* sb_spawn while no fd is free, for a child whose stdout is captured (a
    * pipe; with inherited stdio posix_spawn needs no fd of ours): an error,
@@ -480,7 +452,6 @@ Test(faults, emfile_in_the_supervisor_keeps_serving_and_recovers) {
     free(o);
   }
   cr_assert_eq(E->bad_exits, 0, "the failed spawn reported an exit or output");
-  uv_close((uv_handle_t *)&t, tick_closed);
   h_fini(&h);
   free(E);
 }

@@ -181,36 +181,6 @@ static void token_of(sb_child *child, char out[SB_TOKEN_HEX + 1]) {
   cr_assert_eq(strlen(out), SB_TOKEN_HEX, "no token in the ticket's env");
 }
 
-/* Runs the loop until the server has exactly `want` connections open (a
- * closing connection is counted until its handles are closed, which has no
- * event of its own): polls the counter on a 5 ms timer, bounded by the
- * deadline. */
-static void tick(uv_timer_t *t) {
-  (void)t;
-}
-
-static void tick_closed(uv_handle_t *hd) {
-  (void)hd;
-}
-
-static unsigned open_now(harness *h) {
-  sb_server_stats st;
-  sb_server_stats_get(h->server, &st);
-  return st.open;
-}
-
-static void wait_open(harness *h, unsigned want) {
-  uv_timer_t t;
-  uv_timer_init(&h->loop, &t);
-  uv_timer_start(&t, tick, 5, 5);
-  uint64_t start = uv_now(&h->loop);
-  while (open_now(h) != want && uv_now(&h->loop) - start < (uint64_t)(H_DEADLINE * 1000))
-    uv_run(&h->loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, tick_closed);
-  uv_run(&h->loop, UV_RUN_NOWAIT);
-  cr_assert_eq(open_now(h), want, "%u connections open, want %u", open_now(h), want);
-}
-
 /* ---- 1. hostile input while ten honest stubs stream ---------------------- */
 
 typedef struct hostile {
@@ -336,7 +306,7 @@ Test(hostile, a_peer_dripping_its_hello_is_dropped_at_the_handshake_timeout) {
   sb_server_stats st;
   sb_server_stats_get(h.server, &st);
   cr_assert_eq(st.rejected[SB_REASON_TIMEOUT], 1);
-  wait_open(&h, 0);
+  h_wait_open(&h, 0);
   h_fini(&h);
 }
 
@@ -437,7 +407,7 @@ Test(hostile, a_peer_that_never_reads_does_not_stall_the_loop) {
   cr_assert_eq(D.callbacks, DEAF_WRITES, "%u of %d write callbacks ran", D.callbacks,
                DEAF_WRITES);
   cr_assert_eq(D.completed + D.dropped, D.written);
-  wait_open(&h, 0);
+  h_wait_open(&h, 0);
   sb_child_kill(D.child, SIGKILL);
   h_wait_exit(&h, &deaf_ex);
   h_fini(&h);
@@ -463,7 +433,7 @@ Test(hostile, connections_over_the_maximum_are_refused_busy_while_sessions_go_on
   cr_assert_eq(st.rejected[SB_REASON_BUSY], EXTRA);
   cr_assert_eq(F.events_reject[SB_REASON_BUSY], EXTRA);
   cr_assert_eq(st.welcomed, 4);
-  wait_open(&h, 4); /* the refused ones close; the 4 sessions stay */
+  h_wait_open(&h, 4); /* the refused ones close; the 4 sessions stay */
   fleet_finish(&h);
   h_fini(&h);
 }
@@ -519,7 +489,7 @@ ParameterizedTest(sb_transport *tr, hostile, connect_close_cycles_leave_nothing_
   /* Every cycle ends as a reject (a close before hello counts as protocol,
    * or busy when many were pending at once). */
   h_wait_count(&h, &h.reject_total, CYCLES, "every cycle to be processed");
-  wait_open(&h, 0);
+  h_wait_open(&h, 0);
   sb_server_stats st;
   sb_server_stats_get(h.server, &st);
   unsigned fd1 = count_fds();
@@ -562,11 +532,11 @@ Test(hostile, two_thousand_stub_cycles_leave_fds_and_rss_flat, .timeout = 180) {
   h.on_connect = exit_zero;
   stub_cycles(&h, WARM); /* let the allocator and libuv reach their steady state */
   /* The connection of the last cycle may still be closing: wait on stats. */
-  wait_open(&h, 0);
+  h_wait_open(&h, 0);
   unsigned fd0 = count_fds();
   size_t rss0 = rss_bytes();
   stub_cycles(&h, CYCLES);
-  wait_open(&h, 0);
+  h_wait_open(&h, 0);
   unsigned fd1 = count_fds();
   size_t rss1 = rss_bytes();
   sb_server_stats st;
