@@ -244,13 +244,19 @@ static int writable(const sb_conn *conn, int stream) {
   return 0;
 }
 
+/* What both write calls check, in this order, before anything is queued. */
+static int check_write(const sb_conn *conn, int stream, const void *buf, size_t len) {
+  int r = writable(conn, stream);
+  if (r == 0 && buf == NULL && len > 0)
+    r = -EINVAL;
+  return r;
+}
+
 int sb_conn_write(sb_conn *conn, int stream, const void *buf, size_t len, sb_write_cb cb,
                   void *data) {
-  int r = writable(conn, stream);
+  int r = check_write(conn, stream, buf, len);
   if (r < 0)
     return r;
-  if (buf == NULL && len > 0)
-    return -EINVAL;
   if (len == 0)
     return write_nothing(conn, cb, data);
   return write_frames(conn, (sb_kind)sb_stream_kind(stream), buf, len, cb, data, NULL);
@@ -258,13 +264,9 @@ int sb_conn_write(sb_conn *conn, int stream, const void *buf, size_t len, sb_wri
 
 int sb_conn_write_copy(sb_conn *conn, int stream, const void *buf, size_t len) {
   void *copy;
-  int r = writable(conn, stream);
-  if (r < 0)
+  int r = check_write(conn, stream, buf, len);
+  if (r < 0 || len == 0)
     return r;
-  if (buf == NULL && len > 0)
-    return -EINVAL;
-  if (len == 0)
-    return 0;
   copy = malloc(len);
   if (copy == NULL)
     return -ENOMEM;
