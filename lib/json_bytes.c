@@ -79,6 +79,13 @@ ptrdiff_t sb__b64_decode(const char *in, size_t len, uint8_t *out) {
   return (ptrdiff_t)o;
 }
 
+char *sb_base64(const void *buf, size_t len) {
+  char *out = malloc(sb__b64_encoded_len(len) + 1);
+  if (out != NULL)
+    sb__b64_encode(buf, len, out);
+  return out;
+}
+
 cJSON *sb__json_bytes_new(const char *s) {
   size_t n = strlen(s);
   if (sb_utf8_valid((const uint8_t *)s, n))

@@ -105,7 +105,8 @@ void sb_msg_free(sb_msg *m) {
   case SB_MSG_EXEC:
   case SB_MSG_RUN:
     sb_strv_free(&m->u.launch.argv);
-    sb_strv_free(&m->u.launch.env);
+    sb_strv_free(&m->u.launch.set);
+    sb_strv_free(&m->u.launch.unset);
     free(m->u.launch.path);
     free(m->u.launch.cwd);
     break;

@@ -51,20 +51,31 @@ static bool is_token_var(const char *s) {
   return strncmp(s, prefix, sizeof prefix - 1) == 0;
 }
 
-/* An array of byte strings. env entries must hold '=', and the one holding
- * the token is left out of a hello, whatever the caller passed. */
-static int add_strv(ectx *e, const char *name, const sb_strv *sv, bool env,
-                    bool drop_token) {
+/* What the entries of an array of byte strings must be. */
+#define ENC_ENV 1u   /* "NAME=VALUE" */
+#define ENC_NAME 2u  /* a variable name: not empty, no '=' */
+#define ENC_HELLO 4u /* leave SOCKETBRIDGE_TOKEN=... out, whatever the caller passed */
+
+static bool entry_ok(const char *s, unsigned flags) {
+  if (s == NULL)
+    return false;
+  if ((flags & ENC_ENV) && strchr(s, '=') == NULL)
+    return false;
+  return !(flags & ENC_NAME) || (*s != '\0' && strchr(s, '=') == NULL);
+}
+
+/* An array of byte strings, every entry checked before anything is built. */
+static int add_strv(ectx *e, const char *name, const sb_strv *sv, unsigned flags) {
   if (sv->n > 0 && sv->v == NULL)
     return SB_EINVAL;
   for (size_t i = 0; i < sv->n; i++)
-    if (sv->v[i] == NULL || (env && strchr(sv->v[i], '=') == NULL))
+    if (!entry_ok(sv->v[i], flags))
       return SB_EINVAL;
 
   cJSON *arr = cJSON_CreateArray();
   int r = add_item(e, name, arr);
   for (size_t i = 0; r == 0 && i < sv->n; i++) {
-    if (drop_token && is_token_var(sv->v[i]))
+    if ((flags & ENC_HELLO) && is_token_var(sv->v[i]))
       continue;
     cJSON *item = sb__json_bytes_new(sv->v[i]);
     if (item == NULL || !cJSON_AddItemToArray(arr, item)) {
@@ -97,8 +108,8 @@ static int build_hello(ectx *e, const sb_hello *h) {
       (r = add_int(e, "min_version", min)) < 0 ||
       (r = add_item(e, "token", cJSON_CreateString(h->token))) < 0 ||
       (r = add_int(e, "pid", h->pid)) < 0 || (r = add_int(e, "ppid", h->ppid)) < 0 ||
-      (r = add_strv(e, "argv", &h->argv, false, false)) < 0 ||
-      (r = add_strv(e, "env", &h->env, true, true)) < 0 ||
+      (r = add_strv(e, "argv", &h->argv, 0)) < 0 ||
+      (r = add_strv(e, "env", &h->env, ENC_ENV | ENC_HELLO)) < 0 ||
       (r = add_bytes(e, "cwd", h->cwd)) < 0 || (r = add_bytes(e, "exe", h->exe)) < 0)
     return r;
   return add_tty(e, h->tty);
@@ -141,21 +152,35 @@ static int build_stream_error(ectx *e, int stream, int err, const char *message)
   return add_str(e, "message", message);
 }
 
+/* env and unset go out only when they hold something: absent and empty
+ * mean the same, and most calls change nothing. */
 static int build_launch(ectx *e, const sb_launch *l, bool run) {
   int r;
   if (l->argv.n == 0)
     return SB_EINVAL;
-  if ((r = add_strv(e, "argv", &l->argv, false, false)) < 0)
+  if ((r = add_strv(e, "argv", &l->argv, 0)) < 0)
     return r;
   if (l->path != NULL && (r = add_bytes(e, "path", l->path)) < 0)
     return r;
   if (l->cwd != NULL && (r = add_bytes(e, "cwd", l->cwd)) < 0)
     return r;
-  if (l->env_set && (r = add_strv(e, "env", &l->env, true, false)) < 0)
+  if (l->set.n > 0 && (r = add_strv(e, "env", &l->set, ENC_ENV)) < 0)
+    return r;
+  if (l->unset.n > 0 && (r = add_strv(e, "unset", &l->unset, ENC_NAME)) < 0)
     return r;
   if (run && l->tee)
     return add_bool(e, "tee", true);
   return 0;
+}
+
+/* "stdin" goes out only when it is not the default (true). */
+static int build_welcome(ectx *e, int version, bool hold_stdin) {
+  int r;
+  if (version < 1 || version > 65535)
+    return SB_EINVAL;
+  if ((r = add_int(e, "version", version)) < 0 || !hold_stdin)
+    return r;
+  return add_bool(e, "stdin", false);
 }
 
 static int build(ectx *e, const sb_msg *m) {
@@ -163,9 +188,7 @@ static int build(ectx *e, const sb_msg *m) {
   case SB_MSG_HELLO:
     return build_hello(e, &m->u.hello);
   case SB_MSG_WELCOME:
-    if (m->u.welcome.version < 1 || m->u.welcome.version > 65535)
-      return SB_EINVAL;
-    return add_int(e, "version", m->u.welcome.version);
+    return build_welcome(e, m->u.welcome.version, m->u.welcome.hold_stdin);
   case SB_MSG_REJECT:
     return build_reject(e, m->u.reject.reason, m->u.reject.message);
   case SB_MSG_EXIT:

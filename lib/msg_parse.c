@@ -145,6 +145,7 @@ static bool is_token_var(const char *entry) {
 #define STRV_ENV 1u        /* every entry must contain '=' */
 #define STRV_DROP_TOKEN 2u /* leave SOCKETBRIDGE_TOKEN=... out */
 #define STRV_NONEMPTY 4u   /* at least one entry */
+#define STRV_NAME 8u       /* every entry is a variable name: not empty, no '=' */
 
 static int get_strv(const pctx *c, const cJSON *arr, const char *name, unsigned flags,
                     sb_strv *out) {
@@ -169,6 +170,10 @@ static int get_strv(const pctx *c, const cJSON *arr, const char *name, unsigned 
     if ((flags & STRV_ENV) && strchr(s, '=') == NULL) {
       free(s);
       return sb_diag_set(c->diag, SB_EBADMSG, "%s: expected NAME=VALUE (no '=')", path);
+    }
+    if ((flags & STRV_NAME) && (*s == '\0' || strchr(s, '=') != NULL)) {
+      free(s);
+      return sb_diag_set(c->diag, SB_EBADMSG, "%s: expected a variable name", path);
     }
     /* Defence in depth: the token must not reach a child's environment
      * through a stub that forgot to leave it out. */
@@ -248,12 +253,26 @@ static int parse_hello(const pctx *c, sb_hello *h) {
   return parse_tty(c, &h->tty);
 }
 
+/* An optional bool member; absent (or null) leaves *out as it is. */
+static int opt_bool(const pctx *c, const char *name, bool *out) {
+  const cJSON *it = NULL;
+  int r = optional(c, name, &it);
+  if (r < 0 || it == NULL)
+    return r;
+  if (!cJSON_IsBool(it))
+    return bad(c, name, "expected true or false");
+  *out = cJSON_IsTrue(it);
+  return 0;
+}
+
 static int parse_welcome(const pctx *c, sb_msg *m) {
   int64_t v;
+  bool relay_stdin = true;
   int r = req_int(c, "version", 1, 65535, &v);
-  if (r < 0)
+  if (r < 0 || (r = opt_bool(c, "stdin", &relay_stdin)) < 0)
     return r;
   m->u.welcome.version = (int)v;
+  m->u.welcome.hold_stdin = !relay_stdin;
   return 0;
 }
 
@@ -328,27 +347,25 @@ static int parse_stream_error(const pctx *c, sb_msg *m) {
   return dup_str(c, "message", &m->u.stream_error.message);
 }
 
-static int parse_launch(const pctx *c, sb_launch *l, bool run) {
+/* An optional array of byte strings; absent gives an empty vector (v[0]
+ * is NULL, as sb_strv promises), not a NULL one. */
+static int opt_strv(const pctx *c, const char *name, unsigned flags, sb_strv *out) {
   const cJSON *it = NULL;
-  int r;
+  int r = optional(c, name, &it);
+  if (r < 0)
+    return r;
+  return it != NULL ? get_strv(c, it, name, flags, out) : sb__strv_alloc(out, 0);
+}
 
+static int parse_launch(const pctx *c, sb_launch *l, bool run) {
+  int r;
   if ((r = req_strv(c, "argv", STRV_NONEMPTY, &l->argv)) < 0 ||
       (r = opt_bytes(c, "path", &l->path)) < 0 ||
-      (r = opt_bytes(c, "cwd", &l->cwd)) < 0 || (r = optional(c, "env", &it)) < 0)
+      (r = opt_bytes(c, "cwd", &l->cwd)) < 0 ||
+      (r = opt_strv(c, "env", STRV_ENV, &l->set)) < 0 ||
+      (r = opt_strv(c, "unset", STRV_NAME, &l->unset)) < 0)
     return r;
-  if (it != NULL) {
-    if ((r = get_strv(c, it, "env", STRV_ENV, &l->env)) < 0)
-      return r;
-    l->env_set = true;
-  }
-  if (!run)
-    return 0;
-  if ((r = optional(c, "tee", &it)) < 0 || it == NULL)
-    return r;
-  if (!cJSON_IsBool(it))
-    return bad(c, "tee", "expected true or false");
-  l->tee = cJSON_IsTrue(it);
-  return 0;
+  return run ? opt_bool(c, "tee", &l->tee) : 0;
 }
 
 static int parse_body(const pctx *c, sb_msg *m) {

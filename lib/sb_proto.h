@@ -205,14 +205,16 @@ typedef struct sb_status {
   int signal; /* a signal number, 0 for none */
 } sb_status;
 
-/* exec and run: what program to start and how. */
+/* exec and run: what program to start and how. The program's environment
+ * is the stub's own (SOCKETBRIDGE_TOKEN included, so stubs further down
+ * still connect), less `unset`, plus `set`. */
 typedef struct sb_launch {
-  sb_strv argv; /* argv[0] is looked up in PATH (shim dirs removed) unless path is set */
-  char *path;   /* NULL: look argv[0] up */
-  char *cwd;    /* NULL: the stub's own cwd */
-  sb_strv env;  /* replaces the environment when env_set is true */
-  bool env_set;
-  bool tee; /* run: also write the program's output to the stub's own fds */
+  sb_strv argv;  /* argv[0] is looked up as sb_path_find() says, unless path is set */
+  char *path;    /* NULL: look argv[0] up */
+  char *cwd;     /* NULL: the stub's own cwd */
+  sb_strv set;   /* "NAME=VALUE": set or replaced (wire: "env") */
+  sb_strv unset; /* "NAME": removed before `set` applies (wire: "unset") */
+  bool tee;      /* run: also write the program's output to the stub's own fds */
 } sb_launch;
 
 typedef struct sb_msg {
@@ -221,6 +223,9 @@ typedef struct sb_msg {
     sb_hello hello; /* SB_MSG_HELLO */
     struct {
       int version;
+      /* The stub must leave its stdin alone (wire: "stdin": false): an
+       * exec or run follows, and the program gets the stdin whole. */
+      bool hold_stdin;
     } welcome; /* SB_MSG_WELCOME */
     struct {
       sb_reason reason;
@@ -266,6 +271,11 @@ int sb_signal_from_name(const char *name);
 
 /* True when buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool sb_utf8_valid(const uint8_t *buf, size_t len);
+
+/* buf[0..len) in base64 (RFC 4648, standard alphabet, padded), as a fresh
+ * NUL-terminated string the caller frees; NULL when out of memory. For
+ * records and logs that carry bytes the way the protocol does. */
+char *sb_base64(const void *buf, size_t len);
 
 /* ---- token ------------------------------------------------------------- */
 
@@ -325,6 +335,27 @@ int sb_config_from_env(char *const *envp, sb_config *out, sb_diag *diag);
  * address; 0 otherwise. */
 int sb_config_require(const sb_config *cfg, sb_diag *diag);
 void sb_config_free(sb_config *cfg);
+
+/* ---- program lookup ------------------------------------------------------ */
+
+/* PATH directories the stub is linked into as a shim, colon-separated. A
+ * program lookup skips them, so a shim named `git` that forwards to `git`
+ * never finds itself. */
+#define SB_ENV_SHIMS "SOCKETBRIDGE_SHIMS"
+/* "exec": a stub that cannot reach its supervisor execs the real program
+ * (found as sb_path_find says) instead of failing with 125. */
+#define SB_ENV_FALLBACK "SOCKETBRIDGE_FALLBACK"
+
+/* Finds the program `name` as execvp(3) would in `path` (a PATH value; NULL
+ * or "" means the system default "/usr/local/bin:/usr/bin:/bin"), skipping
+ * every directory listed in `skip_dirs` (a SOCKETBRIDGE_SHIMS value, may be
+ * NULL) and every candidate that is the same file (st_dev and st_ino) as
+ * `skip_file` (the stub's own executable, may be NULL): the recursion guard.
+ * A name containing '/' is taken as it is. Writes the path found to out.
+ * Returns 0, -ENOENT (nothing found), -EACCES (found, but none executable),
+ * -ENAMETOOLONG. */
+int sb_path_find(const char *name, const char *path, const char *skip_dirs,
+                 const char *skip_file, char *out, size_t outsz);
 
 /* ---- small helpers both sides use -------------------------------------- */
 

@@ -40,8 +40,8 @@ static bool hello_eq(const sb_hello *a, const sb_hello *b) {
 
 static bool launch_eq(const sb_launch *a, const sb_launch *b) {
   return strv_eq(&a->argv, &b->argv) && str_eq(a->path, b->path) &&
-         str_eq(a->cwd, b->cwd) && a->env_set == b->env_set &&
-         (!a->env_set || strv_eq(&a->env, &b->env)) && a->tee == b->tee;
+         str_eq(a->cwd, b->cwd) && strv_eq(&a->set, &b->set) &&
+         strv_eq(&a->unset, &b->unset) && a->tee == b->tee;
 }
 
 static bool msg_eq(const sb_msg *a, const sb_msg *b) {
@@ -51,7 +51,8 @@ static bool msg_eq(const sb_msg *a, const sb_msg *b) {
   case SB_MSG_HELLO:
     return hello_eq(&a->u.hello, &b->u.hello);
   case SB_MSG_WELCOME:
-    return a->u.welcome.version == b->u.welcome.version;
+    return a->u.welcome.version == b->u.welcome.version &&
+           a->u.welcome.hold_stdin == b->u.welcome.hold_stdin;
   case SB_MSG_REJECT:
     return a->u.reject.reason == b->u.reject.reason &&
            str_eq(a->u.reject.message, b->u.reject.message);

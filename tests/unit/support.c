@@ -68,10 +68,10 @@ static void assert_launch_eq(const sb_launch *w, const sb_launch *g, bool run) {
   assert_strv_eq("argv", &w->argv, &g->argv);
   assert_str_eq("path", w->path, g->path);
   assert_str_eq("cwd", w->cwd, g->cwd);
-  cr_assert_eq(g->env_set, w->env_set, "env_set: want %d, got %d", w->env_set,
-               g->env_set);
-  if (w->env_set)
-    assert_strv_eq("env", &w->env, &g->env);
+  /* Absent and empty are one on the wire; either way what is parsed is a
+   * vector (NULL-terminated, never NULL itself). */
+  assert_strv_eq("env", &w->set, &g->set);
+  assert_strv_eq("unset", &w->unset, &g->unset);
   if (run)
     cr_assert_eq(g->tee, w->tee, "tee: want %d, got %d", w->tee, g->tee);
 }
@@ -103,6 +103,9 @@ void unit_assert_msg_eq(const sb_msg *w, const sb_msg *g) {
   case SB_MSG_WELCOME:
     cr_assert_eq(g->u.welcome.version, w->u.welcome.version, "version: want %d, got %d",
                  w->u.welcome.version, g->u.welcome.version);
+    cr_assert_eq(g->u.welcome.hold_stdin, w->u.welcome.hold_stdin,
+                 "hold_stdin: want %d, got %d", w->u.welcome.hold_stdin,
+                 g->u.welcome.hold_stdin);
     break;
   case SB_MSG_REJECT:
     cr_assert_eq(g->u.reject.reason, w->u.reject.reason, "reason: want %d, got %d",

@@ -98,6 +98,49 @@ Test(msg, a_welcome_round_trips) {
   roundtrip_and_compare(&m);
   m.u.welcome.version = 65535;
   roundtrip_and_compare(&m);
+  m.u.welcome.hold_stdin = true;
+  roundtrip_and_compare(&m);
+}
+
+/* Encodes m and returns its JSON text (the caller frees it). */
+static char *encoded_json(const sb_msg *m) {
+  uint8_t *frame;
+  size_t len;
+  cr_assert_eq(sb_msg_encode(m, 0, &frame, &len), 0);
+  char *json = strndup((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER);
+  free(frame);
+  return json;
+}
+
+Test(msg, welcome_says_stdin_false_only_when_stdin_is_held) {
+  sb_msg m = {.type = SB_MSG_WELCOME, .u.welcome.version = 1};
+  char *json = encoded_json(&m);
+  cr_assert_null(strstr(json, "stdin"), "default stdin encoded: %s", json);
+  free(json);
+  m.u.welcome.hold_stdin = true;
+  json = encoded_json(&m);
+  cr_assert_not_null(strstr(json, "\"stdin\":false"), "%s", json);
+  free(json);
+}
+
+Test(msg, welcome_stdin_reads_as_hold_stdin) {
+  static const struct {
+    const char *json;
+    bool hold;
+  } cases[] = {
+      {"{\"type\":\"welcome\",\"version\":1}", false},
+      {"{\"type\":\"welcome\",\"version\":1,\"stdin\":true}", false},
+      {"{\"type\":\"welcome\",\"version\":1,\"stdin\":null}", false},
+      {"{\"type\":\"welcome\",\"version\":1,\"stdin\":false}", true},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    sb_msg m;
+    sb_diag diag = {""};
+    cr_assert_eq(unit_parse(cases[i].json, &m, &diag), 0, "%s: %s", cases[i].json,
+                 diag.msg);
+    cr_assert_eq(m.u.welcome.hold_stdin, cases[i].hold, "%s", cases[i].json);
+    sb_msg_free(&m);
+  }
 }
 
 ParameterizedTestParameters(msg, a_reject_round_trips_with_each_reason) {
@@ -190,17 +233,53 @@ Test(msg, the_wire_errno_of_stream_error_is_positive) {
 
 Test(msg, exec_and_run_round_trip_with_every_field) {
   char *argv[] = {"make", "-j8", NULL};
-  char *env[] = {"HOME=/root", "LANG=C.UTF-8", NULL};
+  char *env[] = {"HOME=/root", "LANG=C.UTF-8", "EMPTY=", "A==b", NULL};
+  char *unset[] = {"SOCKETBRIDGE_TOKEN", "MAKEFLAGS", NULL};
   for (int t = SB_MSG_EXEC; t <= SB_MSG_RUN; t++) {
     sb_msg m = {.type = (sb_msg_type)t};
     m.u.launch.argv = unit_strv(argv);
     m.u.launch.path = "/usr/bin/make";
     m.u.launch.cwd = "/src";
-    m.u.launch.env = unit_strv(env);
-    m.u.launch.env_set = true;
+    m.u.launch.set = unit_strv(env);
+    m.u.launch.unset = unit_strv(unset);
     m.u.launch.tee = t == SB_MSG_RUN;
     roundtrip_and_compare(&m);
   }
+}
+
+Test(msg, env_and_unset_are_the_wire_names_and_left_out_when_empty) {
+  char *argv[] = {"true", NULL};
+  char *env[] = {"A=1", NULL};
+  char *unset[] = {"B", NULL};
+  sb_msg m = {.type = SB_MSG_EXEC};
+  m.u.launch.argv = unit_strv(argv);
+  char *json = encoded_json(&m);
+  cr_assert(strstr(json, "env") == NULL && strstr(json, "unset") == NULL, "%s", json);
+  free(json);
+  m.u.launch.set = unit_strv(env);
+  m.u.launch.unset = unit_strv(unset);
+  json = encoded_json(&m);
+  cr_assert_not_null(strstr(json, "\"env\":[\"A=1\"]"), "%s", json);
+  cr_assert_not_null(strstr(json, "\"unset\":[\"B\"]"), "%s", json);
+  free(json);
+}
+
+Test(msg, unset_names_may_be_bytes_but_not_empty_or_hold_equals) {
+  sb_msg m;
+  sb_diag diag = {""};
+  int r = unit_parse("{\"type\":\"run\",\"argv\":[\"a\"],\"unset\":[\"X\",{\"base64\":"
+                     "\"/w==\"}],\"env\":[]}",
+                     &m, &diag);
+  cr_assert_eq(r, 0, "parse failed: %s", diag.msg);
+  cr_assert_eq(m.u.launch.unset.n, 2);
+  cr_assert_str_eq(m.u.launch.unset.v[1], "\xff");
+  cr_assert_eq(m.u.launch.set.n, 0);
+  sb_msg_free(&m);
+  /* Absent lists are empty vectors, not NULL ones. */
+  cr_assert_eq(unit_parse("{\"type\":\"exec\",\"argv\":[\"a\"]}", &m, &diag), 0);
+  cr_assert(m.u.launch.set.v != NULL && m.u.launch.set.v[0] == NULL);
+  cr_assert(m.u.launch.unset.v != NULL && m.u.launch.unset.v[0] == NULL);
+  sb_msg_free(&m);
 }
 
 Test(msg, exec_and_run_round_trip_with_only_argv) {
@@ -212,11 +291,13 @@ Test(msg, exec_and_run_round_trip_with_only_argv) {
   }
 }
 
-Test(msg, an_empty_env_that_is_set_stays_set) {
+Test(msg, empty_env_and_unset_round_trip_as_nothing_to_change) {
   char *argv[] = {"env", NULL};
+  char *none[] = {NULL};
   sb_msg m = {.type = SB_MSG_RUN};
   m.u.launch.argv = unit_strv(argv);
-  m.u.launch.env_set = true;
+  m.u.launch.set = unit_strv(none);
+  m.u.launch.unset = unit_strv(none);
   roundtrip_and_compare(&m);
 }
 
@@ -252,8 +333,16 @@ Test(msg, non_utf8_argv_env_and_cwd_round_trip_exactly) {
   l.u.launch.argv = unit_strv(argv);
   l.u.launch.path = high;
   l.u.launch.cwd = "\x80";
-  l.u.launch.env = unit_strv(env);
-  l.u.launch.env_set = true;
+  l.u.launch.set = unit_strv(env);
+  /* Every byte but NUL and '=' may be in a name. */
+  char noeq[256];
+  size_t k = 0;
+  for (int b = 1; b < 256; b++)
+    if (b != '=')
+      noeq[k++] = (char)b;
+  noeq[k] = '\0';
+  char *unset[] = {noeq, "caf\xe9", NULL};
+  l.u.launch.unset = unit_strv(unset);
   roundtrip_and_compare(&l);
 }
 

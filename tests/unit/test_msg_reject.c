@@ -65,6 +65,12 @@ ParameterizedTestParameters(msg_reject, refuses_a_malformed_message_naming_the_f
       {"{\"type\":\"welcome\",\"version\":true}", "welcome.version: expected an integer"},
       {"{\"type\":\"welcome\",\"version\":1,\"version\":2}",
        "welcome.version: given twice"},
+      {"{\"type\":\"welcome\",\"version\":1,\"stdin\":0}",
+       "welcome.stdin: expected true or false"},
+      {"{\"type\":\"welcome\",\"version\":1,\"stdin\":\"false\"}",
+       "welcome.stdin: expected true or false"},
+      {"{\"type\":\"welcome\",\"version\":1,\"stdin\":false,\"stdin\":false}",
+       "welcome.stdin: given twice"},
       /* reject */
       {"{\"type\":\"reject\",\"message\":\"m\"}", "reject.reason: missing"},
       {"{\"type\":\"reject\",\"reason\":\"nope\",\"message\":\"m\"}",
@@ -129,6 +135,18 @@ ParameterizedTestParameters(msg_reject, refuses_a_malformed_message_naming_the_f
       {"{\"type\":\"exec\",\"argv\":[\"a\"],\"env\":{}}", "exec.env: expected an array"},
       {"{\"type\":\"exec\",\"argv\":[\"a\"],\"env\":[\"A=1\",\"NOEQ\"]}",
        "exec.env[1]: expected NAME=VALUE"},
+      {"{\"type\":\"run\",\"argv\":[\"a\"],\"env\":[\"\"]}",
+       "run.env[0]: expected NAME=VALUE"},
+      {"{\"type\":\"exec\",\"argv\":[\"a\"],\"unset\":\"A\"}",
+       "exec.unset: expected an array"},
+      {"{\"type\":\"exec\",\"argv\":[\"a\"],\"unset\":[\"A\",\"B=1\"]}",
+       "exec.unset[1]: expected a variable name"},
+      {"{\"type\":\"run\",\"argv\":[\"a\"],\"unset\":[\"\"]}",
+       "run.unset[0]: expected a variable name"},
+      {"{\"type\":\"run\",\"argv\":[\"a\"],\"unset\":[\"=\"]}",
+       "run.unset[0]: expected a variable name"},
+      {"{\"type\":\"run\",\"argv\":[\"a\"],\"unset\":[1]}",
+       "run.unset[0]: expected a string or"},
       {"{\"type\":\"run\",\"argv\":[\"a\"],\"tee\":\"yes\"}",
        "run.tee: expected true or false"},
       {"{\"type\":\"run\",\"argv\":[\"a\"],\"tee\":1}",
@@ -345,8 +363,10 @@ Test(msg_reject, a_null_diag_is_allowed) {
 Test(msg_reject, encode_refuses_fields_out_of_range) {
   char *argv[] = {"a", NULL};
   char *bad_env[] = {"NOEQ", NULL};
+  char *bad_unset[] = {"A=1", NULL};
+  char *empty_name[] = {"", NULL};
   char *holes[] = {NULL};
-  sb_msg cases[16];
+  sb_msg cases[20];
   size_t n = 0;
   memset(cases, 0, sizeof cases);
   cases[n++] = (sb_msg){.type = 0};
@@ -364,8 +384,16 @@ Test(msg_reject, encode_refuses_fields_out_of_range) {
   cases[n++] = (sb_msg){.type = SB_MSG_EXEC};
   cases[n] = (sb_msg){.type = SB_MSG_RUN};
   cases[n].u.launch.argv = unit_strv(argv);
-  cases[n].u.launch.env = unit_strv(bad_env);
-  cases[n++].u.launch.env_set = true;
+  cases[n++].u.launch.set = unit_strv(bad_env);
+  cases[n] = (sb_msg){.type = SB_MSG_EXEC};
+  cases[n].u.launch.argv = unit_strv(argv);
+  cases[n++].u.launch.unset = unit_strv(bad_unset);
+  cases[n] = (sb_msg){.type = SB_MSG_RUN};
+  cases[n].u.launch.argv = unit_strv(argv);
+  cases[n++].u.launch.unset = unit_strv(empty_name);
+  cases[n] = (sb_msg){.type = SB_MSG_EXEC};
+  cases[n].u.launch.argv = unit_strv(argv);
+  cases[n++].u.launch.set = (sb_strv){holes, 1};
   cases[n] = (sb_msg){.type = SB_MSG_EXEC};
   cases[n].u.launch.argv = (sb_strv){holes, 1};
   n++;
