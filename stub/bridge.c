@@ -4,6 +4,7 @@
 #include "stub.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -144,10 +145,23 @@ int stub_bridge_flush(stub_bridge *br) {
     /* The supervisor reads no more. Whether that is a lost bridge or a
      * finished one (it sent exit, then closed) the read side tells. */
     int err = -errno;
-    br->wr_dead = true;
-    while (br->q_len > 0)
-      pop(br);
+    stub_bridge_drop(br);
     return err;
   }
   return 0;
+}
+
+void stub_bridge_drop(stub_bridge *br) {
+  br->wr_dead = true;
+  while (br->q_len > 0)
+    pop(br);
+}
+
+void stub_bridge_drain(stub_bridge *br, int64_t deadline) {
+  while (stub_bridge_flush(br) == -EAGAIN) {
+    struct pollfd pfd = {.fd = br->sock, .events = POLLOUT};
+    int left = stub_ms_left(deadline);
+    if (left == 0 || (poll(&pfd, 1, left) < 0 && errno != EINTR))
+      return;
+  }
 }

@@ -1,4 +1,6 @@
 /* connect.c - the socket to the supervisor, and the clock its deadlines use.
+ * A supervisor that cannot be reached is stub_unreachable (the fallback may
+ * apply); failing to make a socket at all is the stub's own failure.
  *
  * Every socket is close-on-exec (nothing of the bridge leaks into a program
  * a later `exec` starts) and ends up non-blocking: it is ours alone, and the
@@ -41,7 +43,7 @@ static int connect_unix(const char *path, int64_t deadline) {
   sa.sun_family = AF_UNIX;
   size_t n = strlen(path);
   if (n >= sizeof sa.sun_path)
-    stub_fail("%s: path too long for a Unix socket", SB_ENV_SOCKET);
+    stub_unreachable("%s: path too long for a Unix socket", SB_ENV_SOCKET);
   memcpy(sa.sun_path, path, n + 1);
 
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -51,15 +53,15 @@ static int connect_unix(const char *path, int64_t deadline) {
     int left = stub_ms_left(deadline);
     struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
     if (left == 0)
-      stub_fail("timed out connecting to %s", path);
+      stub_unreachable("timed out connecting to %s", path);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
       break;
     if (errno == EINTR)
       continue; /* a caught signal; it is forwarded after welcome */
     if (errno == EAGAIN || errno == EINPROGRESS)
-      stub_fail("timed out connecting to %s", path);
-    stub_fail("cannot connect to %s: %s", path, strerror(errno));
+      stub_unreachable("timed out connecting to %s", path);
+    stub_unreachable("cannot connect to %s: %s", path, strerror(errno));
   }
   if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
     stub_fail("cannot make the socket non-blocking: %s", strerror(errno));
@@ -100,7 +102,7 @@ static int connect_tcp(const char *host, uint16_t port, int64_t deadline) {
     addr.in6.sin6_port = htons(port);
     alen = sizeof addr.in6;
   } else {
-    stub_fail("%s: not an IPv4 or IPv6 address", SB_ENV_HOST);
+    stub_unreachable("%s: not an IPv4 or IPv6 address", SB_ENV_HOST);
   }
   bool v6 = addr.sa.sa_family == AF_INET6;
   char name[80];
@@ -118,9 +120,9 @@ static int connect_tcp(const char *host, uint16_t port, int64_t deadline) {
   if (connect(fd, &addr.sa, alen) < 0)
     err = errno == EINPROGRESS ? connect_wait(fd, deadline) : errno;
   if (err == ETIMEDOUT)
-    stub_fail("timed out connecting to %s", name);
+    stub_unreachable("timed out connecting to %s", name);
   if (err != 0)
-    stub_fail("cannot connect to %s: %s", name, strerror(err));
+    stub_unreachable("cannot connect to %s: %s", name, strerror(err));
   return fd;
 }
 

@@ -1,4 +1,6 @@
-/* fail.c - the stub's only output of its own: one line on stderr, then 125.
+/* fail.c - the stub's only output of its own: one line on stderr, then an
+ * exit code (125, or 126/127 when the program of an exec or run cannot be
+ * started).
  *
  * Callers never pass the token; the line is built here so that whatever a
  * caller formats (including text that came from the supervisor) ends up as
@@ -47,17 +49,23 @@ static void write_line(const char *p, size_t len) {
     close(err.io);
 }
 
-_Noreturn void stub_fail(const char *fmt, ...) {
+void stub_say(const char *message) {
   char line[1024] = STUB_PREFIX;
   size_t n = strlen(line);
-  va_list ap;
-  va_start(ap, fmt);
   /* Leave room for the newline; a longer message is cut. */
-  vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
-  va_end(ap);
+  snprintf(line + n, sizeof line - n - 1, "%s", message);
   one_line(line);
   n = strlen(line);
   line[n++] = '\n';
   write_line(line, n);
-  _exit(STUB_EXIT_FAILURE);
+}
+
+_Noreturn void stub_fail_code(int code, const char *fmt, ...) {
+  char message[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  stub_say(message);
+  _exit(code);
 }

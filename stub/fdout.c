@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+unsigned stub_std_closed;
+
 unsigned stub_guard_std_fds(void) {
   unsigned closed = 0;
   for (int fd = 0; fd <= 2; fd++) {
@@ -36,7 +38,14 @@ unsigned stub_guard_std_fds(void) {
     if (open("/dev/null", O_RDWR) != fd)
       stub_fail("fd %d is closed and /dev/null cannot take its place", fd);
   }
+  stub_std_closed = closed;
   return closed;
+}
+
+void stub_unguard_std_fds(void) {
+  for (int fd = 0; fd <= 2; fd++)
+    if (stub_std_closed & (1u << fd))
+      close(fd);
 }
 
 /* A private non-blocking description of fd, or -1. */

@@ -14,14 +14,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Reads and checks SOCKETBRIDGE_*; fails the stub when it cannot work. */
+/* Reads and checks SOCKETBRIDGE_*; without them there is no supervisor to
+ * reach. */
 static void read_config(sb_config *cfg) {
   sb_diag diag;
   int r = sb_config_from_env(NULL, cfg, &diag);
   if (r == 0)
     r = sb_config_require(cfg, &diag);
   if (r < 0)
-    stub_fail("%s", diag.msg);
+    stub_unreachable("%s", diag.msg);
 }
 
 static unsigned tty_flags(void) {
@@ -57,16 +58,23 @@ _Noreturn static void exit_as_told(const sb_status *s) {
   _exit(s->code);
 }
 
+/* exec and run: one per call. An `exit` is obeyed at any time, even while
+ * the program of a run still runs (it is left running). */
 void stub_on_control(stub *st, const uint8_t *payload, size_t len) {
   sb_msg m;
-  (void)st; /* exec and run will need the stub's state */
   parse_control(payload, len, &m);
+  if ((m.type == SB_MSG_EXEC || m.type == SB_MSG_RUN) && st->run != NULL)
+    stub_fail("protocol error from the supervisor: '%s' after run",
+              sb_msg_type_name(m.type));
   switch (m.type) {
   case SB_MSG_EXIT:
     exit_as_told(&m.u.exit);
   case SB_MSG_EXEC:
+    stub_exec(st, &m.u.launch);
   case SB_MSG_RUN:
-    stub_fail("'%s' from the supervisor: unsupported", sb_msg_type_name(m.type));
+    stub_run_start(st, &m.u.launch);
+    sb_msg_free(&m);
+    return;
   case SB_MSG_REJECT:
     rejected(&m);
   default:
@@ -75,8 +83,9 @@ void stub_on_control(stub *st, const uint8_t *payload, size_t len) {
   }
 }
 
-/* Acts on the first event from the supervisor: welcome (returns) or reject. */
-static void on_answer(const sb_frame *ev, bool hello_sent) {
+/* Acts on the first event from the supervisor: welcome (returns whether
+ * stdin is to be held) or reject. */
+static bool on_answer(const sb_frame *ev, bool hello_sent) {
   sb_msg m;
   if (ev->kind != SB_KIND_CONTROL)
     stub_fail("protocol error from the supervisor: %s data before welcome",
@@ -93,7 +102,9 @@ static void on_answer(const sb_frame *ev, bool hello_sent) {
       m.u.welcome.version > SB_PROTOCOL_VERSION)
     stub_fail("the supervisor chose protocol version %d; this stub speaks %d to %d",
               m.u.welcome.version, SB_PROTOCOL_MIN_VERSION, SB_PROTOCOL_VERSION);
+  bool hold = m.u.welcome.hold_stdin;
   sb_msg_free(&m);
+  return hold;
 }
 
 /* Sends what the socket takes of the hello now. Returns 0 or an errno. */
@@ -114,8 +125,11 @@ static int send_some(int sock, const uint8_t *frame, size_t len, size_t *sent) {
  * for the answer, all before deadline. Reading goes on while sending: a
  * supervisor may reject a hello it refuses to read to the end (too_large),
  * and its reason is worth more than our EPIPE. Caught signals wait in the
- * self-pipe until the relay forwards them, after welcome. */
-static void handshake(stub *st, const uint8_t *frame, size_t len, int64_t deadline) {
+ * self-pipe until the relay forwards them, after welcome. Returns whether
+ * the supervisor holds stdin for a program (welcome "stdin": false). A
+ * connection that ends or stays silent before the answer is a supervisor
+ * not reached; a reject is an answer. */
+static bool handshake(stub *st, const uint8_t *frame, size_t len, int64_t deadline) {
   stub_bridge *br = &st->br;
   size_t sent = 0;
   int send_err = 0;
@@ -125,18 +139,16 @@ static void handshake(stub *st, const uint8_t *frame, size_t len, int64_t deadli
     if (send_err == 0)
       send_err = send_some(br->sock, frame, len, &sent);
     int r = stub_bridge_next(br, &ev, &diag);
-    if (r > 0) {
-      on_answer(&ev, sent == len);
-      return;
-    }
+    if (r > 0)
+      return on_answer(&ev, sent == len);
     if (r < 0)
       protocol_error("bad frame", &diag);
     if (br->rd_eof || br->rd_err != 0) {
       int err = br->rd_err != 0 ? -br->rd_err : send_err;
       if (err != 0)
-        stub_fail("connection to the supervisor lost during the handshake: %s",
-                  strerror(err));
-      stub_fail("the supervisor closed the connection during the handshake");
+        stub_unreachable("connection to the supervisor lost during the handshake: %s",
+                         strerror(err));
+      stub_unreachable("the supervisor closed the connection during the handshake");
     }
     struct pollfd pfd = {.fd = br->sock, .events = POLLIN};
     if (sent < len && send_err == 0)
@@ -144,8 +156,8 @@ static void handshake(stub *st, const uint8_t *frame, size_t len, int64_t deadli
     int left = stub_ms_left(deadline);
     int n = left > 0 ? poll(&pfd, 1, left) : 0;
     if (n == 0)
-      stub_fail("no answer from the supervisor within %d s",
-                STUB_HANDSHAKE_TIMEOUT_MS / 1000);
+      stub_unreachable("no answer from the supervisor within %d s",
+                       STUB_HANDSHAKE_TIMEOUT_MS / 1000);
     if (n < 0 && errno != EINTR)
       stub_fail("poll: %s", strerror(errno));
     if (n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)))
@@ -153,10 +165,13 @@ static void handshake(stub *st, const uint8_t *frame, size_t len, int64_t deadli
   }
 }
 
-/* Sets up fds 0/1/2 for the relay, and stdin buffer bounded by one frame. */
-static void setup_fds(stub *st, unsigned closed) {
-  for (int fd = 0; fd <= 2; fd++)
+/* Sets up fds 0/1/2 for the relay, and stdin buffer bounded by one frame.
+ * A held stdin is never touched: not even re-opened. */
+static void setup_fds(stub *st, unsigned closed, bool hold_stdin) {
+  for (int fd = hold_stdin ? 1 : 0; fd <= 2; fd++)
     stub_fd_setup(&st->std[fd], fd, fd != 0, (closed & (1u << fd)) != 0);
+  if (hold_stdin)
+    st->std[0] = (stub_fd){.fd = 0, .io = -1, .done = true};
   st->ibuf_len = STUB_IBUF_SIZE;
   if (st->ibuf_len > st->br.max_bytes - 1)
     st->ibuf_len = st->br.max_bytes - 1;
@@ -175,6 +190,7 @@ int main(int argc, char **argv) {
   unsigned tty = tty_flags();
   unsigned closed = stub_guard_std_fds();
   st.sigfd = stub_signals_init();
+  stub_fallback_init(argv);
   read_config(&cfg);
   /* The hello first: one that cannot be built (too large) should not cost
    * the supervisor a connection. */
@@ -184,10 +200,10 @@ int main(int argc, char **argv) {
   stub_bridge_init(&st.br, sock, cfg.max_bytes);
   sb_config_free(&cfg); /* wipes the token: it is in the hello alone now */
 
-  handshake(&st, hello, hello_len, deadline);
+  bool hold_stdin = handshake(&st, hello, hello_len, deadline);
   explicit_bzero(hello, hello_len);
   free(hello);
 
-  setup_fds(&st, closed);
+  setup_fds(&st, closed, hold_stdin);
   stub_relay(&st);
 }

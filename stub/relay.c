@@ -9,7 +9,8 @@
  *   into the stdin buffer until the socket has taken it);
  * - signals are read only while the send queue has room for them.
  * While fd 1/2 is full the socket is still watched for the peer's close,
- * so a lost bridge is noticed however long the reader of fd 1 sleeps. */
+ * so a lost bridge is noticed however long the reader of fd 1 sleeps.
+ * In run mode the program's pipes join the loop (run.c). */
 #include "stub.h"
 
 #include <errno.h>
@@ -21,7 +22,14 @@
 /* Send-queue slots kept free for the two stream_errors there can be. */
 #define STUB_OUTQ_RESERVED 2
 
-_Noreturn static void lost(const stub_bridge *br) {
+/* The bridge is lost. In run mode the program still runs: the stub waits
+ * for it (run.c); otherwise it fails now. */
+static void lost(stub *st) {
+  const stub_bridge *br = &st->br;
+  if (st->run != NULL) {
+    stub_run_lost(st);
+    return;
+  }
   if (br->rd_err != 0)
     stub_fail("connection to the supervisor lost before exit: %s", strerror(-br->rd_err));
   if (!sb_decoder_idle(&br->dec))
@@ -29,8 +37,7 @@ _Noreturn static void lost(const stub_bridge *br) {
   stub_fail("connection to the supervisor lost: it closed before sending exit");
 }
 
-/* A write to fd 1/2 failed: tell the supervisor once, drop what follows. */
-static void stream_failed(stub *st, int stream, int err) {
+void stub_stream_failed(stub *st, int stream, int err) {
   char text[128];
   sb_msg m;
   snprintf(text, sizeof text, "%s", strerror(err));
@@ -48,6 +55,8 @@ static void stream_failed(stub *st, int stream, int err) {
  * POLLOUT (or, after EINTR, look at the self-pipe first). */
 static bool piece_write(stub *st) {
   stub_fd *f = &st->std[st->piece_stream];
+  if (st->run != NULL && stub_run_tee_busy(st, st->piece_stream))
+    return false; /* the program's chunk goes first; POLLOUT brings us back */
   while (st->piece_len > 0 && !f->failed) {
     ssize_t n = stub_fd_write(f, st->piece, st->piece_len);
     if (n > 0) {
@@ -56,7 +65,7 @@ static bool piece_write(stub *st) {
     } else if (n == -EAGAIN || n == -EINTR) {
       return false;
     } else {
-      stream_failed(st, st->piece_stream, (int)-n);
+      stub_stream_failed(st, st->piece_stream, (int)-n);
     }
   }
   st->piece_len = 0;
@@ -93,7 +102,7 @@ static void pump(stub *st) {
       stub_fail("protocol error from the supervisor: %s", diag.msg);
     if (r == 0) {
       if (st->br.rd_eof || st->br.rd_err != 0)
-        lost(&st->br);
+        lost(st);
       return;
     }
     if (ev.kind == SB_KIND_CONTROL) {
@@ -125,25 +134,33 @@ static void read_stdin(stub *st) {
     stdin_eof(st); /* EOF, or an error that ends the stream all the same (EIO) */
 }
 
-/* Forwards caught signals. When the supervisor can no longer hear (send
- * side dead) or answer (it closed: we only wait to write what it sent
- * before its exit), there is nobody to ask what to do, so the signal does
- * what it would have done to any program. */
+/* Forwards caught signals: to the program while one runs (run.c), else up.
+ * When the supervisor can no longer hear (send side dead) or answer (it
+ * closed: we only wait to write what it sent before its exit), there is
+ * nobody to ask what to do, so the signal does what it would have done to
+ * any program. */
 static void forward_signals(stub *st, size_t max) {
   int sigs[STUB_OUTQ_LEN];
   size_t n = stub_signals_take(st->sigfd, sigs, max);
   for (size_t i = 0; i < n; i++) {
+    int sig = sigs[i] & ~STUB_SIG_KERNEL;
+    if (stub_run_signal(st, sigs[i]))
+      continue;
     if (st->br.wr_dead || st->peer_checked)
-      stub_die_by_signal(sigs[i]);
+      stub_die_by_signal(sig);
+    /* Only when a program ended within this batch (its signals took no
+     * room): dropped, as the kernel merges pending signals. */
+    if (stub_bridge_room(&st->br) <= STUB_OUTQ_RESERVED)
+      continue;
     sb_msg m;
     memset(&m, 0, sizeof m);
     m.type = SB_MSG_SIGNAL;
-    m.u.signal.signal = sigs[i];
+    m.u.signal.signal = sig;
     stub_bridge_push_msg(&st->br, &m);
   }
 }
 
-enum { P_SOCK, P_SIG, P_STDIN, P_OUT, P_COUNT };
+enum { P_SOCK, P_SIG, P_STDIN, P_OUT, P_RUN, P_COUNT = P_RUN + STUB_RUN_POLLS };
 
 /* The socket's events. While a piece waits for fd 1/2 the socket is not
  * read, but POLLRDHUP (and POLLHUP, POLLERR, always reported) tell us the
@@ -151,7 +168,7 @@ enum { P_SOCK, P_SIG, P_STDIN, P_OUT, P_COUNT };
  * its standing hang-up would wake poll() in a loop. */
 static void watch_socket(const stub *st, bool blocked, struct pollfd *p) {
   bool sending = st->br.q_len > 0 && !st->br.wr_dead;
-  p->fd = st->br.sock;
+  p->fd = st->run != NULL && st->run->orphan ? -1 : st->br.sock;
   p->events = sending ? POLLOUT : 0;
   if (!blocked)
     p->events |= POLLIN;
@@ -164,9 +181,9 @@ static void watch_socket(const stub *st, bool blocked, struct pollfd *p) {
 /* The peer closed while a piece waits for fd 1/2: fail now, unless what is
  * left holds an exit (then the data before it must still be written). */
 static void peer_closed(stub *st) {
-  if (!stub_exit_ahead(&st->br))
-    lost(&st->br);
   st->peer_checked = true;
+  if (!stub_exit_ahead(&st->br))
+    lost(st);
 }
 
 /* Sleeps in poll() until something can be done, and does it. */
@@ -175,9 +192,12 @@ static void wait_and_handle(stub *st) {
   stub_bridge *br = &st->br;
   bool blocked = st->piece_len > 0;
   size_t room = stub_bridge_room(br);
-  size_t sig_room = br->wr_dead || st->peer_checked ? 1
-                    : room > STUB_OUTQ_RESERVED     ? room - STUB_OUTQ_RESERVED
-                                                    : 0;
+  /* While a program runs its signals go to it, and need no room. */
+  bool running = st->run != NULL && st->run->pid > 0;
+  size_t sig_room = running                           ? STUB_OUTQ_LEN
+                    : br->wr_dead || st->peer_checked ? 1
+                    : room > STUB_OUTQ_RESERVED       ? room - STUB_OUTQ_RESERVED
+                                                      : 0;
   bool want_stdin = !st->std[0].done && br->q_len == 0 && !br->wr_dead;
 
   watch_socket(st, blocked, &p[P_SOCK]);
@@ -185,7 +205,12 @@ static void wait_and_handle(stub *st) {
   p[P_STDIN] = (struct pollfd){.fd = want_stdin ? st->std[0].io : -1, .events = POLLIN};
   p[P_OUT] = (struct pollfd){.fd = blocked ? st->std[st->piece_stream].io : -1,
                              .events = POLLOUT};
-  if (poll(p, P_COUNT, -1) < 0) {
+  nfds_t np = P_RUN;
+  if (st->run != NULL) {
+    stub_run_poll(st, &p[P_RUN]);
+    np = P_COUNT;
+  }
+  if (poll(p, np, -1) < 0) {
     if (errno == EINTR)
       return; /* the signal's byte is in the self-pipe */
     stub_fail("poll: %s", strerror(errno));
@@ -193,6 +218,8 @@ static void wait_and_handle(stub *st) {
 
   if (p[P_SIG].revents != 0)
     forward_signals(st, sig_room);
+  if (np > P_RUN)
+    stub_run_handle(st, &p[P_RUN]);
   if (p[P_OUT].revents != 0)
     piece_write(st);
   if (p[P_STDIN].revents != 0)
@@ -207,10 +234,12 @@ static void wait_and_handle(stub *st) {
 }
 
 _Noreturn void stub_relay(stub *st) {
-  if (st->std[0].io < 0)
+  if (st->std[0].io < 0 && !st->std[0].done)
     stdin_eof(st); /* fd 0 was closed when we started */
   for (;;) {
-    pump(st);
+    if (st->run == NULL || !st->run->orphan)
+      pump(st);
+    stub_run_step(st);
     if (st->br.q_dirty)
       stub_bridge_flush(&st->br);
     wait_and_handle(st);

@@ -7,7 +7,9 @@
  * - its fds 0, 1, 2 (fdout.c), written through private non-blocking
  *   descriptions where it can get them, so a stuck reader never stops the
  *   loop from noticing a lost bridge;
- * - a self-pipe that turns caught signals into bytes (sig.c).
+ * - a self-pipe that turns caught signals into bytes (sig.c);
+ * - after `exec` or `run` (launch.c, run.c), a program: exec'd in place, or
+ *   spawned with its stdout/stderr on pipes the same loop relays up.
  */
 #ifndef SB_STUB_H
 #define SB_STUB_H
@@ -16,12 +18,24 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdint.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
+/* For functions that run at most once per process (starting a program,
+ * failing): compiled for size, not speed, so the stub stays small. */
+#define STUB_COLD __attribute__((cold))
+
 /* The exit code of a stub that cannot do its job (as env(1), timeout(1)). */
 #define STUB_EXIT_FAILURE 125
+/* The program of an exec or run (or of the fallback) was found but could
+ * not be started; was not found (as a shell says). */
+#define STUB_EXIT_CANNOT_RUN 126
+#define STUB_EXIT_NOT_FOUND 127
 /* How long connect + hello + the supervisor's answer may take in all. */
 #define STUB_HANDSHAKE_TIMEOUT_MS 30000
 /* How long the failure line may wait for a full stderr before we exit anyway. */
@@ -38,8 +52,13 @@
 /* ---- fail.c: the one line the stub ever writes of its own ---------------- */
 
 /* Writes "socketbridge-stub: <message>\n" to stderr (control characters
- * replaced, so it stays one line) and exits STUB_EXIT_FAILURE. */
-_Noreturn void stub_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+ * replaced, so it stays one line), waiting STUB_FAIL_WRITE_MS at most. */
+STUB_COLD void stub_say(const char *message);
+/* Writes the line (printf-style), then exits with code. */
+STUB_COLD _Noreturn void stub_fail_code(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Writes the line, then exits STUB_EXIT_FAILURE. */
+#define stub_fail(...) stub_fail_code(STUB_EXIT_FAILURE, __VA_ARGS__)
 
 /* ---- fdout.c: the stub's fds 0, 1, 2 --------------------------------------- */
 
@@ -60,8 +79,11 @@ typedef struct stub_fd {
 
 /* Makes sure fds 0, 1 and 2 are open (on /dev/null where they were not), so
  * no socket or pipe of ours lands on them. Returns a bit mask of the ones
- * that were closed. */
+ * that were closed, also kept in stub_std_closed. */
 unsigned stub_guard_std_fds(void);
+extern unsigned stub_std_closed;
+/* Closes the placeholders again: a program we exec gets the fds we got. */
+STUB_COLD void stub_unguard_std_fds(void);
 /* Chooses how to do I/O on fd (see stub_io_mode); may open a private
  * non-blocking description of it. was_closed: fd is only a placeholder. */
 void stub_fd_setup(stub_fd *f, int fd, bool writing, bool was_closed);
@@ -78,7 +100,17 @@ void stub_fd_close(stub_fd *f);
 /* Ignores SIGPIPE and catches INT, TERM, HUP and QUIT (unless inherited as
  * ignored) into a self-pipe. Returns the pipe's read end. */
 int stub_signals_init(void);
-/* Reads up to max caught signal numbers from the self-pipe, in order. */
+/* Catches SIGCHLD into the self-pipe too (run mode: reaping). */
+STUB_COLD void stub_signals_catch_child(void);
+/* Before an execve: puts the signals whose action we changed back to
+ * their default (the ones we catch, and SIGPIPE unless our parent had it
+ * ignored), so the program finds them as it would without us. */
+STUB_COLD void stub_signals_restore(void);
+/* Set in a byte of the self-pipe when the kernel sent the signal (a
+ * terminal's ^C or hang-up): it went to the whole process group. */
+#define STUB_SIG_KERNEL 0x80
+/* Reads up to max caught signal bytes from the self-pipe, in order: the
+ * signal number, with STUB_SIG_KERNEL or'ed in as above. */
 size_t stub_signals_take(int sigfd, int *out, size_t max);
 /* Dies by sig's default action, so the parent sees WIFSIGNALED; exits
  * 128 + sig when that action does not end the process. */
@@ -158,6 +190,10 @@ void stub_bridge_push_msg(stub_bridge *br, const sb_msg *m);
 /* Sends what the socket takes now. Returns 0 when the queue is empty,
  * -EAGAIN, or the negative errno that made the bridge's send side dead. */
 int stub_bridge_flush(stub_bridge *br);
+/* Sends the whole queue, waiting until deadline at most (best effort). */
+void stub_bridge_drain(stub_bridge *br, int64_t deadline);
+/* Gives up sending: the queue is dropped, later frames are not queued. */
+void stub_bridge_drop(stub_bridge *br);
 
 /* True when an `exit` message may be among the bytes not yet decoded: the
  * rest of the read buffer plus what the kernel still holds. Only meaningful
@@ -165,6 +201,24 @@ int stub_bridge_flush(stub_bridge *br);
 bool stub_exit_ahead(const stub_bridge *br);
 
 /* ---- the stub as a whole -------------------------------------------------- */
+
+/* run mode: one of the program's output pipes. */
+typedef struct stub_pipe {
+  int fd;       /* our (non-blocking) read end; -1 once at EOF */
+  uint8_t *buf; /* the last chunk read: its queued frame and the tee point here */
+  size_t len;   /* bytes in buf */
+  size_t teed;  /* of them, written to our own fd (all of them without tee) */
+} stub_pipe;
+
+/* run mode: the program. */
+typedef struct stub_run {
+  pid_t pid;        /* 0 once reaped (or never spawned) */
+  int status;       /* its wait status, once reaped; a spawn failure as an exit */
+  bool tee;         /* its output also goes to our own fds 1/2 */
+  bool exited_sent; /* `exited` is queued */
+  bool orphan;      /* the bridge is lost: we only wait for the program */
+  stub_pipe out[2]; /* its stdout, stderr */
+} stub_run;
 
 typedef struct stub {
   stub_bridge br;
@@ -178,6 +232,7 @@ typedef struct stub {
   const uint8_t *piece;
   size_t piece_len;
   bool peer_checked; /* the peer closed, and an exit may be in what is left */
+  stub_run *run;     /* after `run`: the program and its pipes (run.c) */
 } stub;
 
 /* main.c: acts on one control message from the supervisor after welcome.
@@ -186,5 +241,64 @@ void stub_on_control(stub *st, const uint8_t *payload, size_t len);
 
 /* relay.c: the poll loop; ends by exit, signal or failure, never returns. */
 _Noreturn void stub_relay(stub *st);
+/* A write to fd 1/2 failed (err > 0): tells the supervisor once; later
+ * data for that stream is dropped. */
+void stub_stream_failed(stub *st, int stream, int err);
+
+/* ---- launch.c: exec, and what exec and run share --------------------------- */
+
+/* Reads SOCKETBRIDGE_FALLBACK (fails the stub when it is neither unset,
+ * empty nor "exec") and keeps argv for stub_unreachable. */
+STUB_COLD void stub_fallback_init(char **argv);
+/* The supervisor cannot be reached (configuration missing or malformed,
+ * connect failed, connection lost or no answer before welcome): with
+ * SOCKETBRIDGE_FALLBACK=exec, execs the real program; otherwise writes the
+ * line and exits STUB_EXIT_FAILURE. */
+STUB_COLD _Noreturn void stub_unreachable(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* A program to start, ready for execve (exec; run after fork). */
+typedef struct stub_prog {
+  char **env;         /* environ less unset plus set; borrows every string */
+  const char *file;   /* the path to start: l->path or the lookup's result */
+  const char *name;   /* for messages: l->path or argv[0] */
+  const char *where;  /* what failed, for messages: NULL (the program) or cwd */
+  char buf[PATH_MAX]; /* the lookup's result */
+} stub_prog;
+
+/* Builds the environment, enters l->cwd, finds the program (a program
+ * looked up gets the path found as its argv[0]: l->argv.v[0] is replaced).
+ * Returns 0 or a negative errno (p->where says what failed). */
+STUB_COLD int stub_prog_prepare(stub_prog *p, sb_launch *l);
+/* A start that failed with err: the exit code, 127 for a program not found
+ * (ENOENT, ENOTDIR), else 126 (a directory that cannot be entered
+ * included); and the line "cannot VERB 'NAME': ...". */
+STUB_COLD int stub_prog_exit_code(const stub_prog *p, int err);
+STUB_COLD void stub_prog_say(const stub_prog *p, const char *verb, int err);
+/* exec: replaces the stub by the program, or reports why not and exits
+ * 126/127 (proto 4, step 5). */
+STUB_COLD _Noreturn void stub_exec(stub *st, sb_launch *l);
+
+/* ---- run.c: run mode --------------------------------------------------------- */
+
+/* Spawns the program with its stdout/stderr on pipes. On failure: the line,
+ * then `exited` 126/127 follows as for a program that ended. */
+STUB_COLD void stub_run_start(stub *st, sb_launch *l);
+/* Poll entries for the pipes and the tee (STUB_RUN_POLLS of them). */
+#define STUB_RUN_POLLS 4
+void stub_run_poll(const stub *st, struct pollfd *p);
+void stub_run_handle(stub *st, const struct pollfd *p);
+/* A caught signal (a self-pipe byte): true when run mode took it (SIGCHLD;
+ * or forwarded to the program while it runs). */
+bool stub_run_signal(stub *st, int b);
+/* Called once per loop turn: sends `exited` once the program has ended and
+ * both pipes are at EOF; after a lost bridge, ends the stub then. */
+void stub_run_step(stub *st);
+/* The bridge is lost: the stub no longer reads or writes it, and ends when
+ * the program has (see stub_run_step). */
+void stub_run_lost(stub *st);
+/* True while the tee has bytes for stream (1 or 2) not yet written: the
+ * supervisor's data for that stream waits, so the two never interleave. */
+bool stub_run_tee_busy(const stub *st, int stream);
 
 #endif

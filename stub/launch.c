@@ -1,0 +1,187 @@
+/* launch.c - starting a real program: `exec` (proto 4, step 5), what it
+ * shares with `run` (environment, directory, lookup), and the fallback of a
+ * stub that cannot reach its supervisor (SOCKETBRIDGE_FALLBACK=exec).
+ *
+ * The directory is entered before the program is looked up, as `cd DIR &&
+ * exec PROG` would: a relative `path`, argv[0] with a slash, and relative
+ * PATH elements all mean the same file to the lookup and to the kernel.
+ *
+ * Nothing the stub set up for itself reaches the program: every fd it
+ * opened is close-on-exec (socket, self-pipe, private re-opens of fds
+ * 0/1/2), and the signals it catches or ignores go back to their default
+ * (stub_signals_restore). The signal mask is never changed. */
+#include "stub.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Where the kernel says our own executable is: the lookup's recursion
+ * guard (a shim finding itself under another name). */
+#define STUB_SELF "/proc/self/exe"
+
+/* True when entry e ("NAME=VALUE", or a bare "NAME") names the same
+ * variable as one of list's entries (either spelling). */
+static bool named_in(const char *e, char *const *list, size_t n) {
+  size_t len = 0;
+  while (e[len] != '\0' && e[len] != '=')
+    len++;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(list[i], e, len) == 0 && (list[i][len] == '=' || list[i][len] == '\0'))
+      return true;
+  return false;
+}
+
+/* environ less unset, plus set. Of two `set` entries for one name the
+ * last wins, as it would in a shell. */
+static char **launch_env(const sb_launch *l) {
+  size_t n = 0, k = 0;
+  while (environ[n] != NULL)
+    n++;
+  char **env = malloc((n + l->set.n + 1) * sizeof *env);
+  if (env == NULL)
+    stub_fail("out of memory");
+  for (char **e = environ; *e != NULL; e++)
+    if (!named_in(*e, l->unset.v, l->unset.n) && !named_in(*e, l->set.v, l->set.n))
+      env[k++] = *e;
+  for (size_t i = 0; i < l->set.n; i++)
+    if (!named_in(l->set.v[i], l->set.v + i + 1, l->set.n - i - 1))
+      env[k++] = l->set.v[i];
+  env[k] = NULL;
+  return env;
+}
+
+static const char *env_value(char *const *env, const char *name) {
+  size_t n = strlen(name);
+  for (; *env != NULL; env++)
+    if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+      return *env + n + 1;
+  return NULL;
+}
+
+/* The program gets the path it was found at as argv[0], as from a script's
+ * `exec /usr/bin/cc "$@"`: a program that finds its installation from
+ * argv[0] and PATH (gcc finds cc1 so) must find itself, not the shim that
+ * stood in for it earlier on PATH. The name part stays as it was. */
+static void found_as_argv0(stub_prog *p, sb_launch *l) {
+  char *found = strdup(p->buf);
+  if (found == NULL)
+    stub_fail("out of memory");
+  free(l->argv.v[0]);
+  l->argv.v[0] = found;
+  p->file = p->name = found;
+}
+
+int stub_prog_prepare(stub_prog *p, sb_launch *l) {
+  p->env = launch_env(l);
+  p->name = l->path != NULL ? l->path : l->argv.v[0];
+  p->file = l->path;
+  p->where = l->cwd;
+  if (l->cwd != NULL && chdir(l->cwd) < 0)
+    return -errno;
+  p->where = NULL;
+  if (p->file != NULL)
+    return 0;
+  int r = sb_path_find(l->argv.v[0], env_value(p->env, "PATH"),
+                       env_value(p->env, SB_ENV_SHIMS), STUB_SELF, p->buf, sizeof p->buf);
+  if (r == 0)
+    found_as_argv0(p, l);
+  return r;
+}
+
+static int exit_code(int err) {
+  return err == -ENOENT || err == -ENOTDIR ? STUB_EXIT_NOT_FOUND : STUB_EXIT_CANNOT_RUN;
+}
+
+int stub_prog_exit_code(const stub_prog *p, int err) {
+  /* A directory that cannot be entered is not a program not found. */
+  return p->where != NULL ? STUB_EXIT_CANNOT_RUN : exit_code(err);
+}
+
+void stub_prog_say(const stub_prog *p, const char *verb, int err) {
+  const char *w = p->where;
+  char line[1024];
+  snprintf(line, sizeof line, "cannot %s '%s': %s%s%s%s", verb, p->name,
+           w != NULL ? "cannot enter '" : "", w != NULL ? w : "", w != NULL ? "': " : "",
+           strerror(-err));
+  stub_say(line);
+}
+
+/* Leaves nothing of ours to the program, then execve. Returns its error. */
+static int exec_clean(const char *file, char *const *argv, char *const *env) {
+  stub_signals_restore();
+  stub_unguard_std_fds();
+  execve(file, argv, env);
+  return -errno;
+}
+
+_Noreturn void stub_exec(stub *st, sb_launch *l) {
+  stub_prog p;
+  int64_t deadline = stub_now_ms() + STUB_FAIL_WRITE_MS;
+  int err = stub_prog_prepare(&p, l);
+  /* What is queued (signals, stream errors) goes up first: once the
+   * program runs, the socket is closed. */
+  stub_bridge_drain(&st->br, deadline);
+  if (err == 0)
+    err = exec_clean(p.file, l->argv.v, p.env);
+
+  /* The supervisor hears first (bounded: it may not be reading), then the
+   * line, then the exit. */
+  int code = stub_prog_exit_code(&p, err);
+  sb_msg m = {.type = SB_MSG_EXITED, .u.exit.code = code};
+  if (stub_bridge_room(&st->br) > 0)
+    stub_bridge_push_msg(&st->br, &m);
+  stub_bridge_drain(&st->br, deadline);
+  stub_prog_say(&p, "exec", err);
+  _exit(code);
+}
+
+/* ---- fallback ------------------------------------------------------------ */
+
+/* argv to exec the real program with, or NULL when there is no fallback. */
+static char **fallback_argv;
+
+void stub_fallback_init(char **argv) {
+  const char *v = env_value(environ, SB_ENV_FALLBACK);
+  if (v == NULL || *v == '\0')
+    return;
+  if (strcmp(v, "exec") != 0)
+    stub_fail("%s: \"%.64s\" is not a fallback (the only one is \"exec\")",
+              SB_ENV_FALLBACK, v);
+  fallback_argv = argv;
+}
+
+/* Execs the program the stub stands in for, found by the name it was run
+ * as, with the stub's own argv and environment, as if the stub were not
+ * on PATH at all. */
+STUB_COLD _Noreturn static void fallback_exec(const char *why) {
+  char buf[PATH_MAX];
+  const char *name = fallback_argv[0] != NULL ? fallback_argv[0] : "";
+  for (const char *c = name; *c != '\0'; c++)
+    if (*c == '/')
+      name = c + 1;
+  int err = sb_path_find(name, env_value(environ, "PATH"),
+                         env_value(environ, SB_ENV_SHIMS), STUB_SELF, buf, sizeof buf);
+  if (err == 0) {
+    fallback_argv[0] = buf; /* as for exec: see found_as_argv0 */
+    err = exec_clean(buf, fallback_argv, environ);
+  }
+  stub_fail_code(exit_code(err), "%s; fallback: cannot exec '%s': %s", why, name,
+                 strerror(-err));
+}
+
+_Noreturn void stub_unreachable(const char *fmt, ...) {
+  char why[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  if (fallback_argv != NULL)
+    fallback_exec(why);
+  stub_say(why);
+  _exit(STUB_EXIT_FAILURE);
+}
