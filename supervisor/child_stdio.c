@@ -226,6 +226,17 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     close_out(child, k); /* UV_EOF, or an error: either way, no more */
 }
 
+void sb__child_capture_pause(sb_child *child, bool paused) {
+  for (int k = 0; k < 2; k++) {
+    if (!child->out_open[k])
+      continue;
+    if (paused)
+      uv_read_stop((uv_stream_t *)&child->out[k]);
+    else if (uv_read_start((uv_stream_t *)&child->out[k], on_alloc, on_read) < 0)
+      close_out(child, k);
+  }
+}
+
 /* What the pipe holds when the run's leader is reaped: everything it wrote
  * before it exited is there. Bounded, so a grandchild that keeps the pipe
  * and writes without end cannot hold us; what it writes later is lost with

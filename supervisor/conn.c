@@ -24,7 +24,7 @@ static void emit_stub_exit(sb_conn *conn) {
   sb__emit(conn->server, &ev);
 }
 
-static void on_handle_closed(uv_handle_t *handle) {
+void sb__conn_handle_closed(uv_handle_t *handle) {
   sb_conn *conn = handle->data;
   sb_server *server = conn->server;
 
@@ -39,6 +39,7 @@ static void on_handle_closed(uv_handle_t *handle) {
   sb_decoder_free(&conn->dec);
   if (conn->have_hello)
     sb_msg_free(&conn->hello);
+  sb__dispo_free(conn->dp);
   free(conn->rbuf);
   free(conn);
   sb__server_maybe_finish(server);
@@ -58,8 +59,9 @@ void sb__conn_close(sb_conn *conn, sb_close_reason reason, int err) {
   conn->close_err = err;
   conn->reading = false;
   conn->pend_len = 0;
-  uv_close(&conn->io.handle, on_handle_closed);
-  uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
+  sb__dispo_close(conn);
+  uv_close(&conn->io.handle, sb__conn_handle_closed);
+  uv_close((uv_handle_t *)&conn->timer, sb__conn_handle_closed);
 }
 
 static void on_linger_timeout(uv_timer_t *timer) {
@@ -226,7 +228,6 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
   sb_event ev;
   sb_diag diag;
   sb_hello *h;
-  sb_msg m;
   int lo, hi, r;
 
   if (f->kind != SB_KIND_CONTROL) {
@@ -280,15 +281,9 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
   if (conn->ticket->child != NULL && conn->ticket->child->state < SB__CHILD_ENDING)
     conn->child = conn->ticket->child;
 
-  memset(&m, 0, sizeof m);
-  m.type = SB_MSG_WELCOME;
-  m.u.welcome.version = hi;
-  r = sb__conn_send_msg(conn, &m);
-  if (r < 0) {
-    sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
-    return;
-  }
   uv_timer_stop(&conn->timer);
+  conn->version = hi;
+  conn->welcome_pending = true;
   conn->state = SB__CONN_OPEN;
   conn->welcomed = true;
   server->stats.welcomed++;
@@ -301,6 +296,21 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
   /* The event's callback may have closed the connection (sb_server_close). */
   if (conn->state == SB__CONN_OPEN)
     server->on_connect(server, conn);
+  if (conn->state == SB__CONN_OPEN && (r = sb__conn_welcome(conn)) < 0)
+    sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
+}
+
+int sb__conn_welcome(sb_conn *conn) {
+  sb_msg m;
+
+  if (!conn->welcome_pending)
+    return 0;
+  conn->welcome_pending = false; /* first: sending it queues a frame too */
+  memset(&m, 0, sizeof m);
+  m.type = SB_MSG_WELCOME;
+  m.u.welcome.version = conn->version;
+  m.u.welcome.hold_stdin = conn->hold_stdin;
+  return sb__conn_send_msg(conn, &m);
 }
 
 static void protocol_error(sb_conn *conn, int err) {
@@ -322,20 +332,45 @@ static void on_control(sb_conn *conn, const sb_frame *f) {
   case SB_MSG_SIGNAL:
     if (conn->cbs.on_signal != NULL)
       conn->cbs.on_signal(conn, m.u.signal.signal);
+    else if (conn->dispo == SB__DISPO_DELEGATE)
+      sb__delegate_signal(conn, m.u.signal.signal);
     else if (!conn->exit_sent)
       sb_conn_kill(conn, m.u.signal.signal);
+    break;
+  case SB_MSG_EXITED:
+    if ((conn->dispo != SB__DISPO_RUN && conn->dispo != SB__DISPO_EXEC) ||
+        conn->prog_exited)
+      protocol_error(conn, SB_EPROTO); /* we asked for no program, or it ended twice */
+    else
+      sb__program_exited(conn, &m.u.exit);
     break;
   case SB_MSG_STREAM_ERROR:
     if (conn->cbs.on_stream_error != NULL)
       conn->cbs.on_stream_error(conn, m.u.stream_error.stream, m.u.stream_error.err);
     break;
   default:
-    /* A second hello, a message only the supervisor sends, or `exited`
-     * (we never sent `run`). */
+    /* A second hello, or a message only the supervisor sends. */
     protocol_error(conn, SB_EPROTO);
     break;
   }
   sb_msg_free(&m);
+}
+
+/* run: the program's stdout or stderr, relayed by the stub. Only then, and
+ * only until that stream's end and `exited`. */
+static void on_program_output(sb_conn *conn, const sb_frame *f) {
+  int s = sb_kind_stream((int)f->kind);
+
+  if (conn->dispo != SB__DISPO_RUN || s < 1 || conn->prog_out_end[s] ||
+      conn->prog_exited) {
+    protocol_error(conn, SB_EPROTO);
+    return;
+  }
+  if (f->len == 0)
+    conn->prog_out_end[s] = true;
+  if (conn->cbs.on_program_output != NULL)
+    conn->cbs.on_program_output(conn, s, f->len != 0 ? (const char *)f->data : "",
+                                f->len);
 }
 
 static void on_open_frame(sb_conn *conn, const sb_frame *f) {
@@ -350,12 +385,13 @@ static void on_open_frame(sb_conn *conn, const sb_frame *f) {
     }
     if (f->len == 0)
       conn->stdin_done = true;
-    if (conn->cbs.on_stdin != NULL)
+    if (conn->dispo == SB__DISPO_DELEGATE)
+      sb__delegate_stdin(conn, f->len != 0 ? (const char *)f->data : "", f->len);
+    if (conn->cbs.on_stdin != NULL && conn->state == SB__CONN_OPEN)
       conn->cbs.on_stdin(conn, f->len != 0 ? (const char *)f->data : "", f->len);
     return;
   default:
-    /* stdout/stderr come up only in `run` mode, which we never asked for. */
-    protocol_error(conn, SB_EPROTO);
+    on_program_output(conn, f);
     return;
   }
 }
@@ -393,7 +429,11 @@ void sb__conn_on_read_end(sb_conn *conn, int err) {
                       "reading the connection failed before hello: %s", uv_strerror(err));
     break;
   case SB__CONN_OPEN:
-    if (conn->exit_sent)
+    if (conn->dispo == SB__DISPO_EXEC && !conn->prog_exited)
+      /* The socket is close-on-exec: the stub is the program now. */
+      sb__conn_close(conn, SB_CLOSE_EXEC,
+                     (err == UV_EOF || err == UV_ECONNRESET) ? 0 : err);
+    else if (conn->exit_sent)
       /* The stub was told how to end, and its socket closed: it did. A
        * reset instead of a FIN says nothing more. */
       sb__conn_close(conn, SB_CLOSE_EXITED,

@@ -62,8 +62,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0)
     return;
   if (conn->state == SB__CONN_REJECTING) {
-    /* Draining a rejected peer: its bytes are dropped. */
-    if (nread < 0)
+    /* Draining a rejected peer: its bytes are dropped, up to a bound in
+     * time (the linger timer) and in bytes, so a flood costs little. */
+    if (nread > 0)
+      conn->drained += (size_t)nread;
+    if (nread < 0 || conn->drained > SB__LINGER_BYTES)
       sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
     return;
   }
@@ -163,6 +166,11 @@ static void on_write_done(uv_write_t *w, int status) {
 static int submit(sb_conn *conn, sb__write_req *req, const uv_buf_t *bufs,
                   unsigned nbufs) {
   int r;
+  /* Nothing may precede the welcome. */
+  if (conn->welcome_pending && (r = sb__conn_welcome(conn)) < 0) {
+    sb__req_put(conn->server, req);
+    return r;
+  }
   req->conn = conn;
   r = uv_write(&req->req, &conn->io.stream, bufs, nbufs, on_write_done);
   if (r < 0)
@@ -239,7 +247,9 @@ static int writable(const sb_conn *conn, int stream) {
     return -EINVAL;
   if (conn->state != SB__CONN_OPEN)
     return -ENOTCONN;
-  if (conn->exit_sent || conn->out_closed[stream])
+  /* After exec and run the program writes; the caller cannot. */
+  if (conn->exit_sent || conn->out_closed[stream] || conn->dispo == SB__DISPO_EXEC ||
+      conn->dispo == SB__DISPO_RUN)
     return -EPIPE;
   return 0;
 }
@@ -351,4 +361,15 @@ int sb_conn_kill(sb_conn *conn, int signum) {
   if (conn == NULL || signum <= 0 || sb_signal_name(signum) == NULL)
     return -EINVAL;
   return send_exit(conn, 0, signum);
+}
+
+bool sb_conn_told(const sb_conn *conn, int *code, int *signum) {
+  /* exec leaves told_code at -1 until a failed exec reports its code. */
+  if (conn == NULL || !conn->exit_sent || (conn->told_code < 0 && conn->told_signal == 0))
+    return false;
+  if (code != NULL)
+    *code = conn->told_code;
+  if (signum != NULL)
+    *signum = conn->told_signal;
+  return true;
 }

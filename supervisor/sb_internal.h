@@ -20,6 +20,7 @@
 #define SB__DEFAULT_MAX_CONNECTIONS 1024u  /* at once, handshakes included */
 #define SB__DEFAULT_HANDSHAKE_MS 10000u    /* accept to complete hello */
 #define SB__LINGER_MS 1000u                /* drain a rejected peer at most so long */
+#define SB__LINGER_BYTES (1024u * 1024u)   /* and at most so many of its bytes */
 #define SB__READ_BUF_SIZE (64u * 1024u)    /* per-connection read buffer */
 #define SB__WRITE_POOL_MAX 256u            /* write requests kept for reuse */
 #define SB__LISTEN_BACKLOG 128             /* pending connections in the kernel */
@@ -198,6 +199,37 @@ struct sb_child {
   uint64_t last_ts_ns; /* output timestamps never go backwards */
 };
 
+/* What the caller chose for a connection with the one-call functions. */
+typedef enum sb__dispo_kind {
+  SB__DISPO_NONE = 0, /* the caller drives it byte by byte, or has not chosen */
+  SB__DISPO_RESPOND,
+  SB__DISPO_DELEGATE,
+  SB__DISPO_EXEC,
+  SB__DISPO_RUN,
+} sb__dispo_kind;
+
+/* The state of a disposition that outlives the call choosing it: a delayed
+ * response, or a delegated program. Its handles belong to the connection
+ * (their data is the sb_conn, they count in open_handles, and the
+ * connection's close closes them); it is freed with the connection. */
+typedef struct sb__dispo {
+  /* respond with a delay */
+  uv_timer_t timer;
+  bool timer_open;
+  char *out, *err;
+  size_t out_len, err_len;
+  int code, signum;
+  /* delegate */
+  sb_child *child;  /* the program, until it has ended */
+  uv_pipe_t in;     /* our end of the program's stdin */
+  bool in_open;     /* in is initialised and not closing */
+  bool in_eof;      /* the stub's stdin ended: close in once written */
+  bool in_broken;   /* the program closed its stdin: drop the rest */
+  size_t in_queued; /* stdin bytes written to in, not yet taken */
+  bool conn_paused; /* we paused the connection: in is full */
+  bool out_paused;  /* we paused the program's output: the stub is slow */
+} sb__dispo;
+
 typedef enum sb__conn_state {
   SB__CONN_HANDSHAKE = 0, /* waiting for hello */
   SB__CONN_OPEN,          /* welcomed: the caller has it */
@@ -222,7 +254,8 @@ struct sb_conn {
   bool out_closed[3];
   bool have_hello;
 
-  size_t queued; /* payload bytes of writes whose callback has not run */
+  size_t queued;  /* payload bytes of writes whose callback has not run */
+  size_t drained; /* bytes of a rejected peer read and dropped */
 
   sb_decoder dec;
   uint8_t *rbuf;       /* SB__READ_BUF_SIZE bytes, reused for every read */
@@ -239,6 +272,17 @@ struct sb_conn {
   int close_err;
   int told_code;   /* what sb_conn_exit/sb_conn_kill told the stub, once */
   int told_signal; /* exit_sent says whether one of them was */
+
+  /* welcome goes out after on_connect returns, or before the first frame
+   * the caller queues from it: by then an exec or run chosen in on_connect
+   * tells the stub to leave its stdin alone. */
+  bool welcome_pending;
+  bool hold_stdin;
+  int version; /* chosen in the handshake */
+  sb__dispo_kind dispo;
+  sb__dispo *dp;        /* NULL unless a disposition needs state */
+  bool prog_out_end[3]; /* run: the stub's relay of stdout, stderr ended */
+  bool prog_exited;     /* run, exec: `exited` came */
 };
 
 /* ---- server.c ------------------------------------------------------------ */
@@ -338,6 +382,39 @@ void sb__conn_on_decode_error(sb_conn *conn, int err, const sb_diag *diag);
 void sb__conn_on_read_end(sb_conn *conn, int err);
 /* Clears what connections know of a ticket or child about to disappear. */
 void sb__conns_forget(sb_server *server, const sb_ticket *ticket, const sb_child *child);
+
+/* Sends the deferred welcome now, if it is still due. */
+int sb__conn_welcome(sb_conn *conn);
+void sb__conn_handle_closed(uv_handle_t *handle);
+
+/* ---- respond.c, program.c, delegate.c: dispositions ------------------------ */
+
+/* Whether a disposition may be chosen now: 0, -EINVAL, -ENOTCONN, -EALREADY. */
+int sb__dispo_check(const sb_conn *conn);
+/* sb__dispo_check, then the checks of an sb_program. */
+int sb__program_check(const sb_conn *conn, const sb_program *p);
+/* The disposition's state, allocated on first use; NULL when out of memory. */
+sb__dispo *sb__dispo_get(sb_conn *conn);
+/* The connection is closing: closes the disposition's handles, stops a
+ * delegated program. */
+void sb__dispo_close(sb_conn *conn);
+void sb__dispo_free(sb__dispo *dp);
+/* The program's environment: base (the call's) less unset and less the
+ * names set, then set. Borrowed strings; the array is malloc'd. */
+int sb__env_edit(char *const *base, char *const *set, char *const *unset, char ***out);
+/* The value of name in env, or NULL. */
+const char *sb__env_get(char *const *env, const char *name);
+/* Delegate: stdin from the stub for the program; len == 0 is its end. */
+void sb__delegate_stdin(sb_conn *conn, const char *buf, size_t len);
+/* Delegate: the stub received signum; the program gets it. */
+void sb__delegate_signal(sb_conn *conn, int signum);
+/* run, exec: the stub reported how the program ended. */
+void sb__program_exited(sb_conn *conn, const sb_status *st);
+
+/* ---- child_stdio.c, for delegate ------------------------------------------ */
+
+/* Stops (paused) or resumes reading a child's captured stdout and stderr. */
+void sb__child_capture_pause(sb_child *child, bool paused);
 
 /* ---- conn_io.c ----------------------------------------------------------- */
 

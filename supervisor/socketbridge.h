@@ -318,9 +318,10 @@ typedef enum sb_close_reason {
   SB_CLOSE_PEER_LOST,  /* the stub went away before being told (killed...) */
   SB_CLOSE_PROTOCOL,   /* the stub broke the protocol; err says how */
   SB_CLOSE_SERVER,     /* sb_server_close() */
+  SB_CLOSE_EXEC,       /* the stub became the program of sb_conn_exec() */
 } sb_close_reason;
 
-/* "exited", "peer_lost", "protocol", "server". */
+/* "exited", "peer_lost", "protocol", "server", "exec". */
 const char *sb_close_reason_name(sb_close_reason r);
 
 /* buf/len: bytes of the stub's stdin; len == 0 means its end. */
@@ -338,11 +339,26 @@ typedef void (*sb_conn_close_cb)(sb_conn *conn, sb_close_reason reason, int err)
  * connection closed. */
 typedef void (*sb_write_cb)(sb_conn *conn, int status, void *data);
 
+/* sb_conn_run and sb_conn_delegate: the program wrote buf/len to its
+ * stdout (1) or stderr (2), on its way to the stub's; for a log or a record.
+ * len == 0: that stream ended. */
+typedef void (*sb_program_output_cb)(sb_conn *conn, int stream, const char *buf,
+                                     size_t len);
+/* sb_conn_run, sb_conn_delegate, and an sb_conn_exec that failed: the
+ * program ended with code (when signum is 0; 126 or 127 when it could not
+ * be started, as the shell says; -1 when its status was lost) or died by
+ * signum. The stub is then told to end the same way, unless this callback
+ * told it otherwise (sb_conn_exit, sb_conn_kill); after a failed exec the
+ * stub has already ended so. */
+typedef void (*sb_program_exit_cb)(sb_conn *conn, int64_t code, int signum);
+
 typedef struct sb_conn_callbacks {
   sb_stdin_cb on_stdin;
   sb_signal_cb on_signal;
   sb_stream_error_cb on_stream_error;
   sb_conn_close_cb on_close;
+  sb_program_output_cb on_program_output; /* optional */
+  sb_program_exit_cb on_program_exit;     /* optional */
 } sb_conn_callbacks;
 
 /* Sets the callbacks (copied) and the caller's data. Call from on_connect
@@ -399,6 +415,74 @@ int sb_conn_kill(sb_conn *conn, int signum);
 /* Closes the connection now (the stub exits 125, as when the bridge is
  * lost); on_close runs with SB_CLOSE_SERVER. */
 void sb_conn_close(sb_conn *conn);
+
+/* How the stub was told to end, by the caller, a disposition, or the
+ * default answer to a signal: true with *code (when *signum is 0) or
+ * *signum; false when it has not been told (yet), or exec'd a program.
+ * code and signum may be NULL. */
+bool sb_conn_told(const sb_conn *conn, int *code, int *signum);
+
+/* ---- dispositions: what a call gets, in one call --------------------------
+ *
+ * The functions above make the caller the process, byte by byte. These hand
+ * a whole call one answer:
+ * - respond: canned stdout, stderr and exit (or signal), after a delay;
+ * - delegate: the supervisor spawns a program and splices it to the stub
+ *   (stub stdin -> program stdin, program stdout/stderr -> stub stdout/
+ *   stderr, with backpressure both ways); the stub ends as the program did;
+ * - exec: the stub execve()s the program in place, and the connection
+ *   closes (SB_CLOSE_EXEC): the supervisor sees nothing more of it;
+ * - run: the stub spawns the program itself, feeds it its own stdin, relays
+ *   its stdout and stderr up (on_program_output; with tee, also to its own
+ *   fds), reports how it ended (on_program_exit), and ends the same way.
+ * Choose exec and run from on_connect: the stub then leaves its stdin
+ * untouched for the program. Chosen later, stdin the stub has already read
+ * went to on_stdin and does not reach the program.
+ * Each may be given once per connection, before sb_conn_exit/sb_conn_kill;
+ * after exec and run the caller writes nothing (-EPIPE). Errors common to
+ * all: -EINVAL (bad argument), -EALREADY (a disposition, exit or kill was
+ * given already), -ENOTCONN, -ENOMEM. */
+
+typedef struct sb_response {
+  const void *out; /* stdout bytes (copied); may be NULL when out_len is 0 */
+  size_t out_len;
+  const void *err; /* stderr bytes (copied) */
+  size_t err_len;
+  int code;          /* exit code 0..255, when signum is 0 */
+  int signum;        /* or die by this signal */
+  uint64_t delay_ms; /* answer after this long (stdin keeps flowing meanwhile) */
+} sb_response;
+
+/* A program for delegate, exec and run. Strings are copied. */
+typedef struct sb_program {
+  char *const *argv; /* required, NULL-terminated, argv[0] not empty */
+  /* The file to run. NULL: argv[0] looked up with sb_path_find() in the
+   * PATH of the program's environment, skipping the directories in its
+   * SOCKETBRIDGE_SHIMS and the stub itself (the recursion guard); the
+   * program then gets the path found as its argv[0], as `exec /usr/bin/cc
+   * "$@"` gives it (gcc finds its own parts from it). Given, argv is passed
+   * as it is. */
+  const char *path;
+  const char *cwd;    /* NULL: the call's cwd */
+  char *const *set;   /* "NAME=VALUE" set in the call's environment, or NULL */
+  char *const *unset; /* names removed from it, or NULL */
+  bool tee;           /* run: the stub also writes the output to its own fds */
+} sb_program;
+
+/* Writes out and err, then ends the stub with code or signum. Also -EINVAL
+ * for a code out of range or an unknown signal. */
+int sb_conn_respond(sb_conn *conn, const sb_response *r);
+/* Spawns the program as a child of the server (events SPAWN and EXIT; its
+ * own ticket, so stubs it runs connect too; environment: the call's, edited
+ * as p says). Also -ENOENT/-EACCES when the program is not found or not
+ * executable, and sb_spawn's errors: the connection is then untouched and
+ * the caller answers the call otherwise. If the stub goes away first, the
+ * program is stopped (SIGTERM, then SIGKILL 5 s later). */
+int sb_conn_delegate(sb_conn *conn, const sb_program *p);
+/* Tells the stub to exec the program. */
+int sb_conn_exec(sb_conn *conn, const sb_program *p);
+/* Tells the stub to run the program. */
+int sb_conn_run(sb_conn *conn, const sb_program *p);
 
 /* ---- events ------------------------------------------------------------- */
 

@@ -19,6 +19,8 @@ const char *sb_close_reason_name(sb_close_reason r) {
     return "protocol";
   case SB_CLOSE_SERVER:
     return "server";
+  case SB_CLOSE_EXEC:
+    return "exec";
   }
   return "unknown";
 }

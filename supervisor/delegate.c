@@ -1,0 +1,264 @@
+/* delegate.c - sb_conn_delegate: the supervisor spawns the program (a child
+ * of the server, so it is reaped, stopped and reported like any other) and
+ * splices it to the stub:
+ *
+ *   stub stdin  --frames-->  on_stdin  --pipe-->  program stdin
+ *   program stdout/stderr  --capture-->  sb_conn_write  --frames-->  stub
+ *
+ * Neither direction buffers without bound. Stdin: above SB__SPLICE_HIGH
+ * bytes written to the program and not yet taken, the connection is paused
+ * (the stub stops reading its stdin); it resumes below SB__SPLICE_LOW.
+ * Output: above SB__SPLICE_HIGH bytes queued for the stub, the program's
+ * pipes are not read (it blocks writing); reading resumes below LOW.
+ * The stub ends as the program did, after all of its output. */
+#include "sb_internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SB__SPLICE_HIGH (1024u * 1024u)
+#define SB__SPLICE_LOW (256u * 1024u)
+
+/* One write of stdin to the program: the bytes are copied, as the
+ * connection's read buffer is reused. */
+typedef struct in_write {
+  uv_write_t req;
+  size_t len;
+  char data[];
+} in_write;
+
+static void close_in(sb_conn *conn) {
+  sb__dispo *dp = conn->dp;
+  if (!dp->in_open)
+    return;
+  dp->in_open = false; /* pending writes end with UV_ECANCELED */
+  uv_close((uv_handle_t *)&dp->in, sb__conn_handle_closed);
+}
+
+static void resume_stub(sb_conn *conn) {
+  if (!conn->dp->conn_paused)
+    return;
+  conn->dp->conn_paused = false;
+  sb_conn_resume(conn);
+}
+
+/* ---- stdin: stub -> program ------------------------------------------------ */
+
+static void on_in_written(uv_write_t *req, int status) {
+  in_write *w = sb__container_of(req, in_write, req);
+  sb_conn *conn = req->data;
+  sb__dispo *dp = conn->dp;
+
+  dp->in_queued -= w->len;
+  free(w);
+  if (!dp->in_open)
+    return; /* closing: the program ended, or the connection did */
+  if (status < 0) {
+    /* The program closed its stdin (EPIPE): it need not read it all, as
+     * with a pipe in a shell. The rest is dropped. */
+    dp->in_broken = true;
+    close_in(conn);
+    resume_stub(conn);
+  } else if (dp->in_eof && dp->in_queued == 0) {
+    close_in(conn);
+  } else if (dp->in_queued < SB__SPLICE_LOW) {
+    resume_stub(conn);
+  }
+}
+
+void sb__delegate_stdin(sb_conn *conn, const char *buf, size_t len) {
+  sb__dispo *dp = conn->dp;
+  in_write *w;
+  uv_buf_t b;
+
+  if (!dp->in_open || dp->in_broken)
+    return;
+  if (len == 0) {
+    dp->in_eof = true;
+    if (dp->in_queued == 0)
+      close_in(conn);
+    return;
+  }
+  w = malloc(sizeof *w + len);
+  if (w == NULL) {
+    sb__conn_close(conn, SB_CLOSE_SERVER, -ENOMEM);
+    return;
+  }
+  memcpy(w->data, buf, len);
+  w->len = len;
+  w->req.data = conn;
+  b = uv_buf_init(w->data, (unsigned)len);
+  if (uv_write(&w->req, (uv_stream_t *)&dp->in, &b, 1, on_in_written) < 0) {
+    free(w);
+    dp->in_broken = true;
+    close_in(conn);
+    return;
+  }
+  dp->in_queued += len;
+  if (dp->in_queued >= SB__SPLICE_HIGH && !dp->conn_paused) {
+    dp->conn_paused = true;
+    sb_conn_pause(conn);
+  }
+}
+
+void sb__delegate_signal(sb_conn *conn, int signum) {
+  if (conn->dp->child != NULL)
+    sb_child_kill(conn->dp->child, signum);
+}
+
+/* ---- output: program -> stub ------------------------------------------------ */
+
+static void on_out_written(sb_conn *conn, int status, void *data) {
+  sb__dispo *dp = conn->dp;
+  (void)status;
+  free(data);
+  if (dp->out_paused && dp->child != NULL && sb_conn_queued(conn) < SB__SPLICE_LOW) {
+    dp->out_paused = false;
+    sb__child_capture_pause(dp->child, false);
+  }
+}
+
+static void on_output(sb_child *child, int stream, const char *buf, size_t len,
+                      uint64_t ts_ns) {
+  sb_conn *conn = child->data;
+  void *copy;
+  (void)ts_ns;
+
+  if (conn == NULL)
+    return; /* the stub is gone; the program is being stopped */
+  if (conn->cbs.on_program_output != NULL)
+    conn->cbs.on_program_output(conn, stream, buf, len);
+  if (conn->state != SB__CONN_OPEN)
+    return;
+  copy = malloc(len);
+  if (copy == NULL) {
+    sb__conn_close(conn, SB_CLOSE_SERVER, -ENOMEM);
+    return;
+  }
+  memcpy(copy, buf, len);
+  if (sb_conn_write(conn, stream, copy, len, on_out_written, copy) < 0) {
+    free(copy); /* the caller closed that stream, or ended the stub */
+    return;
+  }
+  if (!conn->dp->out_paused && sb_conn_queued(conn) >= SB__SPLICE_HIGH) {
+    conn->dp->out_paused = true;
+    sb__child_capture_pause(child, true);
+  }
+}
+
+/* ---- the end ----------------------------------------------------------------- */
+
+/* The program ended, and all it wrote has been queued for the stub. */
+static void on_program_exit(sb_child *child, int64_t status, int signum) {
+  sb_conn *conn = child->data;
+
+  if (conn == NULL)
+    return;
+  child->data = NULL;
+  conn->dp->child = NULL;
+  close_in(conn);
+  resume_stub(conn);
+  if (conn->cbs.on_program_exit != NULL)
+    conn->cbs.on_program_exit(conn, status, signum);
+  if (conn->state != SB__CONN_OPEN || conn->exit_sent)
+    return;
+  if (signum != 0 && sb_conn_kill(conn, signum) == 0)
+    return;
+  /* A signal without a name on the wire ends the stub as a shell reports
+   * it; a lost status as our own failure. */
+  sb_conn_exit(conn, signum != 0   ? (128 + signum) & 255
+                     : status >= 0 ? (int)status
+                                   : 125);
+}
+
+/* ---- sb_conn_delegate ----------------------------------------------------------- */
+
+/* Spawns the program with its stdin from a fresh pipe, and keeps our end. */
+static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
+                         char *const *args, char *const *env) {
+  sb__dispo *dp = conn->dp;
+  sb_spawn_options o;
+  int fds[2], r;
+
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return -errno;
+  memset(&o, 0, sizeof o);
+  o.file = file;
+  o.args = args;
+  o.cwd = p->cwd != NULL ? p->cwd : conn->call.cwd;
+  o.env = env;
+  o.env_replace = true;
+  o.stdio[0].mode = SB_STDIO_FD;
+  o.stdio[0].fd = fds[0];
+  o.stdio[1].mode = o.stdio[2].mode = SB_STDIO_CAPTURE;
+  o.on_output = on_output;
+  o.on_exit = on_program_exit;
+  o.data = conn;
+  r = sb_spawn(conn->server, &o, &dp->child);
+  close(fds[0]); /* no restart: the child has its copy */
+  if (r < 0) {
+    close(fds[1]);
+    return r;
+  }
+  uv_pipe_init(conn->server->loop, &dp->in, 0);
+  dp->in.data = conn;
+  dp->in_open = true;
+  conn->open_handles++;
+  if (uv_pipe_open(&dp->in, fds[1]) < 0) {
+    close(fds[1]);
+    dp->in_broken = true;
+    close_in(conn);
+  }
+  return 0;
+}
+
+/* A copy of the array argv (strings borrowed) with first in place of argv[0]. */
+static char **argv_with_first(char *const *argv, char *first) {
+  size_t n = 0;
+  char **v;
+  while (argv[n] != NULL)
+    n++;
+  v = malloc((n + 1) * sizeof *v);
+  if (v == NULL)
+    return NULL;
+  memcpy(v, argv, (n + 1) * sizeof *v);
+  v[0] = first;
+  return v;
+}
+
+int sb_conn_delegate(sb_conn *conn, const sb_program *p) {
+  char found[PATH_MAX], **env = NULL, **args = NULL;
+  const char *file;
+  int r = sb__program_check(conn, p);
+
+  if (r < 0)
+    return r;
+  if (sb__dispo_get(conn) == NULL ||
+      sb__env_edit(conn->call.env, p->set, p->unset, &env) < 0)
+    return -ENOMEM;
+  file = p->path;
+  if (file == NULL) {
+    r = sb_path_find(p->argv[0], sb__env_get(env, "PATH"), sb__env_get(env, SB_ENV_SHIMS),
+                     conn->server->stub_path, found, sizeof found);
+    file = found;
+    /* A program looked up gets the path it was found at as argv[0], as
+     * `exec /usr/bin/cc "$@"` would give it, and as the stub's exec and run
+     * do: gcc, for one, searches PATH for its own name to find its parts,
+     * and would find the shim. */
+    if (r == 0 && (args = argv_with_first(p->argv, found)) == NULL)
+      r = -ENOMEM;
+  }
+  if (r == 0)
+    r = spawn_program(conn, p, file, args != NULL ? args : p->argv, env);
+  free(args);
+  free(env);
+  if (r < 0)
+    return r;
+  conn->dispo = SB__DISPO_DELEGATE;
+  if (conn->stdin_done)
+    close_in(conn); /* the stub's stdin ended before we were asked */
+  return 0;
+}

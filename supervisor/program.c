@@ -1,0 +1,148 @@
+/* program.c - exec and run, where the stub starts the program itself; and
+ * what every program disposition shares: checking an sb_program and
+ * editing the call's environment for it. */
+#include "sb_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t count(char *const *v) {
+  size_t n = 0;
+  while (v != NULL && v[n] != NULL)
+    n++;
+  return n;
+}
+
+static size_t name_len(const char *e) {
+  return (size_t)(strchrnul(e, '=') - e);
+}
+
+/* Whether the variable e ("NAME=VALUE") is named in names ("NAME" or
+ * "NAME=..."). */
+static bool listed(const char *e, char *const *names) {
+  size_t len = name_len(e);
+  for (; names != NULL && *names != NULL; names++)
+    if (name_len(*names) == len && memcmp(*names, e, len) == 0)
+      return true;
+  return false;
+}
+
+const char *sb__env_get(char *const *env, const char *name) {
+  size_t len = strlen(name);
+  for (; env != NULL && *env != NULL; env++)
+    if (strncmp(*env, name, len) == 0 && (*env)[len] == '=')
+      return *env + len + 1;
+  return NULL;
+}
+
+int sb__env_edit(char *const *base, char *const *set, char *const *unset, char ***out) {
+  size_t nbase = count(base), nset = count(set), i, n = 0;
+  char **env = malloc((nbase + nset + 1) * sizeof *env);
+
+  if (env == NULL)
+    return -ENOMEM;
+  for (i = 0; i < nbase; i++)
+    if (!listed(base[i], unset) && !listed(base[i], set))
+      env[n++] = base[i];
+  /* A name set twice: the last wins, and only it is kept. */
+  for (i = 0; i < nset; i++)
+    if (!listed(set[i], set + i + 1))
+      env[n++] = set[i];
+  env[n] = NULL;
+  *out = env;
+  return 0;
+}
+
+/* The checks every program disposition makes of p. */
+static int check_program(const sb_program *p) {
+  char *const *v;
+  if (p == NULL || p->argv == NULL || p->argv[0] == NULL || p->argv[0][0] == '\0')
+    return -EINVAL;
+  if ((p->path != NULL && p->path[0] == '\0') || (p->cwd != NULL && p->cwd[0] == '\0'))
+    return -EINVAL;
+  for (v = p->set; v != NULL && *v != NULL; v++)
+    if (strchr(*v, '=') == NULL || **v == '=')
+      return -EINVAL;
+  for (v = p->unset; v != NULL && *v != NULL; v++)
+    if (strchr(*v, '=') != NULL || **v == '\0')
+      return -EINVAL;
+  return 0;
+}
+
+int sb__program_check(const sb_conn *conn, const sb_program *p) {
+  int r = sb__dispo_check(conn);
+  return r < 0 ? r : check_program(p);
+}
+
+/* ---- exec and run ------------------------------------------------------------ */
+
+static sb_strv borrow(char *const *v) {
+  static char *empty[1] = {NULL};
+  sb_strv s = {v != NULL ? (char **)v : empty, count(v)};
+  return s;
+}
+
+static int send_launch(sb_conn *conn, sb_msg_type type, const sb_program *p) {
+  sb_msg m;
+
+  memset(&m, 0, sizeof m);
+  m.type = type;
+  m.u.launch.argv = borrow(p->argv);
+  m.u.launch.path = (char *)(uintptr_t)p->path;
+  m.u.launch.cwd = (char *)(uintptr_t)p->cwd;
+  m.u.launch.set = borrow(p->set);
+  m.u.launch.unset = borrow(p->unset);
+  m.u.launch.tee = p->tee;
+  /* Chosen before the welcome left: the stub leaves its stdin alone, so
+   * the program gets all of it. */
+  conn->hold_stdin = conn->welcome_pending;
+  return sb__conn_send_msg(conn, &m);
+}
+
+int sb_conn_exec(sb_conn *conn, const sb_program *p) {
+  int r = sb__program_check(conn, p);
+
+  if (r < 0)
+    return r;
+  /* Read on whatever the caller paused: the end of the connection is how
+   * we learn the exec happened. */
+  sb_conn_resume(conn);
+  if ((r = send_launch(conn, SB_MSG_EXEC, p)) < 0)
+    return r;
+  conn->dispo = SB__DISPO_EXEC;
+  /* Nothing may follow; the stub's own status is not ours to know. */
+  conn->exit_sent = true;
+  conn->told_code = -1;
+  conn->told_signal = 0;
+  return 0;
+}
+
+int sb_conn_run(sb_conn *conn, const sb_program *p) {
+  int r = sb__program_check(conn, p);
+
+  if (r < 0)
+    return r;
+  if ((r = send_launch(conn, SB_MSG_RUN, p)) < 0)
+    return r;
+  conn->dispo = SB__DISPO_RUN;
+  return 0;
+}
+
+void sb__program_exited(sb_conn *conn, const sb_status *st) {
+  int64_t code = st->signal != 0 ? 0 : st->code;
+
+  conn->prog_exited = true;
+  if (conn->dispo == SB__DISPO_EXEC) {
+    /* The exec failed; the stub ends with this code by itself. */
+    conn->told_code = st->code;
+    conn->told_signal = st->signal;
+  }
+  if (conn->cbs.on_program_exit != NULL)
+    conn->cbs.on_program_exit(conn, code, st->signal);
+  if (conn->dispo != SB__DISPO_RUN || conn->state != SB__CONN_OPEN || conn->exit_sent)
+    return;
+  if (st->signal != 0)
+    sb_conn_kill(conn, st->signal);
+  else
+    sb_conn_exit(conn, st->code);
+}
