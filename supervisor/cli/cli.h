@@ -2,7 +2,12 @@
 #ifndef SB_CLI_H
 #define SB_CLI_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "options.h"
+#include "rules.h"
+#include "socketbridge.h"
 
 /* Prints "socketbridge: " and the message as one line on stderr. */
 __attribute__((format(printf, 1, 2))) void cli_error(const char *fmt, ...);
@@ -10,10 +15,79 @@ __attribute__((format(printf, 1, 2))) void cli_error(const char *fmt, ...);
 /* run.c: runs the command under supervision; returns the exit status. */
 int cli_run(const cli_options *o);
 
+/* ---- record.c: --record, one JSON line per stub call ----------------------- */
+
+#define CLI_RECORD_CAP (64u * 1024u) /* data kept per stream and call */
+#define CLI_RULE_DEFAULT (-1)        /* the call got the rules' default */
+#define CLI_RULE_NONE (-2)           /* no rule decided: no --rules, or no match */
+
+/* What a stream of a call carried: every byte counted, the first
+ * CLI_RECORD_CAP kept. */
+typedef struct cli_rec_stream {
+  size_t bytes;
+  char *data; /* malloc'd on first use */
+  size_t len;
+} cli_rec_stream;
+
+/* One stub call, from its connect to its close. */
+typedef struct cli_call {
+  struct cli_answer *answer;
+  uint64_t start_ns;      /* CLOCK_REALTIME at connect */
+  uint64_t start_mono_ns; /* uv_hrtime() at connect */
+  const char *action;     /* "respond", "delegate", "exec", "run" */
+  int rule;               /* index in "rules", or CLI_RULE_* */
+  cli_rec_stream io[3];   /* stdin, stdout, stderr */
+  /* A delayed respond's output: recorded in io[1..2] only once the stub was
+   * told its end (so the output was sent before it). */
+  cli_rec_stream planned[2];
+  bool have_status; /* how the stub ended, when it ended as told */
+  int code, signum;
+  char *error; /* malloc'd: what went wrong, or NULL */
+} cli_call;
+
+void cli_rec_bytes(cli_rec_stream *s, const char *buf, size_t len);
+void cli_rec_free(cli_rec_stream *s);
+/* The record of a call as one JSON object (no newline), malloc'd; NULL when
+ * out of memory. */
+char *cli_call_json(const cli_call *c, const sb_call *call, sb_close_reason why);
+/* Writes json and a newline to fd, whole. Returns 0 or a negative errno. */
+int cli_write_line(int fd, const char *json);
+
+/* ---- answer.c: what each stub call gets -------------------------------------- */
+
+typedef struct cli_answer cli_answer;
+
+/* Loads --rules and opens --record, before anything runs. Returns 0, or -1
+ * after writing the one-line error (the caller exits 125). */
+int cli_answer_new(const cli_options *o, cli_answer **out);
+void cli_answer_free(cli_answer *a);
+/* Answers a stub that connected (from on_connect). */
+void cli_answer_call(cli_answer *a, sb_conn *conn);
+/* Calls answered and not yet closed. */
+unsigned cli_answer_open(const cli_answer *a);
+/* cb(data) runs once, when no call is open (at once if none is). */
+void cli_answer_when_idle(cli_answer *a, void (*cb)(void *), void *data);
+
+/* ---- shim.c: PATH shims ----------------------------------------------------- */
+
+/* Creates DIR/NAME -> stub for each name (a link already there to the same
+ * stub is kept). Returns 0, or -1 after writing the error. */
+int cli_shim_make(const char *dir, char *const *names, const char *stub);
+/* A fresh directory of shims for one run (in $TMPDIR, else /tmp), or NULL
+ * after writing the error. */
+char *cli_shim_dir_new(char *const *names, const char *stub);
+void cli_shim_dir_remove(const char *dir, char *const *names);
+/* `socketbridge shim DIR NAME...`; argv[0] is "shim". The exit status. */
+int cli_shim(int argc, char **argv);
+
 /* stubpath.c: the socketbridge-stub next to the running executable
  * (malloc'd, absolute), or NULL when there is none there, meaning the
  * library's default. */
 char *cli_stub_sibling(void);
+/* The stub run hands to children: the sibling, else the library's default
+ * (malloc'd); NULL after writing the error (prefixed with who) when there
+ * is none. */
+char *cli_stub_resolve(const char *who);
 /* `socketbridge stub-path`: prints what run would use; the exit status. */
 int cli_stub_path(void);
 

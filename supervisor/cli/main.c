@@ -11,12 +11,14 @@
 
 static const char help_text[] =
     "Usage: socketbridge run [OPTIONS] -- COMMAND [ARG...]\n"
+    "       socketbridge shim DIR NAME...\n"
     "       socketbridge stub-path\n"
     "       socketbridge --help | --version\n"
     "\n"
     "run: runs COMMAND under supervision, with a bridge on loopback that\n"
     "socketbridge-stub, run anywhere in COMMAND's process tree, connects back\n"
-    "to. Each stub that connects is answered with exit status 0 and no output.\n"
+    "to. Each stub call gets what --rules says (without --rules: exit status 0\n"
+    "and no output).\n"
     "\n"
     "Options of run (each also as --OPTION=VALUE):\n"
     "  --transport tcp|unix     bridge transport (default tcp: 127.0.0.1, a port\n"
@@ -55,6 +57,19 @@ static const char help_text[] =
     "                           doubling up to MAX_MS, each with jitter down to\n"
     "                           half of it (never below MIN_MS) (default\n"
     "                           100:30000)\n"
+    "  --shim NAME              put a link NAME -> the stub first on COMMAND's\n"
+    "                           PATH, in a directory of this run's (repeatable):\n"
+    "                           every process of the tree that runs NAME runs\n"
+    "                           the stub\n"
+    "  --rules FILE             what each stub call gets: JSON, the first rule\n"
+    "                           whose match accepts the call wins, else the\n"
+    "                           default, else exit 127 with one line on its\n"
+    "                           stderr (format below); re-read when it changes\n"
+    "  --record FILE            write one JSON line per stub call to FILE when\n"
+    "                           the call ends: ts, pid, ppid, argv, cwd, env,\n"
+    "                           action, rule, stdin/stdout/stderr ({bytes, data};\n"
+    "                           data up to 64 KiB, {\"base64\": ...} when not\n"
+    "                           UTF-8), exit or signal, duration_ms, end, error\n"
     "  -h, --help               this text\n"
     "\n"
     "Stopping: COMMAND runs in a session and process group of its own. When\n"
@@ -70,7 +85,9 @@ static const char help_text[] =
     "  SOCKETBRIDGE_SOCKET      the bridge's socket path (unix)\n"
     "  SOCKETBRIDGE_STUB        the stub's absolute path (see stub-path), to\n"
     "                           point a tool at: GIT_EDITOR=\"$SOCKETBRIDGE_STUB\"\n"
-    "These names cannot be given with --env.\n"
+    "These names cannot be given with --env. With --shim, PATH starts with the\n"
+    "shim directory, and SOCKETBRIDGE_SHIMS (which program lookups skip) names\n"
+    "it.\n"
     "\n"
     "Exit status of run:\n"
     "  N        COMMAND exited with N (its last run, after restarts)\n"
@@ -80,6 +97,32 @@ static const char help_text[] =
     "           open...), with one line on stderr\n"
     "  126      COMMAND was found but could not be run\n"
     "  127      COMMAND was not found\n"
+    "\n"
+    "Rules file (--rules):\n"
+    "  {\"rules\": [\n"
+    "     {\"match\": {\"argv0\": \"git\", \"args\": [\"commit\", \"**\"]},\n"
+    "      \"respond\": {\"stdout\": \"ok\\n\", \"exit\": 3}},\n"
+    "     {\"match\": {\"argv0\": \"ssh\"}, \"delegate\": {\"argv\": [\"sh\", \"-c\", "
+    "\"{-1}\"]}},\n"
+    "     {\"match\": {\"argv0\": \"cc\"}, \"exec\": {\"argv\": [\"cc\", \"{@}\"]}},\n"
+    "     {\"match\": {\"argv0\": \"make\"}, \"run\": {\"argv\": [\"make\", \"{@}\"], "
+    "\"tee\": true}}],\n"
+    "   \"default\": {\"respond\": {\"exit\": 127, \"stderr\": \"unexpected "
+    "call\\n\"}}}\n"
+    "  match: argv0 (glob on the basename of argv[0]), args (a glob per argument;\n"
+    "  \"**\" matches any number of them), cwd (glob), env (NAME: glob); globs are\n"
+    "  fnmatch(3)'s. respond: stdout, stderr, stdout_file, exit or signal,\n"
+    "  delay_ms: the supervisor answers. delegate: the supervisor runs argv and\n"
+    "  splices it to the call. exec: the call becomes argv. run: the call runs\n"
+    "  argv and relays its output here (tee: also to its own). delegate, exec and\n"
+    "  run also take cwd, env (NAME: value) and unset (names); argv[0] is looked\n"
+    "  up in the call's PATH without the shim directories. In argv, cwd and env\n"
+    "  values: {@} all the arguments, {N} argument N, {-1} the last, {0} argv[0],\n"
+    "  {cwd} the call's cwd. A bad rules file: exit 125 with FILE:LINE: reason.\n"
+    "\n"
+    "shim: creates DIR if needed, and in it a link NAME -> the stub for each\n"
+    "NAME. With SOCKETBRIDGE_FALLBACK=exec in its environment, a stub that\n"
+    "cannot reach a supervisor runs the real NAME instead of failing.\n"
     "\n"
     "stub-path: prints the absolute path of the socketbridge-stub that run hands\n"
     "to COMMAND: the one next to this executable, else $SOCKETBRIDGE_STUB when\n"
@@ -123,7 +166,7 @@ int main(int argc, char **argv) {
   const char *cmd = argc > 1 ? argv[1] : NULL;
 
   if (cmd == NULL) {
-    cli_error("missing a subcommand: run, stub-path (see socketbridge --help)");
+    cli_error("missing a subcommand: run, shim, stub-path (see socketbridge --help)");
     return CLI_EXIT_FAILURE;
   }
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
@@ -143,6 +186,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "run") == 0)
     return run(argc - 1, argv + 1);
+  if (strcmp(cmd, "shim") == 0)
+    return cli_shim(argc - 1, argv + 1);
   if (strcmp(cmd, "stub-path") == 0) {
     if (argc != 2) {
       cli_error("stub-path takes no argument");

@@ -25,6 +25,9 @@ typedef enum opt_id {
   OPT_RESTART,
   OPT_MAX_RESTARTS,
   OPT_BACKOFF,
+  OPT_SHIM,
+  OPT_RULES,
+  OPT_RECORD,
 } opt_id;
 
 static const struct {
@@ -43,6 +46,9 @@ static const struct {
     {"--restart", OPT_RESTART},
     {"--max-restarts", OPT_MAX_RESTARTS},
     {"--backoff", OPT_BACKOFF},
+    {"--shim", OPT_SHIM},
+    {"--rules", OPT_RULES},
+    {"--record", OPT_RECORD},
 };
 
 #define N_RUN_OPTS (sizeof run_opts / sizeof run_opts[0])
@@ -160,6 +166,17 @@ static int parse_env(const char *v, char err[CLI_ERR_MAX]) {
   return 0;
 }
 
+/* A shim is a link in one directory: a bare file name. */
+int cli_check_shim_name(const char *v, char err[CLI_ERR_MAX]) {
+  char b[80];
+  if (*v == '\0')
+    return fail(err, "--shim: the name is empty");
+  if (strchr(v, '/') != NULL || strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
+    return fail(err, "--shim: %s is not a program name (no '/', not . or ..)",
+                shown(v, b));
+  return 0;
+}
+
 static int parse_backoff(const char *v, cli_options *o, char err[CLI_ERR_MAX]) {
   char b[80], lo[24];
   const char *colon = strchr(v, ':');
@@ -204,20 +221,26 @@ static int apply(opt_id id, const char *name, const char *v, cli_options *o,
     o->env[o->envc++] = (char *)v;
     o->env[o->envc] = NULL;
     return 0;
+  case OPT_SHIM:
+    if (cli_check_shim_name(v, err) != 0)
+      return -1;
+    o->shims[o->nshims++] = (char *)v;
+    o->shims[o->nshims] = NULL;
+    return 0;
   case OPT_STDIN:
   case OPT_STDOUT:
   case OPT_STDERR:
   case OPT_EVENTS:
+  case OPT_RULES:
+  case OPT_RECORD:
     if (*v == '\0')
       return fail(err, "%s: the file name is empty", name);
-    if (id == OPT_STDIN)
-      o->stdin_path = v;
-    else if (id == OPT_STDOUT)
-      o->stdout_path = v;
-    else if (id == OPT_STDERR)
-      o->stderr_path = v;
-    else
-      o->events_path = v;
+    *(id == OPT_STDIN    ? &o->stdin_path
+      : id == OPT_STDOUT ? &o->stdout_path
+      : id == OPT_STDERR ? &o->stderr_path
+      : id == OPT_EVENTS ? &o->events_path
+      : id == OPT_RULES  ? &o->rules_path
+                         : &o->record_path) = v;
     return 0;
   case OPT_TIMEOUT:
   case OPT_KILL_AFTER:
@@ -279,10 +302,13 @@ int cli_parse_run(int argc, char **argv, cli_options *out, char err[CLI_ERR_MAX]
   int i;
 
   err[0] = '\0';
-  /* At most one --env per argument: argc bounds the array. */
+  /* At most one --env or --shim per argument: argc bounds the arrays. */
   o.env = calloc((size_t)argc + 1, sizeof *o.env);
-  if (o.env == NULL)
+  o.shims = calloc((size_t)argc + 1, sizeof *o.shims);
+  if (o.env == NULL || o.shims == NULL) {
+    cli_options_free(&o);
     return fail(err, "run: out of memory");
+  }
 
   for (i = 1; i < argc; i++) {
     const char *arg = argv[i], *value;
@@ -292,7 +318,7 @@ int cli_parse_run(int argc, char **argv, cli_options *out, char err[CLI_ERR_MAX]
     if (strcmp(arg, "--") == 0)
       break;
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-      free(o.env);
+      cli_options_free(&o);
       return 1;
     }
     if (arg[0] != '-') {
@@ -334,11 +360,13 @@ int cli_parse_run(int argc, char **argv, cli_options *out, char err[CLI_ERR_MAX]
   return 0;
 
 error:
-  free(o.env);
+  cli_options_free(&o);
   return -1;
 }
 
 void cli_options_free(cli_options *o) {
   free(o->env);
+  free(o->shims);
   o->env = NULL;
+  o->shims = NULL;
 }

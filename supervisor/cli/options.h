@@ -35,7 +35,8 @@ typedef enum cli_restart {
 #define CLI_DEFAULT_BACKOFF_MAX_MS 30000
 
 /* Every string points into the argv given to cli_parse_run(); only `env`
- * (the array, not its strings) is allocated: cli_options_free(). */
+ * and `shims` (the arrays, not their strings) are allocated:
+ * cli_options_free(). */
 typedef struct cli_options {
   cli_transport transport;
   char **env; /* "NAME=VALUE" of each --env, NULL-terminated (never NULL) */
@@ -44,8 +45,12 @@ typedef struct cli_options {
   const char *stdout_path; /* NULL: inherited */
   const char *stderr_path; /* NULL: inherited */
   const char *events_path; /* NULL: no events file */
-  uint64_t timeout_ms;     /* 0: none */
-  uint64_t kill_after_ms;  /* 0: SIGKILL right after the stop signal */
+  const char *rules_path;  /* --rules: NULL, every stub call exits 0 */
+  const char *record_path; /* --record: NULL, no record */
+  char **shims;            /* --shim NAMEs, NULL-terminated (never NULL) */
+  size_t nshims;
+  uint64_t timeout_ms;    /* 0: none */
+  uint64_t kill_after_ms; /* 0: SIGKILL right after the stop signal */
   int stop_signal;
   cli_restart restart;
   unsigned max_restarts;
@@ -59,6 +64,9 @@ typedef struct cli_options {
  * freeing. */
 int cli_parse_run(int argc, char **argv, cli_options *out, char err[CLI_ERR_MAX]);
 void cli_options_free(cli_options *o);
+
+/* 0 when v can name a shim (a bare file name), else -1 with err set. */
+int cli_check_shim_name(const char *v, char err[CLI_ERR_MAX]);
 
 /* Parses SECS ("2", "0.5", "10."): decimal digits with an optional fraction,
  * rounded up to whole milliseconds. Returns 0 or -1. Exposed for tests. */

@@ -1,7 +1,8 @@
 /* run.c - `socketbridge run`: the command line turned into one sb_spawn of
  * the library, which supervises the child (stop sequence, restarts, backoff,
- * events). What is left here: the files the options name, the signals that
- * stop the child, the whole-run --timeout, and the exit status. */
+ * events). What is left here: the files the options name, the shims, the
+ * signals that stop the child, the whole-run --timeout, and the exit status.
+ * What each stub call gets is answer.c's. */
 #include "cli.h"
 
 #include <errno.h>
@@ -13,6 +14,9 @@
 #include <unistd.h>
 
 #include "socketbridge.h"
+
+/* How long stubs may take to close once the child has ended. */
+#define CLI_LINGER_MS 2000
 
 /* The signals that stop the child gracefully (a second one: at once). */
 static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
@@ -31,39 +35,25 @@ typedef struct run_state {
   bool stopping;      /* sb_child_stop was called: the next signal kills */
   bool timed_out;     /* --timeout fired: exit 124 */
   int status;         /* the exit status of run */
+  bool finished;      /* finish() ran */
+  cli_answer *answer; /* what each stub call gets */
+  char *shim_dir;     /* --shim: this run's directory of links, or NULL */
+  char **env;         /* --env, then PATH and SOCKETBRIDGE_SHIMS for --shim */
 } run_state;
 
 /* ---- events ---------------------------------------------------------------- */
 
-/* Writes one line to the events file, whole: a reader never sees half an
- * event. */
-static void write_line(run_state *rs, const char *json) {
-  size_t len = strlen(json), off = 0;
-  char *line = malloc(len + 1);
-  if (line == NULL)
-    return;
-  memcpy(line, json, len);
-  line[len++] = '\n';
-  while (off < len) {
-    ssize_t n = write(rs->events_fd, line + off, len - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      rs->events_failed = true;
-      cli_error("--events: %s: %s", rs->o->events_path, strerror(n < 0 ? errno : EIO));
-      break;
-    }
-    off += (size_t)n;
-  }
-  free(line);
-}
-
 static void write_event(run_state *rs, const sb_event *ev) {
   char *json;
+  int r;
   if (rs->events_fd < 0 || rs->events_failed || sb_event_to_json(ev, &json) < 0)
     return;
-  write_line(rs, json);
+  r = cli_write_line(rs->events_fd, json);
   free(json);
+  if (r < 0) {
+    rs->events_failed = true; /* said once; the run goes on */
+    cli_error("--events: %s: %s", rs->o->events_path, strerror(-r));
+  }
 }
 
 static void on_event(sb_server *server, const sb_event *ev) {
@@ -76,13 +66,68 @@ static void on_event(sb_server *server, const sb_event *ev) {
   write_event(rs, ev);
 }
 
-/* ---- the stub: what every connection is answered --------------------------- */
+/* ---- the stub: what every connection is answered (answer.c) ---------------- */
 
-/* Decides how a stub that connected ends. The only rule so far: exit 0 with
- * no output. A later issue adds --rules here. */
 static void on_connect(sb_server *server, sb_conn *conn) {
-  (void)server;
-  sb_conn_exit(conn, 0);
+  run_state *rs = sb_server_data(server);
+  cli_answer_call(rs->answer, conn);
+}
+
+/* ---- --shim: a directory of links first on the child's PATH ----------------- */
+
+/* The child's PATH and SOCKETBRIDGE_SHIMS with the shim directory first,
+ * after every --env (a PATH given there is the one extended). */
+static int shim_env(run_state *rs) {
+  const cli_options *o = rs->o;
+  const char *path = getenv("PATH"), *shims = getenv(SB_ENV_SHIMS);
+  size_t i;
+
+  for (i = 0; i < o->envc; i++) {
+    if (strncmp(o->env[i], "PATH=", 5) == 0)
+      path = o->env[i] + 5;
+    else if (strncmp(o->env[i], SB_ENV_SHIMS "=", sizeof SB_ENV_SHIMS) == 0)
+      shims = o->env[i] + sizeof SB_ENV_SHIMS;
+  }
+  rs->env = calloc(o->envc + 3, sizeof *rs->env);
+  if (rs->env == NULL)
+    return -1;
+  memcpy(rs->env, o->env, o->envc * sizeof *rs->env);
+  if (asprintf(&rs->env[o->envc], "PATH=%s%s%s", rs->shim_dir, path != NULL ? ":" : "",
+               path != NULL ? path : "") < 0) {
+    rs->env[o->envc] = NULL;
+    return -1;
+  }
+  /* An outer supervisor's shims are skipped too. */
+  if (asprintf(&rs->env[o->envc + 1], SB_ENV_SHIMS "=%s%s%s", rs->shim_dir,
+               shims != NULL ? ":" : "", shims != NULL ? shims : "") < 0) {
+    rs->env[o->envc + 1] = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+static int make_shims(run_state *rs) {
+  if (rs->o->nshims == 0)
+    return 0;
+  rs->shim_dir = cli_shim_dir_new(rs->o->shims, sb_server_stub_path(rs->server));
+  if (rs->shim_dir == NULL)
+    return -1;
+  if (shim_env(rs) < 0) {
+    cli_error("--shim: out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+static void remove_shims(run_state *rs) {
+  if (rs->env != NULL) {
+    free(rs->env[rs->o->envc]);
+    free(rs->env[rs->o->envc + 1]);
+    free(rs->env);
+  }
+  if (rs->shim_dir != NULL)
+    cli_shim_dir_remove(rs->shim_dir, rs->o->shims);
+  free(rs->shim_dir);
 }
 
 /* ---- opening files ------------------------------------------------------- */
@@ -126,6 +171,8 @@ static void close_files(run_state *rs) {
 
 /* ---- stopping ------------------------------------------------------------ */
 
+static void finish(run_state *rs);
+
 static void stop_child(run_state *rs) {
   rs->stopping = true;
   sb_child_stop(rs->child);
@@ -151,7 +198,9 @@ static void on_timeout(uv_timer_t *t) {
 static void on_signal(uv_signal_t *handle, int signum) {
   run_state *rs = handle->data;
   (void)signum;
-  if (rs->stopping)
+  if (rs->child == NULL)
+    finish(rs); /* the child is gone already: stop waiting for its stubs */
+  else if (rs->stopping)
     sb_child_kill(rs->child, SIGKILL); /* -ESRCH between runs: it ends anyway */
   else
     stop_child(rs);
@@ -161,10 +210,32 @@ static void on_signal(uv_signal_t *handle, int signum) {
 
 /* Closes everything on the loop; uv_run returns once it is all gone. */
 static void finish(run_state *rs) {
+  if (rs->finished)
+    return;
+  rs->finished = true;
   for (size_t i = 0; i < N_STOP_SIGNALS; i++)
     uv_close((uv_handle_t *)&rs->signals[i], NULL);
   uv_close((uv_handle_t *)&rs->timeout, NULL);
   sb_server_close(rs->server, NULL);
+}
+
+static void finish_when_idle(void *data) {
+  finish(data);
+}
+
+static void on_linger_over(uv_timer_t *t) {
+  finish(t->data);
+}
+
+/* The child has ended; stubs it ran that were answered may not have closed
+ * their connections yet (their ends race with the child's). Each is given
+ * up to CLI_LINGER_MS to close, so its record says how it ended; stubs
+ * still waiting for an answer then (a grandchild that outlived the child)
+ * are cut off. */
+static void end_after_calls(run_state *rs) {
+  uv_timer_stop(&rs->timeout);
+  uv_timer_start(&rs->timeout, on_linger_over, CLI_LINGER_MS, 0);
+  cli_answer_when_idle(rs->answer, finish_when_idle, rs);
 }
 
 static void on_child_exit(sb_child *child, int64_t status, int signum) {
@@ -180,7 +251,7 @@ static void on_child_exit(sb_child *child, int64_t status, int signum) {
     cli_error("the exit status of %s was lost", rs->o->command[0]);
     rs->status = CLI_EXIT_FAILURE;
   }
-  finish(rs);
+  end_after_calls(rs);
 }
 
 /* ---- starting ------------------------------------------------------------ */
@@ -222,7 +293,7 @@ static int spawn_child(run_state *rs) {
                   &(sb_spawn_options){
                       .file = o->command[0],
                       .args = o->command,
-                      .env = o->env,
+                      .env = rs->env != NULL ? rs->env : o->env,
                       .stdio = {stdio_of(rs->stdio[0]), stdio_of(rs->stdio[1]),
                                 stdio_of(rs->stdio[2])},
                       /* The library reads 0 as 5000; --kill-after 0 means
@@ -271,6 +342,11 @@ static int start(run_state *rs, const char *stub_path) {
   uv_timer_init(&rs->loop, &rs->timeout);
   rs->timeout.data = rs;
 
+  if (make_shims(rs) < 0) {
+    rs->status = CLI_EXIT_FAILURE;
+    finish(rs);
+    return 0;
+  }
   r = spawn_child(rs);
   if (r < 0) {
     rs->status = spawn_failure(o->command[0], r);
@@ -287,13 +363,14 @@ int cli_run(const cli_options *o) {
   char *stub_path;
   int r;
 
-  if (open_files(&rs) < 0) {
+  if (open_files(&rs) < 0 || cli_answer_new(o, &rs.answer) < 0) {
     close_files(&rs);
     return CLI_EXIT_FAILURE;
   }
   r = uv_loop_init(&rs.loop);
   if (r < 0) {
     cli_error("uv_loop_init: %s", uv_strerror(r));
+    cli_answer_free(rs.answer);
     close_files(&rs);
     return CLI_EXIT_FAILURE;
   }
@@ -305,6 +382,8 @@ int cli_run(const cli_options *o) {
   }
   if (uv_loop_close(&rs.loop) != 0)
     cli_error("internal error: a handle was left open");
+  remove_shims(&rs);
+  cli_answer_free(rs.answer);
   free(stub_path);
   close_files(&rs);
   return r;

@@ -74,23 +74,31 @@ static int library_default(char **out) {
   return r;
 }
 
-int cli_stub_path(void) {
+char *cli_stub_resolve(const char *who) {
   char *path = cli_stub_sibling();
   int r;
 
-  if (path == NULL) {
-    r = library_default(&path);
-    if (r < 0) {
-      cli_error("stub-path: %s", sb_strerror(r));
-      return CLI_EXIT_FAILURE;
-    }
-    if (!is_executable_file(path)) {
-      cli_error("stub-path: no executable " STUB_NAME " next to socketbridge nor at %s",
-                path);
-      free(path);
-      return CLI_EXIT_FAILURE;
-    }
+  if (path != NULL)
+    return path;
+  r = library_default(&path);
+  if (r < 0) {
+    cli_error("%s: %s", who, sb_strerror(r));
+    return NULL;
   }
+  if (!is_executable_file(path)) {
+    cli_error("%s: no executable " STUB_NAME " next to socketbridge nor at %s", who,
+              path);
+    free(path);
+    return NULL;
+  }
+  return path;
+}
+
+int cli_stub_path(void) {
+  char *path = cli_stub_resolve("stub-path");
+
+  if (path == NULL)
+    return CLI_EXIT_FAILURE;
   printf("%s\n", path);
   free(path);
   return fflush(stdout) == 0 ? 0 : CLI_EXIT_FAILURE;

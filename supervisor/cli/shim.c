@@ -1,0 +1,107 @@
+/* shim.c - PATH shims: links named like a program (git, cc) to the stub, in
+ * a directory put first on a child's PATH, so every process of its tree
+ * that runs that program by name runs the stub instead. The stub skips
+ * these directories (SOCKETBRIDGE_SHIMS) and itself when it looks the real
+ * program up, so a shim that forwards to its own name never loops. */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Whether path is a symbolic link to target, exactly. */
+static bool links_to(const char *path, const char *target) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink(path, buf, sizeof buf - 1);
+  if (n < 0)
+    return false;
+  buf[n] = '\0';
+  return strcmp(buf, target) == 0;
+}
+
+int cli_shim_make(const char *dir, char *const *names, const char *stub) {
+  char path[PATH_MAX];
+
+  for (; *names != NULL; names++) {
+    if (snprintf(path, sizeof path, "%s/%s", dir, *names) >= (int)sizeof path) {
+      cli_error("shim: %s/%s: %s", dir, *names, strerror(ENAMETOOLONG));
+      return -1;
+    }
+    if (symlink(stub, path) == 0)
+      continue;
+    /* Made by an earlier run: keep it, so the command can be repeated. */
+    if (errno == EEXIST && links_to(path, stub))
+      continue;
+    if (errno == EEXIST)
+      cli_error("shim: %s exists and is not a link to %s", path, stub);
+    else
+      cli_error("shim: %s: %s", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+char *cli_shim_dir_new(char *const *names, const char *stub) {
+  const char *tmp = getenv("TMPDIR");
+  char *dir;
+
+  if (tmp == NULL || tmp[0] != '/')
+    tmp = "/tmp";
+  if (asprintf(&dir, "%s/socketbridge-shims.XXXXXX", tmp) < 0)
+    return NULL;
+  if (mkdtemp(dir) == NULL) {
+    cli_error("--shim: cannot create a directory in %s: %s", tmp, strerror(errno));
+    free(dir);
+    return NULL;
+  }
+  if (cli_shim_make(dir, names, stub) < 0) {
+    cli_shim_dir_remove(dir, names);
+    free(dir);
+    return NULL;
+  }
+  return dir;
+}
+
+void cli_shim_dir_remove(const char *dir, char *const *names) {
+  char path[PATH_MAX];
+  for (; *names != NULL; names++)
+    if (snprintf(path, sizeof path, "%s/%s", dir, *names) < (int)sizeof path)
+      unlink(path);
+  rmdir(dir);
+}
+
+int cli_shim(int argc, char **argv) {
+  char err[CLI_ERR_MAX];
+  struct stat st;
+  char *stub;
+  int i, r;
+
+  if (argc < 3) {
+    cli_error("shim: usage: socketbridge shim DIR NAME... (see socketbridge --help)");
+    return CLI_EXIT_FAILURE;
+  }
+  for (i = 2; i < argc; i++) {
+    if (cli_check_shim_name(argv[i], err) != 0) {
+      fprintf(stderr, "%s\n", err);
+      return CLI_EXIT_FAILURE;
+    }
+  }
+  if (mkdir(argv[1], 0755) != 0 && errno != EEXIST) {
+    cli_error("shim: %s: %s", argv[1], strerror(errno));
+    return CLI_EXIT_FAILURE;
+  }
+  if (stat(argv[1], &st) != 0 || !S_ISDIR(st.st_mode)) {
+    cli_error("shim: %s: %s", argv[1], strerror(errno != 0 ? errno : ENOTDIR));
+    return CLI_EXIT_FAILURE;
+  }
+  stub = cli_stub_resolve("shim");
+  if (stub == NULL)
+    return CLI_EXIT_FAILURE;
+  r = cli_shim_make(argv[1], argv + 2, stub);
+  free(stub);
+  return r == 0 ? 0 : CLI_EXIT_FAILURE;
+}
