@@ -681,9 +681,11 @@ static void assert_no_token(const char *where, const char *text) {
   for (unsigned i = 0; i < L.ntokens; i++) {
     char half[SB_TOKEN_HEX / 2 + 1];
     cr_assert_null(strstr(text, L.tokens[i]), "%s holds token %u", where, i);
-    snprintf(half, sizeof half, "%s", L.tokens[i]);
+    /* Halves copied by length: a truncating snprintf would draw a warning. */
+    memcpy(half, L.tokens[i], SB_TOKEN_HEX / 2);
+    half[SB_TOKEN_HEX / 2] = '\0';
     cr_assert_null(strstr(text, half), "%s holds the first half of token %u", where, i);
-    snprintf(half, sizeof half, "%s", L.tokens[i] + SB_TOKEN_HEX / 2);
+    memcpy(half, L.tokens[i] + SB_TOKEN_HEX / 2, SB_TOKEN_HEX / 2);
     cr_assert_null(strstr(text, half), "%s holds the second half of token %u", where, i);
   }
 }
