@@ -38,8 +38,15 @@ static cJSON *bytes_json(const char *buf, size_t len) {
   char *b64;
 
   if (memchr(buf, '\0', len) == NULL && sb_utf8_valid((const uint8_t *)buf, len)) {
-    char *s = strndup(buf, len);
-    cJSON *str = s != NULL ? cJSON_CreateString(s) : NULL;
+    /* A NUL-terminated copy (buf is not terminated): not strndup, which
+     * may read past len looking for a NUL. */
+    char *s = malloc(len + 1);
+    cJSON *str = NULL;
+    if (s != NULL) {
+      memcpy(s, buf, len);
+      s[len] = '\0';
+      str = cJSON_CreateString(s);
+    }
     free(s);
     return str;
   }
