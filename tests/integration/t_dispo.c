@@ -111,6 +111,13 @@ static int act_run(plan *p, sb_conn *conn) {
   return sb_conn_run(conn, &prog);
 }
 
+/* Asserts a file of the temp dir holds exactly want. */
+static void assert_file(harness *h, const char *name, const char *want) {
+  char *got = h_read(h, name, NULL);
+  cr_assert_str_eq(got, want, "%s", name);
+  free(got);
+}
+
 /* sh -c script in the test's temp dir, where h_read looks. */
 static void sh_here(harness *h, const char *script, h_exit *ex) {
   char *args[] = {"/bin/sh", "-c", (char *)script, NULL};
@@ -138,9 +145,9 @@ Test(dispo, respond_writes_stdout_stderr_and_exits) {
   h_init(&h, NULL);
   run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\" >o 2>e; echo $? >code", &ex);
   cr_assert_eq(p.r, 0);
-  cr_assert_str_eq(h_read(&h, "o", NULL), "out\n");
-  cr_assert_str_eq(h_read(&h, "e", NULL), "err\n");
-  cr_assert_str_eq(h_read(&h, "code", NULL), "3\n");
+  assert_file(&h, "o", "out\n");
+  assert_file(&h, "e", "err\n");
+  assert_file(&h, "code", "3\n");
   cr_assert_eq(p.why, SB_CLOSE_EXITED);
   cr_assert(p.told && p.told_code == 3 && p.told_signal == 0);
   h_fini(&h);
@@ -154,7 +161,7 @@ Test(dispo, respond_by_signal_kills_the_stub) {
   h_init(&h, NULL);
   run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\"; echo $? >code", &ex);
   cr_assert_eq(p.r, 0);
-  cr_assert_str_eq(h_read(&h, "code", NULL), "138\n"); /* 128 + SIGUSR1 (10) */
+  assert_file(&h, "code", "138\n"); /* 128 + SIGUSR1 (10) */
   cr_assert(p.told && p.told_signal == SIGUSR1);
   h_fini(&h);
 }
@@ -190,8 +197,8 @@ Test(dispo, respond_delay_lets_stdin_flow_and_can_be_overridden) {
   cr_assert_eq(p.r, 0);
   cr_assert_eq(p.stdin_len, 5);
   cr_assert_eq(memcmp(p.stdin_seen, "hello", 5), 0);
-  cr_assert_str_eq(h_read(&h, "code", NULL), "5\n");
-  cr_assert_str_eq(h_read(&h, "o", NULL), "", "the delayed answer must not have run");
+  assert_file(&h, "code", "5\n");
+  assert_file(&h, "o", "");
   h_fini(&h);
 }
 
@@ -224,7 +231,7 @@ Test(dispo, bad_arguments_and_a_second_disposition_are_refused) {
   sh_here(&h, "\"$SOCKETBRIDGE_STUB\"; echo $? >code", &ex);
   h_wait_exit(&h, &ex);
   h_wait(&h, &p.closed, "close");
-  cr_assert_str_eq(h_read(&h, "code", NULL), "4\n");
+  assert_file(&h, "code", "4\n");
   h_fini(&h);
 }
 
@@ -248,9 +255,9 @@ Test(dispo, delegate_splices_both_ways_and_exits_as_the_program) {
   run_script(&h, &p, script, &ex);
   cr_assert_eq(p.r, 0);
   h_source_expect(8388608, 17, want);
-  cr_assert_str_eq(h_read(&h, "o", NULL), want);
-  cr_assert_str_eq(h_read(&h, "e", NULL), "arg bar\n");
-  cr_assert_str_eq(h_read(&h, "code", NULL), "9\n");
+  assert_file(&h, "o", want);
+  assert_file(&h, "e", "arg bar\n");
+  assert_file(&h, "code", "9\n");
   cr_assert(p.prog_exited && p.prog_code == 9);
   cr_assert_eq(p.out_len[1], 8, "stderr tapped: %zu bytes", p.out_len[1]);
   h_fini(&h);
@@ -266,7 +273,7 @@ Test(dispo, delegate_streams_a_large_output_with_backpressure) {
   h_init(&h, NULL);
   run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\" </dev/null | " HELPER_SUM " >o", &ex);
   h_source_expect(67108864, 5, want);
-  cr_assert_str_eq(h_read(&h, "o", NULL), want);
+  assert_file(&h, "o", want);
   cr_assert_eq(ex.status, 0);
   h_fini(&h);
 }
@@ -279,7 +286,7 @@ Test(dispo, delegate_death_by_signal_is_the_stubs) {
   p.argv = argv;
   h_init(&h, NULL);
   run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\" </dev/null; echo $? >code", &ex);
-  cr_assert_str_eq(h_read(&h, "code", NULL), "143\n");
+  assert_file(&h, "code", "143\n");
   cr_assert(p.prog_exited && p.prog_signal == SIGTERM);
   h_fini(&h);
 }
@@ -304,7 +311,7 @@ Test(dispo, delegate_of_a_missing_program_leaves_the_call_to_the_caller) {
   h_wait_exit(&h, &ex);
   h_wait(&h, &p.closed, "close");
   cr_assert_eq(p.r, -ENOENT);
-  cr_assert_str_eq(h_read(&h, "code", NULL), "42\n");
+  assert_file(&h, "code", "42\n");
   h_fini(&h);
 }
 
@@ -330,7 +337,9 @@ Test(dispo, delegate_program_is_stopped_when_the_stub_dies) {
   sh_here(&h, "\"$SOCKETBRIDGE_STUB\" </dev/null & echo $! >pid; wait", &ex);
   h_wait_file(&h, "up");
   h_wait_file(&h, "pid");
-  cr_assert_eq(kill((pid_t)atol(h_read(&h, "pid", NULL)), SIGKILL), 0);
+  char *pid = h_read(&h, "pid", NULL);
+  cr_assert_eq(kill((pid_t)atol(pid), SIGKILL), 0);
+  free(pid);
   h_wait(&h, &p.closed, "the connection to close");
   cr_assert_eq(p.why, SB_CLOSE_PEER_LOST);
   h_poll_until(&h, marked_gone, marker, "the delegated program to be stopped");
@@ -357,8 +366,8 @@ Test(dispo, exec_replaces_the_stub_with_argv_env_cwd_and_whole_stdin) {
   cr_assert_eq(p.r, 0);
   char want[512];
   snprintf(want, sizeof want, "zero one bar\n%s\nall of stdin", h.dir);
-  cr_assert_str_eq(h_read(&h, "o", NULL), want);
-  cr_assert_str_eq(h_read(&h, "code", NULL), "0\n");
+  assert_file(&h, "o", want);
+  assert_file(&h, "code", "0\n");
   cr_assert_eq(p.why, SB_CLOSE_EXEC);
   cr_assert_eq(p.stdin_len, 0, "stdin must go to the program, not up");
   cr_assert(!p.told);
@@ -373,8 +382,10 @@ Test(dispo, exec_of_a_missing_program_exits_127_and_says_so) {
   p.argv = argv;
   h_init(&h, NULL);
   run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\" 2>e; echo $? >code", &ex);
-  cr_assert_str_eq(h_read(&h, "code", NULL), "127\n");
-  cr_assert(strstr(h_read(&h, "e", NULL), "no-such-program-xq") != NULL);
+  assert_file(&h, "code", "127\n");
+  char *err = h_read(&h, "e", NULL);
+  cr_assert(strstr(err, "no-such-program-xq") != NULL, "stderr: %s", err);
+  free(err);
   cr_assert(p.prog_exited && p.prog_code == 127);
   cr_assert(p.told && p.told_code == 127);
   cr_assert_eq(p.why, SB_CLOSE_EXITED);
@@ -397,9 +408,9 @@ static void run_case(bool tee) {
   cr_assert_eq(p.out_len[1], 3);
   cr_assert(p.out_end[0] && p.out_end[1]);
   cr_assert(p.prog_exited && p.prog_code == 4);
-  cr_assert_str_eq(h_read(&h, "code", NULL), "4\n");
-  cr_assert_str_eq(h_read(&h, "o", NULL), tee ? "outIN" : "");
-  cr_assert_str_eq(h_read(&h, "e", NULL), tee ? "err" : "");
+  assert_file(&h, "code", "4\n");
+  assert_file(&h, "o", tee ? "outIN" : "");
+  assert_file(&h, "e", tee ? "err" : "");
   cr_assert_eq(p.stdin_len, 0);
   h_fini(&h);
 }
@@ -421,7 +432,7 @@ Test(dispo, run_exit_can_be_overridden_by_the_caller) {
   h_init(&h, NULL);
   run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\"; echo $? >code", &ex);
   cr_assert(p.prog_exited && p.prog_code == 3);
-  cr_assert_str_eq(h_read(&h, "code", NULL), "0\n");
+  assert_file(&h, "code", "0\n");
   h_fini(&h);
 }
 
@@ -434,6 +445,6 @@ Test(dispo, run_death_by_signal_is_the_stubs) {
   h_init(&h, NULL);
   run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\"; echo $? >code", &ex);
   cr_assert(p.prog_exited && p.prog_signal == SIGUSR2);
-  cr_assert_str_eq(h_read(&h, "code", NULL), "140\n"); /* 128 + SIGUSR2 (12) */
+  assert_file(&h, "code", "140\n"); /* 128 + SIGUSR2 (12) */
   h_fini(&h);
 }
