@@ -3,8 +3,9 @@
  *
  *   bench [--reps N] [--json PATH] [--only NAME,...]
  *
- * NAME: cycle, stream, rtt, heap, many, stub. docs/performance.md says what
- * each figure and floor measures. Timings here are never pass/fail. */
+ * NAME: cycle, stream, delegate, rtt, heap, many, stub. docs/performance.md
+ * says what each figure and floor measures. Timings here are never
+ * pass/fail. */
 #include "bench.h"
 
 #include <errno.h>
@@ -353,9 +354,29 @@ static void run_stream(void) {
   }
   unlink(big);
   unlink(small);
-  row *d = new_row("delegate", "GB/s", "three-hop relay", G_MIN, 0.7);
-  d->skipped = true;
-  snprintf(d->note, sizeof d->note, "SKIP: needs issue 5 (delegation), not built yet");
+}
+
+/* A program's 1 GiB through sb_conn_delegate: program -pipe-> supervisor
+ * -socket-> stub -> /dev/null, against the same three hops raw. */
+static void run_delegate(void) {
+  for (int t = BT_TCP; t <= BT_UNIX; t++) {
+    char name[48];
+    const char *tn = bench_transport_name(t);
+    snprintf(name, sizeof name, "delegate %s", tn);
+    row *r = new_row(name, "GB/s", "three-hop relay gen-pipe->B-socket->C->/dev/null",
+                     G_MIN, 0.7);
+    for (int i = 0; i < reps; i++) {
+      add(&r->flo, floor_relay3_gbs(t, GIB));
+      fig_stream_result d = fig_delegate(t, GIB, false);
+      add(&r->fig, d.gbs);
+      note_hwm(&d, r->name);
+    }
+    judge(r);
+    fig_stream_result v = fig_delegate(t, 64 * MIB, true);
+    snprintf(r->note, sizeof r->note, "64 MiB checksum %s", v.verified ? "ok" : "BAD");
+    if (!v.verified)
+      b_die("delegate checksum mismatch (%s)", tn);
+  }
 }
 
 static void run_rtt(void) {
@@ -595,10 +616,10 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
       only = argv[++i];
     else {
-      fprintf(
-          stderr,
-          "usage: %s [--reps N] [--json PATH] [--only cycle,stream,rtt,heap,many,stub]\n",
-          argv[0]);
+      fprintf(stderr,
+              "usage: %s [--reps N] [--json PATH] [--only "
+              "cycle,stream,delegate,rtt,heap,many,stub]\n",
+              argv[0]);
       return 2;
     }
   }
@@ -616,8 +637,9 @@ int main(int argc, char **argv) {
   struct {
     const char *name;
     void (*run)(void);
-  } parts[] = {{"cycle", run_cycle}, {"stream", run_stream}, {"rtt", run_rtt},
-               {"heap", run_heap},   {"many", run_many},     {"stub", run_stub}};
+  } parts[] = {{"cycle", run_cycle}, {"stream", run_stream}, {"delegate", run_delegate},
+               {"rtt", run_rtt},     {"heap", run_heap},     {"many", run_many},
+               {"stub", run_stub}};
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
     if (wanted(only, parts[i].name)) {
       uint64_t t0 = b_now_ns();

@@ -58,6 +58,10 @@ double floor_cycle_us(int transport, int n);
 double floor_cycle_us_with(int transport, int n, const char *tiny);
 /* GB/s of `total` bytes over A -pipe-> B (64 KiB relay) -socket-> C. */
 double floor_relay_gbs(int transport, size_t total);
+/* GB/s of `total` bytes over three hops: A (bench_gen, posix_spawn'd)
+ * -pipe-> B (64 KiB relay) -socket-> C (64 KiB relay) -> /dev/null; from
+ * A's spawn to A, B and C reaped. */
+double floor_relay3_gbs(int transport, size_t total);
 /* GB/s of `total` bytes over one socket hop: A -socket-> C. */
 double floor_stream_gbs(int transport, size_t total);
 /* µs per 16 B round trip. with_pipes: client -pipe-> relay process -socket->
@@ -85,6 +89,13 @@ fig_stream_result fig_stdout(int transport, size_t total, bool verify);
 /* File -> stub stdin -> supervisor's on_stdin. path: the file (its size is
  * the total); seed: its content is stream seed (verify), or 0 to not check. */
 fig_stream_result fig_stdin(int transport, const char *path, uint64_t seed);
+/* The delegate figure: the stub (stdin /dev/null) is spawned through the
+ * library; on_connect sb_conn_delegate()s bench_gen, which writes total
+ * bytes in 64 KiB writes; the library splices its stdout to the stub's.
+ * From sb_spawn of the stub to its status reaped and connection closed.
+ * verify: the stream of seed 9 into a pipe whose reader checksums it;
+ * otherwise fixed chunks and the stub's stdout on /dev/null. */
+fig_stream_result fig_delegate(int transport, size_t total, bool verify);
 /* µs per 16 B round trip: client -pipe-> stub stdin -bridge-> supervisor
  * echoes it as stdout -bridge-> stub -pipe-> client. */
 double fig_rtt_us(int transport, int n);

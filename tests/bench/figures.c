@@ -333,6 +333,95 @@ fig_stream_result fig_stdin(int transport, const char *path, uint64_t seed) {
   return res;
 }
 
+/* ---- delegate ---------------------------------------------------------------------- */
+
+#define DELEGATE_SEED 9 /* the stream of the correctness run */
+
+typedef struct dele {
+  bl b;
+  size_t total;
+  bool verify, prog_exited;
+  int64_t prog_code;
+  int prog_signal;
+  long hwm, anon, file;
+} dele;
+
+static void dele_program_exit(sb_conn *conn, int64_t code, int signum) {
+  dele *d = sb_conn_data(conn);
+  pid_t pid = (pid_t)sb_conn_call(conn)->pid;
+  d->prog_exited = true;
+  d->prog_code = code;
+  d->prog_signal = signum;
+  /* All the program wrote is queued for the stub; the library tells the stub
+   * to exit on return. */
+  d->hwm = b_status_kib(pid, "VmHWM");
+  d->anon = b_status_kib(pid, "RssAnon");
+  d->file = b_status_kib(pid, "RssFile");
+}
+
+static void dele_connect(sb_server *server, sb_conn *conn) {
+  dele *d = sb_server_data(server);
+  char bytes[32], seed[16];
+  snprintf(bytes, sizeof bytes, "%zu", d->total);
+  snprintf(seed, sizeof seed, "%d", d->verify ? DELEGATE_SEED : 0);
+  char *argv[] = {BENCH_GEN, bytes, seed, NULL};
+  sb_conn_set_callbacks(conn,
+                        &(sb_conn_callbacks){.on_close = bl_on_conn_close,
+                                             .on_program_exit = dele_program_exit},
+                        d);
+  int r = sb_conn_delegate(conn, &(sb_program){.argv = argv, .path = BENCH_GEN});
+  if (r < 0)
+    b_die("sb_conn_delegate: %s", sb_strerror(r));
+}
+
+fig_stream_result fig_delegate(int transport, size_t total, bool verify) {
+  fig_stream_result res = {0};
+  dele *d = calloc(1, sizeof *d);
+  if (d == NULL)
+    b_die("out of memory");
+  bl_init(&d->b, transport, dele_connect);
+  d->total = total;
+  d->verify = verify;
+  d->hwm = d->anon = d->file = -1;
+
+  int in = open_null(O_RDONLY), out;
+  summer sm = {.fd = -1};
+  pthread_t th;
+  if (verify) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+      b_die("pipe: %s", strerror(errno));
+    sm.fd = p[0];
+    out = p[1];
+    if (pthread_create(&th, NULL, sum_pipe, &sm) != 0)
+      b_die("pthread_create");
+  } else {
+    out = open_null(O_WRONLY);
+  }
+  uint64_t t0 = b_now_ns();
+  bl_spawn_stub(&d->b, in, out);
+  close(in);
+  close(out); /* the stub holds the only writer now: its end is our EOF */
+  bl_wait_child(&d->b);
+  uint64_t t1 = b_now_ns();
+  if (!d->prog_exited || d->prog_code != 0 || d->prog_signal != 0)
+    b_die("delegated program: exited %d, status %lld signal %d", d->prog_exited,
+          (long long)d->prog_code, d->prog_signal);
+  res.gbs = (double)total / (double)(t1 - t0);
+  res.stub_hwm_kib = d->hwm;
+  res.stub_anon_kib = d->anon;
+  res.stub_file_kib = d->file;
+  if (verify) {
+    pthread_join(th, NULL);
+    close(sm.fd);
+    tsum want = tstream_expected(DELEGATE_SEED, total);
+    res.verified = sm.sum.bytes == want.bytes && sm.sum.hash == want.hash;
+  }
+  bl_fini(&d->b);
+  free(d);
+  return res;
+}
+
 /* ---- round trip ------------------------------------------------------------------- */
 
 static void echo_stdin(sb_conn *conn, const char *buf, size_t len) {

@@ -128,6 +128,21 @@ double floor_cycle_us_with(int transport, int n, const char *tiny) {
 
 /* ---- streams ---------------------------------------------------------------- */
 
+/* Relay B of the relay floors: copies in to out, 64 KiB at a time, until
+ * in ends. */
+_Noreturn static void relay_pipe(int in, int out) {
+  static char buf[BENCH_CHUNK];
+  for (;;) {
+    ssize_t r = read(in, buf, sizeof buf);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    b_write_full(out, buf, (size_t)r);
+  }
+  _exit(0);
+}
+
 /* Reads fd to its end in 64 KiB reads; exits 0 when it got `total` bytes. */
 _Noreturn static void discard_all(int fd, size_t total) {
   static char buf[BENCH_CHUNK];
@@ -168,24 +183,80 @@ double floor_relay_gbs(int transport, size_t total) {
   pid_t b = fork();
   if (b < 0)
     b_die("fork: %s", strerror(errno));
-  if (b == 0) { /* B: pipe -> socket, 64 KiB at a time */
-    static char buf[BENCH_CHUNK];
+  if (b == 0) { /* B: pipe -> socket */
     close(p[1]);
-    for (;;) {
-      ssize_t r = read(p[0], buf, sizeof buf);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r <= 0)
-        break;
-      b_write_full(s[0], buf, (size_t)r);
-    }
-    _exit(0);
+    relay_pipe(p[0], s[0]);
   }
   close(p[0]);
   close(s[0]);
   uint64_t t0 = b_now_ns();
   write_chunks(p[1], total); /* A */
   close(p[1]);
+  b_wait_ok(b, "relay B");
+  b_wait_ok(c, "relay C");
+  uint64_t t1 = b_now_ns();
+  return (double)total / (double)(t1 - t0);
+}
+
+/* Reads fd to its end in 64 KiB reads, writing each read to /dev/null (the
+ * stub's stdout in the delegate figure); exits 0 when it got `total`. */
+_Noreturn static void relay_to_null(int fd, size_t total) {
+  static char buf[BENCH_CHUNK];
+  size_t got = 0;
+  int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null < 0)
+    _exit(4);
+  for (;;) {
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    b_write_full(null, buf, (size_t)r);
+    got += (size_t)r;
+  }
+  _exit(got == total ? 0 : 3);
+}
+
+double floor_relay3_gbs(int transport, size_t total) {
+  int p[2], s[2];
+  if (pipe2(p, O_CLOEXEC) < 0)
+    b_die("pipe: %s", strerror(errno));
+  b_sock_pair(transport, s);
+  pid_t c = fork();
+  if (c < 0)
+    b_die("fork: %s", strerror(errno));
+  if (c == 0) { /* C: socket -> /dev/null */
+    close(p[0]);
+    close(p[1]);
+    close(s[0]);
+    relay_to_null(s[1], total);
+  }
+  close(s[1]);
+  pid_t b = fork();
+  if (b < 0)
+    b_die("fork: %s", strerror(errno));
+  if (b == 0) { /* B: pipe -> socket */
+    close(p[1]);
+    relay_pipe(p[0], s[0]);
+  }
+  close(p[0]);
+  close(s[0]);
+  /* A: the delegate figure's program itself, its stdout on the pipe. */
+  char bytes[32];
+  snprintf(bytes, sizeof bytes, "%zu", total);
+  char *args[] = {BENCH_GEN, bytes, "0", NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+  pid_t a;
+  uint64_t t0 = b_now_ns();
+  int e = posix_spawn(&a, BENCH_GEN, &fa, NULL, args, environ);
+  if (e != 0)
+    b_die("posix_spawn %s: %s", BENCH_GEN, strerror(e));
+  posix_spawn_file_actions_destroy(&fa);
+  close(p[1]);
+  b_wait_ok(a, "relay A (bench_gen)");
   b_wait_ok(b, "relay B");
   b_wait_ok(c, "relay C");
   uint64_t t1 = b_now_ns();
