@@ -77,7 +77,8 @@ int sb__stdio_setup(sb_child *child, const sb_spawn_options *opts) {
         return c->fd;
       break;
     case SB_STDIO_CAPTURE:
-      if (child->rbuf == NULL && (child->rbuf = malloc(SB__CAPTURE_BUF_SIZE)) == NULL)
+      if (child->rbuf == NULL &&
+          (child->rbuf = sb__page_alloc(SB__CAPTURE_BUF_SIZE)) == NULL)
         return -ENOMEM;
       break;
     case SB_STDIO_BUFFER:

@@ -19,7 +19,7 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   sb_conn *conn = handle->data;
   (void)suggested;
   if (conn->rbuf == NULL)
-    conn->rbuf = malloc(SB__READ_BUF_SIZE);
+    conn->rbuf = sb__page_alloc(SB__READ_BUF_SIZE);
   /* A zero-length buffer makes libuv report UV_ENOBUFS. */
   *buf = uv_buf_init((char *)conn->rbuf, conn->rbuf != NULL ? SB__READ_BUF_SIZE : 0);
 }

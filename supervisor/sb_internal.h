@@ -428,6 +428,10 @@ int sb__conn_send_msg(sb_conn *conn, const sb_msg *m);
 /* ---- small helpers -------------------------------------------------------- */
 
 char *sb__strdup(const char *s);
+/* size bytes, page-aligned, freed with free(); NULL when out of memory. The
+ * kernel copies into a buffer 16 bytes into a page (where malloc puts a
+ * large block) at a third of the speed: docs/performance.md, delegate. */
+void *sb__page_alloc(size_t size);
 char *sb__strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -18,6 +18,11 @@
 #define SB_STUB_INSTALL_PATH "/usr/local/bin/socketbridge-stub"
 #endif
 
+void *sb__page_alloc(size_t size) {
+  void *p = NULL;
+  return posix_memalign(&p, 4096, size) == 0 ? p : NULL;
+}
+
 char *sb__strdup(const char *s) {
   size_t n = strlen(s) + 1;
   char *p = malloc(n);
