@@ -53,10 +53,14 @@ static void print_quoted(const char *s) {
   putchar('\'');
 }
 
-/* Writes a literal string to the stub's stdout (1) or stderr (2). String
- * literals live forever, so the library needs no copy. */
-static void say(sb_conn *conn, int stream, const char *text) {
-  sb_conn_write(conn, stream, text, strlen(text), NULL, NULL);
+/* Answers the call whole: its stdout, its stderr, its exit code. The
+ * library copies the bytes and sends the exit after them. */
+static void answer(sb_conn *conn, const char *out, const char *err, int code) {
+  sb_conn_respond(conn, &(sb_response){.out = out,
+                                       .out_len = strlen(out),
+                                       .err = err,
+                                       .err_len = strlen(err),
+                                       .code = code});
 }
 
 /* One run of the fake git. */
@@ -75,16 +79,12 @@ static void on_connect(sb_server *server, sb_conn *conn) {
   /* Our stdout is the script's stdout too: print before answering. */
   fflush(stdout);
 
-  if (strcmp(sub, "--version") == 0) {
-    say(conn, 1, "git version 2.99.0 (fake)\n");
-    sb_conn_exit(conn, 0);
-  } else if (strcmp(sub, "commit") == 0) {
-    say(conn, 2, "fatal: not a git repository (this git is a fake)\n");
-    sb_conn_exit(conn, 128);
-  } else {
-    say(conn, 2, "git: this fake knows only --version and commit\n");
-    sb_conn_exit(conn, 1);
-  }
+  if (strcmp(sub, "--version") == 0)
+    answer(conn, "git version 2.99.0 (fake)\n", "", 0);
+  else if (strcmp(sub, "commit") == 0)
+    answer(conn, "", "fatal: not a git repository (this git is a fake)\n", 128);
+  else
+    answer(conn, "", "git: this fake knows only --version and commit\n", 1);
 }
 
 static void on_exit_cb(sb_child *child, int64_t exit_status, int term_signal) {
