@@ -436,8 +436,9 @@ bool sb_conn_told(const sb_conn *conn, int *code, int *signum);
  *   its stdout and stderr up (on_program_output; with tee, also to its own
  *   fds), reports how it ended (on_program_exit), and ends the same way.
  * Choose exec and run from on_connect: the stub then leaves its stdin
- * untouched for the program. Chosen later, stdin the stub has already read
- * went to on_stdin and does not reach the program.
+ * untouched for the program. Chosen later (and for delegate, chosen after
+ * stdin began to flow), stdin the stub has already sent went to on_stdin
+ * and does not reach the program.
  * Each may be given once per connection, before sb_conn_exit/sb_conn_kill;
  * after exec and run the caller writes nothing (-EPIPE). Errors common to
  * all: -EINVAL (bad argument), -EALREADY (a disposition, exit or kill was
