@@ -37,6 +37,10 @@ const char *sb_strerror(int err) {
     if (s != NULL)
       return s;
   }
+#else
+  /* musl (the static stub, SB_STUB_MUSL): strerror returns static strings. */
+  if (err < 0 && err > INT_MIN)
+    return strerror(-err);
 #endif
   return "unknown error";
 }

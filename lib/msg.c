@@ -1,5 +1,5 @@
-/* msg.c - control messages: names, the payload checks before parsing, freeing.
- * The members of each message are read in msg_parse.c. */
+/* msg.c - control messages: names and freeing. No JSON here: the cJSON
+ * parser is msg_parse.c, the stub's own msg_lite_parse.c. */
 #include "sb_internal.h"
 
 #include <stdlib.h>
@@ -30,62 +30,18 @@ const char *sb_reason_name(sb_reason r) {
   return ((size_t)r < COUNT(reason_names)) ? reason_names[r] : NULL;
 }
 
+sb_msg_type sb__msg_type_from_name(const char *name) {
+  for (size_t t = SB_MSG_HELLO; t < COUNT(type_names); t++)
+    if (strcmp(type_names[t], name) == 0)
+      return (sb_msg_type)t;
+  return 0;
+}
+
 sb_reason sb_reason_from_name(const char *name) {
   for (size_t i = 1; name != NULL && i < COUNT(reason_names); i++)
     if (strcmp(reason_names[i], name) == 0)
       return (sb_reason)i;
   return 0;
-}
-
-/* ---- the whole payload ------------------------------------------------ */
-
-static bool is_json_space(uint8_t c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static int parse_json(const uint8_t *payload, size_t len, cJSON **root, sb_diag *diag) {
-  const char *end = NULL;
-  int r;
-
-  if (len == 0)
-    return sb_diag_set(diag, SB_EBADMSG, "control message: empty payload");
-  if ((r = sb__json_precheck(payload, len, diag)) < 0)
-    return r;
-  *root = cJSON_ParseWithLengthOpts((const char *)payload, len, &end, false);
-  if (*root == NULL) {
-    size_t at = end != NULL ? (size_t)((const uint8_t *)end - payload) : 0;
-    return sb_diag_set(
-        diag, SB_EBADMSG,
-        "control message: invalid JSON (or nested deeper than %d) at offset "
-        "%zu",
-        CJSON_NESTING_LIMIT, at);
-  }
-  size_t at = (size_t)((const uint8_t *)end - payload);
-  while (at < len && is_json_space(payload[at]))
-    at++;
-  if (at < len)
-    return sb_diag_set(diag, SB_EBADMSG,
-                       "control message: data after the JSON value at offset %zu", at);
-  if (!cJSON_IsObject(*root))
-    return sb_diag_set(diag, SB_EBADMSG, "control message: not a JSON object");
-  return 0;
-}
-
-int sb_msg_parse(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag) {
-  cJSON *root = NULL;
-
-  memset(out, 0, sizeof *out);
-  int r = parse_json(payload, len, &root, diag);
-  if (r < 0)
-    goto out;
-
-  r = sb__msg_parse_object(root, out, diag);
-
-out:
-  cJSON_Delete(root);
-  if (r < 0)
-    sb_msg_free(out);
-  return r;
 }
 
 void sb_msg_free(sb_msg *m) {

@@ -1,5 +1,7 @@
-/* msg_parse.c - reading and validating the members of each control message,
- * with the path of a bad member ("hello.argv[3]") in the diag. */
+/* msg_parse.c - sb_msg_parse with cJSON (the supervisor's parser): the
+ * payload checks, the parse, and reading and validating the members of each
+ * control message, with the path of a bad member ("hello.argv[3]") in the
+ * diag. msg_lite_parse.c is the same without cJSON, for the stub. */
 #include "sb_internal.h"
 
 #include <limits.h>
@@ -390,13 +392,6 @@ static int parse_body(const pctx *c, sb_msg *m) {
   return SB_EBADMSG;
 }
 
-static sb_msg_type type_from_name(const char *name) {
-  for (int t = SB_MSG_HELLO; t <= SB_MSG_EXITED; t++)
-    if (strcmp(sb_msg_type_name((sb_msg_type)t), name) == 0)
-      return (sb_msg_type)t;
-  return 0;
-}
-
 int sb__msg_parse_object(const cJSON *root, sb_msg *out, sb_diag *diag) {
   pctx c = {root, "message", diag};
   const char *type = NULL;
@@ -405,11 +400,62 @@ int sb__msg_parse_object(const cJSON *root, sb_msg *out, sb_diag *diag) {
 
   if ((r = req_str(&c, "type", &type)) < 0)
     return r;
-  out->type = type_from_name(type);
+  out->type = sb__msg_type_from_name(type);
   if (out->type == 0) {
     sb__quote(q, sizeof q, type);
     return sb_diag_set(diag, SB_EBADMSG, "message.type: unknown type %s", q);
   }
   c.path = sb_msg_type_name(out->type);
   return parse_body(&c, out);
+}
+
+/* ---- the whole payload ------------------------------------------------ */
+
+static bool is_json_space(uint8_t c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int parse_json(const uint8_t *payload, size_t len, cJSON **root, sb_diag *diag) {
+  const char *end = NULL;
+  int r;
+
+  if (len == 0)
+    return sb_diag_set(diag, SB_EBADMSG, "control message: empty payload");
+  if ((r = sb__json_precheck(payload, len, diag)) < 0)
+    return r;
+  *root = cJSON_ParseWithLengthOpts((const char *)payload, len, &end, false);
+  if (*root == NULL) {
+    size_t at = end != NULL ? (size_t)((const uint8_t *)end - payload) : 0;
+    return sb_diag_set(
+        diag, SB_EBADMSG,
+        "control message: invalid JSON (or nested deeper than %d) at offset "
+        "%zu",
+        CJSON_NESTING_LIMIT, at);
+  }
+  size_t at = (size_t)((const uint8_t *)end - payload);
+  while (at < len && is_json_space(payload[at]))
+    at++;
+  if (at < len)
+    return sb_diag_set(diag, SB_EBADMSG,
+                       "control message: data after the JSON value at offset %zu", at);
+  if (!cJSON_IsObject(*root))
+    return sb_diag_set(diag, SB_EBADMSG, "control message: not a JSON object");
+  return 0;
+}
+
+int sb_msg_parse(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag) {
+  cJSON *root = NULL;
+
+  memset(out, 0, sizeof *out);
+  int r = parse_json(payload, len, &root, diag);
+  if (r < 0)
+    goto out;
+
+  r = sb__msg_parse_object(root, out, diag);
+
+out:
+  cJSON_Delete(root);
+  if (r < 0)
+    sb_msg_free(out);
+  return r;
 }

@@ -5,15 +5,13 @@
 
 #include "sb_proto.h"
 
-#include <cjson/cJSON.h>
-
 /* Length of the valid UTF-8 sequence starting at p (at most left bytes are
  * readable), or 0 when the bytes there are not one. */
 size_t sb__utf8_seq(const uint8_t *p, size_t left);
 
-/* Checks a control payload in one pass before any JSON parser sees it:
- * valid UTF-8, no NUL byte, no control character inside a string, and no
- * \u0000 escape. Returns 0 or SB_EBADMSG with diag set. */
+/* Checks a control payload in one pass before cJSON sees it: valid UTF-8,
+ * no NUL byte, no control character inside a string, every \u escape with
+ * 4 hex digits and none \u0000. Returns 0 or SB_EBADMSG with diag set. */
 int sb__json_precheck(const uint8_t *buf, size_t len, sb_diag *diag);
 
 /* Base64 (RFC 4648, standard alphabet, padded). */
@@ -24,6 +22,104 @@ void sb__b64_encode(const uint8_t *in, size_t n, char *out);
  * and trailing padding, and unused bits zero (one spelling per byte string).
  * out must hold len / 4 * 3 bytes. Returns the decoded length or -1. */
 ptrdiff_t sb__b64_decode(const char *in, size_t len, uint8_t *out);
+
+/* Allocates room for n strings plus the terminating NULL (all NULL). */
+int sb__strv_alloc(sb_strv *s, size_t n);
+
+/* Signal name lookup for the wire: exact names only ("TERM"), or 0. */
+int sb__signal_from_wire(const char *name);
+
+/* Writes src into dst (size bytes) quoted for a message: printable ASCII as
+ * is, other bytes as \xNN, cut with "..." when too long. */
+void sb__quote(char *dst, size_t size, const char *src);
+
+/* The value of a hex digit, or -1. */
+static inline int sb__hex_value(uint8_t c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  uint8_t lower = (uint8_t)(c | 0x20);
+  return lower >= 'a' && lower <= 'f' ? lower - 'a' + 10 : -1;
+}
+
+/* The type whose wire name is name ("hello"), or 0. */
+sb_msg_type sb__msg_type_from_name(const char *name);
+
+/* ---- the stub's JSON, without cJSON (json_lite.c, msg_lite_*.c) --------
+ *
+ * The stub links neither cJSON nor anything that calls it (its process
+ * start is the stub cycle's cost; see docs/performance.md). These read and
+ * write control messages without building a tree, and say what the cJSON
+ * functions say: sb__msg_parse_lite accepts exactly the payloads
+ * sb_msg_parse accepts, with the same sb_msg (tests/fuzz/fuzz_lite.c checks
+ * both on any input), and sb__msg_encode_lite writes the bytes
+ * sb_msg_encode writes. Where cJSON is lax the lite parser is lax the same
+ * way, so the stub takes what it took before (json_lite.c lists how). */
+
+/* As sb_msg_parse, any type. */
+int sb__msg_parse_lite(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag);
+
+/* As sb_msg_encode, for the messages a stub sends: hello, signal,
+ * stream_error, exited (and exit, of the same shape); SB_EINVAL for the
+ * others. */
+int sb__msg_encode_lite(const sb_msg *m, uint32_t max_bytes, uint8_t **frame,
+                        size_t *frame_len);
+
+/* json_lite.c: a control payload, read in place. Offsets are into p. */
+typedef struct sb__jl {
+  const uint8_t *p;
+  size_t len;
+  sb_diag *diag;
+} sb__jl;
+
+/* The JSON kind of the value at an offset, by its first byte. */
+typedef enum sb__jl_kind {
+  SB__JL_BAD = 0,
+  SB__JL_OBJECT,
+  SB__JL_ARRAY,
+  SB__JL_STRING,
+  SB__JL_NUMBER,
+  SB__JL_TRUE,
+  SB__JL_FALSE,
+  SB__JL_NULL,
+} sb__jl_kind;
+
+/* The most names an object reader looks for (every member name of every
+ * message type). */
+#define SB__JL_MAX_NAMES 24
+
+/* Where the members an object reader knows are: for each of names[], the
+ * offset of the first value given under it and how many times it is given.
+ * Other members are checked as JSON and skipped. */
+typedef struct sb__jl_index {
+  const char *const *names;
+  size_t n;
+  size_t at[SB__JL_MAX_NAMES];
+  unsigned count[SB__JL_MAX_NAMES];
+} sb__jl_index;
+
+sb__jl_kind sb__jl_kind_at(const sb__jl *j, size_t at);
+/* Checks the whole payload: one JSON object (after an optional UTF-8 BOM and
+ * whitespace, before trailing whitespace), nested at most 1000 deep, every
+ * string valid UTF-8 without control characters or \u0000, and indexes
+ * its members (top). Returns 0 or SB_EBADMSG with diag set. */
+int sb__jl_document(const sb__jl *j, sb__jl_index *top);
+/* Indexes the members of the (already checked) object at offset at. */
+int sb__jl_object_index(const sb__jl *j, size_t at, sb__jl_index *ix);
+/* Decodes the (checked) string at offset at into a fresh C string. Returns
+ * 0, SB_EBADMSG or SB_ENOMEM. */
+int sb__jl_string(const sb__jl *j, size_t at, char **out);
+/* The (checked) number at offset at, as strtod reads it (as cJSON does). */
+int sb__jl_number(const sb__jl *j, size_t at, double *out);
+/* The elements of the (checked) array at offset *at: the first call (with
+ * *at at the '[') and each next one set *elem to the next element's offset
+ * and return 1; 0 after the last; a negative error only for an array not
+ * checked by sb__jl_document. */
+int sb__jl_array_next(const sb__jl *j, size_t *at, size_t *elem);
+
+/* ---- the supervisor's JSON: cJSON (not in the stub, which defines
+ * SB_NO_CJSON so that any use of these fails to compile) ----------------- */
+#ifndef SB_NO_CJSON
+#include <cjson/cJSON.h>
 
 /* A byte string (NUL-terminated C string) as JSON: a string when it is UTF-8,
  * else {"base64": ...}. NULL when out of memory. */
@@ -37,15 +133,6 @@ int sb__json_bytes_get(const cJSON *item, const char *path, char **out, sb_diag 
  * the type, then every member the type has. Returns 0, SB_EBADMSG with diag
  * naming the member, or SB_ENOMEM; *out may hold parts on error. */
 int sb__msg_parse_object(const cJSON *root, sb_msg *out, sb_diag *diag);
-
-/* Allocates room for n strings plus the terminating NULL (all NULL). */
-int sb__strv_alloc(sb_strv *s, size_t n);
-
-/* Signal name lookup for the wire: exact names only ("TERM"), or 0. */
-int sb__signal_from_wire(const char *name);
-
-/* Writes src into dst (size bytes) quoted for a message: printable ASCII as
- * is, other bytes as \xNN, cut with "..." when too long. */
-void sb__quote(char *dst, size_t size, const char *src);
+#endif
 
 #endif

@@ -51,6 +51,25 @@ bool sb_utf8_valid(const uint8_t *buf, size_t len) {
   return true;
 }
 
+/* A \u escape (p points at the 'u', at is the backslash's offset) must
+ * have four hex digits and not be \u0000. cJSON reads a bad digit as a
+ * NUL ("\uzzzz" would cut the string there, as \u0000 would), so both
+ * are refused here, before it sees them. */
+static int check_u_escape(const uint8_t *p, size_t left, size_t at, sb_diag *diag) {
+  bool zero = true;
+  for (size_t k = 1; k <= 4; k++) {
+    if (k >= left || sb__hex_value(p[k]) < 0)
+      return sb_diag_set(diag, SB_EBADMSG,
+                         "control message: \\u escape without 4 hex digits at offset %zu",
+                         at);
+    zero = zero && p[k] == '0';
+  }
+  if (zero)
+    return sb_diag_set(diag, SB_EBADMSG, "control message: \\u0000 escape at offset %zu",
+                       at);
+  return 0;
+}
+
 /* Tracks just enough of the JSON grammar (inside a string or not, after a
  * backslash or not) to find a \u0000 escape, which would cut a C string
  * short, without parsing anything. The JSON parser that runs next does the
@@ -79,10 +98,9 @@ int sb__json_precheck(const uint8_t *buf, size_t len, sb_diag *diag) {
                            "offset %zu",
                            c, i);
       if (esc) {
-        if (c == 'u' && len - i > 4 && buf[i + 1] == '0' && buf[i + 2] == '0' &&
-            buf[i + 3] == '0' && buf[i + 4] == '0')
-          return sb_diag_set(diag, SB_EBADMSG,
-                             "control message: \\u0000 escape at offset %zu", i - 1);
+        int r = c == 'u' ? check_u_escape(buf + i, len - i, i - 1, diag) : 0;
+        if (r < 0)
+          return r;
         esc = false;
       } else if (c == '\\') {
         esc = true;

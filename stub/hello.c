@@ -88,7 +88,7 @@ void stub_hello_encode(const sb_config *cfg, int argc, char **argv, unsigned tty
   h->exe = own_exe();
   h->tty = tty;
 
-  int r = sb_msg_encode(&m, cfg->max_bytes, frame, len);
+  int r = sb__msg_encode_lite(&m, cfg->max_bytes, frame, len);
   explicit_bzero(h->token, sizeof h->token);
   free(h->env.v);
   free(h->cwd);

@@ -18,6 +18,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* glibc's; musl (a static stub, SB_STUB_MUSL) has no W_EXITCODE. */
+#ifndef W_EXITCODE
+#define W_EXITCODE(ret, sig) ((ret) << 8 | (sig))
+#endif
+
 /* From here on stdin belongs to the program: the stub neither reads it nor
  * sends more of it up (no EOF frame either: the stream simply stops). */
 static void stop_stdin(stub *st) {

@@ -14,7 +14,9 @@
 #ifndef SB_STUB_H
 #define SB_STUB_H
 
-#include "sb_proto.h"
+/* lib/'s internals too: the stub reads and writes control messages with
+ * the cJSON-free sb__msg_parse_lite / sb__msg_encode_lite. */
+#include "sb_internal.h"
 
 #include <stdbool.h>
 #include <stddef.h>

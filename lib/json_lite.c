@@ -1,0 +1,460 @@
+/* json_lite.c - control payloads read in place, without cJSON, for the stub
+ * (msg_lite_parse.c reads the members). One pass checks the whole text and
+ * notes where the members a reader knows are; the reader then decodes only
+ * those. No tree, and one allocation per string kept.
+ *
+ * The grammar is exactly the one sb_msg_parse (cJSON 1.7 after the payload
+ * checks of utf8.c) accepts, so that the stub takes what it took before and
+ * a differential fuzzer (tests/fuzz/fuzz_lite.c) can hold both to it:
+ * - JSON (RFC 8259) with one object at the top, nested at most 1000 deep
+ *   (cJSON's CJSON_NESTING_LIMIT), strings valid UTF-8 without control
+ *   characters, no NUL byte anywhere, \u escapes of 4 hex digits, never
+ *   \u0000, surrogates only in pairs;
+ * - where cJSON is lax, lax the same way: a UTF-8 BOM before the object is
+ *   skipped; between tokens every byte 0x01..0x20 is whitespace (after the
+ *   object only space, tab, CR and LF: msg_parse.c's rule); a number is the
+ *   run of [0-9+-.eE] it starts, which strtod must read whole (so 01, 1.
+ *   and -.5 are numbers), and its value is strtod's.
+ * Names given twice: see msg_lite_parse.c (the reader decides, as
+ * msg_parse.c does). */
+#include "sb_internal.h"
+
+#include <locale.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* cJSON's CJSON_NESTING_LIMIT: the top object is level 1. */
+#define NEST_MAX 1000
+
+/* Bytes a key is decoded into to be compared with the names a reader knows
+ * (the longest is "min_version"). */
+#define KEY_MAX 16
+
+/* A failure at offset at. The byte there decides the wording: the payload
+ * checks (NUL, UTF-8) come before the grammar, as in sb_msg_parse. */
+static int bad_at(const sb__jl *j, size_t at, const char *what) {
+  if (at < j->len && j->p[at] == 0)
+    return sb_diag_set(j->diag, SB_EBADMSG, "control message: NUL byte at offset %zu",
+                       at);
+  if (at < j->len && j->p[at] >= 0x80 && sb__utf8_seq(j->p + at, j->len - at) == 0)
+    return sb_diag_set(j->diag, SB_EBADMSG,
+                       "control message: invalid UTF-8 at offset %zu", at);
+  return sb_diag_set(j->diag, SB_EBADMSG, "control message: %s at offset %zu", what, at);
+}
+
+static int bad_json(const sb__jl *j, size_t at) {
+  return bad_at(j, at, "invalid JSON");
+}
+
+/* cJSON's whitespace: any byte 1..32 (NUL is refused by the payload check). */
+static size_t skip_ws(const sb__jl *j, size_t at) {
+  while (at < j->len && j->p[at] >= 1 && j->p[at] <= 0x20)
+    at++;
+  return at;
+}
+
+/* ---- strings ------------------------------------------------------------- */
+
+/* The value of 4 hex digits at p[at..], or -1. */
+static long hex4(const sb__jl *j, size_t at) {
+  long v = 0;
+  if (at > j->len || j->len - at < 4)
+    return -1;
+  for (size_t k = 0; k < 4; k++) {
+    int d = sb__hex_value(j->p[at + k]);
+    if (d < 0)
+      return -1;
+    v = v << 4 | d;
+  }
+  return v;
+}
+
+/* A \u escape at p[at] (the backslash): its code point (a surrogate pair
+ * is two escapes), and in *len the bytes of the escape. 0 after a diag. */
+static long u_escape(const sb__jl *j, size_t at, size_t *len, int *err) {
+  long cp = hex4(j, at + 2);
+  *len = 6;
+  if (cp < 0)
+    *err =
+        sb_diag_set(j->diag, SB_EBADMSG,
+                    "control message: \\u escape without 4 hex digits at offset %zu", at);
+  else if (cp == 0)
+    *err = sb_diag_set(j->diag, SB_EBADMSG,
+                       "control message: \\u0000 escape at offset %zu", at);
+  else if (cp >= 0xdc00 && cp <= 0xdfff)
+    *err = bad_at(j, at, "lone low surrogate");
+  if (cp <= 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+    return 0;
+  if (cp < 0xd800 || cp > 0xdbff)
+    return cp;
+  /* A high surrogate: the low one must follow, as another \u escape. */
+  long lo = -1;
+  if (at + 7 < j->len && j->p[at + 6] == '\\' && j->p[at + 7] == 'u')
+    lo = hex4(j, at + 8);
+  if (lo < 0xdc00 || lo > 0xdfff) {
+    *err = bad_at(j, at, "unpaired surrogate");
+    return 0;
+  }
+  *len = 12;
+  return 0x10000 + ((cp & 0x3ff) << 10 | (lo & 0x3ff));
+}
+
+/* Writes code point cp as UTF-8 into u; returns its length. */
+static size_t utf8_put(long cp, uint8_t u[4]) {
+  if (cp < 0x80) {
+    u[0] = (uint8_t)cp;
+    return 1;
+  }
+  size_t n = cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+  static const uint8_t lead[] = {0, 0, 0xc0, 0xe0, 0xf0};
+  for (size_t k = n - 1; k > 0; k--) {
+    u[k] = (uint8_t)(0x80 | (cp & 0x3f));
+    cp >>= 6;
+  }
+  u[0] = (uint8_t)(lead[n] | cp);
+  return n;
+}
+
+/* One escape at p[*at] (the backslash): its bytes into u, *at past it.
+ * Returns the byte count, or a negative error. */
+static int escape(const sb__jl *j, size_t *at, uint8_t u[4]) {
+  static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+  if (*at + 1 >= j->len)
+    return bad_json(j, *at);
+  uint8_t c = j->p[*at + 1];
+  const char *k = c != 0 ? strchr(from, c) : NULL;
+  if (k != NULL) {
+    u[0] = (uint8_t)to[k - from];
+    *at += 2;
+    return 1;
+  }
+  if (c != 'u')
+    return bad_at(j, *at + 1, "invalid escape");
+  size_t len;
+  int err = 0;
+  long cp = u_escape(j, *at, &len, &err);
+  if (err < 0)
+    return err;
+  *at += len;
+  return (int)utf8_put(cp, u);
+}
+
+/* Copies n bytes to out[*o..] while they fit in cap; counts them all. */
+static void emit(char *out, size_t cap, size_t *o, const uint8_t *s, size_t n) {
+  for (size_t k = 0; k < n; k++, (*o)++)
+    if (*o < cap)
+      out[*o] = (char)s[k];
+}
+
+/* Checks the string whose opening quote is at *at and moves *at past its
+ * closing quote. Decodes it into out, of which the first cap bytes are
+ * written (out may be NULL with cap 0); *n is the decoded length. */
+static int string_scan(const sb__jl *j, size_t *at, char *out, size_t cap, size_t *n) {
+  size_t i = *at + 1, o = 0;
+  for (;;) {
+    if (i >= j->len)
+      return bad_at(j, *at, "unterminated string");
+    uint8_t c = j->p[i], u[4];
+    size_t k = 1;
+    if (c == '"')
+      break;
+    if (c == '\\') {
+      int r = escape(j, &i, u);
+      if (r < 0)
+        return r;
+      emit(out, cap, &o, u, (size_t)r);
+      continue;
+    }
+    if (c < 0x20 && c != 0)
+      return sb_diag_set(j->diag, SB_EBADMSG,
+                         "control message: control character 0x%02x in a string at "
+                         "offset %zu",
+                         c, i);
+    if (c >= 0x80 && (k = sb__utf8_seq(j->p + i, j->len - i)) == 0)
+      return bad_json(j, i); /* worded as invalid UTF-8 */
+    if (c == 0)
+      return bad_json(j, i); /* worded as a NUL byte */
+    emit(out, cap, &o, j->p + i, k);
+    i += k;
+  }
+  *at = i + 1;
+  *n = o;
+  return 0;
+}
+
+int sb__jl_string(const sb__jl *j, size_t at, char **out) {
+  size_t end = at, n;
+  *out = NULL;
+  int r = string_scan(j, &end, NULL, 0, &n);
+  if (r < 0)
+    return r;
+  char *s = malloc(n + 1);
+  if (s == NULL)
+    return SB_ENOMEM;
+  end = at;
+  string_scan(j, &end, s, n, &n);
+  s[n] = '\0';
+  *out = s;
+  return 0;
+}
+
+/* ---- numbers ------------------------------------------------------------- */
+
+static bool is_num_char(uint8_t c) {
+  return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' || c == 'e' ||
+         c == 'E';
+}
+
+static size_t digits(const sb__jl *j, size_t *i, size_t end) {
+  size_t n = 0;
+  for (; *i < end && j->p[*i] >= '0' && j->p[*i] <= '9'; (*i)++)
+    n++;
+  return n;
+}
+
+/* The end of the number at at: cJSON hands strtod the whole run of number
+ * characters there and fails unless strtod reads all of it, i.e. unless it
+ * is -?(D+(.D*)?|.D+)([eE][+-]?D+)?. Returns 0 when it is not. */
+static size_t number_end(const sb__jl *j, size_t at) {
+  size_t end = at, i = at;
+  while (end < j->len && is_num_char(j->p[end]))
+    end++;
+  if (i < end && j->p[i] == '-')
+    i++;
+  size_t n = digits(j, &i, end);
+  if (i < end && j->p[i] == '.') {
+    i++;
+    n += digits(j, &i, end);
+  }
+  if (n == 0)
+    return 0;
+  if (i < end && (j->p[i] == 'e' || j->p[i] == 'E')) {
+    i++;
+    if (i < end && (j->p[i] == '+' || j->p[i] == '-'))
+      i++;
+    if (digits(j, &i, end) == 0)
+      return 0;
+  }
+  return i == end ? end : 0;
+}
+
+int sb__jl_number(const sb__jl *j, size_t at, double *out) {
+  size_t end = number_end(j, at), n = end - at;
+  char small[64], *s = small;
+  *out = 0;
+  if (end == 0)
+    return bad_json(j, at);
+  if (n >= sizeof small && (s = malloc(n + 1)) == NULL)
+    return SB_ENOMEM;
+  /* strtod reads the locale's decimal point: hand it that one, as cJSON
+   * does (a program may have called setlocale). */
+  char point = localeconv()->decimal_point[0];
+  for (size_t k = 0; k < n; k++)
+    s[k] = j->p[at + k] == '.' ? point : (char)j->p[at + k];
+  s[n] = '\0';
+  *out = strtod(s, NULL);
+  if (s != small)
+    free(s);
+  return 0;
+}
+
+/* ---- values and containers ----------------------------------------------- */
+
+sb__jl_kind sb__jl_kind_at(const sb__jl *j, size_t at) {
+  if (at >= j->len)
+    return SB__JL_BAD;
+  switch (j->p[at]) {
+  case '{':
+    return SB__JL_OBJECT;
+  case '[':
+    return SB__JL_ARRAY;
+  case '"':
+    return SB__JL_STRING;
+  case 't':
+    return SB__JL_TRUE;
+  case 'f':
+    return SB__JL_FALSE;
+  case 'n':
+    return SB__JL_NULL;
+  default:
+    return j->p[at] == '-' || (j->p[at] >= '0' && j->p[at] <= '9') ? SB__JL_NUMBER
+                                                                   : SB__JL_BAD;
+  }
+}
+
+static int value(const sb__jl *j, size_t *at, unsigned depth);
+
+static int object(const sb__jl *j, size_t *at, unsigned depth, sb__jl_index *ix);
+
+static int literal(const sb__jl *j, size_t *at, const char *word) {
+  size_t n = strlen(word);
+  if (j->len - *at < n || memcmp(j->p + *at, word, n) != 0)
+    return bad_json(j, *at);
+  *at += n;
+  return 0;
+}
+
+/* After a member or an element: 1 at a comma (*at moved past it and the
+ * whitespace after it), 0 at the closing bracket (*at moved past it). */
+static int next_or_close(const sb__jl *j, size_t *at, uint8_t close) {
+  size_t i = skip_ws(j, *at);
+  if (i < j->len && j->p[i] == ',') {
+    *at = skip_ws(j, i + 1);
+    return 1;
+  }
+  if (i < j->len && j->p[i] == close) {
+    *at = i + 1;
+    return 0;
+  }
+  return bad_json(j, i);
+}
+
+static int too_deep(const sb__jl *j, size_t at) {
+  return sb_diag_set(j->diag, SB_EBADMSG,
+                     "control message: nested deeper than %d at offset %zu", NEST_MAX,
+                     at);
+}
+
+/* depth: the containers around this one (the top object has none). */
+static int array(const sb__jl *j, size_t *at, unsigned depth) {
+  if (depth >= NEST_MAX)
+    return too_deep(j, *at);
+  size_t i = skip_ws(j, *at + 1);
+  int more = 1;
+  if (i < j->len && j->p[i] == ']') {
+    i++;
+    more = 0;
+  }
+  while (more > 0) {
+    int r = value(j, &i, depth + 1);
+    if (r < 0)
+      return r;
+    more = next_or_close(j, &i, ']');
+  }
+  *at = i;
+  return more;
+}
+
+static int value(const sb__jl *j, size_t *at, unsigned depth) {
+  size_t end, n;
+  switch (sb__jl_kind_at(j, *at)) {
+  case SB__JL_OBJECT:
+    return object(j, at, depth, NULL);
+  case SB__JL_ARRAY:
+    return array(j, at, depth);
+  case SB__JL_STRING:
+    return string_scan(j, at, NULL, 0, &n);
+  case SB__JL_NUMBER:
+    if ((end = number_end(j, *at)) == 0)
+      return bad_json(j, *at);
+    *at = end;
+    return 0;
+  case SB__JL_TRUE:
+    return literal(j, at, "true");
+  case SB__JL_FALSE:
+    return literal(j, at, "false");
+  case SB__JL_NULL:
+    return literal(j, at, "null");
+  default:
+    return bad_json(j, *at);
+  }
+}
+
+/* Counts a member named key[0..n) (n > KEY_MAX: no name fits) whose value
+ * is at offset at. */
+static void note(sb__jl_index *ix, const char *key, size_t n, size_t at) {
+  for (size_t k = 0; ix != NULL && n <= KEY_MAX && k < ix->n; k++) {
+    if (strncmp(ix->names[k], key, n) != 0 || ix->names[k][n] != '\0')
+      continue;
+    if (ix->count[k]++ == 0)
+      ix->at[k] = at;
+    return;
+  }
+}
+
+static int member(const sb__jl *j, size_t *at, unsigned depth, sb__jl_index *ix) {
+  char key[KEY_MAX];
+  size_t i = *at, n;
+  if (i >= j->len || j->p[i] != '"')
+    return bad_json(j, i);
+  int r = string_scan(j, &i, key, sizeof key, &n);
+  if (r < 0)
+    return r;
+  i = skip_ws(j, i);
+  if (i >= j->len || j->p[i] != ':')
+    return bad_json(j, i);
+  i = skip_ws(j, i + 1);
+  note(ix, key, n, i);
+  *at = i;
+  return value(j, at, depth + 1);
+}
+
+static int object(const sb__jl *j, size_t *at, unsigned depth, sb__jl_index *ix) {
+  if (depth >= NEST_MAX)
+    return too_deep(j, *at);
+  size_t i = skip_ws(j, *at + 1);
+  int more = 1;
+  if (i < j->len && j->p[i] == '}') {
+    i++;
+    more = 0;
+  }
+  while (more > 0) {
+    int r = member(j, &i, depth, ix);
+    if (r < 0)
+      return r;
+    more = next_or_close(j, &i, '}');
+  }
+  *at = i;
+  return more;
+}
+
+static void index_clear(sb__jl_index *ix) {
+  memset(ix->count, 0, sizeof ix->count);
+}
+
+int sb__jl_object_index(const sb__jl *j, size_t at, sb__jl_index *ix) {
+  index_clear(ix);
+  return object(j, &at, 0, ix);
+}
+
+static bool is_json_space(uint8_t c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int sb__jl_document(const sb__jl *j, sb__jl_index *top) {
+  static const uint8_t bom[] = {0xef, 0xbb, 0xbf};
+  size_t i = 0;
+  index_clear(top);
+  if (j->len == 0)
+    return sb_diag_set(j->diag, SB_EBADMSG, "control message: empty payload");
+  /* cJSON skips a BOM when 5 bytes or more follow its start. */
+  if (j->len >= 5 && memcmp(j->p, bom, sizeof bom) == 0)
+    i = sizeof bom;
+  i = skip_ws(j, i);
+  bool is_object = i < j->len && j->p[i] == '{';
+  int r = is_object ? object(j, &i, 0, top) : value(j, &i, 0);
+  if (r < 0)
+    return r;
+  while (i < j->len && is_json_space(j->p[i]))
+    i++;
+  if (i < j->len)
+    return bad_at(j, i, "data after the JSON value");
+  if (!is_object)
+    return sb_diag_set(j->diag, SB_EBADMSG, "control message: not a JSON object");
+  return 0;
+}
+
+int sb__jl_array_next(const sb__jl *j, size_t *at, size_t *elem) {
+  size_t i = *at;
+  if (i >= j->len || j->p[i] == ']')
+    return 0;
+  i = skip_ws(j, i + 1); /* past '[' or ',' */
+  if (i < j->len && j->p[i] == ']')
+    return 0;
+  *elem = i;
+  int r = value(j, &i, 0);
+  if (r < 0)
+    return r;
+  *at = skip_ws(j, i);
+  return 1;
+}

@@ -1,0 +1,533 @@
+/* test_lite.c - the stub's cJSON-free control messages (lib/json_lite.c,
+ * lib/msg_lite_parse.c, lib/msg_lite_encode.c) against the cJSON ones:
+ * every payload here is given to both parsers, which must agree, and every
+ * message the stub sends is encoded by both encoders, which must write the
+ * same bytes. tests/fuzz/fuzz_lite.c does the same on any input. */
+#include "unit.h"
+
+#include "sb_internal.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parses with both parsers; asserts they agree (result, and message when
+ * accepted). Returns the lite result, its message in *out (freed by the
+ * caller), its diag in *diag. */
+static int parse_both(const char *json, size_t len, sb_msg *out, sb_diag *diag) {
+  sb_msg ref;
+  sb_diag ref_diag = {""};
+  if (len == 0)
+    len = strlen(json);
+  int r = sb__msg_parse_lite((const uint8_t *)json, len, out, diag);
+  int want = sb_msg_parse((const uint8_t *)json, len, &ref, &ref_diag);
+  cr_assert_eq(r, want, "%.*s: lite returned %d (%s), cJSON %d (%s)", (int)len, json, r,
+               diag->msg, want, ref_diag.msg);
+  if (r == 0)
+    unit_assert_msg_eq(&ref, out);
+  sb_msg_free(&ref);
+  return r;
+}
+
+/* Encodes with both encoders; asserts the same result and the same bytes.
+ * Returns the result; the frame is freed. */
+static int encode_both(const sb_msg *m, uint32_t max_bytes) {
+  uint8_t *lite = NULL, *ref = NULL;
+  size_t lite_len = 0, ref_len = 0;
+  int r = sb__msg_encode_lite(m, max_bytes, &lite, &lite_len);
+  int want = sb_msg_encode(m, max_bytes, &ref, &ref_len);
+  cr_assert_eq(r, want, "%s: lite returned %d, cJSON %d", sb_msg_type_name(m->type), r,
+               want);
+  if (r == 0) {
+    cr_assert_eq(lite_len, ref_len, "lite wrote %zu bytes: %.*s\ncJSON %zu: %.*s",
+                 lite_len, (int)lite_len, (const char *)lite, ref_len, (int)ref_len,
+                 (const char *)ref);
+    cr_assert_arr_eq(lite, ref, ref_len, "lite: %.*s\ncJSON: %.*s", (int)lite_len,
+                     (const char *)lite, (int)ref_len, (const char *)ref);
+  } else {
+    cr_assert_null(lite);
+    cr_assert_eq(lite_len, 0);
+  }
+  free(lite);
+  free(ref);
+  return r;
+}
+
+/* Encodes m with sb_msg_encode and parses it back with the lite parser. */
+static void lite_roundtrip(const sb_msg *m) {
+  uint8_t *frame;
+  size_t len;
+  sb_msg back;
+  sb_diag diag = {""};
+  cr_assert_eq(sb_msg_encode(m, 0, &frame, &len), 0);
+  int r = parse_both((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER, &back,
+                     &diag);
+  cr_assert_eq(r, 0, "%s: %s", sb_msg_type_name(m->type), diag.msg);
+  unit_assert_msg_eq(m, &back);
+  sb_msg_free(&back);
+  free(frame);
+}
+
+/* ---- round trips -------------------------------------------------------- */
+
+Test(lite, parses_every_message_the_supervisor_sends) {
+  char *argv[] = {"git", "commit", "-m", "\xff\xfe not UTF-8", NULL};
+  char *env[] = {"A=1", "B=\x80", "C=tab\there", NULL};
+  char *unset[] = {"PAGER", "LESS", NULL};
+  sb_msg m;
+
+  lite_roundtrip(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {1, false}});
+  lite_roundtrip(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {65535, true}});
+  lite_roundtrip(&(sb_msg){.type = SB_MSG_REJECT,
+                           .u.reject = {SB_REASON_BAD_TOKEN, "no \"such\" token\n"}});
+  lite_roundtrip(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.code = 255}});
+  lite_roundtrip(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.signal = SIGTERM}});
+  for (int t = SB_MSG_EXEC; t <= SB_MSG_RUN; t++) {
+    memset(&m, 0, sizeof m);
+    m.type = (sb_msg_type)t;
+    m.u.launch.argv = unit_strv(argv);
+    lite_roundtrip(&m); /* no path, cwd, env, unset */
+    m.u.launch.path = "/usr/bin/\xc3\x28git";
+    m.u.launch.cwd = "/tmp/\xe2\x82\xac";
+    m.u.launch.set = unit_strv(env);
+    m.u.launch.unset = unit_strv(unset);
+    m.u.launch.tee = t == SB_MSG_RUN;
+    lite_roundtrip(&m);
+  }
+}
+
+Test(lite, encodes_every_message_the_stub_sends_as_cjson_does) {
+  char *argv[] = {"tool", "", "\x01\x1f\"\\/\x7f", "caf\xe9", "\xf0\x9f\x98\x80", NULL};
+  char *env[] = {"A=1", "SOCKETBRIDGE_TOKEN=" TEST_TOKEN, "B=\xff", "C=", NULL};
+  sb_msg m = {.type = SB_MSG_HELLO};
+  sb_hello *h = &m.u.hello;
+  h->version = 3;
+  memcpy(h->token, TEST_TOKEN, sizeof h->token);
+  h->pid = INT32_MAX;
+  h->ppid = 0;
+  h->argv = unit_strv(argv);
+  h->env = unit_strv(env);
+  h->cwd = "/home/\xff";
+  h->tty = SB_TTY_STDIN | SB_TTY_STDERR;
+  cr_assert_eq(encode_both(&m, 0), 0); /* min_version 0: written as version */
+  h->min_version = 2;
+  h->exe = "/usr/bin/socketbridge-stub";
+  h->argv = (sb_strv){NULL, 0};
+  cr_assert_eq(encode_both(&m, 0), 0);
+
+  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {SIGINT}}, 0), 0);
+  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.code = 0}}, 0),
+               0);
+  cr_assert_eq(
+      encode_both(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.signal = SIGKILL}}, 0), 0);
+  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.code = 7}}, 0), 0);
+  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_STREAM_ERROR,
+                                     .u.stream_error = {2, -EPIPE, "Broken \"pipe\"\n"}},
+                           0),
+               0);
+  cr_assert_eq(
+      encode_both(
+          &(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {1, -4095, NULL}}, 0),
+      0);
+}
+
+Test(lite, the_hello_it_encodes_parses_back) {
+  char *argv[] = {"a\xff", "b", NULL};
+  char *env[] = {"X=\xc0\xaf", "SOCKETBRIDGE_TOKEN=x", NULL};
+  char *env_out[] = {"X=\xc0\xaf", NULL};
+  sb_msg m = {.type = SB_MSG_HELLO}, back;
+  sb_hello *h = &m.u.hello;
+  h->version = 1;
+  memcpy(h->token, TEST_TOKEN, sizeof h->token);
+  h->pid = 42;
+  h->ppid = 1;
+  h->argv = unit_strv(argv);
+  h->env = unit_strv(env);
+  h->tty = SB_TTY_STDOUT;
+  uint8_t *frame;
+  size_t len;
+  sb_diag diag = {""};
+  cr_assert_eq(sb__msg_encode_lite(&m, 0, &frame, &len), 0);
+  int r = parse_both((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER, &back,
+                     &diag);
+  cr_assert_eq(r, 0, "%s", diag.msg);
+  h->env = unit_strv(env_out); /* the token entry is never sent */
+  unit_assert_msg_eq(&m, &back);
+  sb_msg_free(&back);
+  free(frame);
+}
+
+Test(lite, encode_refuses_what_cjson_refuses) {
+  char *holes[] = {NULL};
+  char *noeq[] = {"NOEQ", NULL};
+  sb_msg m = {.type = SB_MSG_HELLO};
+  m.u.hello.version = 1;
+  m.u.hello.pid = 1;
+  cr_assert_eq(encode_both(&m, 0), SB_EINVAL); /* no token */
+  memcpy(m.u.hello.token, TEST_TOKEN, sizeof m.u.hello.token);
+  m.u.hello.argv = (sb_strv){holes, 1};
+  cr_assert_eq(encode_both(&m, 0), SB_EINVAL);
+  m.u.hello.argv = (sb_strv){NULL, 0};
+  m.u.hello.env = unit_strv(noeq);
+  cr_assert_eq(encode_both(&m, 0), SB_EINVAL);
+  m.u.hello.env = (sb_strv){NULL, 0};
+  m.u.hello.tty = 8;
+  cr_assert_eq(encode_both(&m, 0), SB_EINVAL);
+  m.u.hello.tty = 0;
+  m.u.hello.min_version = 2;
+  cr_assert_eq(encode_both(&m, 0), SB_EINVAL);
+  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {0}}, 0),
+               SB_EINVAL);
+  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.code = 256}}, 0),
+               SB_EINVAL);
+  cr_assert_eq(
+      encode_both(
+          &(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {1, -32, "\xff"}}, 0),
+      SB_EINVAL);
+  cr_assert_eq(
+      encode_both(&(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {3, -32, "x"}},
+                  0),
+      SB_EINVAL);
+  cr_assert_eq(encode_both(&(sb_msg){.type = (sb_msg_type)42}, 0), SB_EINVAL);
+}
+
+Test(lite, encode_leaves_the_supervisors_messages_to_cjson) {
+  uint8_t *frame = (uint8_t *)"x";
+  size_t len = 1;
+  sb_msg m = {.type = SB_MSG_WELCOME, .u.welcome = {1, false}};
+  cr_assert_eq(sb__msg_encode_lite(&m, 0, &frame, &len), SB_EINVAL);
+  cr_assert_null(frame);
+  cr_assert_eq(len, 0);
+}
+
+Test(lite, encode_refuses_a_hello_over_max_bytes_as_cjson_does) {
+  static char big[8000];
+  char *argv[] = {big, NULL};
+  memset(big, 'a', sizeof big - 1);
+  sb_msg m = {.type = SB_MSG_HELLO};
+  m.u.hello.version = 1;
+  m.u.hello.pid = 1;
+  memcpy(m.u.hello.token, TEST_TOKEN, sizeof m.u.hello.token);
+  m.u.hello.argv = unit_strv(argv);
+  cr_assert_eq(encode_both(&m, SB_MIN_MAX_BYTES), SB_EMSGSIZE);
+  cr_assert_eq(encode_both(&m, 0), 0);
+  /* At the bound exactly: the payload plus the kind byte fits max_bytes. */
+  uint8_t *frame;
+  size_t len;
+  cr_assert_eq(sb__msg_encode_lite(&m, 0, &frame, &len), 0);
+  free(frame);
+  uint32_t exact = (uint32_t)(len - SB_FRAME_HEADER + 1);
+  cr_assert_eq(encode_both(&m, exact), 0);
+  cr_assert_eq(encode_both(&m, exact - 1), SB_EMSGSIZE);
+}
+
+/* ---- what both accept -------------------------------------------------- */
+
+typedef struct ok_case {
+  char json[160];
+  size_t len; /* 0: strlen */
+} ok_case;
+
+ParameterizedTestParameters(lite, accepts_what_sb_msg_parse_accepts) {
+  static ok_case cases[] = {
+      {"{\"type\":\"welcome\",\"version\":1}", 0},
+      {"{\"type\":\"welcome\",\"version\":1,\"stdin\":false}", 0},
+      {"{\"type\":\"welcome\",\"version\":1,\"stdin\":null}", 0},
+      {" \t\r\n{ \"type\" : \"welcome\" , \"version\" : 1 } \r\n\t", 0},
+      /* cJSON's laxness, kept so that the stub takes what it took */
+      {"\xef\xbb\xbf{\"type\":\"welcome\",\"version\":1}", 0},
+      {"{\x01\"type\"\x0b:\x1f\"welcome\",\"version\":1}", 0},
+      {"{\"type\":\"welcome\",\"version\":01}", 0},
+      {"{\"type\":\"welcome\",\"version\":1.}", 0},
+      {"{\"type\":\"welcome\",\"version\":1.0e0}", 0},
+      {"{\"type\":\"welcome\",\"version\":10E-1}", 0},
+      {"{\"type\":\"welcome\",\"version\":1.0000000000000001}", 0},
+      {"{\"type\":\"welcome\",\"version\":0."
+       "0000000000000000000000000000000000000000000000"
+       "000000000000000000000000001e74}",
+       0},
+      {"{\"type\":\"exit\",\"code\":-0}", 0},
+      {"{\"type\":\"exit\",\"code\":1e-400}", 0},
+      {"{\"type\":\"exit\",\"code\":-.0}", 0},
+      /* names: escaped, unknown ones (twice too) ignored */
+      {"{\"typ\\u0065\":\"exit\",\"\\u0063ode\":3}", 0},
+      {"{\"type\":\"exit\",\"code\":3,\"x\":1,\"x\":[{},[]],\"\":null}", 0},
+      {"{\"type\":\"exec\",\"argv\":[\"a\"],\"tee\":1,\"tee\":2}", 0},
+      /* the first "base64" of a byte string object is the one */
+      {"{\"type\":\"exec\",\"argv\":[{\"x\":1,\"base64\":\"QQ==\",\"base64\":5}]}", 0},
+      /* escapes */
+      {"{\"type\":\"reject\",\"reason\":\"busy\",\"message\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t"
+       "\\u00e9\\u20AC\\ud83d\\ude00\\uDBFF\\uDFFF\"}",
+       0},
+      {"{\"type\":\"reject\",\"reason\":\"busy\",\"message\":\"\\\\u0000\"}", 0},
+      {"{\"type\":\"exit\",\"signal\":\"TERM\",\"y\":[1,2,{\"a\":[true,false,null,-1."
+       "5e+3]}]}",
+       0},
+  };
+  return cr_make_param_array(ok_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(ok_case *c, lite, accepts_what_sb_msg_parse_accepts) {
+  sb_msg m;
+  sb_diag diag = {""};
+  int r = parse_both(c->json, c->len, &m, &diag);
+  cr_assert_eq(r, 0, "%s: %s", c->json, diag.msg);
+  sb_msg_free(&m);
+}
+
+Test(lite, decodes_escapes_and_surrogate_pairs) {
+  sb_msg m;
+  sb_diag diag = {""};
+  int r = parse_both("{\"type\":\"reject\",\"reason\":\"busy\",\"message\":"
+                     "\"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\\udbff\\udfff\\n\"}",
+                     0, &m, &diag);
+  cr_assert_eq(r, 0, "%s", diag.msg);
+  cr_assert_str_eq(m.u.reject.message,
+                   "A\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\n");
+  sb_msg_free(&m);
+}
+
+Test(lite, decodes_base64_byte_strings) {
+  sb_msg m;
+  sb_diag diag = {""};
+  int r = parse_both("{\"type\":\"run\",\"argv\":[{\"base64\":\"/w==\"},\"b\","
+                     "{\"base64\":\"Y2Fm6Q==\"},{\"base64\":\"\"}],\"cwd\":{\"base64\":"
+                     "\"L3RtcP8=\"},\"env\":[{\"base64\":\"QT3/\"}]}",
+                     0, &m, &diag);
+  cr_assert_eq(r, 0, "%s", diag.msg);
+  cr_assert_eq(m.u.launch.argv.n, 4);
+  cr_assert_str_eq(m.u.launch.argv.v[0], "\xff");
+  cr_assert_str_eq(m.u.launch.argv.v[2], "caf\xe9");
+  cr_assert_str_eq(m.u.launch.argv.v[3], "");
+  cr_assert_str_eq(m.u.launch.cwd, "/tmp\xff");
+  cr_assert_str_eq(m.u.launch.set.v[0], "A=\xff");
+  sb_msg_free(&m);
+}
+
+Test(lite, drops_the_token_from_a_hello_env) {
+  sb_msg m;
+  sb_diag diag = {""};
+  int r = parse_both("{\"type\":\"hello\",\"version\":1,\"token\":\"" TEST_TOKEN
+                     "\",\"pid\":2,\"ppid\":1,\"argv\":[],\"env\":[\"A=1\","
+                     "\"SOCKETBRIDGE_TOKEN=" TEST_TOKEN "\",\"B=2\"],\"cwd\":null,"
+                     "\"exe\":\"/x\",\"tty\":{\"stdin\":false,\"stdout\":true,"
+                     "\"stderr\":false,\"x\":1}}",
+                     0, &m, &diag);
+  cr_assert_eq(r, 0, "%s", diag.msg);
+  cr_assert_eq(m.u.hello.env.n, 2);
+  cr_assert_str_eq(m.u.hello.env.v[1], "B=2");
+  cr_assert_eq(m.u.hello.tty, SB_TTY_STDOUT);
+  sb_msg_free(&m);
+}
+
+/* ---- what both refuse --------------------------------------------------- */
+
+typedef struct bad_case {
+  char json[160];
+  size_t len; /* 0: strlen */
+  char diag[72];
+} bad_case;
+
+ParameterizedTestParameters(lite, refuses_what_sb_msg_parse_refuses) {
+  static bad_case cases[] = {
+      /* the payload */
+      {"", 0, "empty payload"},
+      {"[]", 0, "not a JSON object"},
+      {"\"x\"", 0, "not a JSON object"},
+      {"  ", 0, "invalid JSON"},
+      {"{", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1,}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1 \"x\":1}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\" \"version\":1}", 0, "invalid JSON"},
+      {"{\"type\";\"welcome\"}", 0, "invalid JSON"},
+      {"{'type':'welcome'}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1,\"x\":[1,]}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1,\"x\":tru}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1,\"x\":nul}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1,\"x\":truex}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1} x", 0,
+       "data after the JSON value at offset 31"},
+      {"{\"type\":\"welcome\",\"version\":1}{}", 0, "data after the JSON value"},
+      {"{\"type\":\"welcome\",\"version\":1}\x0b", 0, "data after the JSON value"},
+      {"\xef\xbb\xbf", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1", 0, "invalid JSON"},
+      /* numbers cJSON's strtod does not read whole */
+      {"{\"type\":\"welcome\",\"version\":+1}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":.5}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":-}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1e}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1e+}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1.2.3}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1-2}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":0x1}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":--1}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":-inf}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":NaN}", 0, "invalid JSON"},
+      /* strings */
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\xff\"}", 0, "invalid UTF-8 at offset 29"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\xc0\xaf\"}", 0, "invalid UTF-8"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\xed\xa0\x80\"}", 0, "invalid UTF-8"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\xf4\x90\x80\x80\"}", 0, "invalid UTF-8"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\xe2\x82\"}", 0, "invalid UTF-8"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\u0000\"}", 0,
+       "\\u0000 escape at offset 29"},
+      {"{\"type\":\"exit\",\"code\":0,\"\\u0000\":1}", 0, "\\u0000 escape"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\0\"}", 31, "NUL byte at offset 29"},
+      {"{\"type\":\"exit\",\"code\":0}\0", 25, "NUL byte at offset 24"},
+      {"{\0\"type\":\"exit\",\"code\":0}", 25, "NUL byte at offset 1"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\x01\"}", 0, "control character 0x01"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"a\nb\"}", 0, "control character 0x0a"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\x\"}", 0, "invalid escape"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\U0041\"}", 0, "invalid escape"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\", 0, "invalid JSON"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"abc", 0, "unterminated string"},
+      /* \u escapes: 4 hex digits (cJSON alone would read \uzzzz as a NUL) */
+      {"{\"type\":\"exit\\uzzzz\",\"code\":1}", 0, "\\u escape without 4 hex digits"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\u00g1\"}", 0, "without 4 hex digits"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\u12\"}", 0, "without 4 hex digits"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\udc00\"}", 0, "lone low surrogate"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\ud800\"}", 0, "unpaired surrogate"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\ud800x\\udc00\"}", 0,
+       "unpaired surrogate"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\ud800\\u0041\"}", 0,
+       "unpaired surrogate"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\ud800\\\\udc00\"}", 0, "unpaired"},
+      /* types, ranges, missing, given twice */
+      {"{}", 0, "message.type: missing"},
+      {"{\"type\":1}", 0, "message.type: expected a string"},
+      {"{\"type\":\"nope\"}", 0, "message.type: unknown type \"nope\""},
+      {"{\"type\":\"welcome\",\"type\":\"exit\",\"version\":1}", 0, "type: given twice"},
+      {"{\"type\":\"welcome\"}", 0, "welcome.version: missing"},
+      {"{\"type\":\"welcome\",\"version\":\"1\"}", 0,
+       "welcome.version: expected an integer"},
+      {"{\"type\":\"welcome\",\"version\":0}", 0, "expected an integer in 1..65535"},
+      {"{\"type\":\"welcome\",\"version\":65536}", 0, "expected an integer in 1..65535"},
+      {"{\"type\":\"welcome\",\"version\":1.5}", 0,
+       "welcome.version: expected an integer"},
+      {"{\"type\":\"welcome\",\"version\":1e400}", 0, "expected an integer in"},
+      {"{\"type\":\"welcome\",\"version\":1,\"version\":1}", 0, "version: given twice"},
+      {"{\"type\":\"welcome\",\"version\":1,\"stdin\":0}", 0, "expected true or false"},
+      {"{\"type\":\"reject\",\"reason\":\"nope\",\"message\":\"m\"}", 0,
+       "unknown reason"},
+      {"{\"type\":\"reject\",\"reason\":\"busy\"}", 0, "reject.message: missing"},
+      {"{\"type\":\"exit\"}", 0, "exit: needs exactly one of code and signal"},
+      {"{\"type\":\"exit\",\"code\":null,\"signal\":\"TERM\"}", 0, "needs exactly one"},
+      {"{\"type\":\"exit\",\"code\":null}", 0, "exit.code: expected an integer"},
+      {"{\"type\":\"exit\",\"code\":256}", 0, "exit.code: expected an integer in 0..255"},
+      {"{\"type\":\"exit\",\"code\":-1e-300}", 0, "exit.code: expected an integer"},
+      {"{\"type\":\"exit\",\"code\":1,\"code\":1}", 0, "exit.code: given twice"},
+      {"{\"type\":\"exit\",\"signal\":\"SIGTERM\"}", 0,
+       "unknown signal name \"SIGTERM\""},
+      {"{\"type\":\"exit\",\"signal\":15}", 0, "expected a signal name"},
+      {"{\"type\":\"signal\",\"signal\":null}", 0,
+       "signal.signal: expected a signal name"},
+      {"{\"type\":\"stream_error\",\"stream\":\"stdin\",\"errno\":32,\"message\":\"\"}",
+       0, "stream_error.stream: expected \"stdout\" or \"stderr\""},
+      {"{\"type\":\"stream_error\",\"stream\":\"stdout\",\"errno\":4096,\"message\":"
+       "\"\"}",
+       0, "stream_error.errno: expected an integer in 1..4095"},
+      {"{\"type\":\"exec\",\"argv\":[]}", 0, "exec.argv: must not be empty"},
+      {"{\"type\":\"exec\",\"argv\":\"ls\"}", 0, "exec.argv: expected an array"},
+      {"{\"type\":\"run\",\"argv\":[\"ls\",1]}", 0,
+       "run.argv[1]: expected a string or {\"base64\": ...}"},
+      {"{\"type\":\"run\",\"argv\":[{\"b64\":\"AA==\"}]}", 0, "run.argv[0]: expected a"},
+      {"{\"type\":\"run\",\"argv\":[{\"base64\":1}]}", 0, "run.argv[0]: expected a"},
+      {"{\"type\":\"run\",\"argv\":[{\"base64\":\"QQ\"}]}", 0,
+       "run.argv[0].base64: not padded RFC 4648 base64"},
+      {"{\"type\":\"run\",\"argv\":[{\"base64\":\"QR==\"}]}", 0, "not padded"},
+      {"{\"type\":\"run\",\"argv\":[{\"base64\":\"QUEA\"}]}", 0,
+       "run.argv[0].base64: decodes to bytes with a NUL"},
+      {"{\"type\":\"exec\",\"argv\":[\"a\"],\"path\":1}", 0,
+       "exec.path: expected a string"},
+      {"{\"type\":\"exec\",\"argv\":[\"a\"],\"cwd\":{\"base64\":\"!!!!\"}}", 0,
+       "exec.cwd.base64: not padded"},
+      {"{\"type\":\"exec\",\"argv\":[\"a\"],\"env\":[\"A=1\",\"NOEQ\"]}", 0,
+       "exec.env[1]: expected NAME=VALUE"},
+      {"{\"type\":\"exec\",\"argv\":[\"a\"],\"unset\":[\"A\",\"B=1\"]}", 0,
+       "exec.unset[1]: expected a variable name"},
+      {"{\"type\":\"run\",\"argv\":[\"a\"],\"unset\":[\"\"]}", 0,
+       "expected a variable name"},
+      {"{\"type\":\"run\",\"argv\":[\"a\"],\"tee\":\"yes\"}", 0,
+       "run.tee: expected true"},
+      {"{\"type\":\"run\",\"argv\":[\"a\"],\"env\":[],\"env\":[]}", 0,
+       "run.env: given twice"},
+      {"{\"type\":\"hello\",\"tty\":{\"stdin\":true,\"stdin\":true},\"version\":1}", 0,
+       "hello.token: missing"},
+  };
+  return cr_make_param_array(bad_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(bad_case *c, lite, refuses_what_sb_msg_parse_refuses) {
+  sb_msg m;
+  sb_diag diag = {""};
+  int r = parse_both(c->json, c->len, &m, &diag);
+  cr_assert_eq(r, SB_EBADMSG, "%s: returned %d, want EBADMSG", c->json, r);
+  cr_assert(strstr(diag.msg, c->diag) != NULL, "%s: diag \"%s\" lacks \"%s\"", c->json,
+            diag.msg, c->diag);
+  sb_msg zero;
+  memset(&zero, 0, sizeof zero);
+  cr_assert_arr_eq(&m, &zero, sizeof m, "%s: output not left empty", c->json);
+}
+
+Test(lite, refuses_a_tty_member_given_twice) {
+  sb_msg m;
+  sb_diag diag = {""};
+  int r = parse_both("{\"type\":\"hello\",\"version\":1,\"token\":\"" TEST_TOKEN
+                     "\",\"pid\":2,\"ppid\":1,\"argv\":[],\"env\":[],\"cwd\":null,"
+                     "\"exe\":null,\"tty\":{\"stdin\":true,\"stdout\":true,"
+                     "\"stderr\":true,\"stdin\":false}}",
+                     0, &m, &diag);
+  cr_assert_eq(r, SB_EBADMSG);
+  cr_assert(strstr(diag.msg, "hello.tty.stdin: given twice"), "diag: %s", diag.msg);
+}
+
+/* {"type":"welcome","version":1,"x":[[...]]}: the object and depth arrays. */
+static char *nested(size_t depth) {
+  static const char head[] = "{\"type\":\"welcome\",\"version\":1,\"x\":";
+  size_t len = sizeof head - 1 + 2 * depth + 2;
+  char *s = malloc(len);
+  cr_assert_not_null(s);
+  memcpy(s, head, sizeof head - 1);
+  memset(s + sizeof head - 1, '[', depth);
+  memset(s + sizeof head - 1 + depth, ']', depth);
+  s[len - 2] = '}';
+  s[len - 1] = '\0';
+  return s;
+}
+
+Test(lite, nests_as_deep_as_cjson_and_no_deeper) {
+  sb_msg m;
+  sb_diag diag = {""};
+  char *s = nested(999); /* 1000 levels: cJSON's limit */
+  cr_assert_eq(parse_both(s, 0, &m, &diag), 0, "%s", diag.msg);
+  sb_msg_free(&m);
+  free(s);
+  s = nested(1000);
+  cr_assert_eq(parse_both(s, 0, &m, &diag), SB_EBADMSG);
+  cr_assert(strstr(diag.msg, "nested deeper than 1000"), "diag: %s", diag.msg);
+  free(s);
+  s = nested(100000);
+  cr_assert_eq(parse_both(s, 0, &m, &diag), SB_EBADMSG);
+  free(s);
+}
+
+Test(lite, a_null_diag_is_allowed) {
+  sb_msg m;
+  cr_assert_eq(sb__msg_parse_lite((const uint8_t *)"{}", 2, &m, NULL), SB_EBADMSG);
+  cr_assert_eq(sb__msg_parse_lite((const uint8_t *)"{\"type\":\"run\",\"argv\":[1]}", 25,
+                                  &m, NULL),
+               SB_EBADMSG);
+  cr_assert_eq(sb__msg_parse_lite((const uint8_t *)"{\"x\":\"\xff\"}", 9, &m, NULL),
+               SB_EBADMSG);
+}
+
+Test(lite, never_quotes_a_token_in_a_diag) {
+  sb_msg m;
+  sb_diag diag = {""};
+  int r = parse_both("{\"type\":\"hello\",\"version\":1,\"token\":\"0123456789ABCDEF"
+                     "0123456789abcdef0123456789abcdef0123456789abcdef\",\"pid\":2}",
+                     0, &m, &diag);
+  cr_assert_eq(r, SB_EBADMSG);
+  cr_assert(strstr(diag.msg, "hello.token") != NULL, "diag: %s", diag.msg);
+  cr_assert(strstr(diag.msg, "0123") == NULL, "diag shows the token: %s", diag.msg);
+}
