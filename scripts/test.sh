@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test.sh - from a fresh clone: installs what is missing, builds, and passes
 # every test: a plain gcc build, an ASan+UBSan build, a clang build, and the
-# fuzzers for a bounded time (SB_FUZZ_SECONDS each, default 30; 0 skips).
+# fuzzers for a bounded time (SB_FUZZ_SECONDS each, default 30; 0 skips):
+# every tests/fuzz/fuzz_NAME built (frame, msg, conn: the supervisor's
+# connection state machine, ...), seeded from tests/fuzz/corpus/NAME.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh

@@ -138,22 +138,23 @@ static void on_handshake_timeout(uv_timer_t *timer) {
                   conn->server->handshake_timeout_ms);
 }
 
-void sb__conn_accept(sb_server *server, uv_stream_t *listener) {
-  char msg[160];
-  sb_conn *conn;
+/* A connection in HANDSHAKE on a stream handle of the server's transport
+ * (pipe when tcp is false), not yet connected: listed, counted open and
+ * active, its decoder ready. NULL when out of memory. */
+static sb_conn *conn_new(sb_server *server, bool tcp) {
+  sb_conn *conn = calloc(1, sizeof *conn);
   int r;
 
-  conn = calloc(1, sizeof *conn);
   if (conn == NULL)
-    return;
+    return NULL;
   conn->server = server;
-  if (server->transport == SB_TRANSPORT_TCP)
+  if (tcp)
     r = uv_tcp_init(server->loop, &conn->io.tcp);
   else
     r = uv_pipe_init(server->loop, &conn->io.pipe, 0);
   if (r < 0) {
     free(conn);
-    return;
+    return NULL;
   }
   uv_timer_init(server->loop, &conn->timer);
   conn->io.handle.data = conn;
@@ -164,12 +165,16 @@ void sb__conn_accept(sb_server *server, uv_stream_t *listener) {
   sb__list_push(&server->conns, &conn->link);
   server->stats.open++;
   server->nactive++;
+  return conn;
+}
 
-  r = uv_accept(listener, &conn->io.stream);
-  if (r < 0) {
-    sb__conn_close(conn, SB_CLOSE_PEER_LOST, r);
-    return;
-  }
+/* A connected peer: the checks on who it is, then the handshake clock and
+ * reading its hello. */
+static void admit(sb_conn *conn) {
+  sb_server *server = conn->server;
+  char msg[160];
+  int r;
+
   server->stats.accepted++;
   if (server->nactive > server->max_connections) {
     sb__conn_reject(conn, SB_REASON_BUSY, true, "too many connections (at most %u)",
@@ -186,6 +191,44 @@ void sb__conn_accept(sb_server *server, uv_stream_t *listener) {
   r = sb__conn_start_reading(conn);
   if (r < 0)
     sb__conn_close(conn, SB_CLOSE_PEER_LOST, r);
+}
+
+void sb__conn_accept(sb_server *server, uv_stream_t *listener) {
+  sb_conn *conn = conn_new(server, server->transport == SB_TRANSPORT_TCP);
+  int r;
+
+  if (conn == NULL)
+    return;
+  r = uv_accept(listener, &conn->io.stream);
+  if (r < 0) {
+    sb__conn_close(conn, SB_CLOSE_PEER_LOST, r);
+    return;
+  }
+  admit(conn);
+}
+
+int sb__conn_adopt_fd(sb_server *server, int fd, sb_conn **out) {
+  sb_conn *conn;
+  int r;
+
+  *out = NULL;
+  /* The peer checks of the Unix transport work on any Unix socket; those of
+   * TCP would need a TCP handle. */
+  if (server->transport != SB_TRANSPORT_UNIX || server->closing)
+    return -EINVAL;
+  conn = conn_new(server, false);
+  if (conn == NULL)
+    return -ENOMEM;
+  r = uv_pipe_open(&conn->io.pipe, fd);
+  if (r < 0) {
+    /* The fd stays the caller's: a handle that failed to open does not own
+     * it. */
+    sb__conn_close(conn, SB_CLOSE_PEER_LOST, r);
+    return r;
+  }
+  *out = conn;
+  admit(conn);
+  return 0;
 }
 
 /* lib/ already leaves SOCKETBRIDGE_TOKEN out of hello.env; this keeps the

@@ -79,6 +79,32 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   process(conn, (const uint8_t *)buf->base, (size_t)nread);
 }
 
+size_t sb__conn_feed(sb_conn *conn, const uint8_t *p, size_t n) {
+  uv_buf_t buf;
+
+  if (!conn->reading || n == 0)
+    return 0;
+  on_alloc(&conn->io.handle, SB__READ_BUF_SIZE, &buf);
+  if (buf.len == 0) {
+    on_read(&conn->io.stream, UV_ENOBUFS, &buf);
+    return 0;
+  }
+  if (n > buf.len)
+    n = buf.len;
+  memcpy(buf.base, p, n);
+  on_read(&conn->io.stream, (ssize_t)n, &buf);
+  return n;
+}
+
+bool sb__conn_feed_end(sb_conn *conn, int err) {
+  uv_buf_t buf = uv_buf_init(NULL, 0);
+
+  if (!conn->reading || err >= 0)
+    return false;
+  on_read(&conn->io.stream, err, &buf);
+  return true;
+}
+
 int sb__conn_start_reading(sb_conn *conn) {
   int r;
   if (conn->reading)

@@ -368,6 +368,13 @@ uint64_t sb__realtime_ns(void);
 
 /* The listener has a connection waiting: accept it. */
 void sb__conn_accept(sb_server *server, uv_stream_t *listener);
+/* For tests/fuzz/fuzz_conn.c: a connection on fd (a connected Unix socket,
+ * then the connection's), made as sb__conn_accept makes one: counted in the
+ * stats, checked, handshake timer armed, reading. A Unix transport server
+ * only. On error (-EINVAL, -ENOMEM, uv_pipe_open's) the fd is still the
+ * caller's. *out may be rejected already (busy); it is freed by the loop,
+ * like any connection, once closed. */
+int sb__conn_adopt_fd(sb_server *server, int fd, sb_conn **out);
 /* Begins closing: on_close runs (for a welcomed connection) once every
  * handle has closed. Idempotent. */
 void sb__conn_close(sb_conn *conn, sb_close_reason reason, int err);
@@ -420,6 +427,14 @@ void sb__child_capture_pause(sb_child *child, bool paused);
 
 int sb__conn_start_reading(sb_conn *conn);
 void sb__conn_stop_reading(sb_conn *conn);
+/* For tests/fuzz/fuzz_conn.c: what libuv does on a read, without a socket.
+ * sb__conn_feed copies up to SB__READ_BUF_SIZE bytes of p[0..n) into the
+ * connection's read buffer and dispatches them exactly as a read of them;
+ * sb__conn_feed_end delivers a read error or UV_EOF. Both do nothing (0,
+ * false) when libuv would not read now: the connection is paused, has bytes
+ * left from before a pause, or is closing. Returns the bytes taken. */
+size_t sb__conn_feed(sb_conn *conn, const uint8_t *p, size_t n);
+bool sb__conn_feed_end(sb_conn *conn, int err);
 /* Queues a whole frame the library built; takes ownership of frame. */
 int sb__conn_send_owned(sb_conn *conn, void *frame, size_t len);
 /* Encodes and queues a control message. */
