@@ -11,6 +11,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <sys/syscall.h>
+#include <spawn.h>
+#include <signal.h>
+#include <poll.h>
 
 #include "../helpers/stream.h"
 
@@ -330,4 +336,55 @@ unsigned h_count_marked(const char *marker) {
   }
   closedir(d);
   return n;
+}
+
+/* ---- processes outside the library ---------------------------------------- */
+
+pid_t h_proc_start(harness *h, char *const *args, const char *in_path, const char *tag,
+                   char *const *envp) {
+  char out[600], err[600];
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  sigset_t all, none;
+  pid_t pid;
+  int r;
+
+  snprintf(out, sizeof out, "%s/%s.out", h->dir, tag);
+  snprintf(err, sizeof err, "%s/%s.err", h->dir, tag);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, in_path ? in_path : "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawnattr_init(&at);
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  r = posix_spawnp(&pid, args[0], &fa, &at, args, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  cr_assert_eq(r, 0, "posix_spawn %s: %s", args[0], strerror(r));
+  return pid;
+}
+
+bool h_wait_reapable(pid_t pid, double seconds) {
+  int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pfd >= 0) {
+    struct pollfd p = {.fd = pfd, .events = POLLIN};
+    int r;
+    do
+      r = poll(&p, 1, (int)(seconds * 1000));
+    while (r < 0 && errno == EINTR);
+    close(pfd);
+    return r > 0;
+  }
+  cr_assert_eq(errno, ENOSYS, "pidfd_open: %s", strerror(errno));
+  for (int ms = 0; ms < (int)(seconds * 1000); ms += 5, poll(NULL, 0, 5)) {
+    siginfo_t si = {0};
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid == pid)
+      return true;
+  }
+  return false;
 }

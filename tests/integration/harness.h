@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <criterion/criterion.h>
 
@@ -122,6 +123,19 @@ h_source *h_source_new(uint64_t bytes, uint64_t seed);
 void h_source_start(h_source *s, sb_conn *conn);
 /* The expected "BYTES HASH\n" line of helper_sum for that stream. */
 void h_source_expect(uint64_t bytes, uint64_t seed, char out[64]);
+
+/* Starts args outside the library (a plain posix_spawnp: args[0] is looked
+ * up in PATH when it has no slash), with stdin from in_path (NULL:
+ * /dev/null), stdout and stderr to "<tag>.out" and "<tag>.err" in the temp
+ * dir, envp as the whole environment, and every signal at its default.
+ * Fails the test if it cannot start. */
+pid_t h_proc_start(harness *h, char *const *args, const char *in_path, const char *tag,
+                   char *const *envp);
+/* Waits until pid can be reaped (it is not reaped) or seconds pass; true if
+ * it can. A pidfd is the event to wait on; where there is none (valgrind
+ * 3.19 does not know pidfd_open) a bounded spin on waitid(WNOWAIT) stands
+ * in. */
+bool h_wait_reapable(pid_t pid, double seconds);
 
 /* The built stub and helpers. */
 #define H_STUB SB_TEST_STUB

@@ -66,23 +66,6 @@ static unsigned long unique(void) {
  * NULL) appended to ours. Every signal is at its default in it. */
 static pid_t cli_start(harness *h, char *const *args, const char *in_path,
                        const char *tag, char *const *env) {
-  char out[600], err[600];
-  snprintf(out, sizeof out, "%s/%s.out", h->dir, tag);
-  snprintf(err, sizeof err, "%s/%s.err", h->dir, tag);
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t at;
-  sigset_t all, none;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, in_path ? in_path : "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawnattr_init(&at);
-  sigfillset(&all);
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&at, &all);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-
   size_t n = 0, m = 0;
   while (environ[n])
     n++;
@@ -92,43 +75,14 @@ static pid_t cli_start(harness *h, char *const *args, const char *in_path,
   memcpy(envp, environ, n * sizeof *envp);
   if (m)
     memcpy(envp + n, env, m * sizeof *envp);
-
-  pid_t pid;
-  int r = posix_spawn(&pid, args[0], &fa, &at, args, envp);
+  pid_t pid = h_proc_start(h, args, in_path, tag, envp);
   free(envp);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  cr_assert_eq(r, 0, "posix_spawn %s: %s", args[0], strerror(r));
   return pid;
-}
-
-/* Waits until pid can be reaped or the deadline passes; true if it can.
- * A pidfd is the event to wait on; where there is none (valgrind 3.19 does
- * not know pidfd_open) a bounded spin on waitid(WNOWAIT) stands in. */
-static bool wait_reapable(pid_t pid, double seconds) {
-  int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (pfd >= 0) {
-    struct pollfd p = {.fd = pfd, .events = POLLIN};
-    int r;
-    do
-      r = poll(&p, 1, (int)(seconds * 1000));
-    while (r < 0 && errno == EINTR);
-    close(pfd);
-    return r > 0;
-  }
-  cr_assert_eq(errno, ENOSYS, "pidfd_open: %s", strerror(errno));
-  for (double end = now() + seconds; now() < end; poll(NULL, 0, 5)) {
-    siginfo_t si = {0};
-    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-        si.si_pid == pid)
-      return true;
-  }
-  return false;
 }
 
 /* Waits for pid, bounded by the deadline (then kills it and fails). */
 static int wait_pid(pid_t pid, double seconds) {
-  bool ended = wait_reapable(pid, seconds);
+  bool ended = h_wait_reapable(pid, seconds);
   if (!ended)
     kill(pid, SIGKILL);
   int st;

@@ -162,59 +162,15 @@ static void result_free(result *r) {
 /* Starts args (looked up in PATH) with stdin from /dev/null, stdout and
  * stderr to "<tag>.out" and "<tag>.err", every signal at its default. */
 static pid_t start(harness *h, char *const *args, const char *tag, char *const *extra) {
-  char out[600], err[600];
-  snprintf(out, sizeof out, "%s/%s.out", h->dir, tag);
-  snprintf(err, sizeof err, "%s/%s.err", h->dir, tag);
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t at;
-  sigset_t all, none;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawnattr_init(&at);
-  sigfillset(&all);
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&at, &all);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   char **env = child_env(h, extra);
-  pid_t pid;
-  int r = posix_spawnp(&pid, args[0], &fa, &at, args, env);
+  pid_t pid = h_proc_start(h, args, NULL, tag, env);
   free(env);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  cr_assert_eq(r, 0, "posix_spawn %s: %s", args[0], strerror(r));
   return pid;
-}
-
-/* Waits until pid can be reaped or the deadline passes; true if it can.
- * A pidfd is the event; where there is none (valgrind) a bounded spin on
- * waitid(WNOWAIT) stands in, as in t_cli.c. */
-static bool wait_reapable(pid_t pid, double seconds) {
-  int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (pfd >= 0) {
-    struct pollfd p = {.fd = pfd, .events = POLLIN};
-    int r;
-    do
-      r = poll(&p, 1, (int)(seconds * 1000));
-    while (r < 0 && errno == EINTR);
-    close(pfd);
-    return r > 0;
-  }
-  cr_assert_eq(errno, ENOSYS, "pidfd_open: %s", strerror(errno));
-  for (int ms = 0; ms < (int)(seconds * 1000); ms += 5, poll(NULL, 0, 5)) {
-    siginfo_t si = {0};
-    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-        si.si_pid == pid)
-      return true;
-  }
-  return false;
 }
 
 /* Waits for pid (killing it at the deadline) and reads what it wrote. */
 static void finish(harness *h, pid_t pid, const char *tag, result *r) {
-  bool ended = wait_reapable(pid, 3 * H_DEADLINE * scale());
+  bool ended = h_wait_reapable(pid, 3 * H_DEADLINE * scale());
   if (!ended)
     kill(pid, SIGKILL);
   int st;
