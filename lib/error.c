@@ -69,6 +69,16 @@ int sb_diag_set(sb_diag *diag, int err, const char *fmt, ...) {
   return err;
 }
 
+/* Runs of hex digits this long are not quoted (tokens are 64). */
+#define SB__QUOTE_HEX_RUN 16
+
+static size_t hex_run(const char *s) {
+  size_t n = 0;
+  while (sb__hex_value((uint8_t)s[n]) >= 0)
+    n++;
+  return n;
+}
+
 void sb__quote(char *dst, size_t size, const char *src) {
   static const char hex[] = "0123456789abcdef";
   size_t o = 0;
@@ -81,6 +91,21 @@ void sb__quote(char *dst, size_t size, const char *src) {
   dst[o++] = '"';
   for (; *src != '\0'; src++) {
     unsigned char c = (unsigned char)*src;
+    size_t run = hex_run(src);
+    if (run >= SB__QUOTE_HEX_RUN) {
+      /* A token, or the start of one, put where it does not belong: a
+       * diag can end up in a log, which must never hold a token. */
+      static const char elided[] = "<hex digits>";
+      if (o + sizeof elided - 1 + 5 > size) {
+        memcpy(dst + o, "...", 3);
+        o += 3;
+        break;
+      }
+      memcpy(dst + o, elided, sizeof elided - 1);
+      o += sizeof elided - 1;
+      src += run - 1;
+      continue;
+    }
     size_t need = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? 1 : 4;
     /* Keep room for `..."` and the NUL. */
     if (o + need + 5 > size) {

@@ -30,7 +30,9 @@ int sb__strv_alloc(sb_strv *s, size_t n);
 int sb__signal_from_wire(const char *name);
 
 /* Writes src into dst (size bytes) quoted for a message: printable ASCII as
- * is, other bytes as \xNN, cut with "..." when too long. */
+ * is, other bytes as \xNN, cut with "..." when too long, and any run of 16
+ * or more hex digits as <hex digits> (a token must not reach a log, even
+ * from a field it was not meant for). */
 void sb__quote(char *dst, size_t size, const char *src);
 
 /* The value of a hex digit, or -1. */

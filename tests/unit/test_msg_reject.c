@@ -352,6 +352,33 @@ Test(msg_reject, never_quotes_a_token_in_a_diag) {
   }
 }
 
+/* A peer may put a token (or part of one) in any string the diag quotes:
+ * an unknown type, reason or signal name. */
+Test(msg_reject, never_quotes_a_token_put_in_another_field) {
+  const char *tok = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  static const struct {
+    const char *pre;
+    int len; /* of the token put there */
+    const char *post;
+  } cases[] = {
+      {"{\"type\":\"", 64, "\"}"},
+      {"{\"type\":\"x", 20, "\"}"},
+      {"{\"type\":\"reject\",\"reason\":\"", 64, "\",\"message\":\"m\"}"},
+      {"{\"type\":\"signal\",\"signal\":\"TERM", 16, "\"}"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char json[256];
+    snprintf(json, sizeof json, "%s%.*s%s", cases[i].pre, cases[i].len, tok,
+             cases[i].post);
+    sb_msg m;
+    sb_diag diag = {""};
+    cr_assert_eq(unit_parse(json, &m, &diag), SB_EBADMSG, "%s accepted", json);
+    cr_assert(strstr(diag.msg, "0123456789abcdef") == NULL, "diag shows the token: %s",
+              diag.msg);
+    cr_assert(strstr(diag.msg, "<hex digits>") != NULL, "nothing elided: %s", diag.msg);
+  }
+}
+
 Test(msg_reject, a_null_diag_is_allowed) {
   sb_msg m;
   cr_assert_eq(unit_parse("{}", &m, NULL), SB_EBADMSG);
