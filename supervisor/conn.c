@@ -44,6 +44,8 @@ void sb__conn_handle_closed(uv_handle_t *handle) {
   sb__dispo_free(conn->dp);
   free(conn->rbuf);
   free(conn);
+  /* Its fd is free now: a waiting peer may be accepted. */
+  sb__accept_kick(server);
   sb__server_maybe_finish(server);
 }
 
@@ -195,33 +197,20 @@ static void admit(sb_conn *conn) {
     sb__conn_close(conn, SB_CLOSE_PEER_LOST, r);
 }
 
-void sb__conn_accept(sb_server *server, uv_stream_t *listener) {
-  sb_conn *conn = conn_new(server, server->transport == SB_TRANSPORT_TCP);
-  int r;
-
-  if (conn == NULL)
-    return;
-  r = uv_accept(listener, &conn->io.stream);
-  if (r < 0) {
-    sb__conn_close(conn, SB_CLOSE_PEER_LOST, r);
-    return;
-  }
-  admit(conn);
-}
-
 int sb__conn_adopt_fd(sb_server *server, int fd, sb_conn **out) {
   sb_conn *conn;
   int r;
 
   *out = NULL;
-  /* The peer checks of the Unix transport work on any Unix socket; those of
-   * TCP would need a TCP handle. */
-  if (server->transport != SB_TRANSPORT_UNIX || server->closing)
+  if (server->closing)
     return -EINVAL;
-  conn = conn_new(server, false);
+  conn = conn_new(server, server->transport == SB_TRANSPORT_TCP);
   if (conn == NULL)
     return -ENOMEM;
-  r = uv_pipe_open(&conn->io.pipe, fd);
+  if (server->transport == SB_TRANSPORT_TCP)
+    r = uv_tcp_open(&conn->io.tcp, fd);
+  else
+    r = uv_pipe_open(&conn->io.pipe, fd);
   if (r < 0) {
     /* The fd stays the caller's: a handle that failed to open does not own
      * it. */

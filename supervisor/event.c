@@ -63,6 +63,10 @@ const char *sb_event_type_name(sb_event_type t) {
     return "stub_reject";
   case SB_EVENT_STUB_EXIT:
     return "stub_exit";
+  case SB_EVENT_ACCEPT_PAUSED:
+    return "accept_paused";
+  case SB_EVENT_ACCEPT_RESUMED:
+    return "accept_resumed";
   }
   return "unknown";
 }
@@ -133,8 +137,10 @@ static bool add_fields(cJSON *o, const sb_event *ev) {
     ok = add_signal(o, ev->signal);
   if (ok && is_child_event(t))
     ok = cJSON_AddNumberToObject(o, "restarts", ev->restarts) != NULL;
-  if (ok && t == SB_EVENT_BACKOFF)
+  if (ok && (t == SB_EVENT_BACKOFF || t == SB_EVENT_ACCEPT_RESUMED))
     ok = add_raw_u64(o, "delay_ms", ev->delay_ms);
+  if (ok && t == SB_EVENT_ACCEPT_PAUSED)
+    ok = cJSON_AddStringToObject(o, "error", uv_err_name(ev->error)) != NULL;
   if (ok && t == SB_EVENT_STUB_REJECT)
     ok = cJSON_AddStringToObject(o, "reason", sb_reason_name(ev->reason)) != NULL;
   if (ok && t == SB_EVENT_STUB_EXIT)

@@ -19,15 +19,6 @@
 
 #define SB__SOCK_NAME "sock" /* the socket's name in its directory */
 
-static void on_connection(uv_stream_t *listener, int status) {
-  sb_server *server = listener->data;
-  /* An accept error (EMFILE...) concerns a connection we never got; libuv
-   * keeps listening. */
-  if (status < 0 || server->closing)
-    return;
-  sb__conn_accept(server, listener);
-}
-
 static bool is_loopback(const struct sockaddr_storage *ss) {
   if (ss->ss_family == AF_INET) {
     const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)ss;
@@ -62,30 +53,6 @@ static int parse_host(const char *host, uint16_t port, struct sockaddr_storage *
     return 0;
   }
   return -EINVAL;
-}
-
-/* Wraps a listening fd in the server's libuv handle. Sets *adopted once the
- * handle owns the fd (closing the handle closes it). */
-static int adopt(sb_server *server, int fd, bool *adopted) {
-  int r;
-  if (server->transport == SB_TRANSPORT_TCP) {
-    r = uv_tcp_init(server->loop, &server->listener.tcp);
-    if (r < 0)
-      return r;
-    server->listener_open = true;
-    r = uv_tcp_open(&server->listener.tcp, fd);
-  } else {
-    r = uv_pipe_init(server->loop, &server->listener.pipe, 0);
-    if (r < 0)
-      return r;
-    server->listener_open = true;
-    r = uv_pipe_open(&server->listener.pipe, fd);
-  }
-  if (r < 0)
-    return r;
-  *adopted = true;
-  server->listener.handle.data = server;
-  return uv_listen(&server->listener.stream, SB__LISTEN_BACKLOG, on_connection);
 }
 
 static int listen_tcp(sb_server *server, const sb_server_options *opts, int *fdp) {
@@ -189,56 +156,63 @@ static void remove_socket(sb_server *server) {
   rmdir(server->sock_dir);
 }
 
+/* The last of the listener's handles closed: the fd is ours to close. */
+static bool listener_handle_closed(uv_handle_t *handle) {
+  sb_server *server = handle->data;
+  if (--server->listener_handles > 0)
+    return false;
+  close(server->listen_fd);
+  server->listen_fd = -1;
+  remove_socket(server);
+  return true;
+}
+
 static void on_failed_listener_closed(uv_handle_t *handle) {
-  sb__server_free(handle->data);
+  sb_server *server = handle->data;
+  if (listener_handle_closed(handle))
+    sb__server_free(server);
 }
 
 int sb__listener_start(sb_server *server, const sb_server_options *opts) {
-  bool adopted = false;
   int fd = -1, r;
 
   if (server->transport == SB_TRANSPORT_TCP)
     r = listen_tcp(server, opts, &fd);
   else
     r = listen_unix(server, &fd);
-  if (r < 0)
-    goto error;
-  r = adopt(server, fd, &adopted);
-  if (r < 0)
-    goto error;
-  return 0;
+  if (r >= 0)
+    r = sb__accept_start(server, fd);
+  if (r >= 0)
+    return 0;
 
-error:
-  if (fd >= 0 && !adopted)
-    close(fd);
-  remove_socket(server);
-  if (server->listener_open) {
-    /* Not expected on Linux once the fd is a listening socket, but a handle
-     * that was initialised must be closed, and the server must outlive its
-     * close callback, which frees it. */
-    server->listener.handle.data = server;
-    server->listener_open = false;
+  if (server->listener_handles == 0) {
+    if (fd >= 0)
+      close(fd);
+    remove_socket(server);
+  } else {
+    /* Not expected on Linux once the fd is a listening socket, but handles
+     * that were initialised must be closed, and the server must outlive
+     * their close callbacks, the last of which frees it. */
     server->free_on_close = true;
-    uv_close(&server->listener.handle, on_failed_listener_closed);
+    sb__accept_stop(server, on_failed_listener_closed);
   }
   return r;
 }
 
 static void on_listener_closed(uv_handle_t *handle) {
   sb_server *server = handle->data;
-  remove_socket(server);
-  server->listener_open = false;
-  sb__server_maybe_finish(server);
+  if (listener_handle_closed(handle))
+    sb__server_maybe_finish(server);
 }
 
 void sb__listener_close(sb_server *server) {
-  if (!server->listener_open)
+  if (server->listener_handles == 0)
     return;
-  /* Remove the path now, so nothing new connects while the handle closes. */
+  /* Remove the path now, so nothing new connects while the handles close. */
   remove_socket(server);
   free(server->sock_dir);
   server->sock_dir = NULL;
-  uv_close(&server->listener.handle, on_listener_closed);
+  sb__accept_stop(server, on_listener_closed);
 }
 
 static bool peer_uid_ok(sb_conn *conn, char *msg, size_t msgsz) {

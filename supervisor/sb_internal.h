@@ -90,8 +90,13 @@ typedef union sb__stream {
 struct sb_server {
   uv_loop_t *loop;
   sb_transport transport;
-  sb__stream listener;
-  bool listener_open; /* the listener handle was initialised */
+  /* The listening socket (listener.c), accepted on by accept.c. */
+  int listen_fd;
+  uv_poll_t accept_poll;     /* readable: connections are waiting */
+  uv_timer_t accept_retry;   /* while paused: when to try again */
+  unsigned listener_handles; /* of those two, initialised and not yet closed */
+  bool accept_paused;        /* an accept failed for want of fds or memory */
+  uint64_t paused_at_ms;     /* uv_now() when it paused */
   char *address;      /* "127.0.0.1", "::1" or the Unix socket's path */
   char *sock_dir;     /* Unix: the mkdtemp directory, removed at close */
   char *stub_path;    /* absolute */
@@ -304,6 +309,16 @@ void sb__listener_close(sb_server *server);
  * fills msg. */
 bool sb__listener_peer_allowed(sb_server *server, sb_conn *conn, char *msg, size_t msgsz);
 
+/* ---- accept.c ------------------------------------------------------------ */
+
+/* Starts accepting on fd, a listening socket; on success the two handles
+ * own nothing but the server must close them (sb__accept_stop), then fd. */
+int sb__accept_start(sb_server *server, int fd);
+/* Closes both handles; cb runs for each. */
+void sb__accept_stop(sb_server *server, uv_close_cb cb);
+/* An fd of ours was freed: if accepting is paused, try again now. */
+void sb__accept_kick(sb_server *server);
+
 /* ---- ticket.c ------------------------------------------------------------ */
 
 int sb__ticket_create(sb_server *server, sb_child *child, sb_ticket **out);
@@ -366,14 +381,12 @@ uint64_t sb__realtime_ns(void);
 
 /* ---- conn.c -------------------------------------------------------------- */
 
-/* The listener has a connection waiting: accept it. */
-void sb__conn_accept(sb_server *server, uv_stream_t *listener);
-/* For tests/fuzz/fuzz_conn.c: a connection on fd (a connected Unix socket,
- * then the connection's), made as sb__conn_accept makes one: counted in the
- * stats, checked, handshake timer armed, reading. A Unix transport server
- * only. On error (-EINVAL, -ENOMEM, uv_pipe_open's) the fd is still the
- * caller's. *out may be rejected already (busy); it is freed by the loop,
- * like any connection, once closed. */
+/* A connection on fd, an accepted socket of the server's transport (and,
+ * for tests/fuzz/fuzz_conn.c, any connected Unix socket on a Unix
+ * server): counted in the stats, checked, handshake timer armed, reading.
+ * On error (-EINVAL: the server is closing; -ENOMEM; uv_*_open's) the fd is
+ * still the caller's. *out may be rejected already (busy); it is freed by
+ * the loop, like any connection, once closed. */
 int sb__conn_adopt_fd(sb_server *server, int fd, sb_conn **out);
 /* Begins closing: on_close runs (for a welcomed connection) once every
  * handle has closed. Idempotent. */

@@ -138,6 +138,7 @@ int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **ou
   if (server == NULL)
     return -ENOMEM;
   server->loop = loop;
+  server->listen_fd = -1;
   server->transport = opts->transport;
   server->max_bytes = opts->max_bytes != 0 ? opts->max_bytes : SB_DEFAULT_MAX_BYTES;
   server->max_connections =
@@ -203,7 +204,7 @@ void sb_server_close(sb_server *server, sb_server_close_cb cb) {
 void sb__server_maybe_finish(sb_server *server) {
   if (!server->closing || server->finished)
     return;
-  if (server->listener_open || !sb__list_empty(&server->conns) ||
+  if (server->listener_handles > 0 || !sb__list_empty(&server->conns) ||
       !sb__list_empty(&server->children))
     return;
   if (!sb__children_close(server))

@@ -137,6 +137,7 @@ typedef struct sb_server_stats {
   uint64_t welcomed;                         /* handshakes that succeeded */
   uint64_t rejected[SB_REASON_PROTOCOL + 1]; /* by sb_reason */
   uint64_t lost; /* connections closed with SB_CLOSE_PEER_LOST */
+  uint64_t accept_errors; /* accept calls that failed (EMFILE...; see ACCEPT_PAUSED) */
   unsigned open; /* connections open now, handshakes included */
 } sb_server_stats;
 
@@ -501,6 +502,13 @@ typedef enum sb_event_type {
   SB_EVENT_STUB_CONNECT, /* conn, pid (the stub's) */
   SB_EVENT_STUB_REJECT,  /* reason, message, pid if it claimed one */
   SB_EVENT_STUB_EXIT,    /* conn, pid, close_reason, status or signal it was told */
+  /* The server could not accept a connection for want of fds or memory
+   * (error: -EMFILE, -ENFILE, -ENOBUFS, -ENOMEM). It stops accepting until
+   * an fd of its own is freed, or for 100 ms: waiting peers stay in the
+   * kernel's backlog, nothing is dropped, everything else is served. Once
+   * per pause. */
+  SB_EVENT_ACCEPT_PAUSED,
+  SB_EVENT_ACCEPT_RESUMED, /* accepting again; delay_ms: how long it paused */
 } sb_event_type;
 
 struct sb_event {
@@ -514,14 +522,16 @@ struct sb_event {
   int64_t status;
   int signal;
   unsigned restarts;
-  uint64_t delay_ms;            /* BACKOFF */
+  uint64_t delay_ms;            /* BACKOFF, ACCEPT_RESUMED */
+  int error;                    /* ACCEPT_PAUSED: a negative errno */
   sb_reason reason;             /* STUB_REJECT */
   sb_close_reason close_reason; /* STUB_EXIT */
   const char *message;          /* or NULL; never holds a token */
 };
 
 /* "spawn", "exit", "stop", "timeout", "backoff", "restart", "give_up",
- * "stub_connect", "stub_reject", "stub_exit". */
+ * "stub_connect", "stub_reject", "stub_exit", "accept_paused",
+ * "accept_resumed". */
 const char *sb_event_type_name(sb_event_type t);
 /* The event as one JSON object on one line, without a newline, for JSON
  * Lines logs; malloc'd, the caller frees it. Holds no token and no env.
@@ -530,7 +540,8 @@ const char *sb_event_type_name(sb_event_type t);
  *   with microseconds (1732245600.123456); "pid" (when known);
  *   "status" (a number, null when unknown) or "signal" ("TERM"; a number for
  *   a signal without a name) for EXIT and STUB_EXIT; "signal" for STOP;
- *   "restarts" for child events; "delay_ms" for BACKOFF; "reason"
+ *   "restarts" for child events; "delay_ms" for BACKOFF and
+ *   ACCEPT_RESUMED; "error" ("EMFILE", uv_err_name) for ACCEPT_PAUSED; "reason"
  *   (sb_reason_name) for STUB_REJECT; "close_reason" for STUB_EXIT;
  *   "message"; "argv" of the stub for STUB_CONNECT and STUB_EXIT, each a
  *   string when UTF-8, else {"base64": ...} as in the wire protocol.

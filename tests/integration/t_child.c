@@ -835,8 +835,9 @@ Test(child, events_are_one_line_json_and_never_hold_the_token) {
 Test(child, event_type_names) {
   static const char *const names[] = {
       "spawn",   "exit",    "stop",         "timeout",     "backoff",
-      "restart", "give_up", "stub_connect", "stub_reject", "stub_exit"};
-  for (int t = SB_EVENT_SPAWN; t <= SB_EVENT_STUB_EXIT; t++)
+      "restart", "give_up", "stub_connect", "stub_reject", "stub_exit",
+      "accept_paused", "accept_resumed"};
+  for (int t = SB_EVENT_SPAWN; t <= SB_EVENT_ACCEPT_RESUMED; t++)
     cr_assert_str_eq(sb_event_type_name((sb_event_type)t), names[t - 1]);
   cr_assert_str_eq(sb_event_type_name((sb_event_type)0), "unknown");
   char *out = (char *)1;

@@ -483,6 +483,15 @@ ParameterizedTest(sb_transport *tr, hostile, connect_close_cycles_leave_nothing_
   setenv("SB_TEST_TIMEOUT_SCALE", "3", 0);
   h_init(&h, &(sb_server_options){.transport = *tr});
   h.on_connect = NULL;
+  /* One cycle first: libuv opens a reserve fd the first time a stream is
+   * made on a loop (the server's first connection), once per loop. */
+  char *warm_env[] = {"RAWPEER_COUNT=1", NULL};
+  h_exit warm;
+  free(run_rawpeer(&h, "churn", warm_env, &warm));
+  h_wait_count(&h, &h.reject_total, 1, "the warm-up cycle");
+  h_wait_open(&h, 0);
+  sb_server_stats st0;
+  sb_server_stats_get(h.server, &st0);
   unsigned fd0 = count_fds();
   size_t rss0 = rss_bytes();
   char before[4096];
@@ -494,7 +503,7 @@ ParameterizedTest(sb_transport *tr, hostile, connect_close_cycles_leave_nothing_
   free(said);
   /* Every cycle ends as a reject (a close before hello counts as protocol,
    * or busy when many were pending at once). */
-  h_wait_count(&h, &h.reject_total, CYCLES, "every cycle to be processed");
+  h_wait_count(&h, &h.reject_total, 1 + CYCLES, "every cycle to be processed");
   h_wait_open(&h, 0);
   sb_server_stats st;
   sb_server_stats_get(h.server, &st);
@@ -508,7 +517,7 @@ ParameterizedTest(sb_transport *tr, hostile, connect_close_cycles_leave_nothing_
       *tr == SB_TRANSPORT_TCP ? "tcp" : "unix", CYCLES, (unsigned long long)st.accepted,
       (unsigned long long)st.rejected[SB_REASON_PROTOCOL],
       (unsigned long long)st.rejected[SB_REASON_BUSY], st.open, fd0, fd1, growth / 1024);
-  cr_assert_eq(st.accepted, CYCLES);
+  cr_assert_eq(st.accepted - st0.accepted, CYCLES);
   cr_assert_eq(st.open, 0, "%u connections still open", st.open);
   cr_assert_eq(fd1, fd0, "fds before: %s\nafter: %s", before, after);
   cr_assert_eq(st.welcomed, 0);
