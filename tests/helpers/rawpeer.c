@@ -15,7 +15,9 @@
  * - badutf8: a hello, otherwise valid, with an overlong UTF-8 form in argv.
  * - deepjson: a hello, otherwise valid, with a member nested 10,000 deep.
  * - flood: 100 MB of pseudo-random bytes as fast as the socket takes them
- *   (stops at the first failed send), then the answer; "sent N" on stderr.
+ *   (stops at the first failed send), then the answer; "sent N sndbuf M" on
+ *   stderr: bytes the socket took, and its SO_SNDBUF (what can be queued in
+ *   the kernel beyond what the supervisor read).
  * - drip: a valid hello, one byte every 100 ms (at most 50 bytes, then
  *   waits), answered as soon as the supervisor says anything.
  * - deaf: a valid hello, then never reads its socket; exits 0 after 60 s
@@ -203,7 +205,10 @@ static void send_flood(int fd) {
       break;
     sent += n;
   }
-  fprintf(stderr, "sent %llu\n", (unsigned long long)sent);
+  int sndbuf = 0;
+  socklen_t optlen = sizeof sndbuf;
+  getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen);
+  fprintf(stderr, "sent %llu sndbuf %d\n", (unsigned long long)sent, sndbuf);
 }
 
 static void drip(int fd, const sb_config *cfg) {

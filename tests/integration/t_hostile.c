@@ -415,6 +415,43 @@ Test(hostile, a_peer_that_never_reads_does_not_stall_the_loop) {
 
 /* ---- 3. floods ----------------------------------------------------------- */
 
+/* After a reject the server reads what the peer still sends (so the reject
+ * frame is not lost to a reset) for at most 1 s and 1 MiB. A peer sending
+ * 100 MB as fast as it can must get no further than that, plus what the
+ * kernel queues for it (its send buffer: a Unix socket has no receive
+ * buffer of its own) and the server's reads that crossed the bound (two of
+ * at most 64 KiB: the one that found the bad frame, the one past 1 MiB).
+ * Unbounded, a 1 s drain takes tens of MB here. */
+Test(hostile, a_flood_after_a_reject_is_drained_at_most_1_MiB) {
+  harness h;
+  h_init(&h, &(sb_server_options){.transport = SB_TRANSPORT_UNIX});
+  h.on_connect = NULL; /* a welcome fails the test */
+  char *args[] = {HELPER_RAWPEER, "flood", NULL};
+  int out = h_create(&h, "peer"), err = h_create(&h, "sent");
+  h_exit peer;
+  h_spawn(&h, &(h_spawn_opts){.args = args, .out = out, .err = err}, &peer);
+  close(out);
+  close(err);
+  h_wait_exit(&h, &peer);
+  cr_assert_eq(peer.status, 0, "rawpeer flood failed (%lld)", (long long)peer.status);
+  char *said = h_read(&h, "peer", NULL), *sent_line = h_read(&h, "sent", NULL);
+  unsigned long long sent = 0;
+  int sndbuf = 0;
+  cr_assert_eq(sscanf(sent_line, "sent %llu sndbuf %d", &sent, &sndbuf), 2, "%s",
+               sent_line);
+  cr_log_info("flood: %llu bytes taken, SO_SNDBUF %d, answered %s", sent, sndbuf, said);
+  unsigned long long bound = 1024ull * 1024 + (unsigned long long)sndbuf + 2 * 65536;
+  cr_assert_leq(sent, bound, "the server took %llu bytes of a rejected peer (bound %llu)",
+                sent, bound);
+  cr_assert(strcmp(said, "too_large\n") == 0 || strcmp(said, "protocol\n") == 0,
+            "the flood was answered %s", said);
+  free(said);
+  free(sent_line);
+  h_wait_count(&h, &h.reject_total, 1, "the reject");
+  h_wait_open(&h, 0);
+  h_fini(&h);
+}
+
 Test(hostile, connections_over_the_maximum_are_refused_busy_while_sessions_go_on) {
   harness h;
   h_init(&h, &(sb_server_options){.max_connections = 4, .on_event = fleet_event});
