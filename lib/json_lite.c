@@ -141,9 +141,9 @@ static int escape(const sb__jl *j, size_t *at, uint8_t u[4]) {
 
 /* Copies n bytes to out[*o..] while they fit in cap; counts them all. */
 static void emit(char *out, size_t cap, size_t *o, const uint8_t *s, size_t n) {
-  for (size_t k = 0; k < n; k++, (*o)++)
-    if (*o < cap)
-      out[*o] = (char)s[k];
+  if (*o < cap)
+    memcpy(out + *o, s, n < cap - *o ? n : cap - *o);
+  *o += n;
 }
 
 /* Checks the string whose opening quote is at *at and moves *at past its
@@ -154,6 +154,17 @@ static int string_scan(const sb__jl *j, size_t *at, char *out, size_t cap, size_
   for (;;) {
     if (i >= j->len)
       return bad_at(j, *at, "unterminated string");
+    /* Most of any string is plain: one scan, one copy. */
+    size_t run = i;
+    for (uint64_t x; j->len - run >= 8 && (memcpy(&x, j->p + run, 8), sb__json_plain8(x));)
+      run += 8;
+    while (run < j->len && sb__json_plain(j->p[run]))
+      run++;
+    if (run > i) {
+      emit(out, cap, &o, j->p + i, run - i);
+      i = run;
+      continue;
+    }
     uint8_t c = j->p[i], u[4];
     size_t k = 1;
     if (c == '"')

@@ -40,24 +40,6 @@ static void put_escape(jw *w, uint8_t c) {
   put(w, e, k != NULL ? 2 : 6);
 }
 
-#define ONES 0x0101010101010101u
-#define HIGH 0x8080808080808080u
-
-/* True when each of the 8 bytes in x goes into a JSON string as it is:
- * 0x20..0x7f, not '"' nor '\\'. (x - ONES * n) & ~x has a high bit set
- * where a byte is below n, when x has none of its own: the usual
- * word-at-a-time test, so that the ASCII of argv and env costs about a
- * cycle per byte. */
-static bool plain8(uint64_t x) {
-  uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
-  uint64_t special = ((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b);
-  return ((special | x) & HIGH) == 0;
-}
-
-static bool plain(uint8_t c) {
-  return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
-}
-
 /* s[0..n) as a JSON string, when it is UTF-8 (else false, and nothing is
  * written): bytes from 0x20 up as they are, except '"' and '\\'. */
 static bool put_str_n(jw *w, const char *s, size_t n) {
@@ -65,7 +47,7 @@ static bool put_str_n(jw *w, const char *s, size_t n) {
   put(w, "\"", 1);
   while (i < n) {
     uint64_t x;
-    if (n - i >= 8 && (memcpy(&x, s + i, 8), plain8(x))) {
+    if (n - i >= 8 && (memcpy(&x, s + i, 8), sb__json_plain8(x))) {
       i += 8;
       continue;
     }
@@ -75,7 +57,7 @@ static bool put_str_n(jw *w, const char *s, size_t n) {
       w->len = start;
       return false;
     }
-    if (c < 0x80 && !plain(c)) {
+    if (c < 0x80 && !sb__json_plain(c)) {
       put(w, s + run, i - run);
       put_escape(w, c);
       run = i + 1;

@@ -57,6 +57,23 @@ sb_msg_type sb__msg_type_from_name(const char *name);
  * sb_msg_encode writes. Where cJSON is lax the lite parser is lax the same
  * way, so the stub takes what it took before (json_lite.c lists how). */
 
+/* A byte a JSON string holds as it is, with nothing to check or escape:
+ * 0x20..0x7f, not '"' nor '\\'. */
+static inline bool sb__json_plain(uint8_t c) {
+  return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* The same for each of the 8 bytes of x. (x - ONES * n) & ~x has a high
+ * bit set where a byte is below n, when x has none of its own: the usual
+ * word-at-a-time test, so that the ASCII of argv and env costs about a
+ * cycle per byte. */
+static inline bool sb__json_plain8(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+  uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+  uint64_t special = ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b);
+  return ((special | x) & high) == 0;
+}
+
 /* As sb_msg_parse, any type. */
 int sb__msg_parse_lite(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag);
 
