@@ -191,7 +191,13 @@ typedef struct hostile {
 
 ParameterizedTestParameters(hostile, input_while_ten_stubs_stream) {
   static hostile cases[] = {
+      {"badtoken", "bad_token\n", SB_REASON_BAD_TOKEN, 0},
       {"revoked", "bad_token\n", SB_REASON_BAD_TOKEN, 0},
+      {"badversion", "version\n", SB_REASON_VERSION, 0},
+      {"silent", "timeout\n", SB_REASON_TIMEOUT, 0},
+      {"oversize", "too_large\n", SB_REASON_TOO_LARGE, 0},
+      {"garbage", "too_large\n", SB_REASON_TOO_LARGE, 0},
+      {"badjson", "protocol\n", SB_REASON_PROTOCOL, 0},
       {"shorttoken", "protocol\n", SB_REASON_PROTOCOL, 0},
       {"zerolen", "protocol\n", SB_REASON_PROTOCOL, 0},
       {"maxlen", "too_large\n", SB_REASON_TOO_LARGE, 0},
@@ -261,6 +267,42 @@ ParameterizedTest(hostile *c, hostile, input_while_ten_stubs_stream) {
   fleet_finish(&h);
   sb_server_stats_get(h.server, &st);
   cr_assert_eq(st.lost, 0, "an honest connection was lost");
+  h_fini(&h);
+}
+
+static sb_close_reason twice_closed;
+static bool twice_done;
+
+static void twice_close(sb_conn *c, sb_close_reason reason, int err) {
+  (void)c, (void)err;
+  twice_closed = reason;
+  twice_done = true;
+}
+
+static void twice_connect(harness *h, sb_conn *c) {
+  (void)h;
+  sb_conn_set_callbacks(c, &(sb_conn_callbacks){.on_close = twice_close}, NULL);
+}
+
+/* Hello twice: the first is welcomed, the second closes that connection as
+ * a protocol error (not a reject: it was welcomed), and nothing else. */
+Test(hostile, hello_twice_while_ten_stubs_stream) {
+  harness h;
+  h_init(&h, &(sb_server_options){.on_event = fleet_event});
+  fleet_start(&h, MAX_HONEST, true);
+  F.other = twice_connect;
+  h_exit peer;
+  char *said = run_rawpeer(&h, "hellotwice", NULL, &peer);
+  free(said);
+  h_wait(&h, &twice_done, "the twice-greeting peer to be closed");
+  cr_assert_eq(twice_closed, SB_CLOSE_PROTOCOL, "closed as %s",
+               sb_close_reason_name(twice_closed));
+  cr_assert_eq(h.reject_total, 0);
+  fleet_finish(&h);
+  sb_server_stats st;
+  sb_server_stats_get(h.server, &st);
+  cr_assert_eq(st.lost, 0, "an honest connection was lost");
+  cr_assert_eq(st.welcomed, MAX_HONEST + 1);
   h_fini(&h);
 }
 
