@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -237,10 +238,18 @@ ParameterizedTest(int *blocked, lifecycle, kill9) {
       kill(sup, SIGKILL); /* do not leave it behind */
     cr_assert_geq(avail, full_enough, "the stub's stdout never filled (%d bytes)", avail);
   }
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   cr_assert_eq(kill(sup, SIGKILL), 0);
   cr_assert_eq(waitpid(sup, NULL, 0), sup);
 
   cr_assert_eq(read_status(status[0]), 125, "the stub did not fail with 125");
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  /* Issue 7 asks for 500 ms: reported, not asserted (timings never decide
+   * a test here); the stub acts on the socket's EOF, not on a timer. */
+  cr_log_info("kill -9 (%s): the stub exited 125 %.1f ms after the kill",
+              *blocked ? "stdout blocked" : "streaming",
+              (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
   FILE *f = fopen(errfile, "r");
   cr_assert_not_null(f);
   char line[512] = {0}, extra[8];
