@@ -10,13 +10,19 @@ bash scripts/deps.sh
 export CRITERION_JOBS=${CRITERION_JOBS:-$(nproc)}
 
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+# The harness notes here every token it has the library generate
+# (tests/integration/harness.c); none may appear in anything a suite prints:
+# the library's and the stub's own lines, the children's inherited output,
+# the tests' logs.
+export SB_TEST_TOKEN_LOG
+SB_TEST_TOKEN_LOG=$(mktemp)
+trap 'rm -f "$results" "$SB_TEST_TOKEN_LOG"' EXIT
 
 run_suite() { # build-dir label
   local t
   for t in unit integration; do
     echo "== $2: $t tests"
-    "$1/tests/test_$t" --jobs "$CRITERION_JOBS" 2>&1 | tee -a "$results"
+    "$1/tests/test_$t" --jobs "$CRITERION_JOBS" --verbose 2>&1 | tee -a "$results"
   done
 }
 
@@ -54,6 +60,17 @@ if [ "$secs" != 0 ]; then
     rm -rf "$corpus" "$log"
   done
 fi
+ntok=$(wc -l <"$SB_TEST_TOKEN_LOG")
+if [ "$ntok" -eq 0 ]; then
+  echo "token check: the harness noted no token (is SB_TEST_TOKEN_LOG honoured?)"
+  exit 1
+fi
+if grep -q -F -f "$SB_TEST_TOKEN_LOG" "$results"; then
+  echo "token check: a token the suite generated appears in its output, lines:"
+  grep -n -F -f "$SB_TEST_TOKEN_LOG" "$results" | cut -d: -f1 | head
+  exit 1
+fi
+echo "token check: none of the $ntok tokens generated appears in the suites' output"
 # One closing line over every suite run above (Criterion's synthesis lines).
 sed 's/\x1b\[[0-9;]*m//g' "$results" | awk -F'[:|]' '/Synthesis: Tested/ {
     for (i = 1; i <= NF; i++) {

@@ -138,6 +138,23 @@ static void on_exit_cb(sb_child *c, int64_t status, int sig) {
   ex->signal = sig;
 }
 
+/* Notes the child's token in $SB_TEST_TOKEN_LOG, one per line, so that
+ * scripts/test.sh can check that nothing the suite prints holds one. */
+static void note_token(sb_child *c) {
+  const char *path = getenv("SB_TEST_TOKEN_LOG");
+  if (path == NULL || path[0] == '\0')
+    return;
+  for (char *const *e = sb_ticket_env(sb_child_ticket(c)); *e != NULL; e++) {
+    if (strncmp(*e, SB_ENV_TOKEN "=", sizeof SB_ENV_TOKEN) != 0)
+      continue;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    cr_assert(fd >= 0, "%s: %s", path, strerror(errno));
+    /* One short write with O_APPEND: whole lines from parallel tests. */
+    cr_assert_gt(dprintf(fd, "%s\n", *e + sizeof SB_ENV_TOKEN), 0);
+    close(fd);
+  }
+}
+
 sb_child *h_spawn(harness *h, const h_spawn_opts *so, h_exit *ex) {
   memset(ex, 0, sizeof *ex);
   sb_spawn_options o = {
@@ -154,6 +171,7 @@ sb_child *h_spawn(harness *h, const h_spawn_opts *so, h_exit *ex) {
   sb_child *c = NULL;
   int r = sb_spawn(h->server, &o, &c);
   cr_assert_eq(r, 0, "sb_spawn %s: %s", so->args[0], sb_strerror(r));
+  note_token(c);
   return c;
 }
 
