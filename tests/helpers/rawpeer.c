@@ -5,7 +5,8 @@
  * an answer, 1 on its own failure.
  *
  * Modes: badtoken, badversion, oversize, silent, garbage, datafirst,
- * hellotwice, badjson, unknownkind.
+ * hellotwice, badjson, unknownkind (datafirst and unknownkind send a valid
+ * hello as a stdin frame, or as a frame of kind 9).
  *
  * More modes, for the hostile tests:
  * - envtoken: a valid hello presenting $RAWPEER_TOKEN (a revoked token...).
@@ -179,6 +180,19 @@ static int send_raw_hello(int fd, const char *token, const char *arg0,
   return r;
 }
 
+/* A valid hello with our token, framed as another kind: only the kind is
+ * wrong, so a server that skipped the kind check would welcome it. */
+static int send_hello_as_kind(int fd, const char *token, sb_kind kind) {
+  size_t len;
+  uint8_t *f = raw_hello(token, "rawpeer", NULL, &len);
+  if (!f)
+    return -1;
+  sb_frame_header(f, kind, (uint32_t)(len - SB_FRAME_HEADER));
+  int r = send_all(fd, f, len);
+  free(f);
+  return r;
+}
+
 static int send_deep(int fd, const sb_config *cfg) {
   enum { DEPTH = 10000 };
   char *nest = malloc(2 * DEPTH + 1);
@@ -286,14 +300,14 @@ int main(int argc, char **argv) {
     static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     send_all(fd, junk, sizeof junk - 1);
   } else if (strcmp(mode, "datafirst") == 0) {
-    send_frame(fd, SB_KIND_STDIN, "hi", 2);
+    send_hello_as_kind(fd, cfg.token, SB_KIND_STDIN);
   } else if (strcmp(mode, "hellotwice") == 0) {
     send_hello(fd, &cfg, SB_PROTOCOL_VERSION, cfg.token);
     send_hello(fd, &cfg, SB_PROTOCOL_VERSION, cfg.token);
   } else if (strcmp(mode, "badjson") == 0) {
     send_frame(fd, SB_KIND_CONTROL, "{\"type\":", 8);
   } else if (strcmp(mode, "unknownkind") == 0) {
-    send_frame(fd, 9, "x", 1);
+    send_hello_as_kind(fd, cfg.token, (sb_kind)9);
   } else if (strcmp(mode, "envtoken") == 0) {
     const char *t = getenv("RAWPEER_TOKEN");
     if (!t)
