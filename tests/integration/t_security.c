@@ -88,6 +88,9 @@ Test(security, the_socket_directory_keeps_another_user_out) {
   harness h;
   h_init(&h, &(sb_server_options){.transport = SB_TRANSPORT_UNIX});
   h.on_connect = refuse_all;
+  /* The socket open to all: only the directory's 0700 is tested here (the
+   * socket's own 0600 is checked in t_lifecycle.c). */
+  cr_assert_eq(chmod(sb_server_address(h.server), 0666), 0);
   char *said = rawpeer(&h, "silent", true);
   cr_assert_null(said, "nobody reached the socket through its 0700 directory: %s", said);
   cr_assert_eq(h.reject_total, 0);
