@@ -63,7 +63,7 @@ int sb_diag_set(sb_diag *diag, int err, const char *fmt, ...) {
   if (diag != NULL) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(diag->msg, sizeof diag->msg, fmt, ap);
+    SB_VSNPRINTF(diag->msg, sizeof diag->msg, fmt, ap);
     va_end(ap);
   }
   return err;

@@ -14,12 +14,12 @@
  *   skipped; between tokens every byte 0x01..0x20 is whitespace (after the
  *   object only space, tab, CR and LF: msg_parse.c's rule); a number is the
  *   run of [0-9+-.eE] it starts, which strtod must read whole (so 01, 1.
- *   and -.5 are numbers), and its value is strtod's.
+ *   and -.5 are numbers), and its value is strtod's (read exactly, without
+ *   floating point: sb__jl_int).
  * Names given twice: see msg_lite_parse.c (the reader decides, as
  * msg_parse.c does). */
 #include "sb_internal.h"
 
-#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -249,23 +249,155 @@ static size_t number_end(const sb__jl *j, size_t at) {
   return i == end ? end : 0;
 }
 
-int sb__jl_number(const sb__jl *j, size_t at, double *out) {
-  size_t end = number_end(j, at), n = end - at;
-  char small[64], *s = small;
+/* The number's digits (the mantissa's, the '.' skipped) from its first
+ * nonzero one: x = 0.D * 10^pexp, D[0] != 0; or ndig == first: x == 0. */
+typedef struct num {
+  const uint8_t *p; /* the mantissa: digits and at most one '.' */
+  size_t point;     /* digits before the '.' */
+  size_t ndig;      /* digits in all */
+  size_t first;     /* the first nonzero digit */
+  int64_t pexp;
+} num;
+
+/* Digit i of D (0 outside it). */
+static unsigned num_digit(const num *x, int64_t i) {
+  if (i < 0 || (uint64_t)i >= x->ndig - x->first)
+    return 0;
+  size_t k = x->first + (size_t)i;
+  return (unsigned)(x->p[k + (k >= x->point)] - '0');
+}
+
+/* Whether D has a nonzero digit from digit i on. */
+static bool nonzero_from(const num *x, int64_t i) {
+  for (i = i < 0 ? 0 : i; (uint64_t)i < x->ndig - x->first; i++)
+    if (num_digit(x, i) != 0)
+      return true;
+  return false;
+}
+
+/* Compares the first k digits of x's fraction (after the decimal point)
+ * with ref[0..k). */
+static int frac_cmp(const num *x, const uint8_t *ref, unsigned k) {
+  for (unsigned i = 0; i < k; i++) {
+    unsigned d = num_digit(x, x->pexp + (int64_t)i);
+    if (d != ref[i])
+      return d < ref[i] ? -1 : 1;
+  }
+  return 0;
+}
+
+/* Whether x's fraction is <= 2^-k (1 <= k <= 1075), and in *high whether
+ * it is >= 1 - 2^-k. 2^-k = 5^k / 10^k: k decimal digits, exactly. */
+static bool frac_le_pow2(const num *x, unsigned k, bool *high) {
+  uint8_t d[1075];
+  unsigned used = 1;     /* digits of 5^r so far, at the end of d */
+  if (k - 1 >= sizeof d) /* never: k is 22..54 or 1075 */
+    k = sizeof d;
+  memset(d, 0, k);
+  d[k - 1] = 1;
+  for (unsigned r = 0; r < k; r++, used++) /* 5^r has at most r + 1 digits */
+    for (unsigned i = k, carry = 0; i-- > k - (used < k ? used : k);) {
+      unsigned v = d[i] * 5u + carry;
+      d[i] = (uint8_t)(v % 10);
+      carry = v / 10;
+    }
+  int c = frac_cmp(x, d, k);
+  /* Equal in k digits: above 2^-k when any digit follows. */
+  bool le = c < 0 || (c == 0 && !nonzero_from(x, x->pexp + k));
+  /* 1 - 2^-k = (10^k - 5^k) / 10^k; 5^k ends in 5. */
+  for (unsigned i = 0; i + 1 < k; i++)
+    d[i] = (uint8_t)(9 - d[i]);
+  d[k - 1] = 5;
+  *high = frac_cmp(x, d, k) >= 0;
+  return le;
+}
+
+/* Integer magnitudes beyond this are "huge" (the bounds stay below). */
+#define INT_BIG ((uint64_t)1 << 32)
+
+int sb__jl_int(const sb__jl *j, size_t at, int64_t lo, int64_t hi, int64_t *out) {
+  size_t end = number_end(j, at), i = at;
   *out = 0;
   if (end == 0)
     return bad_json(j, at);
-  if (n >= sizeof small && (s = malloc(n + 1)) == NULL)
-    return SB_ENOMEM;
-  /* strtod reads the locale's decimal point: hand it that one, as cJSON
-   * does (a program may have called setlocale). */
-  char point = localeconv()->decimal_point[0];
-  for (size_t k = 0; k < n; k++)
-    s[k] = j->p[at + k] == '.' ? point : (char)j->p[at + k];
-  s[n] = '\0';
-  *out = strtod(s, NULL);
-  if (s != small)
-    free(s);
+  bool neg = j->p[i] == '-', dot = false;
+  if (neg)
+    i++;
+  num x = {.p = j->p + i, .point = 0, .ndig = 0, .first = 0, .pexp = 0};
+  for (; i < end && j->p[i] != 'e' && j->p[i] != 'E'; i++) {
+    if (j->p[i] == '.') {
+      x.point = x.ndig;
+      dot = true;
+      continue;
+    }
+    if (x.first == x.ndig && j->p[i] == '0')
+      x.first++;
+    x.ndig++;
+  }
+  if (!dot)
+    x.point = x.ndig;
+  int64_t e = 0;
+  if (i < end) { /* the exponent, saturated: 10^(+-1e9) is 0 or huge alike */
+    bool eneg = j->p[++i] == '-';
+    if (j->p[i] == '-' || j->p[i] == '+')
+      i++;
+    for (; i < end; i++)
+      if (e < 1000000000)
+        e = e * 10 + (j->p[i] - '0');
+    e = eneg ? -e : e;
+  }
+  /* The magnitude as strtod rounds it to a double (to nearest, ties to
+   * even): the integer v, or (frac) strictly between v and v + 1, or
+   * (huge) at least INT_BIG. */
+  uint64_t v = 0;
+  bool frac = false, huge = false;
+  if (x.first < x.ndig) {
+    x.pexp = (int64_t)x.point - (int64_t)x.first + e;
+    if (x.pexp > 10)
+      huge = true;
+    for (int64_t k = 0; !huge && k < x.pexp; k++)
+      v = v * 10 + num_digit(&x, k);
+    bool high;
+    if (huge || v >= INT_BIG) {
+      huge = true;
+    } else if (!nonzero_from(&x, x.pexp)) {
+      /* an integer, as written: v */
+    } else if (v > 0) {
+      /* Doubles next to v are 2^(m-52) apart (2^m <= v < 2^(m+1), so
+       * k = 53 - m: half that is 2^-k); v and v + 1 are even multiples of
+       * it, so a tie between v and the next double goes to v, and one
+       * between v + 1 and the double before it to v + 1. */
+      unsigned k = 53;
+      for (uint64_t t = v; t > 1; t >>= 1)
+        k--;
+      if (!frac_le_pow2(&x, k, &high)) {
+        frac = !high;
+        v += high;
+      }
+    } else if (x.pexp <= -324) {
+      /* below 10^-324 < 2^-1075 (half the least double): 0 */
+    } else if (x.pexp > -323 || !frac_le_pow2(&x, 1075, &high)) {
+      /* Above 2^-1075: not 0. 1 from 1 - 2^-54 on (the double below 1 is
+       * 1 - 2^-53; the tie goes to 1, the even one). */
+      frac_le_pow2(&x, 54, &high);
+      frac = !high;
+      v += high;
+    }
+  }
+  /* As msg_parse.c checks cJSON's double d: lo <= d <= hi (lo and hi within
+   * INT_BIG), then d an integer. A d between v and v + 1 is in lo..hi when
+   * both of those are. */
+  int64_t a = (int64_t)v, b = frac ? a + 1 : a;
+  if (neg) {
+    int64_t t = -a;
+    a = -b;
+    b = t;
+  }
+  if (huge || a < lo || b > hi)
+    return SB__JL_INT_RANGE;
+  if (frac)
+    return SB__JL_INT_FRACTION;
+  *out = a;
   return 0;
 }
 

@@ -47,7 +47,7 @@ static int bad(const lctx *c, const char *name, const char *fmt, ...) {
     char what[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    SB_VSNPRINTF(what, sizeof what, fmt, ap);
     va_end(ap);
     sb_diag_set(c->diag, SB_EBADMSG, "%s.%s: %s", c->path, name, what);
   }
@@ -86,20 +86,16 @@ static int optional(const lctx *c, const char *name, size_t *at) {
 
 static int get_int(const lctx *c, size_t at, const char *name, int64_t lo, int64_t hi,
                    int64_t *out) {
-  double d;
   *out = 0;
   if (kind(c, at) != SB__JL_NUMBER)
     return bad(c, name, "expected an integer");
-  int r = sb__jl_number(c->j, at, &d);
-  if (r < 0)
-    return r;
-  if (!(d >= (double)lo && d <= (double)hi))
+  int r = sb__jl_int(c->j, at, lo, hi, out);
+  if (r == SB__JL_INT_RANGE)
     return bad(c, name, "expected an integer in %lld..%lld", (long long)lo,
                (long long)hi);
-  if ((double)(int64_t)d != d)
+  if (r == SB__JL_INT_FRACTION)
     return bad(c, name, "expected an integer");
-  *out = (int64_t)d;
-  return 0;
+  return r;
 }
 
 static int req_int(const lctx *c, const char *name, int64_t lo, int64_t hi,

@@ -5,6 +5,8 @@
 
 #include "sb_proto.h"
 
+#include <stdarg.h>
+
 /* Length of the valid UTF-8 sequence starting at p (at most left bytes are
  * readable), or 0 when the bytes there are not one. */
 size_t sb__utf8_seq(const uint8_t *p, size_t left);
@@ -42,6 +44,19 @@ static inline int sb__hex_value(uint8_t c) {
   uint8_t lower = (uint8_t)(c | 0x20);
   return lower >= 'a' && lower <= 'f' ? lower - 'a' + 10 : -1;
 }
+
+/* fmt.c, the stub's copy of lib/ only: snprintf and vsnprintf for the
+ * conversions the stub's messages use (fmt.c lists them), so that a static
+ * stub links no printf. SB_VSNPRINTF is the one lib/ formats with. */
+int sb__vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+int sb__snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#ifdef SB_NO_CJSON
+#define SB_VSNPRINTF sb__vsnprintf
+#else
+#define SB_VSNPRINTF vsnprintf
+#endif
 
 /* The type whose wire name is name ("hello"), or 0. */
 sb_msg_type sb__msg_type_from_name(const char *name);
@@ -127,8 +142,16 @@ int sb__jl_object_index(const sb__jl *j, size_t at, sb__jl_index *ix);
 /* Decodes the (checked) string at offset at into a fresh C string. Returns
  * 0, SB_EBADMSG or SB_ENOMEM. */
 int sb__jl_string(const sb__jl *j, size_t at, char **out);
-/* The (checked) number at offset at, as strtod reads it (as cJSON does). */
-int sb__jl_number(const sb__jl *j, size_t at, double *out);
+/* The (checked) number at offset at as an integer in lo..hi, judged as
+ * msg_parse.c judges cJSON's value: the double d strtod reads (correctly
+ * rounded), then lo <= d <= hi, then d an integer. Read exactly, without
+ * floating point or strtod (the stub has neither). Returns 0 with *out = d,
+ * SB__JL_INT_RANGE (d outside lo..hi), SB__JL_INT_FRACTION (d in lo..hi,
+ * not an integer), or SB_EBADMSG for a number not checked by
+ * sb__jl_document. lo and hi must lie within +-(2^32 - 1). */
+#define SB__JL_INT_RANGE 1
+#define SB__JL_INT_FRACTION 2
+int sb__jl_int(const sb__jl *j, size_t at, int64_t lo, int64_t hi, int64_t *out);
 /* The elements of the (checked) array at offset *at: the first call (with
  * *at at the '[') and each next one set *elem to the next element's offset
  * and return 1; 0 after the last; a negative error only for an array not

@@ -14,7 +14,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -106,8 +105,8 @@ static int connect_tcp(const char *host, uint16_t port, int64_t deadline) {
   }
   bool v6 = addr.sa.sa_family == AF_INET6;
   char name[80];
-  snprintf(name, sizeof name, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
-           (unsigned)port);
+  sb__snprintf(name, sizeof name, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
+               (unsigned)port);
 
   int fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -53,7 +52,7 @@ void stub_say(const char *message) {
   char line[1024] = STUB_PREFIX;
   size_t n = strlen(line);
   /* Leave room for the newline; a longer message is cut. */
-  snprintf(line + n, sizeof line - n - 1, "%s", message);
+  sb__snprintf(line + n, sizeof line - n - 1, "%s", message);
   one_line(line);
   n = strlen(line);
   line[n++] = '\n';
@@ -64,7 +63,7 @@ _Noreturn void stub_fail_code(int code, const char *fmt, ...) {
   char message[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(message, sizeof message, fmt, ap);
+  sb__vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
   stub_say(message);
   _exit(code);

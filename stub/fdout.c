@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,7 +50,7 @@ void stub_unguard_std_fds(void) {
 /* A private non-blocking description of fd, or -1. */
 static int reopen_private(int fd, bool writing) {
   char path[32];
-  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  sb__snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
   /* O_NOCTTY: re-opening a terminal must not make it our controlling one. */
   return open(path, (writing ? O_WRONLY : O_RDONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 }

@@ -13,7 +13,6 @@
 #include "stub.h"
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -105,9 +104,9 @@ int stub_prog_exit_code(const stub_prog *p, int err) {
 void stub_prog_say(const stub_prog *p, const char *verb, int err) {
   const char *w = p->where;
   char line[1024];
-  snprintf(line, sizeof line, "cannot %s '%s': %s%s%s%s", verb, p->name,
-           w != NULL ? "cannot enter '" : "", w != NULL ? w : "", w != NULL ? "': " : "",
-           strerror(-err));
+  sb__snprintf(line, sizeof line, "cannot %s '%s': %s%s%s%s", verb, p->name,
+               w != NULL ? "cannot enter '" : "", w != NULL ? w : "",
+               w != NULL ? "': " : "", strerror(-err));
   stub_say(line);
 }
 
@@ -178,7 +177,7 @@ _Noreturn void stub_unreachable(const char *fmt, ...) {
   char why[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(why, sizeof why, fmt, ap);
+  sb__vsnprintf(why, sizeof why, fmt, ap);
   va_end(ap);
   if (fallback_argv != NULL)
     fallback_exec(why);

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -40,7 +39,7 @@ static void lost(stub *st) {
 void stub_stream_failed(stub *st, int stream, int err) {
   char text[128];
   sb_msg m;
-  snprintf(text, sizeof text, "%s", strerror(err));
+  sb__snprintf(text, sizeof text, "%s", strerror(err));
   memset(&m, 0, sizeof m);
   m.type = SB_MSG_STREAM_ERROR;
   m.u.stream_error.stream = stream;

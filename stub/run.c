@@ -40,6 +40,10 @@ static void stop_stdin(stub *st) {
  * fork + execve, the steps posix_spawn takes with POSIX_SPAWN_SETSIGDEF
  * and SETSIGMASK: posix_spawn's attribute and file-action calls alone
  * would cost the stub a page of its 64 KiB (every import takes room).
+ * _Fork: fork without the atfork handlers and the C library's locking
+ * around them (the stub is one thread and registers none; the child calls
+ * only async-signal-safe functions), which in the static musl stub take
+ * 3 KB of thread machinery (with setrlimit's, sig.c).
  * Every signal is blocked across fork, so no handler of ours runs in the
  * child; the child puts back the signals we changed to their default and
  * the mask as we got it, then execs. An exec error comes back through a
@@ -51,7 +55,7 @@ static int spawn(stub_run *run, const stub_prog *p, char *const *argv, const int
     return -errno;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, &old);
-  pid_t pid = fork();
+  pid_t pid = _Fork();
   if (pid == 0) {
     dup2(fds[1], 1);
     dup2(fds[3], 2);

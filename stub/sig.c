@@ -134,7 +134,10 @@ _Noreturn void stub_die_by_signal(int sig) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_CORE, &rl) == 0) {
       rl.rlim_cur = 0;
-      setrlimit(RLIMIT_CORE, &rl);
+      /* setrlimit without its synchronization of every thread (we are
+       * one): in the static musl stub, that and fork's locking (run.c)
+       * take 3 KB of thread machinery between them. */
+      prlimit(0, RLIMIT_CORE, &rl, NULL);
     }
     set_handler(sig, SIG_DFL);
     sigset_t set;
