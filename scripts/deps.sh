@@ -2,8 +2,10 @@
 # deps.sh - installs, from Debian's archive, whatever the build needs and this
 # machine lacks. Does nothing (and needs no network) when all is present.
 set -euo pipefail
+# musl-tools: musl-gcc, with which the stub is linked statically (the
+# default where it is found: CMakeLists.txt, SB_STUB_MUSL).
 want=(cmake ninja-build pkg-config gcc clang libclang-rt-14-dev libuv1-dev libcjson-dev
-      libcriterion-dev git "$@")
+      libcriterion-dev musl-tools git "$@")
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
