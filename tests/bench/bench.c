@@ -267,13 +267,15 @@ static void run_cycle(void) {
     row *r = new_row(name, "us", "raw stub-shaped cycle (posix_spawn static tiny stub)",
                      G_MAX, 1.15);
     /* What the socketbridge code costs beyond exec'ing a program linked as
-     * the stub is (libc and libcjson DSOs). */
-    snprintf(name, sizeof name, "stub cycle vs dyn floor %s", tn);
+     * the stub is: "dyn" (libc DSO) or "musl" (static musl, the stub's
+     * default where musl-gcc is found; tests/bench/CMakeLists.txt). */
+    snprintf(name, sizeof name, "stub cycle vs %s floor %s", BENCH_TINYSTUB_LIKE_KIND,
+             tn);
     row *d = new_row(name, "us", "raw cycle, tiny stub linked like the stub (info)",
                      G_NONE, 0);
     for (int i = 0; i < reps; i++) {
       add(&r->flo, floor_cycle_us(t, 200));
-      add(&d->flo, floor_cycle_us_with(t, 200, BENCH_TINYSTUB_DYN));
+      add(&d->flo, floor_cycle_us_with(t, 200, BENCH_TINYSTUB_LIKE));
       double v = fig_cycle_us(t, 200);
       add(&r->fig, v);
       add(&d->fig, v);

@@ -54,7 +54,7 @@ void *b_ping(void *arg);
 /* µs per cycle: posix_spawn the tiny static stub, accept its connection,
  * read its 300 B hello and check the token, write a 16 B reply, reap it. */
 double floor_cycle_us(int transport, int n);
-/* The same with another tiny stub (the dynamically linked one). */
+/* The same with another tiny stub (the one linked like the stub). */
 double floor_cycle_us_with(int transport, int n, const char *tiny);
 /* GB/s of `total` bytes over A -pipe-> B (64 KiB relay) -socket-> C. */
 double floor_relay_gbs(int transport, size_t total);
