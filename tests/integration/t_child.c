@@ -425,6 +425,184 @@ Test(child, every_captured_byte_comes_before_on_exit) {
   rec_free(&r);
 }
 
+/* ---- bytes still in a paused capture at the reap ------------------------------
+ *
+ * "Everything the run wrote before it exited reaches on_output before its
+ * EXIT event and on_exit": when the capture is being read, libuv reads the
+ * pipe before it handles the SIGCHLD, so that holds by itself. It needs the
+ * drain at the reap only when the capture is paused. No call of the API
+ * pauses a capture; a delegated program's is paused by the splice's
+ * backpressure (delegate.c: at 1 MiB queued for the stub, until it is back
+ * under 256 KiB). So: a stub whose stdout nobody reads delegates to fill,
+ * which writes the test stream until told (SIGUSR1) and then exits as soon
+ * as its stdout pipe is full, leaving that pipe unread. */
+
+#define DRAIN_HIGH (1024u * 1024u) /* the splice's high-water mark */
+#define DRAIN_SEED 23
+
+typedef struct drain_run {
+  sb_conn *conn;
+  bool spawning; /* inside sb_conn_delegate: its SPAWN is the program's */
+  pid_t prog_pid;
+  tstream want;             /* what on_program_output should see next */
+  uint64_t seen;            /* bytes it saw */
+  uint64_t seen_after_told; /* of them, after the pause began */
+  bool told;
+  uint64_t seen_at_exit_event; /* at the program's EXIT event */
+  unsigned exit_events;
+  bool prog_exited;
+  uint64_t seen_at_prog_exit; /* at on_program_exit */
+  int64_t prog_status;
+  int prog_signal;
+  uint64_t written; /* what fill says it wrote */
+  /* the stub's stdout, read once the program has ended */
+  uv_pipe_t out;
+  tstream out_want;
+  uint64_t out_bytes;
+  bool out_eof;
+} drain_run;
+
+static drain_run *DR;
+
+static void check_stream(tstream *g, const char *buf, size_t len, const char *what,
+                         uint64_t at) {
+  static uint8_t want[64 * 1024];
+  while (len > 0) {
+    size_t n = len < sizeof want ? len : sizeof want;
+    tstream_fill(g, want, n);
+    cr_assert(memcmp(buf, want, n) == 0, "%s: the bytes differ after byte %llu", what,
+              (unsigned long long)at);
+    buf += n, len -= n, at += n;
+  }
+}
+
+static void dr_event(sb_server *s, const sb_event *ev) {
+  (void)s;
+  if (ev->type == SB_EVENT_SPAWN && DR->spawning)
+    DR->prog_pid = (pid_t)ev->pid;
+  if (ev->type == SB_EVENT_EXIT && DR->prog_pid > 0 && ev->pid == DR->prog_pid) {
+    DR->exit_events++;
+    DR->seen_at_exit_event = DR->seen;
+  }
+}
+
+static void dr_output(sb_conn *c, int stream, const char *buf, size_t len) {
+  cr_assert_eq(stream, 1, "the program wrote %zu bytes to stderr", len);
+  check_stream(&DR->want, buf, len, "on_program_output", DR->seen);
+  DR->seen += len;
+  if (DR->told) {
+    DR->seen_after_told += len;
+    return;
+  }
+  /* The splice queues this chunk next, and reaching the mark pauses the
+   * capture. It stays paused: to resume, 768 KiB of the queue would have to
+   * reach the stub, and a stub whose stdout is never read takes far less
+   * (its stdout pipe, its 128 KiB read buffer, and the Unix socket's
+   * buffer), so from now on only the drain at the reap reads the pipe. */
+  if (sb_conn_queued(c) + len >= DRAIN_HIGH) {
+    DR->told = true;
+    cr_assert_eq(kill(DR->prog_pid, SIGUSR1), 0, "kill: %s", strerror(errno));
+  }
+}
+
+static void dr_prog_exit(sb_conn *c, int64_t code, int signum) {
+  (void)c;
+  DR->prog_exited = true;
+  DR->seen_at_prog_exit = DR->seen;
+  DR->prog_status = code;
+  DR->prog_signal = signum;
+}
+
+static void dr_connect(harness *h, sb_conn *c) {
+  char seed[16];
+  snprintf(seed, sizeof seed, "%d", DRAIN_SEED);
+  char count[512];
+  snprintf(count, sizeof count, "%s", h_path(h, "fill.count"));
+  char *argv[] = {HELPER_FILL, seed, count, NULL};
+  cr_assert_null(DR->conn, "a second stub connected");
+  DR->conn = c;
+  sb_conn_set_callbacks(c,
+                        &(sb_conn_callbacks){.on_program_output = dr_output,
+                                             .on_program_exit = dr_prog_exit},
+                        DR);
+  DR->spawning = true;
+  int r = sb_conn_delegate(c, &(sb_program){.argv = argv, .path = HELPER_FILL});
+  DR->spawning = false;
+  cr_assert_eq(r, 0, "sb_conn_delegate: %s", sb_strerror(r));
+  cr_assert_gt(DR->prog_pid, 0, "no SPAWN event for the program");
+}
+
+static void dr_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  static char scratch[64 * 1024];
+  (void)handle, (void)suggested;
+  *buf = uv_buf_init(scratch, sizeof scratch);
+}
+
+static void dr_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  if (nread == UV_EOF) {
+    DR->out_eof = true;
+    uv_close((uv_handle_t *)stream, NULL);
+    return;
+  }
+  cr_assert_geq(nread, 0, "reading the stub's stdout: %s", uv_strerror((int)nread));
+  check_stream(&DR->out_want, buf->base, (size_t)nread, "the stub's stdout",
+               DR->out_bytes);
+  DR->out_bytes += (uint64_t)nread;
+}
+
+Test(child, bytes_left_in_a_paused_capture_reach_on_output_before_the_exit) {
+  harness h;
+  DR = calloc(1, sizeof *DR);
+  cr_assert_not_null(DR);
+  tstream_init(&DR->want, DRAIN_SEED);
+  tstream_init(&DR->out_want, DRAIN_SEED);
+  /* Unix: its socket buffer is fixed (TCP's grows), which the bound on what
+   * the stub can take relies on (see dr_output). */
+  h_init(&h, &(sb_server_options){.transport = SB_TRANSPORT_UNIX, .on_event = dr_event});
+  h.on_connect = dr_connect;
+  int out[2];
+  cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+  h_exit ex = {0};
+  char *args[] = {H_STUB, "drain", NULL};
+  h_spawn(&h, &(h_spawn_opts){.args = args, .out = out[1]}, &ex);
+  close(out[1]);
+
+  /* The stub's stdout is not read until the program has ended. */
+  h_wait(&h, &DR->prog_exited, "the delegated program's end");
+  cr_assert(DR->told, "the capture was never paused");
+  cr_assert_eq(DR->prog_signal, 0, "fill died by signal %d", DR->prog_signal);
+  cr_assert_eq(DR->prog_status, 0, "fill exited %lld", (long long)DR->prog_status);
+  /* fill wrote its count before it exited. */
+  char *count = h_read(&h, "fill.count", NULL);
+  DR->written = strtoull(count, NULL, 10);
+  free(count);
+  cr_assert_eq(DR->exit_events, 1, "%u EXIT events for the program", DR->exit_events);
+  cr_assert_eq(DR->seen_at_exit_event, DR->written,
+               "fill wrote %llu bytes; on_program_output saw %llu before its EXIT event",
+               (unsigned long long)DR->written,
+               (unsigned long long)DR->seen_at_exit_event);
+  cr_assert_eq(DR->seen_at_prog_exit, DR->written,
+               "fill wrote %llu bytes; on_program_output saw %llu before on_exit",
+               (unsigned long long)DR->written,
+               (unsigned long long)DR->seen_at_prog_exit);
+  /* The premise: fill exited with its stdout pipe full (not empty) while
+   * the capture was paused, so those bytes came from the drain. */
+  cr_assert_gt(DR->seen_after_told, 0, "nothing was left in the pipe at the reap");
+
+  /* Now the stub gets everything, then ends as the program did. */
+  cr_assert_eq(uv_pipe_init(&h.loop, &DR->out, 0), 0);
+  cr_assert_eq(uv_pipe_open(&DR->out, out[0]), 0);
+  cr_assert_eq(uv_read_start((uv_stream_t *)&DR->out, dr_alloc, dr_read), 0);
+  h_wait(&h, &DR->out_eof, "the stub's stdout to end");
+  h_wait_exit(&h, &ex);
+  cr_assert_eq(DR->out_bytes, DR->written, "the stub wrote %llu bytes of %llu",
+               (unsigned long long)DR->out_bytes, (unsigned long long)DR->written);
+  cr_assert_eq(ex.signal, 0, "the stub died by signal %d", ex.signal);
+  cr_assert_eq(ex.status, 0, "the stub exited %lld", (long long)ex.status);
+  h_fini(&h);
+  free(DR);
+}
+
 /* ---- the stop sequence and deadlines ---------------------------------------- */
 
 static void stop_when_ready(sb_child *c, int stream, const char *buf, size_t len,
@@ -508,6 +686,111 @@ Test(child, a_timeout_stops_the_child_and_its_grandchildren) {
   const seen_event *ex = nth_of(&r, SB_EVENT_EXIT, 0);
   cr_assert_not_null(strstr(ex->json, "\"signal\":\"TERM\""), "%s", ex->json);
   wait_unmarked(&h, marker);
+  h_fini(&h);
+  rec_free(&r);
+}
+
+/* ---- the stop signal reaches the whole process group ------------------------
+ *
+ * The stop signal goes to the run's process group, so a grandchild that
+ * handles it ends gracefully too. The SIGKILL to the group after the
+ * leader's exit would hide a stop signal sent to the leader alone, so here
+ * the leader outlives its grandchild: it handles TERM and waits for the
+ * grandchild to end. A grandchild that never got TERM is then ended by the
+ * leader's WINCH (sent from the leader's TERM trap, so after the group's
+ * TERM: were both pending, the shell runs the lower-numbered TERM first),
+ * and says so: a wrong stop fails at once, and leaves nothing running. */
+
+static char group_marker[64];
+static pid_t group_leader; /* set while its group may still have members */
+static char group_text[4096];
+static size_t group_text_len;
+
+static void kill_marked(const char *marker) {
+  DIR *d = opendir("/proc");
+  if (d == NULL)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    char path[300], buf[4096];
+    pid_t pid = (pid_t)atoi(e->d_name);
+    if (pid <= 0 || pid == getpid())
+      continue;
+    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    ssize_t len = read(fd, buf, sizeof buf);
+    close(fd);
+    if (len > 0 && memmem(buf, (size_t)len, marker, strlen(marker)) != NULL)
+      kill(pid, SIGKILL);
+  }
+  closedir(d);
+}
+
+/* Runs after the test, passed or failed (a failed assertion ends the test
+ * body, not the fini): whatever of the child's tree is left is killed. */
+static void group_leftovers(void) {
+  if (group_leader > 0)
+    kill(-group_leader, SIGKILL);
+  if (group_marker[0] != '\0')
+    kill_marked(group_marker);
+}
+
+static void group_output(sb_child *c, int stream, const char *buf, size_t len,
+                         uint64_t ts) {
+  on_output_rec(c, stream, buf, len, ts);
+  bool was_ready = memmem(group_text, group_text_len, "ready\n", 6) != NULL;
+  size_t n = len < sizeof group_text - 1 - group_text_len
+                 ? len
+                 : sizeof group_text - 1 - group_text_len;
+  memcpy(group_text + group_text_len, buf, n);
+  group_text_len += n;
+  group_text[group_text_len] = '\0';
+  /* The grandchild's trap is set: stop the child now. */
+  if (!was_ready && strstr(group_text, "ready\n") != NULL)
+    cr_assert_eq(sb_child_stop(c), 0);
+}
+
+Test(child, the_stop_signal_reaches_a_grandchild_before_anything_is_killed,
+     .fini = group_leftovers) {
+  harness h;
+  rec r;
+  start(&h, &r);
+  snprintf(group_marker, sizeof group_marker, "sb-marker-%d-%ld", (int)getpid(),
+           (long)time(NULL));
+  char script[1024];
+  snprintf(script, sizeof script,
+           "trap 'echo leader got TERM; kill -WINCH $! 2>/dev/null' TERM\n"
+           "sh -c 'trap \"echo grandchild got TERM; exit 0\" TERM\n"
+           "       trap \"echo grandchild got only WINCH; exit 0\" WINCH\n"
+           "       echo ready; sleep 300 & wait' %s &\n"
+           "while kill -0 $! 2>/dev/null; do wait $!; done\n"
+           "exit 0",
+           group_marker);
+  char *args[] = {"/bin/sh", "-c", script, NULL};
+  sb_spawn_options o = sh_opts(&h, &r, args);
+  o.stdio[1] = (sb_stdio){.mode = SB_STDIO_CAPTURE};
+  o.on_output = group_output;
+  /* The grace outlasts the test: nothing may be killed by it. */
+  o.kill_after_ms = 600000;
+  sb_child *c = spawn_ok(&h, &o);
+  group_leader = sb_child_pid(c);
+  cr_assert_gt(group_leader, 0);
+  h_wait(&h, &r.done, "the child to end after its stop");
+  /* Reaped after a stop: the library killed what was left of the group. */
+  group_leader = 0;
+  cr_assert_not_null(strstr(group_text, "grandchild got TERM\n"),
+                     "the grandchild never got the stop signal; the output: %s",
+                     group_text);
+  cr_assert_not_null(strstr(group_text, "leader got TERM\n"), "the output: %s",
+                     group_text);
+  cr_assert_eq(r.signal, 0, "the leader was killed by signal %d", r.signal);
+  cr_assert_eq(r.status, 0, "the leader exited %lld", (long long)r.status);
+  cr_assert_eq(count_type(&r, SB_EVENT_STOP), 1, "%u STOP events",
+               count_type(&r, SB_EVENT_STOP));
+  cr_assert_eq(nth_of(&r, SB_EVENT_STOP, 0)->signal, SIGTERM);
+  wait_unmarked(&h, group_marker);
   h_fini(&h);
   rec_free(&r);
 }
