@@ -28,8 +28,10 @@ typedef struct killed {
   uint64_t ok_writes, failed_writes, writes_after_kill;
   int first_error;
   bool stop, killed;
+  bool pause_reads; /* the connection is paused before the kill */
   unsigned closes;
   sb_close_reason reason;
+  int close_err;
   unsigned in_flight_at_close;
   unsigned stub_exit_events;
   sb_close_reason event_reason;
@@ -41,7 +43,6 @@ static killed *K;
 static void k_pump(killed *k);
 
 static void k_written(sb_conn *c, int status, void *data) {
-  (void)c;
   killed *k = data;
   k->in_flight--;
   if (status < 0) {
@@ -55,6 +56,10 @@ static void k_written(sb_conn *c, int status, void *data) {
   /* Streaming for real (a few MiB through): kill the stub now, once. */
   if (!k->killed && k->ok_writes >= 8) {
     k->killed = true;
+    /* Nothing reads the connection from now on, so only a failed write can
+     * find the stub gone (writes go on: k_pump below). */
+    if (k->pause_reads)
+      cr_assert_eq(sb_conn_pause(c), 0);
     cr_assert_eq(kill((pid_t)k->stub_pid, SIGKILL), 0, "kill %lld: %s",
                  (long long)k->stub_pid, strerror(errno));
   }
@@ -76,9 +81,10 @@ static void k_pump(killed *k) {
 }
 
 static void k_close(sb_conn *c, sb_close_reason reason, int err) {
-  (void)c, (void)err;
+  (void)c;
   K->closes++;
   K->reason = reason;
+  K->close_err = err;
   K->in_flight_at_close = K->in_flight;
   K->stop = true;
 }
@@ -102,11 +108,14 @@ static void k_event(sb_server *s, const sb_event *ev) {
 }
 
 /* as_child: the stub is the spawned child itself (its end is SIGKILL);
- * otherwise a shell runs it and exits 9 after it. */
-static void kill9_mid_stream(bool as_child) {
+ * otherwise a shell runs it and exits 9 after it. pause_reads: the
+ * connection is paused before the kill, so the loss is found by a failed
+ * write, not by the read side (which, left alone, usually notices first). */
+static void kill9_mid_stream(bool as_child, bool pause_reads) {
   harness h;
   K = calloc(1, sizeof *K);
   cr_assert_not_null(K);
+  K->pause_reads = pause_reads;
   h_init(&h, &(sb_server_options){.on_event = k_event});
   h.on_connect = k_connect;
   int out = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -133,6 +142,15 @@ static void kill9_mid_stream(bool as_child) {
   cr_assert_eq(K->in_flight, 0);
   cr_assert_geq(K->failed_writes, 1, "no pending write got an error");
   cr_assert_lt(K->first_error, 0);
+  if (pause_reads) {
+    /* The premise: a write failed on its own (not cancelled by a close the
+     * read side began), and that failure is what closed the connection. */
+    cr_assert_neq(K->first_error, UV_ECANCELED,
+                  "the loss was not found by a write: the first failed write was "
+                  "cancelled");
+    cr_assert_eq(K->close_err, K->first_error, "on_close said %s, the write %s",
+                 sb_strerror(K->close_err), sb_strerror(K->first_error));
+  }
   cr_assert_eq(K->stub_exit_events, 1, "%u STUB_EXIT events", K->stub_exit_events);
   cr_assert_eq(K->event_reason, SB_CLOSE_PEER_LOST);
   sb_server_stats st;
@@ -152,14 +170,28 @@ static void kill9_mid_stream(bool as_child) {
 }
 
 Test(faults, kill9_of_a_stub_mid_stream_its_shell_exits_9) {
-  kill9_mid_stream(false);
+  kill9_mid_stream(false, false);
 }
 
 Test(faults, kill9_of_a_stub_mid_stream_as_the_child) {
-  kill9_mid_stream(true);
+  kill9_mid_stream(true, false);
+}
+
+/* The same kill, found by the write path: a failed write closes the
+ * connection, and the loss must still be reported exactly once. */
+Test(faults, kill9_of_a_stub_mid_stream_found_by_a_failed_write_its_shell_exits_9) {
+  kill9_mid_stream(false, true);
+}
+
+Test(faults, kill9_of_a_stub_mid_stream_found_by_a_failed_write_as_the_child) {
+  kill9_mid_stream(true, true);
 }
 
 /* ---- 2. no output lost, 1,000 runs in a row ------------------------------ */
+
+/* Each run is the stub as a child, told to write its payload and exit 0.
+ * Half of them write into a file, half into a small pipe the loop reads, so
+ * that the stub's short writes (and EAGAIN) are part of the 1,000. */
 
 #define RUNS 1000
 #define AT_ONCE 24
@@ -178,16 +210,113 @@ static uint8_t *payload(unsigned i, size_t *len) {
   return b;
 }
 
+/* A run whose stdout is a pipe the loop reads (see r_start). */
+typedef struct reader {
+  uv_pipe_t pipe;
+  unsigned i;
+  char *buf;
+  size_t len, cap;
+} reader;
+
 typedef struct runs {
   harness *h;
   unsigned started, finished;
   h_exit ex[RUNS];
   sb_child *child[RUNS];
+  reader *rd[RUNS];   /* pipe runs only */
+  bool exited[RUNS];  /* a pipe run ends at its exit and its pipe's EOF, */
+  bool drained[RUNS]; /* in either order */
+  unsigned piped_big; /* 1 MiB runs that went through a pipe */
 } runs;
 
 static runs *R;
 
 static void r_start(void);
+
+/* Half of the runs, and half of the 1 MiB ones (i % 100 == 99, all odd). */
+static bool r_piped(unsigned i) {
+  return (i + i / 100) % 2 == 1;
+}
+
+static void r_check(unsigned i, const char *got, size_t len) {
+  size_t want_len;
+  uint8_t *want = payload(i, &want_len);
+  cr_assert_eq(len, want_len, "run %u (%s): %zu bytes arrived of %zu", i,
+               r_piped(i) ? "pipe" : "file", len, want_len);
+  cr_assert(memcmp(got, want, len) == 0, "run %u (%s): the bytes differ", i,
+            r_piped(i) ? "pipe" : "file");
+  free(want);
+}
+
+static void r_done(void) {
+  R->finished++;
+  r_start();
+}
+
+static void rd_closed(uv_handle_t *handle) {
+  reader *rd = handle->data;
+  free(rd->buf);
+  free(rd);
+}
+
+/* Checks a pipe run once both its exit and its EOF have been seen. */
+static void rd_maybe_done(unsigned i) {
+  if (!R->exited[i] || !R->drained[i])
+    return;
+  reader *rd = R->rd[i];
+  r_check(i, rd->buf, rd->len);
+  R->rd[i] = NULL;
+  uv_close((uv_handle_t *)&rd->pipe, rd_closed);
+  r_done();
+}
+
+static void rd_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  static char scratch[64 * 1024];
+  (void)handle, (void)suggested;
+  *buf = uv_buf_init(scratch, sizeof scratch);
+}
+
+static void rd_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  reader *rd = stream->data;
+  if (nread == UV_EOF) {
+    uv_read_stop(stream);
+    R->drained[rd->i] = true;
+    rd_maybe_done(rd->i);
+    return;
+  }
+  cr_assert_geq(nread, 0, "run %u: reading its stdout: %s", rd->i,
+                uv_strerror((int)nread));
+  if (rd->len + (size_t)nread > rd->cap) {
+    rd->cap = (rd->len + (size_t)nread) * 2;
+    rd->buf = realloc(rd->buf, rd->cap);
+    cr_assert_not_null(rd->buf);
+  }
+  memcpy(rd->buf + rd->len, buf->base, (size_t)nread);
+  rd->len += (size_t)nread;
+}
+
+/* A pipe whose read end the loop reads into a reader; returns the write
+ * end. Its capacity is cut to the minimum (one page): the stub writes its
+ * stdout in pieces of up to a frame read from the bridge, and a piece
+ * larger than the pipe can only go in several writes, the first of them
+ * short. A regular file takes every write whole, so the file runs alone
+ * would never see a short write. */
+static int rd_open(unsigned i) {
+  int fds[2];
+  cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+  int cap = fcntl(fds[1], F_SETPIPE_SZ, 4096);
+  cr_assert_geq(cap, 0, "F_SETPIPE_SZ: %s", strerror(errno));
+  cr_assert_lt((size_t)cap, 64 * 1024, "the pipe holds %d bytes", cap);
+  reader *rd = calloc(1, sizeof *rd);
+  cr_assert_not_null(rd);
+  rd->i = i;
+  cr_assert_eq(uv_pipe_init(&R->h->loop, &rd->pipe, 0), 0);
+  rd->pipe.data = rd;
+  cr_assert_eq(uv_pipe_open(&rd->pipe, fds[0]), 0);
+  cr_assert_eq(uv_read_start((uv_stream_t *)&rd->pipe, rd_alloc, rd_read), 0);
+  R->rd[i] = rd;
+  return fds[1];
+}
 
 static void r_connect(harness *h, sb_conn *c) {
   (void)h;
@@ -205,18 +334,19 @@ static void r_exit(sb_child *c, int64_t status, int sig) {
   unsigned i = (unsigned)(uintptr_t)sb_child_data(c);
   cr_assert_eq(sig, 0, "run %u died by signal %d", i, sig);
   cr_assert_eq(status, 0, "run %u exited %lld", i, (long long)status);
+  if (r_piped(i)) {
+    R->exited[i] = true;
+    rd_maybe_done(i);
+    return;
+  }
   char name[32];
   snprintf(name, sizeof name, "run%u", i);
-  size_t len, want_len;
+  size_t len;
   char *got = h_read(R->h, name, &len);
-  uint8_t *want = payload(i, &want_len);
-  cr_assert_eq(len, want_len, "run %u: %zu bytes arrived of %zu", i, len, want_len);
-  cr_assert(memcmp(got, want, len) == 0, "run %u: the bytes differ", i);
+  r_check(i, got, len);
   free(got);
-  free(want);
   unlink(h_path(R->h, name));
-  R->finished++;
-  r_start();
+  r_done();
 }
 
 static void r_start(void) {
@@ -225,7 +355,13 @@ static void r_start(void) {
     char name[32], num[16];
     snprintf(name, sizeof name, "run%u", i);
     snprintf(num, sizeof num, "%u", i);
-    int out = h_create(R->h, name);
+    int out;
+    if (r_piped(i)) {
+      out = rd_open(i);
+      R->piped_big += payload_len(i) > 1024 * 1024;
+    } else {
+      out = h_create(R->h, name);
+    }
     char *args[] = {H_STUB, num, NULL};
     sb_spawn_options o = {
         .file = H_STUB,
@@ -251,6 +387,8 @@ Test(faults, no_output_lost_1000_runs_in_a_row) {
   h.on_connect = r_connect;
   r_start();
   h_wait_count(&h, &R->finished, RUNS, "1,000 runs");
+  cr_assert_eq(R->piped_big, RUNS / 200, "%u runs of 1 MiB went through a pipe",
+               R->piped_big);
   sb_server_stats st;
   sb_server_stats_get(h.server, &st);
   cr_assert_eq(st.welcomed, RUNS);
