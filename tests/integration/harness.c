@@ -334,14 +334,18 @@ void h_source_expect(uint64_t bytes, uint64_t seed, char out[64]) {
   snprintf(out, 64, "%" PRIu64 " %016" PRIx64 "\n", want.bytes, want.hash);
 }
 
-unsigned h_count_marked(const char *marker) {
-  unsigned n = 0;
+/* The processes (ours excepted) with marker in their command line: counted,
+ * and sent SIGKILL when kill_them. -1 when /proc cannot be read. */
+static int scan_marked(const char *marker, bool kill_them) {
+  int n = 0;
   DIR *d = opendir("/proc");
   struct dirent *e;
-  cr_assert_not_null(d);
+  if (d == NULL)
+    return -1;
   while ((e = readdir(d)) != NULL) {
     char path[300], buf[4096];
-    if (e->d_name[0] < '0' || e->d_name[0] > '9')
+    pid_t pid = (pid_t)atoi(e->d_name);
+    if (e->d_name[0] < '0' || e->d_name[0] > '9' || pid == getpid())
       continue;
     snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -349,11 +353,24 @@ unsigned h_count_marked(const char *marker) {
       continue;
     ssize_t len = read(fd, buf, sizeof buf);
     close(fd);
-    if (len > 0 && memmem(buf, (size_t)len, marker, strlen(marker)) != NULL)
+    if (len > 0 && memmem(buf, (size_t)len, marker, strlen(marker)) != NULL) {
       n++;
+      if (kill_them)
+        kill(pid, SIGKILL);
+    }
   }
   closedir(d);
   return n;
+}
+
+unsigned h_count_marked(const char *marker) {
+  int n = scan_marked(marker, false);
+  cr_assert_geq(n, 0, "cannot read /proc");
+  return (unsigned)n;
+}
+
+void h_kill_marked(const char *marker) {
+  scan_marked(marker, true);
 }
 
 /* ---- processes outside the library ---------------------------------------- */

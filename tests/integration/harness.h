@@ -102,6 +102,8 @@ void h_wait_open(harness *h, unsigned want);
 /* How many processes on the machine have marker in their command line (a
  * test gives its grandchildren a unique marker, to find any survivor). */
 unsigned h_count_marked(const char *marker);
+/* Sends SIGKILL to every such process (cleanup; never fails the test). */
+void h_kill_marked(const char *marker);
 
 /* A source of test-stream bytes for a stub's stdout: keeps at most
  * H_SOURCE_SLOTS chunks queued (the caller's side of backpressure) and sends

@@ -706,35 +706,13 @@ static pid_t group_leader; /* set while its group may still have members */
 static char group_text[4096];
 static size_t group_text_len;
 
-static void kill_marked(const char *marker) {
-  DIR *d = opendir("/proc");
-  if (d == NULL)
-    return;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    char path[300], buf[4096];
-    pid_t pid = (pid_t)atoi(e->d_name);
-    if (pid <= 0 || pid == getpid())
-      continue;
-    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    ssize_t len = read(fd, buf, sizeof buf);
-    close(fd);
-    if (len > 0 && memmem(buf, (size_t)len, marker, strlen(marker)) != NULL)
-      kill(pid, SIGKILL);
-  }
-  closedir(d);
-}
-
 /* Runs after the test, passed or failed (a failed assertion ends the test
  * body, not the fini): whatever of the child's tree is left is killed. */
 static void group_leftovers(void) {
   if (group_leader > 0)
     kill(-group_leader, SIGKILL);
   if (group_marker[0] != '\0')
-    kill_marked(group_marker);
+    h_kill_marked(group_marker);
 }
 
 static void group_output(sb_child *c, int stream, const char *buf, size_t len,
@@ -1116,10 +1094,10 @@ Test(child, events_are_one_line_json_and_never_hold_the_token) {
 }
 
 Test(child, event_type_names) {
-  static const char *const names[] = {
-      "spawn",   "exit",    "stop",         "timeout",     "backoff",
-      "restart", "give_up", "stub_connect", "stub_reject", "stub_exit",
-      "accept_paused", "accept_resumed"};
+  static const char *const names[] = {"spawn",     "exit",          "stop",
+                                      "timeout",   "backoff",       "restart",
+                                      "give_up",   "stub_connect",  "stub_reject",
+                                      "stub_exit", "accept_paused", "accept_resumed"};
   for (int t = SB_EVENT_SPAWN; t <= SB_EVENT_ACCEPT_RESUMED; t++)
     cr_assert_str_eq(sb_event_type_name((sb_event_type)t), names[t - 1]);
   cr_assert_str_eq(sb_event_type_name((sb_event_type)0), "unknown");
