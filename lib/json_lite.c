@@ -156,7 +156,8 @@ static int string_scan(const sb__jl *j, size_t *at, char *out, size_t cap, size_
       return bad_at(j, *at, "unterminated string");
     /* Most of any string is plain: one scan, one copy. */
     size_t run = i;
-    for (uint64_t x; j->len - run >= 8 && (memcpy(&x, j->p + run, 8), sb__json_plain8(x));)
+    for (uint64_t x;
+         j->len - run >= 8 && (memcpy(&x, j->p + run, 8), sb__json_plain8(x));)
       run += 8;
     while (run < j->len && sb__json_plain(j->p[run]))
       run++;

@@ -97,9 +97,9 @@ struct sb_server {
   unsigned listener_handles; /* of those two, initialised and not yet closed */
   bool accept_paused;        /* an accept failed for want of fds or memory */
   uint64_t paused_at_ms;     /* uv_now() when it paused */
-  char *address;      /* "127.0.0.1", "::1" or the Unix socket's path */
-  char *sock_dir;     /* Unix: the mkdtemp directory, removed at close */
-  char *stub_path;    /* absolute */
+  char *address;             /* "127.0.0.1", "::1" or the Unix socket's path */
+  char *sock_dir;            /* Unix: the mkdtemp directory, removed at close */
+  char *stub_path;           /* absolute */
   uint16_t port;
   uint32_t max_bytes;
   unsigned max_connections;

@@ -136,9 +136,9 @@ typedef struct sb_server_stats {
   uint64_t accepted;                         /* connections accepted */
   uint64_t welcomed;                         /* handshakes that succeeded */
   uint64_t rejected[SB_REASON_PROTOCOL + 1]; /* by sb_reason */
-  uint64_t lost; /* connections closed with SB_CLOSE_PEER_LOST */
+  uint64_t lost;          /* connections closed with SB_CLOSE_PEER_LOST */
   uint64_t accept_errors; /* accept calls that failed (EMFILE...; see ACCEPT_PAUSED) */
-  unsigned open; /* connections open now, handshakes included */
+  unsigned open;          /* connections open now, handshakes included */
 } sb_server_stats;
 
 void sb_server_stats_get(const sb_server *server, sb_server_stats *out);

@@ -422,8 +422,9 @@ static size_t heap_in_use(void) {
  * made per cycle can hide under. */
 static void assert_heap_flat(long growth, long cycles) {
   long bound = 64 * 1024 + cycles * 4;
-  cr_assert_lt(growth, bound, "the heap in use grew %ld bytes over %ld cycles (bound %ld)",
-               growth, cycles, bound);
+  cr_assert_lt(growth, bound,
+               "the heap in use grew %ld bytes over %ld cycles (bound %ld)", growth,
+               cycles, bound);
 }
 #endif
 
@@ -611,13 +612,13 @@ ParameterizedTest(sb_transport *tr, hostile, connect_close_cycles_leave_nothing_
   long heap_growth = (long)heap_in_use() - (long)heap0;
   char after[4096];
   fd_list(after, sizeof after);
-  cr_log_info(
-      "%s churn: %d cycles, accepted %llu, protocol %llu, busy %llu, open %u; "
-      "fds %u before, %u after; RSS %+ld KiB, heap in use %+ld bytes",
-      *tr == SB_TRANSPORT_TCP ? "tcp" : "unix", CYCLES, (unsigned long long)st.accepted,
-      (unsigned long long)st.rejected[SB_REASON_PROTOCOL],
-      (unsigned long long)st.rejected[SB_REASON_BUSY], st.open, fd0, fd1, growth / 1024,
-      heap_growth);
+  cr_log_info("%s churn: %d cycles, accepted %llu, protocol %llu, busy %llu, open %u; "
+              "fds %u before, %u after; RSS %+ld KiB, heap in use %+ld bytes",
+              *tr == SB_TRANSPORT_TCP ? "tcp" : "unix", CYCLES,
+              (unsigned long long)st.accepted,
+              (unsigned long long)st.rejected[SB_REASON_PROTOCOL],
+              (unsigned long long)st.rejected[SB_REASON_BUSY], st.open, fd0, fd1,
+              growth / 1024, heap_growth);
   cr_assert_eq(st.accepted - st0.accepted, CYCLES);
   cr_assert_eq(st.open, 0, "%u connections still open", st.open);
   cr_assert_eq(fd1, fd0, "fds before: %s\nafter: %s", before, after);

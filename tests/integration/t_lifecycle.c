@@ -249,7 +249,8 @@ ParameterizedTest(int *blocked, lifecycle, kill9) {
    * a test here); the stub acts on the socket's EOF, not on a timer. */
   cr_log_info("kill -9 (%s): the stub exited 125 %.1f ms after the kill",
               *blocked ? "stdout blocked" : "streaming",
-              (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+              (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
   FILE *f = fopen(errfile, "r");
   cr_assert_not_null(f);
   char line[512] = {0}, extra[8];
