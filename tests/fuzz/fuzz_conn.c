@@ -47,13 +47,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                                      \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);           \
-      abort();                                                                           \
-    }                                                                                    \
-  } while (0)
+#include "check.h"
 
 #define HEADER 5
 #define MAX_TOKENS 4  /* the ticket's, and those of delegated programs */

@@ -15,13 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                      \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);           \
-      abort();                                                                           \
-    }                                                                                    \
-  } while (0)
+#include "check.h"
 
 /* Whole frames: kinds and lengths, payloads end to end in one buffer. */
 typedef struct frames {
