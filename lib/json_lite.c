@@ -3,7 +3,7 @@
  * notes where the members a reader knows are; the reader then decodes only
  * those. No tree, and one allocation per string kept.
  *
- * The grammar is exactly the one sb_msg_parse (cJSON 1.7 after the payload
+ * The grammar is exactly the one sb__msg_parse_cjson (cJSON 1.7 after the payload
  * checks of utf8.c) accepts, so that the stub takes what it took before and
  * a differential fuzzer (tests/fuzz/fuzz_lite.c) can hold both to it:
  * - JSON (RFC 8259) with one object at the top, nested at most 1000 deep
@@ -31,7 +31,7 @@
 #define KEY_MAX 16
 
 /* A failure at offset at. The byte there decides the wording: the payload
- * checks (NUL, UTF-8) come before the grammar, as in sb_msg_parse. */
+ * checks (NUL, UTF-8) come before the grammar, as in sb__msg_parse_cjson. */
 static int bad_at(const sb__jl *j, size_t at, const char *what) {
   if (at < j->len && j->p[at] == 0)
     return sb_diag_set(j->diag, SB_EBADMSG, "control message: NUL byte at offset %zu",

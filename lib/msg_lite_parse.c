@@ -1,5 +1,5 @@
-/* msg_lite_parse.c - sb__msg_parse_lite: msg_parse.c without cJSON, for the
- * stub. The payload is checked and its members indexed in one pass
+/* msg_lite_parse.c - sb_msg_parse, for the stub and the supervisor alike:
+ * no cJSON tree. The payload is checked and its members indexed in one pass
  * (json_lite.c); the members of the type are then read from where they
  * are. Every rule, check and diag of msg_parse.c is here in the same order,
  * so both accept the same payloads into the same sb_msg
@@ -497,7 +497,7 @@ static int parse_object(const sb__jl *j, const sb__jl_index *ix, sb_msg *out) {
   return parse_body(&c, out);
 }
 
-int sb__msg_parse_lite(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag) {
+int sb_msg_parse(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag) {
   sb__jl j = {payload, len, diag};
   sb__jl_index top = {top_names, COUNT(top_names), {0}, {0}};
 

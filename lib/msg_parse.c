@@ -1,7 +1,9 @@
-/* msg_parse.c - sb_msg_parse with cJSON (the supervisor's parser): the
- * payload checks, the parse, and reading and validating the members of each
- * control message, with the path of a bad member ("hello.argv[3]") in the
- * diag. msg_lite_parse.c is the same without cJSON, for the stub. */
+/* msg_parse.c - sb__msg_parse_cjson: the reference the one-pass parser
+ * (sb_msg_parse, msg_lite_parse.c) is held to by tests/unit/test_lite.c and
+ * tests/fuzz/fuzz_lite.c. The payload checks, a cJSON parse, and reading and
+ * validating the members of each control message, with the path of a bad
+ * member ("hello.argv[3]") in the diag: the same rules written over a
+ * tree, so that a mistake would have to be made twice the same way. */
 #include "sb_internal.h"
 
 #include <limits.h>
@@ -443,7 +445,7 @@ static int parse_json(const uint8_t *payload, size_t len, cJSON **root, sb_diag 
   return 0;
 }
 
-int sb_msg_parse(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag) {
+int sb__msg_parse_cjson(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag) {
   cJSON *root = NULL;
 
   memset(out, 0, sizeof *out);

@@ -66,9 +66,10 @@ sb_msg_type sb__msg_type_from_name(const char *name);
  * The stub links neither cJSON nor anything that calls it (its process
  * start is the stub cycle's cost; see docs/performance.md). These read and
  * write control messages without building a tree, and say what the cJSON
- * functions say: sb__msg_parse_lite accepts exactly the payloads
- * sb_msg_parse accepts, with the same sb_msg (tests/fuzz/fuzz_lite.c checks
- * both on any input), and sb__msg_encode_lite writes the bytes
+ * functions say: sb_msg_parse (msg_lite_parse.c, everyone's parser) accepts
+ * exactly the payloads sb__msg_parse_cjson accepts, with the same sb_msg
+ * (tests/fuzz/fuzz_lite.c checks both on any input), and
+ * sb__msg_encode_lite writes the bytes
  * sb_msg_encode writes. Where cJSON is lax the lite parser is lax the same
  * way, so the stub takes what it took before (json_lite.c lists how). */
 
@@ -89,8 +90,9 @@ static inline bool sb__json_plain8(uint64_t x) {
   return ((special | x) & high) == 0;
 }
 
-/* As sb_msg_parse, any type. */
-int sb__msg_parse_lite(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag);
+/* msg_parse.c: sb_msg_parse written over a cJSON tree, kept only as the
+ * reference the tests hold sb_msg_parse to (not called by the library). */
+int sb__msg_parse_cjson(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag);
 
 /* As sb_msg_encode, for the messages a stub sends: hello, signal,
  * stream_error, exited (and exit, of the same shape); SB_EINVAL for the

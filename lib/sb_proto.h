@@ -1,5 +1,6 @@
 /* sb_proto.h - the socketbridge wire protocol, shared by the stub and the
- * supervisor. No libuv here: the stub links this with libc and cJSON only.
+ * supervisor. No libuv here; the stub links it with libc alone (no cJSON:
+ * sb_msg_parse and the stub's encoder build no tree).
  *
  * docs/protocol.md is the byte-level specification; this header is its C
  * face. Conventions, as in libuv:

@@ -45,7 +45,7 @@ _Noreturn static void protocol_error(const char *what, const sb_diag *diag) {
 /* Parses a control payload, failing the stub when it is malformed. */
 static void parse_control(const uint8_t *payload, size_t len, sb_msg *m) {
   sb_diag diag;
-  if (sb__msg_parse_lite(payload, len, m, &diag) < 0)
+  if (sb_msg_parse(payload, len, m, &diag) < 0)
     protocol_error("bad control message", &diag);
 }
 

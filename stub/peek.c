@@ -54,7 +54,7 @@ void stub_track_feed(stub_track *t, const uint8_t *p, size_t n) {
 
 static bool is_exit(const uint8_t *payload, size_t len) {
   sb_msg m;
-  bool yes = sb__msg_parse_lite(payload, len, &m, NULL) == 0 && m.type == SB_MSG_EXIT;
+  bool yes = sb_msg_parse(payload, len, &m, NULL) == 0 && m.type == SB_MSG_EXIT;
   sb_msg_free(&m);
   return yes;
 }

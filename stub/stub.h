@@ -15,7 +15,7 @@
 #define SB_STUB_H
 
 /* lib/'s internals too: the stub reads and writes control messages with
- * the cJSON-free sb__msg_parse_lite / sb__msg_encode_lite. */
+ * the cJSON-free sb_msg_parse / sb__msg_encode_lite. */
 #include "sb_internal.h"
 
 #include <stdbool.h>

@@ -5,8 +5,6 @@
  * close callback of the last of them; on_close runs just before, after the
  * callbacks of every pending write (UV_ECANCELED). */
 #include "sb_internal.h"
-/* lib/'s private header, for the one-pass message parser (same library). */
-#include "../lib/sb_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -270,10 +268,7 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
     return;
   }
   memset(&diag, 0, sizeof diag);
-  /* The one-pass parser: the same checks and result as sb_msg_parse (held
-   * to it by tests/fuzz/fuzz_lite.c), without building a cJSON tree; a
-   * hello is most of a stub cycle's parsing. */
-  r = sb__msg_parse_lite(f->data, f->len, &conn->hello, &diag);
+  r = sb_msg_parse(f->data, f->len, &conn->hello, &diag);
   if (r == SB_ENOMEM) {
     sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
     return;
@@ -360,7 +355,7 @@ static void on_control(sb_conn *conn, const sb_frame *f) {
   int r;
 
   memset(&diag, 0, sizeof diag);
-  r = sb__msg_parse_lite(f->data, f->len, &m, &diag);
+  r = sb_msg_parse(f->data, f->len, &m, &diag);
   if (r < 0) {
     protocol_error(conn, r);
     return;

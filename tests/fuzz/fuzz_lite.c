@@ -1,13 +1,13 @@
 /* fuzz_lite.c - the stub's cJSON-free messages against the cJSON ones.
  *
- * Parse: for any input, sb__msg_parse_lite and sb_msg_parse agree on
+ * Parse: for any input, sb_msg_parse and sb__msg_parse_cjson agree on
  * accept or reject, both leave the output empty when they reject, and when
  * they accept (any type) they give equal messages.
  *
  * Encode: the input also builds the messages a stub sends (a hello whose
  * argv, env, cwd and exe are pieces of the input, any bytes but NUL; a
  * signal, an exited, a stream_error); sb__msg_encode_lite and sb_msg_encode
- * must agree on the result and write the same bytes, which sb_msg_parse
+ * must agree on the result and write the same bytes, which sb__msg_parse_cjson
  * reads back into the message sent (less the token entries of env). */
 #include "sb_internal.h"
 
@@ -30,8 +30,8 @@ static void check_parse(const uint8_t *data, size_t size) {
   sb_msg ref, lite;
   sb_diag ref_diag, lite_diag;
   lite_diag.msg[0] = '\0';
-  int want = sb_msg_parse(data, size, &ref, &ref_diag);
-  int r = sb__msg_parse_lite(data, size, &lite, &lite_diag);
+  int want = sb__msg_parse_cjson(data, size, &ref, &ref_diag);
+  int r = sb_msg_parse(data, size, &lite, &lite_diag);
   if (want == SB_ENOMEM || r == SB_ENOMEM)
     return;
   if ((r == 0) != (want == 0)) {
@@ -104,8 +104,8 @@ static void check_encode_one(const sb_msg *m, const sb_msg *want, uint32_t max_b
   uint32_t n = (uint32_t)lite[0] << 24 | (uint32_t)lite[1] << 16 |
                (uint32_t)lite[2] << 8 | lite[3];
   CHECK(n == lite_len - 4);
-  CHECK(sb_msg_parse(lite + SB_FRAME_HEADER, lite_len - SB_FRAME_HEADER, &back, &diag) ==
-        0);
+  CHECK(sb__msg_parse_cjson(lite + SB_FRAME_HEADER, lite_len - SB_FRAME_HEADER, &back,
+                            &diag) == 0);
   CHECK(msg_eq(want, &back));
   sb_msg_free(&back);
 out:
