@@ -68,7 +68,8 @@ int main(int argc, char **argv) {
       NULL};
   char **cmd = argc > 1 ? argv + 1 : default_cmd;
   const char *stub;
-  char *env[4] = {NULL};
+  char ssh_askpass[4096], git_askpass[4096];
+  char *env[4] = {ssh_askpass, git_askpass, "SSH_ASKPASS_REQUIRE=force", NULL};
   uv_loop_t loop;
   sb_server *server;
   sb_child *child;
@@ -93,12 +94,8 @@ int main(int argc, char **argv) {
   /* The helper variables name the stub; the ticket's own variables (token,
    * address) are added by sb_spawn. */
   stub = sb_server_stub_path(server);
-  if (asprintf(&env[0], "SSH_ASKPASS=%s", stub) < 0 ||
-      asprintf(&env[1], "GIT_ASKPASS=%s", stub) < 0) {
-    fprintf(stderr, "askpass: out of memory\n");
-    return 125;
-  }
-  env[2] = "SSH_ASKPASS_REQUIRE=force";
+  snprintf(ssh_askpass, sizeof ssh_askpass, "SSH_ASKPASS=%s", stub);
+  snprintf(git_askpass, sizeof git_askpass, "GIT_ASKPASS=%s", stub);
 
   sb_spawn_options spawn = {
       .file = cmd[0], .args = cmd, .env = env, .on_exit = on_exit_cb};
@@ -112,7 +109,5 @@ int main(int argc, char **argv) {
 
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  free(env[0]);
-  free(env[1]);
   return exit_code;
 }

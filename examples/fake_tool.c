@@ -98,7 +98,7 @@ static void on_exit_cb(sb_child *child, int64_t exit_status, int term_signal) {
 int main(void) {
   char dir[] = "/tmp/fake_tool-XXXXXX";
   char link[sizeof dir + 8];
-  char *path_var = NULL;
+  char path_var[8192];
   const char *path = getenv("PATH");
   fake f = {0};
   uv_loop_t loop;
@@ -125,10 +125,10 @@ int main(void) {
     return 1;
   }
   snprintf(link, sizeof link, "%s/git", dir);
-  if (symlink(sb_server_stub_path(server), link) != 0 ||
-      asprintf(&path_var, "PATH=%s:%s", dir, path != NULL ? path : "/usr/bin:/bin") < 0) {
+  snprintf(path_var, sizeof path_var, "PATH=%s:%s", dir,
+           path != NULL ? path : "/usr/bin:/bin");
+  if (symlink(sb_server_stub_path(server), link) != 0) {
     fprintf(stderr, "fake_tool: cannot make the fake git: %s\n", strerror(errno));
-    path_var = NULL;
     sb_server_close(server, NULL);
   } else {
     char *args[] = {"sh", "-c", (char *)script, NULL};
@@ -147,7 +147,6 @@ int main(void) {
   uv_loop_close(&loop);
   unlink(link);
   rmdir(dir);
-  free(path_var);
 
   if (f.done) {
     printf("[fake_tool] the script called git %u times and exited %d\n", f.calls,

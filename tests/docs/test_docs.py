@@ -1,0 +1,141 @@
+"""What a user copies from the docs works, and so does what a user installs.
+
+- Every ```c block of README.md and docs/*.md compiles with -Wall -Werror, as a
+  user compiles it: no _GNU_SOURCE, against an install, through pkg-config.
+  A block that has main() is linked and run; a fragment is compiled alone,
+  with the context its `<!-- snippet: SCOPE; DECLARATIONS -->` comment
+  gives (SCOPE: `body`, inside a function; `file`, at file scope).
+- examples/ builds standalone against the install, and runs.
+- A consumer of the shared library needs no libcjson development files.
+
+SB_BUILD_DIR names the build to install (default build/gcc).
+"""
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("SB_BUILD_DIR", ROOT / "build" / "gcc")).resolve()
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"(?:<!-- snippet: (?P<ctx>.*?) -->\n)?```c\n(?P<code>.*?)```", re.S)
+WARN = ["-Wall", "-Werror"]
+
+
+def c_blocks():
+    for doc in DOCS:
+        text = doc.read_text()
+        for m in FENCE.finditer(text):
+            line = text.count("\n", 0, m.start("code"))
+            yield pytest.param(m.group("ctx"), m.group("code"),
+                               id=f"{doc.relative_to(ROOT)}:{line}")
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert r.returncode == 0, f"{cmd} exited {r.returncode}:\n{r.stdout}{r.stderr}"
+    return r
+
+
+@pytest.fixture(scope="session")
+def prefix(tmp_path_factory):
+    """socketbridge installed into a fresh prefix, as `cmake --install` does."""
+    p = tmp_path_factory.mktemp("prefix")
+    run(["cmake", "--install", str(BUILD), "--prefix", str(p)])
+    return p
+
+
+def pkg_env(prefix, libdir=None):
+    env = dict(os.environ)
+    pc = str(prefix / "lib" / "pkgconfig")
+    if libdir is None:
+        env["PKG_CONFIG_PATH"] = pc
+    else:
+        env["PKG_CONFIG_LIBDIR"] = f"{pc}:{libdir}"
+    env["LD_LIBRARY_PATH"] = str(prefix / "lib")
+    return env
+
+
+def pkg_flags(prefix, env=None):
+    out = run(["pkg-config", "--cflags", "--libs", "socketbridge"],
+              env=env or pkg_env(prefix)).stdout
+    return out.split()
+
+
+@pytest.mark.parametrize("ctx,code", c_blocks())
+def test_c_snippet_compiles(ctx, code, prefix, tmp_path):
+    src = tmp_path / "snippet.c"
+    if ctx is None:
+        assert "int main(" in code, "a C block without a snippet comment must be a whole program"
+        src.write_text(code)
+        exe = tmp_path / "snippet"
+        run(["cc", *WARN, str(src), "-o", str(exe), *pkg_flags(prefix)])
+        return
+    scope, _, decls = ctx.partition(";")
+    scope = scope.strip()
+    assert scope in ("body", "file"), f"unknown snippet scope {scope!r}"
+    head = ("#include <limits.h>\n#include <signal.h>\n#include <stdio.h>\n"
+            "#include <socketbridge.h>\n") + decls.strip() + "\n"
+    if scope == "body":
+        src.write_text(head + "void snippet(void);\nvoid snippet(void) {\n" + code + "}\n")
+        extra = []
+    else:
+        src.write_text(head + code)
+        extra = ["-Wno-unused-function"]  # a fragment's helpers have no caller here
+    cflags = [f for f in pkg_flags(prefix) if f.startswith("-I")]
+    run(["cc", *WARN, *extra, "-c", str(src), "-o", str(tmp_path / "snippet.o"), *cflags])
+
+
+def test_the_readme_program_prints_the_stub_arguments(prefix, tmp_path):
+    text = (ROOT / "README.md").read_text()
+    code = next(m.group("code") for m in FENCE.finditer(text) if "int main(" in m.group("code"))
+    src, exe = tmp_path / "main.c", tmp_path / "main"
+    src.write_text(code)
+    run(["cc", *WARN, str(src), "-o", str(exe), *pkg_flags(prefix)])
+    r = run([str(exe)], env=pkg_env(prefix), timeout=60)
+    assert r.stdout == "hello\nworld\n", r.stdout
+
+
+def test_examples_build_standalone_against_an_install(prefix, tmp_path):
+    b = tmp_path / "examples"
+    run(["cmake", "-S", str(ROOT / "examples"), "-B", str(b), "-G", "Ninja",
+         f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_C_FLAGS=-Wall -Werror"])
+    run(["cmake", "--build", str(b)])
+    r = run([str(b / "echo"), "sh", "-c", '"$SOCKETBRIDGE_STUB" a "b c"'],
+            env=pkg_env(prefix), timeout=60)
+    assert r.stdout.splitlines()[1:] == ["argv[1] = a", "argv[2] = b c"], r.stdout
+
+
+def libuv_only_pkgconfig(tmp_path):
+    """A pkg-config directory with libuv's file and nothing of libcjson's."""
+    d = tmp_path / "pc"
+    d.mkdir()
+    uv = run(["pkg-config", "--variable=pcfiledir", "libuv"]).stdout.strip()
+    shutil.copy(pathlib.Path(uv) / "libuv.pc", d / "libuv.pc")
+    return d
+
+
+def test_a_shared_library_consumer_needs_no_libcjson_development_files(prefix, tmp_path):
+    env = pkg_env(prefix, libdir=libuv_only_pkgconfig(tmp_path))
+    r = subprocess.run(["pkg-config", "--exists", "libcjson"], env=env)
+    assert r.returncode != 0, "the test's pkg-config directory must hide libcjson"
+    flags = pkg_flags(prefix, env)
+    src, exe = tmp_path / "v.c", tmp_path / "v"
+    src.write_text('#include <socketbridge.h>\n#include <stdio.h>\n'
+                   'int main(void) { puts(sb_version_string()); return 0; }\n')
+    run(["cc", *WARN, str(src), "-o", str(exe), *flags], env=env)
+    assert run([str(exe)], env=env).stdout.strip() == "0.1.0"
+    # CMake's package, with the same pkg-config directory.
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.25)\nproject(v C)\n"
+        "find_package(socketbridge REQUIRED)\nadd_executable(v ../v.c)\n"
+        "target_link_libraries(v socketbridge::socketbridge)\n")
+    run(["cmake", "-S", str(proj), "-B", str(proj / "b"), "-G", "Ninja",
+         f"-DCMAKE_PREFIX_PATH={prefix}"], env=env)
+    run(["cmake", "--build", str(proj / "b")], env=env)
+    assert run([str(proj / "b" / "v")], env=env).stdout.strip() == "0.1.0"
