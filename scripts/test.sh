@@ -1,13 +1,33 @@
 #!/usr/bin/env bash
 # test.sh - from a fresh clone: installs what is missing, builds, and passes
-# every test: a plain gcc build, an ASan+UBSan build, a clang build, and the
-# fuzzers for a bounded time (SB_FUZZ_SECONDS each, default 30; 0 skips):
-# every tests/fuzz/fuzz_NAME built (frame, msg, conn: the supervisor's
-# connection state machine, ...), seeded from tests/fuzz/corpus/NAME.
+# every test: a plain gcc build, an ASan+UBSan build, a clang build, the
+# docs and the install (tests/docs), and the fuzzers for a bounded time
+# (SB_FUZZ_SECONDS each, default 30; 0 skips): every tests/fuzz/fuzz_NAME
+# built (frame, msg, conn: the supervisor's connection state machine, ...),
+# seeded from tests/fuzz/corpus/NAME. Each stage says when it starts and how
+# long it took; a table of them closes the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
 export CRITERION_JOBS=${CRITERION_JOBS:-$(nproc)}
+
+# stage NAME: closes the stage before (its time), opens NAME.
+stages=()
+stage_name=""
+stage_start=$SECONDS
+run_start=$SECONDS
+stage() {
+  if [ -n "$stage_name" ]; then
+    local took=$((SECONDS - stage_start))
+    stages+=("$(printf '%5ss  %s' "$took" "$stage_name")")
+    echo "== done in ${took}s: $stage_name"
+  fi
+  stage_name=$1
+  stage_start=$SECONDS
+  [ -z "$stage_name" ] || echo "== [$(date -u +%H:%M:%S)] $stage_name"
+}
+
+stage "dependencies (scripts/deps.sh)"
+bash scripts/deps.sh
 
 results=$(mktemp)
 # The harness notes here every token it has the library generate
@@ -21,16 +41,22 @@ trap 'rm -f "$results" "$SB_TEST_TOKEN_LOG"' EXIT
 run_suite() { # build-dir label
   local t
   for t in unit integration; do
-    echo "== $2: $t tests"
+    stage "$2: $t tests"
     "$1/tests/test_$t" --jobs "$CRITERION_JOBS" --verbose 2>&1 | tee -a "$results"
   done
 }
 
-echo "== build: gcc, warnings as errors"
+stage "build: gcc, warnings as errors"
 bash scripts/build.sh build/gcc -DCMAKE_C_COMPILER=gcc
 run_suite build/gcc "gcc"
 
-echo "== build: clang, ASan+UBSan, warnings as errors"
+# What a user copies from the docs, and what a user installs (pytest: the
+# README's and docs' C blocks, examples/ against an install, pkg-config).
+stage "docs and install (pytest tests/docs)"
+SB_BUILD_DIR=build/gcc /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/docs \
+  2>&1 | tee -a "$results"
+
+stage "build: clang, ASan+UBSan, warnings as errors"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -40,7 +66,7 @@ run_suite build/asan "clang asan+ubsan"
 
 secs=${SB_FUZZ_SECONDS:-30}
 if [ "$secs" != 0 ]; then
-  echo "== fuzzers, ${secs}s each"
+  stage "fuzzers, ${secs}s each"
   bash scripts/build.sh build/fuzz -DCMAKE_C_COMPILER=clang -DSB_FUZZ=ON -DSB_TESTS=OFF \
     -DSB_EXAMPLES=OFF
   for f in build/fuzz/tests/fuzz/fuzz_*; do
@@ -60,6 +86,7 @@ if [ "$secs" != 0 ]; then
     rm -rf "$corpus" "$log"
   done
 fi
+stage "token check"
 ntok=$(wc -l <"$SB_TEST_TOKEN_LOG")
 if [ "$ntok" -eq 0 ]; then
   echo "token check: the harness noted no token (is SB_TEST_TOKEN_LOG honoured?)"
@@ -71,11 +98,26 @@ if grep -q -F -f "$SB_TEST_TOKEN_LOG" "$results"; then
   exit 1
 fi
 echo "token check: none of the $ntok tokens generated appears in the suites' output"
-# One closing line over every suite run above (Criterion's synthesis lines).
-sed 's/\x1b\[[0-9;]*m//g' "$results" | awk -F'[:|]' '/Synthesis: Tested/ {
-    for (i = 1; i <= NF; i++) {
-      if ($i ~ /Passing/) { split($(i+1), a, " "); pass += a[1] }
-      if ($i ~ /Failing/ || $i ~ /Crashing/) { split($(i+1), b, " "); fail += b[1] }
+stage ""
+echo "== stages"
+printf '%s\n' "${stages[@]}"
+echo "== all in $((SECONDS - run_start))s"
+# One closing line over every suite run above: Criterion's synthesis lines
+# and pytest's closing line ("9 passed in 0.9s", "1 failed, 8 passed ...").
+sed 's/\x1b\[[0-9;]*m//g' "$results" | awk '
+  /Synthesis: Tested/ {
+    n = split($0, f, /[:|]/)
+    for (i = 1; i <= n; i++) {
+      if (f[i] ~ /Passing/) { split(f[i+1], a, " "); pass += a[1] }
+      if (f[i] ~ /Failing/ || f[i] ~ /Crashing/) { split(f[i+1], b, " "); fail += b[1] }
     }
-  } END { printf "tests: %d passed, %d failed\n", pass, fail; exit (fail > 0 || pass == 0) }'
+    next
+  }
+  /^=*[ ]*[0-9]+ (passed|failed).* in [0-9.]+s/ {
+    for (i = 1; i < NF; i++) {
+      if ($(i+1) ~ /^passed/) pass += $i
+      if ($(i+1) ~ /^(failed|errors?)/) fail += $i
+    }
+  }
+  END { printf "tests: %d passed, %d failed\n", pass, fail; exit (fail > 0 || pass == 0) }'
 

@@ -153,13 +153,18 @@ Test(dispo, respond_writes_stdout_stderr_and_exits) {
   h_fini(&h);
 }
 
+/* Runs CMD and writes its status to "code". A shell reports a command that
+ * a signal killed ("Terminated") on its own stderr: inside the braces that
+ * report goes to a file, not to the suite's log. */
+#define SIGNALLED(cmd) "{ " cmd "; echo $? >code; } 2>sh.err"
+
 Test(dispo, respond_by_signal_kills_the_stub) {
   harness h;
   h_exit ex = {0};
   plan p = {.act = act_respond, .override = -1};
   p.resp = (sb_response){.signum = SIGUSR1};
   h_init(&h, NULL);
-  run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\"; echo $? >code", &ex);
+  run_script(&h, &p, SIGNALLED("\"$SOCKETBRIDGE_STUB\""), &ex);
   cr_assert_eq(p.r, 0);
   assert_file(&h, "code", "138\n"); /* 128 + SIGUSR1 (10) */
   cr_assert(p.told && p.told_signal == SIGUSR1);
@@ -285,7 +290,7 @@ Test(dispo, delegate_death_by_signal_is_the_stubs) {
   char *argv[] = {"sh", "-c", "kill -TERM $$", NULL};
   p.argv = argv;
   h_init(&h, NULL);
-  run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\" </dev/null; echo $? >code", &ex);
+  run_script(&h, &p, SIGNALLED("\"$SOCKETBRIDGE_STUB\" </dev/null"), &ex);
   assert_file(&h, "code", "143\n");
   cr_assert(p.prog_exited && p.prog_signal == SIGTERM);
   h_fini(&h);
@@ -430,7 +435,7 @@ Test(dispo, run_exit_can_be_overridden_by_the_caller) {
   char *argv[] = {"sh", "-c", "exit 3", NULL};
   p.argv = argv;
   h_init(&h, NULL);
-  run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\"; echo $? >code", &ex);
+  run_script(&h, &p, SIGNALLED("\"$SOCKETBRIDGE_STUB\""), &ex);
   cr_assert(p.prog_exited && p.prog_code == 3);
   assert_file(&h, "code", "0\n");
   h_fini(&h);
@@ -443,7 +448,7 @@ Test(dispo, run_death_by_signal_is_the_stubs) {
   char *argv[] = {"sh", "-c", "kill -USR2 $$", NULL};
   p.argv = argv;
   h_init(&h, NULL);
-  run_script(&h, &p, "\"$SOCKETBRIDGE_STUB\"; echo $? >code", &ex);
+  run_script(&h, &p, SIGNALLED("\"$SOCKETBRIDGE_STUB\""), &ex);
   cr_assert(p.prog_exited && p.prog_signal == SIGUSR2);
   assert_file(&h, "code", "140\n"); /* 128 + SIGUSR2 (12) */
   h_fini(&h);

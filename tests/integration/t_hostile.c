@@ -163,14 +163,19 @@ static void fleet_finish(harness *h) {
 }
 
 /* Runs rawpeer MODE (extra env may be NULL), waits for it, returns what it
- * printed (the caller frees). */
+ * printed on stdout (the caller frees). Its stderr (a flood's count) is
+ * shown only when it fails. */
 static char *run_rawpeer(harness *h, const char *mode, char *const *env, h_exit *ex) {
   char *args[] = {HELPER_RAWPEER, (char *)mode, NULL};
-  int out = h_create(h, "peer");
-  h_spawn(h, &(h_spawn_opts){.args = args, .env = env, .out = out}, ex);
+  int out = h_create(h, "peer"), err = h_create(h, "peer.err");
+  h_spawn(h, &(h_spawn_opts){.args = args, .env = env, .out = out, .err = err}, ex);
   close(out);
+  close(err);
   h_wait_exit(h, ex);
-  cr_assert_eq(ex->status, 0, "rawpeer %s failed (%lld)", mode, (long long)ex->status);
+  if (ex->status != 0) {
+    char *said = h_read(h, "peer.err", NULL);
+    cr_assert_fail("rawpeer %s failed (%lld): %s", mode, (long long)ex->status, said);
+  }
   return h_read(h, "peer", NULL);
 }
 
