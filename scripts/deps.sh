@@ -5,7 +5,7 @@ set -euo pipefail
 # musl-tools: musl-gcc, with which the stub is linked statically (the
 # default where it is found: CMakeLists.txt, SB_STUB_MUSL).
 want=(cmake ninja-build pkg-config gcc clang libclang-rt-14-dev libuv1-dev libcjson-dev
-      libcriterion-dev musl-tools git python3 python3-pytest "$@")
+      libcriterion-dev musl-tools git python3 python3-pytest bear make g++ "$@")
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

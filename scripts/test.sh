@@ -51,10 +51,11 @@ bash scripts/build.sh build/gcc -DCMAKE_C_COMPILER=gcc
 run_suite build/gcc "gcc"
 
 # What a user copies from the docs, and what a user installs (pytest: the
-# README's and docs' C blocks, examples/ against an install, pkg-config).
-stage "docs and install (pytest tests/docs)"
+# README's and docs' C blocks, examples/ against an install, pkg-config);
+# compile-db against Bear on real builds. Debian's python3, where pytest is.
+stage "docs, install, compile-db (pytest tests/docs tests/compile_db)"
 SB_BUILD_DIR=build/gcc /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/docs \
-  2>&1 | tee -a "$results"
+  tests/compile_db 2>&1 | tee -a "$results"
 
 stage "build: clang, ASan+UBSan, warnings as errors"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1

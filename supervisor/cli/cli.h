@@ -80,7 +80,10 @@ void cli_shim_dir_remove(const char *dir, char *const *names);
 /* `socketbridge shim DIR NAME...`; argv[0] is "shim". The exit status. */
 int cli_shim(int argc, char **argv);
 
-/* stubpath.c: the socketbridge-stub next to the running executable
+/* stubpath.c: rel (a path relative to the running executable's directory)
+ * made absolute, malloc'd; NULL when out of memory or /proc is missing. */
+char *cli_exe_relative(const char *rel);
+/* The socketbridge-stub next to the running executable
  * (malloc'd, absolute), or NULL when there is none there, meaning the
  * library's default. */
 char *cli_stub_sibling(void);
@@ -90,5 +93,8 @@ char *cli_stub_sibling(void);
 char *cli_stub_resolve(const char *who);
 /* `socketbridge stub-path`: prints what run would use; the exit status. */
 int cli_stub_path(void);
+
+/* compiledb.c: `socketbridge compile-db`; argv[0] is "compile-db". */
+int cli_compile_db(int argc, char **argv);
 
 #endif

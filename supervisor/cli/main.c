@@ -189,6 +189,8 @@ int main(int argc, char **argv) {
     return run(argc - 1, argv + 1);
   if (strcmp(cmd, "shim") == 0)
     return cli_shim(argc - 1, argv + 1);
+  if (strcmp(cmd, "compile-db") == 0)
+    return cli_compile_db(argc - 1, argv + 1);
   if (strcmp(cmd, "stub-path") == 0) {
     if (argc != 2) {
       cli_error("stub-path takes no argument");

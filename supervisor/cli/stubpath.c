@@ -19,11 +19,11 @@ static bool is_executable_file(const char *path) {
   return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
-char *cli_stub_sibling(void) {
+char *cli_exe_relative(const char *rel) {
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   char *slash, *path;
-  size_t dirlen;
+  size_t dirlen, rellen = strlen(rel) + 1;
 
   if (n <= 0)
     return NULL;
@@ -32,12 +32,17 @@ char *cli_stub_sibling(void) {
   if (slash == NULL)
     return NULL;
   dirlen = (size_t)(slash - exe) + 1;
-  path = malloc(dirlen + sizeof STUB_NAME);
+  path = malloc(dirlen + rellen);
   if (path == NULL)
     return NULL;
   memcpy(path, exe, dirlen);
-  memcpy(path + dirlen, STUB_NAME, sizeof STUB_NAME);
-  if (!is_executable_file(path)) {
+  memcpy(path + dirlen, rel, rellen);
+  return path;
+}
+
+char *cli_stub_sibling(void) {
+  char *path = cli_exe_relative(STUB_NAME);
+  if (path != NULL && !is_executable_file(path)) {
     free(path);
     return NULL;
   }
