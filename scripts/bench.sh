@@ -6,8 +6,13 @@
 #   bash scripts/bench.sh                 # everything, 5 repetitions (~1-2 min)
 #   bash scripts/bench.sh --reps 3 --only cycle,rtt
 #   SB_STUB_MUSL=OFF bash scripts/bench.sh --only cycle   # the glibc stub
+#   bash scripts/bench.sh --peers         # against Bear, process-proxy, /bin/true
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --peers ]; then
+  shift
+  exec bash scripts/bench-peers.sh "$@"
+fi
 bash scripts/deps.sh binutils
 dir=build/bench
 # SB_STUB_MUSL=OFF in the environment benches the glibc stub (A/B runs); a
