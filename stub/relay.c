@@ -8,8 +8,10 @@
  * - stdin is read only when the send queue is empty (the stdin frame points
  *   into the stdin buffer until the socket has taken it);
  * - signals are read only while the send queue has room for them.
- * While fd 1/2 is full the socket is still watched for the peer's close,
- * so a lost bridge is noticed however long the reader of fd 1 sleeps.
+ * The socket is always watched for the peer's close (POLLRDHUP, and the
+ * POLLERR of a reset), full fd 1/2 or not: a lost bridge is noticed at
+ * once, however long the reader of fd 1 sleeps, and what the supervisor
+ * sent before it went is not written out first (it may be megabytes).
  * In run mode the program's pipes join the loop (run.c). */
 #include "stub.h"
 
@@ -21,14 +23,12 @@
 /* Send-queue slots kept free for the two stream_errors there can be. */
 #define STUB_OUTQ_RESERVED 2
 
-/* The bridge is lost. In run mode the program still runs: the stub waits
- * for it (run.c); otherwise it fails now. */
-static void lost(stub *st) {
+/* The bridge is lost: the stub fails now (in run mode, after its program:
+ * run.c). */
+_Noreturn static void lost(stub *st) {
   const stub_bridge *br = &st->br;
-  if (st->run != NULL) {
+  if (st->run != NULL)
     stub_run_lost(st);
-    return;
-  }
   if (br->rd_err != 0)
     stub_fail("connection to the supervisor lost before exit: %s", strerror(-br->rd_err));
   if (!sb_decoder_idle(&br->dec))
@@ -163,22 +163,24 @@ enum { P_SOCK, P_SIG, P_STDIN, P_OUT, P_RUN, P_COUNT = P_RUN + STUB_RUN_POLLS };
 
 /* The socket's events. While a piece waits for fd 1/2 the socket is not
  * read, but POLLRDHUP (and POLLHUP, POLLERR, always reported) tell us the
- * peer closed; once we know an exit may follow, the socket is left out, or
- * its standing hang-up would wake poll() in a loop. */
+ * peer closed; once we know an exit may follow, a blocked stub leaves the
+ * socket out, or its standing hang-up would wake poll() in a loop. */
 static void watch_socket(const stub *st, bool blocked, struct pollfd *p) {
   bool sending = st->br.q_len > 0 && !st->br.wr_dead;
-  p->fd = st->run != NULL && st->run->orphan ? -1 : st->br.sock;
+  p->fd = st->br.sock;
   p->events = sending ? POLLOUT : 0;
   if (!blocked)
     p->events |= POLLIN;
-  else if (!st->peer_checked)
+  if (!st->peer_checked)
     p->events |= POLLRDHUP;
-  else if (!sending)
+  else if (blocked && !sending)
     p->fd = -1;
 }
 
-/* The peer closed while a piece waits for fd 1/2: fail now, unless what is
- * left holds an exit (then the data before it must still be written). */
+/* The peer closed (a FIN, or the reset of a supervisor that died): fail
+ * now, unless what is left holds an exit (then the data before it must
+ * still be written). Checked before anything more is read: after a crash
+ * the rest is stale. */
 static void peer_closed(stub *st) {
   st->peer_checked = true;
   if (!stub_exit_ahead(&st->br))
@@ -224,20 +226,19 @@ static void wait_and_handle(stub *st) {
   if (p[P_STDIN].revents != 0)
     read_stdin(st);
   short rs = p[P_SOCK].revents;
+  if (!st->peer_checked && (rs & (POLLRDHUP | POLLHUP | POLLERR)))
+    peer_closed(st);
   if ((rs & (POLLOUT | POLLERR | POLLHUP)) && br->q_len > 0)
     stub_bridge_flush(br);
   if (!blocked && (rs & (POLLIN | POLLHUP | POLLERR)))
     stub_bridge_recv(br);
-  if (blocked && !st->peer_checked && (rs & (POLLRDHUP | POLLHUP | POLLERR)))
-    peer_closed(st);
 }
 
 _Noreturn void stub_relay(stub *st) {
   if (st->std[0].io < 0 && !st->std[0].done)
     stdin_eof(st); /* fd 0 was closed when we started */
   for (;;) {
-    if (st->run == NULL || !st->run->orphan)
-      pump(st);
+    pump(st);
     stub_run_step(st);
     if (st->br.q_dirty)
       stub_bridge_flush(&st->br);

@@ -237,34 +237,51 @@ STUB_COLD static void send_exited(stub *st) {
   st->run->exited_sent = true;
 }
 
-/* The bridge was lost and the program has ended. With a tee that wrote
- * everything, the caller has seen all the program's output: the stub ends
- * as the program did. Otherwise output went nowhere, and nobody chose how
- * the stub ends: the usual failure. */
-STUB_COLD _Noreturn static void orphan_end(const stub *st) {
-  int s = st->run->status;
-  bool whole = st->run->tee;
+/* Kills the program (it is part of the call, and no one is left to hear
+ * how it ends) and reaps it, waiting STUB_REAP_MS at most: a process in an
+ * uninterruptible sleep dies when it wakes, and init reaps it then. */
+STUB_COLD static void kill_program(stub *st) {
+  stub_run *run = st->run;
+  if (run->pid <= 0)
+    return;
+  kill(run->pid, SIGKILL);
+  int64_t deadline = stub_now_ms() + STUB_REAP_MS;
+  while (waitpid(run->pid, NULL, WNOHANG) == 0) {
+    /* SIGCHLD puts a byte in the self-pipe: no wake-up is missed. */
+    struct pollfd p = {.fd = st->sigfd, .events = POLLIN};
+    int left = stub_ms_left(deadline), sigs[STUB_OUTQ_LEN];
+    if (left == 0)
+      break;
+    if (poll(&p, 1, left) > 0)
+      stub_signals_take(st->sigfd, sigs, STUB_OUTQ_LEN);
+  }
+  run->pid = 0;
+}
+
+/* The bridge is lost. A program that has ended, with all of its output
+ * teed to our own fds, was seen whole by the caller: the stub ends as it
+ * did. Otherwise nobody can be told how the call ends: a program still
+ * running is killed (a call does not outlive its supervisor, as delegates
+ * do not: PR_SET_PDEATHSIG) and the stub fails. */
+_Noreturn void stub_run_lost(stub *st) {
+  stub_run *run = st->run;
+  bool ended = run->pid == 0 && run->out[0].fd < 0 && run->out[1].fd < 0;
+  bool whole = ended && run->tee;
   for (int fd = 1; fd <= 2; fd++)
     whole = whole && !st->std[fd].failed && !st->std[fd].done;
-  if (!whole)
+  if (!whole) {
+    kill_program(st);
     stub_fail("connection to the supervisor lost during run");
-  if (WIFSIGNALED(s))
-    stub_die_by_signal(WTERMSIG(s));
-  _exit(WEXITSTATUS(s));
+  }
+  if (WIFSIGNALED(run->status))
+    stub_die_by_signal(WTERMSIG(run->status));
+  _exit(WEXITSTATUS(run->status));
 }
 
 void stub_run_step(stub *st) {
   stub_run *run = st->run;
   if (run == NULL || run->pid != 0 || run->out[0].fd >= 0 || run->out[1].fd >= 0)
     return;
-  if (run->orphan)
-    orphan_end(st);
   if (!run->exited_sent && stub_bridge_room(&st->br) > 0)
     send_exited(st);
-}
-
-void stub_run_lost(stub *st) {
-  st->run->orphan = true;
-  st->piece_len = 0; /* what the supervisor sent before it went is dropped */
-  stub_bridge_drop(&st->br);
 }

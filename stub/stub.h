@@ -40,6 +40,8 @@
 #define STUB_EXIT_NOT_FOUND 127
 /* How long connect + hello + the supervisor's answer may take in all. */
 #define STUB_HANDSHAKE_TIMEOUT_MS 30000
+/* How long a lost run waits for its killed program to be reaped. */
+#define STUB_REAP_MS 200
 /* How long the failure line may wait for a full stderr before we exit anyway. */
 #define STUB_FAIL_WRITE_MS 1000
 /* Bytes read from the socket at once; data is written to fds 1/2 from here.
@@ -218,7 +220,6 @@ typedef struct stub_run {
   int status;       /* its wait status, once reaped; a spawn failure as an exit */
   bool tee;         /* its output also goes to our own fds 1/2 */
   bool exited_sent; /* `exited` is queued */
-  bool orphan;      /* the bridge is lost: we only wait for the program */
   stub_pipe out[2]; /* its stdout, stderr */
 } stub_run;
 
@@ -294,11 +295,11 @@ void stub_run_handle(stub *st, const struct pollfd *p);
  * or forwarded to the program while it runs). */
 bool stub_run_signal(stub *st, int b);
 /* Called once per loop turn: sends `exited` once the program has ended and
- * both pipes are at EOF; after a lost bridge, ends the stub then. */
+ * both pipes are at EOF. */
 void stub_run_step(stub *st);
-/* The bridge is lost: the stub no longer reads or writes it, and ends when
- * the program has (see stub_run_step). */
-void stub_run_lost(stub *st);
+/* The bridge is lost: kills the program if it still runs, and ends the
+ * stub (see run.c). */
+_Noreturn void stub_run_lost(stub *st);
 /* True while the tee has bytes for stream (1 or 2) not yet written: the
  * supervisor's data for that stream waits, so the two never interleave. */
 bool stub_run_tee_busy(const stub *st, int stream);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* STUB_EXIT: how a welcomed connection ended, and what the stub was told. */
 static void emit_stub_exit(sb_conn *conn) {
@@ -47,6 +48,22 @@ void sb__conn_handle_closed(uv_handle_t *handle) {
   sb__server_maybe_finish(server);
 }
 
+/* How a welcomed TCP connection ends when its socket is closed with no end
+ * agreed (no exit sent), here or by the kernel when the supervisor dies
+ * (kill -9): a reset, at once, dropping what is unsent. A FIN would queue
+ * behind unsent data the stub may never read (its stdout is full), and the
+ * stub would wait for it as long as its reader sleeps. Once an exit is sent
+ * the close is the normal one, so the stub gets everything before it. A
+ * Unix socket's peer sees the close at once whatever is queued: nothing to
+ * do there. */
+static void set_abortive_close(sb_conn *conn, bool on) {
+  struct linger lg = {.l_onoff = on, .l_linger = 0};
+  uv_os_fd_t fd;
+
+  if (conn->server->transport == SB_TRANSPORT_TCP && uv_fileno(&conn->io.handle, &fd) == 0)
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
 void sb__conn_close(sb_conn *conn, sb_close_reason reason, int err) {
   sb_server *server = conn->server;
 
@@ -62,6 +79,8 @@ void sb__conn_close(sb_conn *conn, sb_close_reason reason, int err) {
   conn->reading = false;
   conn->pend_len = 0;
   sb__dispo_close(conn);
+  if (conn->welcomed && conn->exit_sent)
+    set_abortive_close(conn, false);
   uv_close(&conn->io.handle, sb__conn_handle_closed);
   uv_close((uv_handle_t *)&conn->timer, sb__conn_handle_closed);
 }
@@ -318,6 +337,7 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
   conn->welcome_pending = true;
   conn->state = SB__CONN_OPEN;
   conn->welcomed = true;
+  set_abortive_close(conn, true);
   server->stats.welcomed++;
   memset(&ev, 0, sizeof ev);
   ev.type = SB_EVENT_STUB_CONNECT;
