@@ -346,6 +346,11 @@ void sb_config_free(sb_config *cfg);
 /* "exec": a stub that cannot reach its supervisor execs the real program
  * (found as sb_path_find says) instead of failing with 125. */
 #define SB_ENV_FALLBACK "SOCKETBRIDGE_FALLBACK"
+/* argv[1] of a stub the supervisor starts as a trampoline for a delegated
+ * program: `stub --socketbridge-die-with PPID FILE ARGV0 [ARG...]` sets
+ * PR_SET_PDEATHSIG (SIGKILL), checks its parent is PPID, and execs FILE
+ * (stub/trampoline.c). */
+#define SB_TRAMPOLINE_ARG "--socketbridge-die-with"
 
 /* Finds the program `name` as execvp(3) would in `path` (a PATH value; NULL
  * or "" means the system default "/usr/local/bin:/usr/bin:/bin"), skipping

@@ -186,6 +186,9 @@ int main(int argc, char **argv) {
   uint8_t *hello;
   size_t hello_len;
 
+  /* Before anything else: the trampoline touches nothing of its own. */
+  if (argc > 1 && strcmp(argv[1], SB_TRAMPOLINE_ARG) == 0)
+    stub_trampoline(argc, argv);
   memset(&st, 0, sizeof st);
   unsigned tty = tty_flags();
   unsigned closed = stub_guard_std_fds();

@@ -282,6 +282,13 @@ STUB_COLD void stub_prog_say(const stub_prog *p, const char *verb, int err);
  * 126/127 (proto 4, step 5). */
 STUB_COLD _Noreturn void stub_exec(stub *st, sb_launch *l);
 
+/* ---- trampoline.c: how a delegated program starts ------------------------- */
+
+/* Run as `stub SB_TRAMPOLINE_ARG PPID FILE ARGV0 [ARG...]` (sb_proto.h):
+ * sets PR_SET_PDEATHSIG (SIGKILL), checks the parent is PPID, and execs
+ * FILE with ARGV0...; exits 126/127 with the line when it cannot. */
+STUB_COLD _Noreturn void stub_trampoline(int argc, char **argv);
+
 /* ---- run.c: run mode --------------------------------------------------------- */
 
 /* Spawns the program with its stdout/stderr on pipes. On failure: the line,

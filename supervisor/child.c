@@ -100,8 +100,7 @@ static const char *env_path(char *const *env) {
   return "/bin:/usr/bin";
 }
 
-/* What execve would say of path without running it: 0 or -errno. */
-static int can_exec(const char *path) {
+int sb__can_exec(const char *path) {
   struct stat st;
   if (stat(path, &st) != 0)
     return -errno;
@@ -132,7 +131,7 @@ static int search_path(const sb_child *child, char *const *env, char **out) {
       return -ENOMEM;
     check = cand[0] != '/' && child->cwd != NULL ? sb__strdupf("%s/%s", child->cwd, cand)
                                                  : cand;
-    r = check != NULL ? can_exec(check) : -ENOMEM;
+    r = check != NULL ? sb__can_exec(check) : -ENOMEM;
     if (check != cand)
       free(check);
     if (r == 0) {

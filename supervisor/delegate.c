@@ -15,6 +15,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -176,19 +177,66 @@ static void on_program_exit(sb_child *child, int64_t status, int signum) {
 
 /* ---- sb_conn_delegate ----------------------------------------------------------- */
 
+/* The program is started through the stub as a trampoline (stub/trampoline.c):
+ * `stub SB_TRAMPOLINE_ARG PID FILE ARGV...` sets PR_SET_PDEATHSIG and
+ * execs it, so the program dies with the supervisor, even with a supervisor
+ * killed by SIGKILL (posix_spawn cannot set that itself). Returns the argv
+ * (strings borrowed, but pid's), or NULL when out of memory. */
+static char **trampoline_argv(const sb_conn *conn, const char *file, char *const *args,
+                              char pid[24]) {
+  size_t n = 0;
+  char **v;
+
+  while (args[n] != NULL)
+    n++;
+  v = malloc((n + 5) * sizeof *v);
+  if (v == NULL)
+    return NULL;
+  snprintf(pid, 24, "%ld", (long)getpid());
+  v[0] = conn->server->stub_path;
+  v[1] = SB_TRAMPOLINE_ARG;
+  v[2] = pid;
+  v[3] = (char *)file;
+  memcpy(v + 4, args, (n + 1) * sizeof *v);
+  return v;
+}
+
+/* The trampoline's exec errors reach the call (126/127 and a line on its
+ * stderr), not us: the usual ones are found here first, as posix_spawn
+ * would have returned them. file is relative to cwd when not absolute. */
+static int check_program(const char *cwd, const char *file) {
+  char buf[PATH_MAX];
+
+  if (strchr(file, '/') == NULL)
+    return 0; /* looked up in PATH by the trampoline, as execvp does */
+  if (file[0] != '/' && cwd != NULL) {
+    if (snprintf(buf, sizeof buf, "%s/%s", cwd, file) >= (int)sizeof buf)
+      return -ENAMETOOLONG;
+    file = buf;
+  }
+  return sb__can_exec(file);
+}
+
 /* Spawns the program with its stdin from a fresh pipe, and keeps our end. */
 static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
                          char *const *args, char *const *env) {
   sb__dispo *dp = conn->dp;
   sb_spawn_options o;
+  char pid[24], **targs;
   int fds[2], r;
 
-  if (pipe2(fds, O_CLOEXEC) != 0)
-    return -errno;
   memset(&o, 0, sizeof o);
-  o.file = file;
-  o.args = args;
   o.cwd = p->cwd != NULL ? p->cwd : conn->call.cwd;
+  if ((r = check_program(o.cwd, file)) < 0)
+    return r;
+  if ((targs = trampoline_argv(conn, file, args, pid)) == NULL)
+    return -ENOMEM;
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    free(targs);
+    return -errno;
+  }
+  o.file = conn->server->stub_path;
+  o.args = targs;
   o.env = env;
   o.env_replace = true;
   o.stdio[0].mode = SB_STDIO_FD;
@@ -198,6 +246,7 @@ static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
   o.on_exit = on_program_exit;
   o.data = conn;
   r = sb_spawn(conn->server, &o, &dp->child);
+  free(targs);
   close(fds[0]); /* no restart: the child has its copy */
   if (r < 0) {
     close(fds[1]);

@@ -333,6 +333,8 @@ void sb__tickets_free_all(sb_server *server);
  * success the child is RUNNING with its pid (the caller then calls
  * sb__supervise_started); exec errors are returned. */
 int sb__child_start(sb_child *child);
+/* What execve would say of path without running it: 0 or -errno. */
+int sb__can_exec(const char *path);
 /* Frees what sb_spawn copied; the child itself too. */
 void sb__child_free(sb_child *child);
 
