@@ -7,11 +7,14 @@
 #include "sb_internal.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -96,10 +99,77 @@ static int listen_tcp(sb_server *server, const sb_server_options *opts, int *fdp
   return server->address != NULL ? 0 : -ENOMEM;
 }
 
+/* ---- socket directories: ours kept locked, the dead ones tidied ----------
+ *
+ * A server removes its socket directory when it closes; a supervisor killed
+ * with SIGKILL cannot, and leaves it. So each server holds an flock on its
+ * directory for as long as it lives (the kernel drops it when the process
+ * dies), taken before the socket is bound; and a new server removes, in
+ * the parent it uses, every directory of ours whose socket is there while
+ * nobody holds the lock and nobody listens on it: proof that its
+ * supervisor is dead. A directory without a socket proves nothing (its
+ * supervisor may be between mkdtemp and bind) and is left alone, as is one
+ * that holds anything else. Checking that nobody listens covers
+ * supervisors older than the lock (they see a peer that closes at once). */
+
+#define SB__SOCK_DIR_PREFIX "socketbridge-"
+#define SB__SOCK_DIR_TEMPLATE SB__SOCK_DIR_PREFIX "XXXXXX"
+
+/* True when connecting to the socket at dir/SB__SOCK_NAME is refused. */
+static bool nobody_listens(const char *parent, const char *name) {
+  struct sockaddr_un sun;
+  int fd, r;
+
+  memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  r = snprintf(sun.sun_path, sizeof sun.sun_path, "%s/%s/%s", parent, name, SB__SOCK_NAME);
+  if (r < 0 || (size_t)r >= sizeof sun.sun_path)
+    return false;
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return false;
+  r = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+  r = r == 0 ? 0 : errno;
+  close(fd);
+  return r == ECONNREFUSED;
+}
+
+/* Removes parent/name when it is the socket directory of a dead server. */
+static void tidy_one(int pfd, const char *parent, const char *name) {
+  struct stat st;
+  int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+  if (dfd < 0)
+    return;
+  /* The lock is held until dfd is closed: nobody else tidies meanwhile. */
+  if (fstat(dfd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 07777) == 0700 &&
+      fstatat(dfd, SB__SOCK_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
+      flock(dfd, LOCK_EX | LOCK_NB) == 0 && nobody_listens(parent, name) &&
+      unlinkat(dfd, SB__SOCK_NAME, 0) == 0)
+    unlinkat(pfd, name, AT_REMOVEDIR);
+  close(dfd);
+}
+
+/* Tidies the socket directories of dead servers in parent (best effort:
+ * what cannot be read or removed stays). */
+static void tidy_dead_sock_dirs(const char *parent) {
+  DIR *d = opendir(parent);
+  struct dirent *e;
+
+  if (d == NULL)
+    return;
+  while ((e = readdir(d)) != NULL)
+    if (strlen(e->d_name) == sizeof SB__SOCK_DIR_TEMPLATE - 1 &&
+        strncmp(e->d_name, SB__SOCK_DIR_PREFIX, sizeof SB__SOCK_DIR_PREFIX - 1) == 0)
+      tidy_one(dirfd(d), parent, e->d_name);
+  closedir(d);
+}
+
 /* A directory for the socket: under $TMPDIR when that is absolute and short
  * enough for sun_path, else under /tmp. mkdtemp makes it 0700, so no other
- * user can even reach the socket. */
-static int make_sock_dir(char **dir) {
+ * user can even reach the socket. Locked before anything is in it (above);
+ * the dead servers' directories there are tidied first. */
+static int make_sock_dir(sb_server *server, char **dir) {
   const char *tmp = getenv("TMPDIR");
   size_t room = sizeof(((struct sockaddr_un *)0)->sun_path);
   char *d;
@@ -107,7 +177,8 @@ static int make_sock_dir(char **dir) {
   if (tmp == NULL || tmp[0] != '/' ||
       strlen(tmp) + sizeof "/socketbridge-XXXXXX/" SB__SOCK_NAME > room)
     tmp = "/tmp";
-  d = sb__strdupf("%s%ssocketbridge-XXXXXX", tmp, tmp[strlen(tmp) - 1] == '/' ? "" : "/");
+  tidy_dead_sock_dirs(tmp);
+  d = sb__strdupf("%s%s" SB__SOCK_DIR_TEMPLATE, tmp, tmp[strlen(tmp) - 1] == '/' ? "" : "/");
   if (d == NULL)
     return -ENOMEM;
   if (mkdtemp(d) == NULL) {
@@ -115,7 +186,10 @@ static int make_sock_dir(char **dir) {
     free(d);
     return r;
   }
-  *dir = d;
+  *dir = d; /* from here remove_socket removes it, whatever fails */
+  server->sock_dir_lock = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (server->sock_dir_lock < 0 || flock(server->sock_dir_lock, LOCK_EX | LOCK_NB) != 0)
+    return -errno;
   return 0;
 }
 
@@ -123,7 +197,7 @@ static int listen_unix(sb_server *server, int *fdp) {
   struct sockaddr_un sun;
   int fd, r;
 
-  r = make_sock_dir(&server->sock_dir);
+  r = make_sock_dir(server, &server->sock_dir);
   if (r < 0)
     return r;
   server->address = sb__strdupf("%s/%s", server->sock_dir, SB__SOCK_NAME);
@@ -154,6 +228,9 @@ static void remove_socket(sb_server *server) {
   if (server->address != NULL)
     unlink(server->address);
   rmdir(server->sock_dir);
+  if (server->sock_dir_lock >= 0)
+    close(server->sock_dir_lock);
+  server->sock_dir_lock = -1;
 }
 
 /* The last of the listener's handles closed: the fd is ours to close. */

@@ -99,6 +99,7 @@ struct sb_server {
   uint64_t paused_at_ms;     /* uv_now() when it paused */
   char *address;             /* "127.0.0.1", "::1" or the Unix socket's path */
   char *sock_dir;            /* Unix: the mkdtemp directory, removed at close */
+  int sock_dir_lock;         /* Unix: the directory, flock()ed while we live, or -1 */
   char *stub_path;           /* absolute */
   uint16_t port;
   uint32_t max_bytes;

@@ -139,6 +139,7 @@ int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **ou
     return -ENOMEM;
   server->loop = loop;
   server->listen_fd = -1;
+  server->sock_dir_lock = -1;
   server->transport = opts->transport;
   server->max_bytes = opts->max_bytes != 0 ? opts->max_bytes : SB_DEFAULT_MAX_BYTES;
   server->max_connections =
