@@ -8,10 +8,10 @@
  * - stdin is read only when the send queue is empty (the stdin frame points
  *   into the stdin buffer until the socket has taken it);
  * - signals are read only while the send queue has room for them.
- * The socket is always watched for the peer's close (POLLRDHUP, and the
- * POLLERR of a reset), full fd 1/2 or not: a lost bridge is noticed at
- * once, however long the reader of fd 1 sleeps, and what the supervisor
- * sent before it went is not written out first (it may be megabytes).
+ * While fd 1/2 is full the socket is still watched for the peer's close,
+ * so a lost bridge is noticed however long the reader of fd 1 sleeps
+ * (TCP: the supervisor resets a live connection it closes, or that the
+ * kernel closes when it dies, so its FIN never waits behind unsent data).
  * In run mode the program's pipes join the loop (run.c). */
 #include "stub.h"
 
@@ -23,8 +23,8 @@
 /* Send-queue slots kept free for the two stream_errors there can be. */
 #define STUB_OUTQ_RESERVED 2
 
-/* The bridge is lost: the stub fails now (in run mode, after its program:
- * run.c). */
+/* The bridge is lost: the stub fails now (in run mode, after killing its
+ * program: run.c). */
 _Noreturn static void lost(stub *st) {
   const stub_bridge *br = &st->br;
   if (st->run != NULL)
@@ -163,24 +163,22 @@ enum { P_SOCK, P_SIG, P_STDIN, P_OUT, P_RUN, P_COUNT = P_RUN + STUB_RUN_POLLS };
 
 /* The socket's events. While a piece waits for fd 1/2 the socket is not
  * read, but POLLRDHUP (and POLLHUP, POLLERR, always reported) tell us the
- * peer closed; once we know an exit may follow, a blocked stub leaves the
- * socket out, or its standing hang-up would wake poll() in a loop. */
+ * peer closed; once we know an exit may follow, the socket is left out, or
+ * its standing hang-up would wake poll() in a loop. */
 static void watch_socket(const stub *st, bool blocked, struct pollfd *p) {
   bool sending = st->br.q_len > 0 && !st->br.wr_dead;
   p->fd = st->br.sock;
   p->events = sending ? POLLOUT : 0;
   if (!blocked)
     p->events |= POLLIN;
-  if (!st->peer_checked)
+  else if (!st->peer_checked)
     p->events |= POLLRDHUP;
-  else if (blocked && !sending)
+  else if (!sending)
     p->fd = -1;
 }
 
-/* The peer closed (a FIN, or the reset of a supervisor that died): fail
- * now, unless what is left holds an exit (then the data before it must
- * still be written). Checked before anything more is read: after a crash
- * the rest is stale. */
+/* The peer closed while a piece waits for fd 1/2: fail now, unless what is
+ * left holds an exit (then the data before it must still be written). */
 static void peer_closed(stub *st) {
   st->peer_checked = true;
   if (!stub_exit_ahead(&st->br))
@@ -226,12 +224,12 @@ static void wait_and_handle(stub *st) {
   if (p[P_STDIN].revents != 0)
     read_stdin(st);
   short rs = p[P_SOCK].revents;
-  if (!st->peer_checked && (rs & (POLLRDHUP | POLLHUP | POLLERR)))
-    peer_closed(st);
   if ((rs & (POLLOUT | POLLERR | POLLHUP)) && br->q_len > 0)
     stub_bridge_flush(br);
   if (!blocked && (rs & (POLLIN | POLLHUP | POLLERR)))
     stub_bridge_recv(br);
+  if (blocked && !st->peer_checked && (rs & (POLLRDHUP | POLLHUP | POLLERR)))
+    peer_closed(st);
 }
 
 _Noreturn void stub_relay(stub *st) {

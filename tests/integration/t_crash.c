@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -225,17 +226,28 @@ static void crash_rules(harness *h, int c, char *buf, size_t size) {
 }
 
 /* Reads fd at about 800 KB/s (8 KiB per 10 ms) until EOF, in a process of
- * its own: the slow reader of the issue. */
-static pid_t slow_reader(int fd) {
+ * its own: the slow reader of the issue. It counts what it read in *count
+ * (shared memory). */
+static pid_t slow_reader(int fd, volatile uint64_t *count) {
   pid_t pid = fork();
   cr_assert(pid >= 0);
   if (pid == 0) {
     static char buf[8192];
-    while (read(fd, buf, sizeof buf) > 0)
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+      *count += (uint64_t)n;
       poll(NULL, 0, 10);
+    }
     _exit(0);
   }
   return pid;
+}
+
+/* The stream is well under way: the reader took 512 KiB, by which time
+ * every buffer between it and the supervisor is full. */
+static bool streaming(harness *h, const void *arg) {
+  (void)h;
+  return *(const volatile uint64_t *)arg >= 512u * 1024u;
 }
 
 ParameterizedTest(crash_case *c, crash, kill9_of_the_supervisor_fails_the_stub_at_once) {
@@ -254,23 +266,32 @@ ParameterizedTest(crash_case *c, crash, kill9_of_the_supervisor_fails_the_stub_a
   pid_t cli = cli_start(&h, c->tcp, rules, script, -1, to_pipe ? out[1] : null, &err_fd);
   close(out[1]);
   close(null);
-  pid_t reader = c->state == C_STREAMING ? slow_reader(out[0]) : -1;
+  volatile uint64_t *count = mmap(NULL, sizeof *count, PROT_READ | PROT_WRITE,
+                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  cr_assert(count != MAP_FAILED);
+  *count = 0;
+  pid_t reader = c->state == C_STREAMING ? slow_reader(out[0], count) : -1;
 
   pid_t prog = -1;
   if (c->state == C_RUN)
     prog = read_pid(&h);
+  else if (c->state == C_STREAMING)
+    h_poll_until(&h, streaming, (const void *)count, "the stream never got going");
   else if (c->state == C_BLOCKED || c->state == C_DELEGATE)
     h_poll_until(&h, pipe_full, &out[0], "the stub's stdout never filled");
   else
     h_poll_until(&h, events_have_connect, NULL, "the stub never connected");
 
   int status;
+  uint64_t before = *count;
   double ms = kill_and_time(cli, err_fd, &status);
+  uint64_t after_kill = *count - before;
   bool prog_left = prog > 0 && !h_poll_for(&h, pid_gone, &prog);
   if (prog_left)
     kill(prog, SIGKILL); /* do not leave it behind */
-  cr_log_info("kill -9 over %s, stub %s: 125 after %.1f ms", c->tcp ? "TCP" : "Unix",
-              state_names[c->state], ms);
+  cr_log_info("kill -9 over %s, stub %s: 125 after %.1f ms (%llu bytes read meanwhile)",
+              c->tcp ? "TCP" : "Unix", state_names[c->state], ms,
+              (unsigned long long)after_kill);
   cr_assert_eq(status, 125, "the stub ended with %d", status);
   assert_one_stub_line(&h);
   cr_assert_leq(ms, CRASH_BOUND_MS * scale(), "the stub took %.1f ms to fail", ms);
@@ -280,6 +301,7 @@ ParameterizedTest(crash_case *c, crash, kill9_of_the_supervisor_fails_the_stub_a
   close(err_fd);
   if (reader > 0)
     cr_assert_eq(waitpid(reader, NULL, 0), reader);
+  munmap((void *)count, sizeof *count);
   h_fini(&h);
 }
 
