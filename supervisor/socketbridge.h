@@ -63,6 +63,11 @@ typedef enum sb_transport {
   SB_TRANSPORT_TCP = 0,  /* TCP on loopback (the default) */
   SB_TRANSPORT_UNIX = 1, /* a Unix socket in a fresh 0700 directory */
 } sb_transport;
+/* Unix: the directory, socketbridge-XXXXXX under $TMPDIR (or /tmp), is
+ * removed when the server closes. One a server killed with SIGKILL left is
+ * removed by the next server that starts there: each server holds an flock
+ * on its directory while it lives, and a directory of ours whose socket
+ * nobody holds the lock of, nor listens on, is a dead server's. */
 
 /* A peer refused before it became a connection (a peer that closes before
  * its hello counts as `protocol`, with no reject sent). Pointers are valid
@@ -479,7 +484,12 @@ int sb_conn_respond(sb_conn *conn, const sb_response *r);
  * as p says). Also -ENOENT/-EACCES when the program is not found or not
  * executable, and sb_spawn's errors: the connection is then untouched and
  * the caller answers the call otherwise. If the stub goes away first, the
- * program is stopped (SIGTERM, then SIGKILL 5 s later). */
+ * program is stopped (SIGTERM, then SIGKILL 5 s later). It never outlives
+ * the supervisor: it is started through the stub, which sets
+ * PR_SET_PDEATHSIG (SIGKILL) and execs it in place (same pid), so it dies
+ * with the thread that runs the loop, even one killed with SIGKILL. A
+ * failure to exec that only shows then (a race, E2BIG) ends the program
+ * with 126 or 127 and the stub's line on its stderr. */
 int sb_conn_delegate(sb_conn *conn, const sb_program *p);
 /* Tells the stub to exec the program. */
 int sb_conn_exec(sb_conn *conn, const sb_program *p);
