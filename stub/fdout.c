@@ -11,15 +11,20 @@
  * O_NONBLOCK affects nobody else. Sockets need no re-open (and cannot be
  * re-opened that way): send()/recv() take MSG_DONTWAIT per call.
  *
- * Limits: when the re-open fails (no /proc, or a pipe or terminal owned by
- * another user), the stub falls back to blocking I/O on the fd itself; a
- * reader that stops reading then stalls the stub until a signal interrupts
- * the write. Regular files and character devices such as /dev/null are
- * written plainly: they do not block for long. */
+ * When the re-open fails (no /proc, or a pipe or terminal owned by another
+ * user), the stub does I/O on the blocking fd itself, but only once poll()
+ * says it is ready, and writes at most PIPE_BUF bytes at a time: a pipe
+ * that has room for one byte has room for a page, so that write does not
+ * block. (It still can if another process sharing the pipe fills it
+ * between our poll and our write: the one case left where a stuck reader
+ * stalls the stub.) Regular files and character devices such as /dev/null
+ * are written plainly: they do not block for long. */
 #include "stub.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -83,13 +88,23 @@ void stub_fd_setup(stub_fd *f, int fd, bool writing, bool was_closed) {
   if (!S_ISFIFO(st.st_mode) && !isatty(fd))
     return;
   int p = reopen_private(fd, writing);
-  if (p < 0)
-    return; /* blocking fallback: see the comment at the top */
-  f->io = p;
-  f->mode = STUB_IO_NONBLOCK;
+  /* Else the blocking fd, polled: see the comment at the top. */
+  f->io = p >= 0 ? p : fd;
+  f->mode = p >= 0 ? STUB_IO_NONBLOCK : STUB_IO_POLLED;
+}
+
+/* STUB_IO_POLLED: true when fd is ready for events now (or has failed, which
+ * the read or write then reports without blocking). */
+static bool polled_ready(const stub_fd *f, short events) {
+  struct pollfd p = {.fd = f->io, .events = events};
+  return f->mode != STUB_IO_POLLED || poll(&p, 1, 0) > 0;
 }
 
 ssize_t stub_fd_write(const stub_fd *f, const void *buf, size_t len) {
+  if (!polled_ready(f, POLLOUT))
+    return -EAGAIN;
+  if (f->mode == STUB_IO_POLLED && len > PIPE_BUF)
+    len = PIPE_BUF;
   ssize_t n = f->mode == STUB_IO_SOCKET
                   ? send(f->io, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)
                   : write(f->io, buf, len);
@@ -101,6 +116,8 @@ ssize_t stub_fd_write(const stub_fd *f, const void *buf, size_t len) {
 }
 
 ssize_t stub_fd_read(const stub_fd *f, void *buf, size_t len) {
+  if (!polled_ready(f, POLLIN))
+    return -EAGAIN;
   ssize_t n = f->mode == STUB_IO_SOCKET ? recv(f->io, buf, len, MSG_DONTWAIT)
                                         : read(f->io, buf, len);
   return n < 0 ? -errno : n;

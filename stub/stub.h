@@ -71,6 +71,8 @@ typedef enum stub_io_mode {
   STUB_IO_PLAIN = 0, /* read()/write() that may block: files, /dev/null, fallbacks */
   STUB_IO_NONBLOCK,  /* an O_NONBLOCK description: EAGAIN means wait for poll() */
   STUB_IO_SOCKET,    /* a socket: recv()/send() with MSG_DONTWAIT per call */
+  STUB_IO_POLLED,    /* a pipe or terminal we could not re-open: blocking, so
+                        used only when poll() says it is ready, PIPE_BUF at most */
 } stub_io_mode;
 
 typedef struct stub_fd {

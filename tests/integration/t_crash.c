@@ -7,6 +7,7 @@
  * survives; and that a later run tidies the socket directory the dead one
  * left (Unix transport: TCP leaves nothing in the file system). */
 #include <errno.h>
+#include <linux/capability.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -302,6 +304,43 @@ ParameterizedTest(crash_case *c, crash, kill9_of_the_supervisor_fails_the_stub_a
   if (reader > 0)
     cr_assert_eq(waitpid(reader, NULL, 0), reader);
   munmap((void *)count, sizeof *count);
+  h_fini(&h);
+}
+
+/* The stub's stdout is a pipe it cannot re-open through /proc (mode 000,
+ * and no CAP_DAC_OVERRIDE for the command and what it runs): it writes the
+ * blocking fd itself, only when poll() says it has room, and still notices
+ * the bridge's loss while the pipe is full. */
+ParameterizedTestParameters(crash, kill9_finds_a_stub_blocked_on_a_pipe_it_cannot_reopen) {
+  static int tcp[] = {1, 0};
+  return cr_make_param_array(int, tcp, 2);
+}
+
+ParameterizedTest(int *tcp, crash, kill9_finds_a_stub_blocked_on_a_pipe_it_cannot_reopen) {
+  /* Root re-opens anything: the programs started from here on may not. */
+  if (geteuid() == 0 && (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) != 0 ||
+                         prctl(PR_CAPBSET_DROP, CAP_DAC_READ_SEARCH, 0, 0, 0) != 0))
+    cr_skip_test("cannot drop CAP_DAC_OVERRIDE: %s", strerror(errno));
+  harness h;
+  h_init(&h, NULL);
+  char rules[1024], script[512];
+  crash_rules(&h, C_BLOCKED, rules, sizeof rules);
+  snprintf(script, sizeof script, "\"$SOCKETBRIDGE_STUB\" 2>'%s/stub.err'; echo $? >&2", h.dir);
+  int out[2], err_fd;
+  cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+  cr_assert_eq(fchmod(out[1], 0), 0);
+  pid_t cli = cli_start(&h, *tcp, rules, script, -1, out[1], &err_fd);
+  close(out[1]);
+  h_poll_until(&h, pipe_full, &out[0], "the stub's stdout never filled");
+  int status;
+  double ms = kill_and_time(cli, err_fd, &status);
+  cr_log_info("kill -9 over %s, stub blocked on a pipe it cannot re-open: 125 after %.1f ms",
+              *tcp ? "TCP" : "Unix", ms);
+  cr_assert_eq(status, 125, "the stub ended with %d", status);
+  assert_one_stub_line(&h);
+  cr_assert_leq(ms, CRASH_BOUND_MS * scale(), "the stub took %.1f ms to fail", ms);
+  close(out[0]);
+  close(err_fd);
   h_fini(&h);
 }
 
