@@ -102,51 +102,39 @@ static int listen_tcp(sb_server *server, const sb_server_options *opts, int *fdp
 /* ---- socket directories: ours kept locked, the dead ones tidied ----------
  *
  * A server removes its socket directory when it closes; a supervisor killed
- * with SIGKILL cannot, and leaves it. So each server holds an flock on its
- * directory for as long as it lives (the kernel drops it when the process
- * dies), taken before the socket is bound; and a new server removes, in
- * the parent it uses, every directory of ours whose socket is there while
- * nobody holds the lock and nobody listens on it: proof that its
- * supervisor is dead. A directory without a socket proves nothing (its
- * supervisor may be between mkdtemp and bind) and is left alone, as is one
- * that holds anything else. Checking that nobody listens covers
- * supervisors older than the lock (they see a peer that closes at once). */
+ * with SIGKILL cannot, and leaves it. So each server creates a lock file in
+ * its directory and holds an flock on it for as long as it lives (the
+ * kernel drops it when the process dies), before the socket is bound; and a
+ * new server removes, in the parent it uses, every directory of ours that
+ * holds the socket and a lock file nobody holds: proof that its supervisor
+ * is dead. A directory without a socket proves nothing (its supervisor may
+ * be between mkdtemp and bind), one without a lock file is not ours to
+ * judge (an older version's), and one that holds anything else cannot be
+ * removed: all three are left alone. Nothing connects to a socket to find
+ * out, so no living server ever sees a stray peer. */
 
 #define SB__SOCK_DIR_PREFIX "socketbridge-"
 #define SB__SOCK_DIR_TEMPLATE SB__SOCK_DIR_PREFIX "XXXXXX"
+#define SB__LOCK_NAME "lock" /* the lock file's name in the directory */
 
-/* True when connecting to the socket at dir/SB__SOCK_NAME is refused. */
-static bool nobody_listens(const char *parent, const char *name) {
-  struct sockaddr_un sun;
-  int fd, r;
-
-  memset(&sun, 0, sizeof sun);
-  sun.sun_family = AF_UNIX;
-  r = snprintf(sun.sun_path, sizeof sun.sun_path, "%s/%s/%s", parent, name, SB__SOCK_NAME);
-  if (r < 0 || (size_t)r >= sizeof sun.sun_path)
-    return false;
-  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    return false;
-  r = connect(fd, (struct sockaddr *)&sun, sizeof sun);
-  r = r == 0 ? 0 : errno;
-  close(fd);
-  return r == ECONNREFUSED;
-}
-
-/* Removes parent/name when it is the socket directory of a dead server. */
-static void tidy_one(int pfd, const char *parent, const char *name) {
+/* Removes parent's entry `name` when it is the socket directory of a dead
+ * server. */
+static void tidy_one(int pfd, const char *name) {
   struct stat st;
   int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  int lfd = -1;
 
   if (dfd < 0)
     return;
-  /* The lock is held until dfd is closed: nobody else tidies meanwhile. */
+  /* The lock is ours until lfd is closed: nobody else tidies meanwhile. */
   if (fstat(dfd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 07777) == 0700 &&
       fstatat(dfd, SB__SOCK_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
-      flock(dfd, LOCK_EX | LOCK_NB) == 0 && nobody_listens(parent, name) &&
-      unlinkat(dfd, SB__SOCK_NAME, 0) == 0)
+      (lfd = openat(dfd, SB__LOCK_NAME, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0 &&
+      flock(lfd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dfd, SB__SOCK_NAME, 0) == 0 &&
+      unlinkat(dfd, SB__LOCK_NAME, 0) == 0)
     unlinkat(pfd, name, AT_REMOVEDIR);
+  if (lfd >= 0)
+    close(lfd);
   close(dfd);
 }
 
@@ -161,8 +149,23 @@ static void tidy_dead_sock_dirs(const char *parent) {
   while ((e = readdir(d)) != NULL)
     if (strlen(e->d_name) == sizeof SB__SOCK_DIR_TEMPLATE - 1 &&
         strncmp(e->d_name, SB__SOCK_DIR_PREFIX, sizeof SB__SOCK_DIR_PREFIX - 1) == 0)
-      tidy_one(dirfd(d), parent, e->d_name);
+      tidy_one(dirfd(d), e->d_name);
   closedir(d);
+}
+
+/* dir's lock file, created and locked: its fd, or a negative errno. */
+static int lock_sock_dir(const char *dir) {
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd, r = 0;
+
+  if (dfd < 0)
+    return -errno;
+  fd = openat(dfd, SB__LOCK_NAME, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0)
+    r = -errno;
+  close(dfd);
+  if (r < 0 && fd >= 0)
+    close(fd);
+  return r < 0 ? r : fd;
 }
 
 /* A directory for the socket: under $TMPDIR when that is absolute and short
@@ -187,10 +190,8 @@ static int make_sock_dir(sb_server *server, char **dir) {
     return r;
   }
   *dir = d; /* from here remove_socket removes it, whatever fails */
-  server->sock_dir_lock = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (server->sock_dir_lock < 0 || flock(server->sock_dir_lock, LOCK_EX | LOCK_NB) != 0)
-    return -errno;
-  return 0;
+  server->sock_dir_lock = lock_sock_dir(d);
+  return server->sock_dir_lock < 0 ? server->sock_dir_lock : 0;
 }
 
 static int listen_unix(sb_server *server, int *fdp) {
@@ -223,10 +224,14 @@ static int listen_unix(sb_server *server, int *fdp) {
 }
 
 static void remove_socket(sb_server *server) {
+  char lock[PATH_MAX];
+
   if (server->sock_dir == NULL)
     return;
   if (server->address != NULL)
     unlink(server->address);
+  if (snprintf(lock, sizeof lock, "%s/%s", server->sock_dir, SB__LOCK_NAME) < (int)sizeof lock)
+    unlink(lock);
   rmdir(server->sock_dir);
   if (server->sock_dir_lock >= 0)
     close(server->sock_dir_lock);

@@ -63,11 +63,11 @@ typedef enum sb_transport {
   SB_TRANSPORT_TCP = 0,  /* TCP on loopback (the default) */
   SB_TRANSPORT_UNIX = 1, /* a Unix socket in a fresh 0700 directory */
 } sb_transport;
-/* Unix: the directory, socketbridge-XXXXXX under $TMPDIR (or /tmp), is
- * removed when the server closes. One a server killed with SIGKILL left is
- * removed by the next server that starts there: each server holds an flock
- * on its directory while it lives, and a directory of ours whose socket
- * nobody holds the lock of, nor listens on, is a dead server's. */
+/* Unix: the directory, socketbridge-XXXXXX under $TMPDIR (or /tmp), holds
+ * the socket and a lock file, and is removed when the server closes. One a
+ * server killed with SIGKILL left is removed by the next server that starts
+ * there: each server holds an flock on its lock file while it lives, and a
+ * directory of ours whose lock nobody holds is a dead server's. */
 
 /* A peer refused before it became a connection (a peer that closes before
  * its hello counts as `protocol`, with no reject sent). Pointers are valid

@@ -410,7 +410,8 @@ Test(crash, a_run_tidies_socket_dirs_of_dead_supervisors) {
   harness h;
   h_init(&h, NULL);
   char script[512], foreign[300], sock_b[300];
-  /* Not ours to remove: no socket in it proves nothing. */
+  /* Not ours to remove: without a socket and a lock file, nothing is
+   * proven. */
   snprintf(foreign, sizeof foreign, "%s/socketbridge-AbCdEf", h.dir);
   cr_assert_eq(mkdir(foreign, 0700), 0);
 
