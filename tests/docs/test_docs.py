@@ -139,3 +139,26 @@ def test_a_shared_library_consumer_needs_no_libcjson_development_files(prefix, t
          f"-DCMAKE_PREFIX_PATH={prefix}"], env=env)
     run(["cmake", "--build", str(proj / "b")], env=env)
     assert run([str(proj / "b" / "v")], env=env).stdout.strip() == "0.1.0"
+
+
+def test_the_man_pages_are_installed_and_render_cleanly(prefix):
+    pages = sorted((prefix / "share" / "man" / "man1").glob("*.1"))
+    assert [p.name for p in pages] == ["socketbridge-stub.1", "socketbridge.1"]
+    for p in pages:
+        r = subprocess.run(["man", "--warnings", "-l", str(p)], capture_output=True,
+                           text=True, env={**os.environ, "MANWIDTH": "80"})
+        assert r.returncode == 0 and r.stderr == "", f"{p.name}: {r.stderr}"
+        assert "SYNOPSIS" in r.stdout and "DESCRIPTION" in r.stdout
+    text = subprocess.run(["man", "-l", str(pages[1])], capture_output=True, text=True,
+                          env={**os.environ, "MANWIDTH": "200"}).stdout
+    for opt in re.findall(r"^\s+(--[a-z-]+)", run([str(BUILD / "socketbridge"), "--help"]).stdout,
+                          re.M):
+        assert opt in text, f"{opt} is in --help but not in socketbridge(1)"
+
+
+@pytest.mark.parametrize("sub", ["compile-db"])
+def test_each_subcommand_has_help(sub):
+    r = subprocess.run([str(BUILD / "socketbridge"), sub, "--help"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert "socketbridge " + sub in r.stdout and r.stderr == ""
