@@ -3,7 +3,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/un.h>
 
 extern char **environ;
 
@@ -66,8 +68,8 @@ static int read_port(const char *v, sb_config *c, sb_diag *diag) {
 }
 
 static int read_socket(const char *v, sb_config *c, sb_diag *diag) {
-  if (v[0] != '/')
-    return bad_value(diag, SB_ENV_SOCKET, v, "not an absolute path");
+  if (v[0] != '/' && !(v[0] == '@' && v[1] != '\0'))
+    return bad_value(diag, SB_ENV_SOCKET, v, "not an absolute path or @name");
   size_t n = strlen(v);
   if (n >= sizeof c->socket_path)
     return sb_diag_set(diag, SB_EINVAL,
@@ -126,6 +128,25 @@ int sb_config_from_env(char *const *envp, sb_config *out, sb_diag *diag) {
       sb_config_free(out);
       return r;
     }
+  }
+  return 0;
+}
+
+int sb_unix_address(const char *name, struct sockaddr_un *sa, uint32_t *len) {
+  size_t n = strlen(name);
+  if (n == 0 || strcmp(name, "@") == 0)
+    return SB_EINVAL;
+  if (n >= sizeof sa->sun_path)
+    return -ENAMETOOLONG;
+  memset(sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  if (name[0] == '@') {
+    /* Abstract: no file, and every byte of the length is the name. */
+    memcpy(sa->sun_path + 1, name + 1, n - 1);
+    *len = (uint32_t)(offsetof(struct sockaddr_un, sun_path) + n);
+  } else {
+    memcpy(sa->sun_path, name, n + 1);
+    *len = (uint32_t)sizeof *sa;
   }
   return 0;
 }

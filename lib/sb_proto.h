@@ -320,7 +320,9 @@ typedef struct sb_config {
   char token[SB_TOKEN_HEX + 1]; /* "" when SOCKETBRIDGE_TOKEN is unset */
   char host[64];                /* SOCKETBRIDGE_HOST, default "127.0.0.1" */
   uint16_t port;                /* SOCKETBRIDGE_PORT, 0 when unset */
-  char socket_path[108];  /* SOCKETBRIDGE_SOCKET, "" when unset; wins over host/port */
+  /* SOCKETBRIDGE_SOCKET, "" when unset; wins over host/port. An absolute
+   * path, or "@name" for a Linux abstract socket (see sb_unix_address). */
+  char socket_path[108];
   uint32_t max_bytes;     /* SOCKETBRIDGE_MAX_BYTES, default SB_DEFAULT_MAX_BYTES */
   sb_allowlist allowlist; /* SOCKETBRIDGE_ALLOWLIST, empty when unset */
 } sb_config;
@@ -336,6 +338,14 @@ int sb_config_from_env(char *const *envp, sb_config *out, sb_diag *diag);
  * address; 0 otherwise. */
 int sb_config_require(const sb_config *cfg, sb_diag *diag);
 void sb_config_free(sb_config *cfg);
+
+struct sockaddr_un;
+/* The address of a Unix socket named as SOCKETBRIDGE_SOCKET names it: a
+ * path, or "@name" for the abstract socket "name" (sun_path[0] is NUL and
+ * the length, not a NUL, ends the name, so both ends must use this). Fills
+ * *sa and *len. Returns 0, or SB_EINVAL when name is empty or "@", or
+ * -ENAMETOOLONG when it does not fit sun_path. */
+int sb_unix_address(const char *name, struct sockaddr_un *sa, uint32_t *len);
 
 /* ---- program lookup ------------------------------------------------------ */
 

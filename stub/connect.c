@@ -38,12 +38,10 @@ int stub_ms_left(int64_t deadline) {
  * non-blocking connect would fail with EAGAIN and could only be retried). */
 static int connect_unix(const char *path, int64_t deadline) {
   struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  size_t n = strlen(path);
-  if (n >= sizeof sa.sun_path)
-    stub_unreachable("%s: path too long for a Unix socket", SB_ENV_SOCKET);
-  memcpy(sa.sun_path, path, n + 1);
+  uint32_t salen;
+  /* A path, or "@name" for an abstract socket. */
+  if (sb_unix_address(path, &sa, &salen) != 0)
+    stub_unreachable("%s: not a path or @name that fits a Unix socket address", SB_ENV_SOCKET);
 
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -54,7 +52,7 @@ static int connect_unix(const char *path, int64_t deadline) {
     if (left == 0)
       stub_unreachable("timed out connecting to %s", path);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+    if (connect(fd, (struct sockaddr *)&sa, (socklen_t)salen) == 0)
       break;
     if (errno == EINTR)
       continue; /* a caught signal; it is forwarded after welcome */

@@ -1,5 +1,6 @@
-/* listener.c - the listening socket: TCP on loopback or a Unix socket in a
- * fresh 0700 directory, and the checks on who connects.
+/* listener.c - the listening socket: TCP on loopback, a Unix socket in a
+ * fresh 0700 directory or at the caller's path (or abstract name), and the
+ * checks on who connects.
  *
  * The socket is made with plain syscalls and handed to libuv only once it
  * listens, so every error of sb_server_new is reported with nothing left
@@ -223,9 +224,80 @@ static int listen_unix(sb_server *server, int *fdp) {
   return 0;
 }
 
+/* socket_path: a socket file there that nobody listens on (connect says
+ * ECONNREFUSED) is what a supervisor killed before its cleanup left, and is
+ * removed; a live socket or anything that is not a socket is an error. The
+ * probe is non-blocking: a full backlog (EAGAIN) means a live listener. */
+static int clear_stale_socket(const struct sockaddr_un *sun, uint32_t len) {
+  struct stat st;
+  int fd, r;
+
+  if (lstat(sun->sun_path, &st) != 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (!S_ISSOCK(st.st_mode))
+    return -EEXIST;
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+  r = connect(fd, (const struct sockaddr *)sun, (socklen_t)len) == 0 ? 0 : errno;
+  close(fd);
+  if (r == 0 || r == EAGAIN || r == EINPROGRESS)
+    return -EADDRINUSE;
+  if (r != ECONNREFUSED)
+    return -r;
+  return unlink(sun->sun_path) == 0 || errno == ENOENT ? 0 : -errno;
+}
+
+/* A Unix socket at the caller's path, or abstract ("@name"). */
+static int listen_unix_at(sb_server *server, const sb_server_options *opts, int *fdp) {
+  struct sockaddr_un sun;
+  uint32_t len;
+  bool abstract = opts->socket_path[0] == '@';
+  struct stat st;
+  int fd, r;
+
+  if (!abstract && opts->socket_path[0] != '/')
+    return -EINVAL;
+  r = sb_unix_address(opts->socket_path, &sun, &len);
+  if (r < 0)
+    return r;
+  server->address = sb__strdup(opts->socket_path);
+  if (server->address == NULL)
+    return -ENOMEM;
+  if (!abstract && (r = clear_stale_socket(&sun, len)) < 0)
+    return r;
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+  *fdp = fd;
+  if (bind(fd, (struct sockaddr *)&sun, (socklen_t)len) != 0)
+    return -errno;
+  if (!abstract) {
+    /* Ours to remove from here on, as long as it is this file. */
+    if (stat(server->address, &st) != 0)
+      return -errno;
+    server->own_sock_file = true;
+    server->sock_dev = st.st_dev;
+    server->sock_ino = st.st_ino;
+    if (chmod(server->address, opts->socket_mode != 0 ? opts->socket_mode : 0600) != 0)
+      return -errno;
+  }
+  if (listen(fd, SB__LISTEN_BACKLOG) != 0)
+    return -errno;
+  return 0;
+}
+
 static void remove_socket(sb_server *server) {
   char lock[PATH_MAX];
+  struct stat st;
 
+  if (server->own_sock_file) {
+    /* Not a socket someone else bound there since. */
+    if (stat(server->address, &st) == 0 && st.st_dev == server->sock_dev &&
+        st.st_ino == server->sock_ino)
+      unlink(server->address);
+    server->own_sock_file = false;
+  }
   if (server->sock_dir == NULL)
     return;
   if (server->address != NULL)
@@ -260,6 +332,8 @@ int sb__listener_start(sb_server *server, const sb_server_options *opts) {
 
   if (server->transport == SB_TRANSPORT_TCP)
     r = listen_tcp(server, opts, &fd);
+  else if (opts->socket_path != NULL)
+    r = listen_unix_at(server, opts, &fd);
   else
     r = listen_unix(server, &fd);
   if (r >= 0)

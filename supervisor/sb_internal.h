@@ -100,6 +100,9 @@ struct sb_server {
   char *address;             /* "127.0.0.1", "::1" or the Unix socket's path */
   char *sock_dir;            /* Unix: the mkdtemp directory, removed at close */
   int sock_dir_lock;         /* Unix: the directory, flock()ed while we live, or -1 */
+  bool own_sock_file;        /* Unix: a socket_path file we bound, removed at close */
+  dev_t sock_dev;            /* ... if it is still that file */
+  ino_t sock_ino;
   char *stub_path;           /* absolute */
   uint16_t port;
   uint32_t max_bytes;

@@ -130,6 +130,8 @@ int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **ou
     return -EINVAL;
   if (opts->transport != SB_TRANSPORT_TCP && opts->transport != SB_TRANSPORT_UNIX)
     return -EINVAL;
+  if (opts->socket_path != NULL && opts->transport != SB_TRANSPORT_UNIX)
+    return -EINVAL;
   if (opts->max_bytes != 0 &&
       (opts->max_bytes < SB_MIN_MAX_BYTES || opts->max_bytes > SB_MAX_MAX_BYTES))
     return -EINVAL;

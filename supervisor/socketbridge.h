@@ -97,6 +97,17 @@ typedef struct sb_server_options {
    * TCP to loopback unless allow_remote). Unix peers must always have our
    * uid (SO_PEERCRED). */
   const char *allowlist;
+  /* Unix: where the socket is. NULL: "sock" in a fresh 0700 directory of
+   * its own. An absolute path: the socket file, made with socket_mode (0:
+   * 0600) and removed at close; a socket file already there that nobody
+   * listens on (connect gives ECONNREFUSED: left by a supervisor that was
+   * killed) is replaced, a live one is -EADDRINUSE, anything else -EEXIST.
+   * "@name": the Linux abstract socket "name", with no file (anyone in the
+   * network namespace can reach it: the uid check and the token guard it).
+   * Either way only peers with our uid are admitted. Children get it as
+   * SOCKETBRIDGE_SOCKET. */
+  const char *socket_path;
+  unsigned socket_mode;
   unsigned max_connections;      /* at once, handshakes included; default 1024 */
   unsigned handshake_timeout_ms; /* from accept to hello; default 10000 */
   uint32_t max_bytes;            /* frame bound; default SB_DEFAULT_MAX_BYTES */
@@ -112,8 +123,10 @@ typedef struct sb_server_options {
 /* Creates a server listening on loop. The server copies what it needs from
  * opts. Errors: -EINVAL (bad option; no on_connect; a host that is not an
  * IPv4/IPv6 literal; a malformed allowlist; max_bytes outside
- * SB_MIN_MAX_BYTES..SB_MAX_MAX_BYTES), -EADDRNOTAVAIL (non-loopback host
- * without allow_remote), socket errors (-EADDRINUSE...), -ENOMEM. */
+ * SB_MIN_MAX_BYTES..SB_MAX_MAX_BYTES; a socket_path neither absolute nor
+ * "@name", or given for TCP), -EADDRNOTAVAIL (non-loopback host without
+ * allow_remote), -EADDRINUSE and -EEXIST (socket_path taken, see there),
+ * -ENAMETOOLONG, socket errors, -ENOMEM. */
 int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **out);
 
 /* Stops listening, closes every connection (reason SB_CLOSE_SERVER), stops

@@ -77,8 +77,35 @@ int cli_shim_make(const char *dir, char *const *names, const char *stub);
  * after writing the error. */
 char *cli_shim_dir_new(char *const *names, const char *stub);
 void cli_shim_dir_remove(const char *dir, char *const *names);
+/* DIR (made if needed, one level) with a shim for each name, kept after
+ * the run (--shim-dir, and `shim`): a malloc'd copy of dir, or NULL after
+ * writing the error. */
+char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub);
 /* `socketbridge shim DIR NAME...`; argv[0] is "shim". The exit status. */
 int cli_shim(int argc, char **argv);
+
+/* ---- env.c: -i, -u: socketbridge's environment as COMMAND gets it --------- */
+
+/* Our NAME as COMMAND inherits it: NULL under -i or -u NAME, else getenv. */
+const char *cli_env_inherited(const cli_options *o, const char *name);
+/* Under -i or -u, *out is COMMAND's whole environment before the bridge's
+ * variables (ours, edited, then added), a malloc'd array of pointers into
+ * environ and added; else NULL (ours is kept, added are added). 0, or -1
+ * when out of memory. */
+int cli_env_edit(const cli_options *o, char *const *added, char ***out);
+
+/* ---- trace.c: -v, a human-readable line on stderr per event and call -------- */
+
+typedef struct cli_trace cli_trace;
+
+/* NULL without -v (every call below then does nothing), or when out of
+ * memory (then without a trace). */
+cli_trace *cli_trace_new(const cli_options *o);
+/* One line for ev, written at once if stderr takes it without waiting,
+ * else queued (bounded: past it lines are counted and dropped). */
+void cli_trace_event(cli_trace *t, const sb_event *ev);
+/* Writes what is queued, waiting at most a moment, and frees t. */
+void cli_trace_free(cli_trace *t);
 
 /* stubpath.c: rel (a path relative to the running executable's directory)
  * made absolute, malloc'd; NULL when out of memory or /proc is missing. */

@@ -21,6 +21,8 @@
 #include "compdb.h"
 #include "compiler.h"
 
+extern char **environ;
+
 #define USAGE                                                                            \
   "usage: socketbridge compile-db [--output FILE] [--append] [--record FILE] "           \
   "[--transport tcp|unix] [--] BUILD [ARG...]\n"                                         \
@@ -173,7 +175,7 @@ static int run_build(const cdb_options *o, const char *rules_path, const char *r
     if (all != NULL) {
       args = all;
       memcpy(args + fixed, o->build, (nb + 1) * sizeof *args);
-      if (cli_parse_run((int)(fixed + nb), args, &opts, err) < 0) {
+      if (cli_parse_run((int)(fixed + nb), args, environ, &opts, err) < 0) {
         fprintf(stderr, "%s\n", err);
       } else {
         status = cli_run(&opts);

@@ -9,53 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "sb_proto.h"
 
-/* The options of `run`; each takes one value. */
-typedef enum opt_id {
-  OPT_TRANSPORT,
-  OPT_ENV,
-  OPT_STDIN,
-  OPT_STDOUT,
-  OPT_STDERR,
-  OPT_EVENTS,
-  OPT_TIMEOUT,
-  OPT_KILL_AFTER,
-  OPT_STOP_SIGNAL,
-  OPT_RESTART,
-  OPT_MAX_RESTARTS,
-  OPT_BACKOFF,
-  OPT_SHIM,
-  OPT_RULES,
-  OPT_RECORD,
-} opt_id;
-
-static const struct {
-  const char *name;
-  opt_id id;
-} run_opts[] = {
-    {"--transport", OPT_TRANSPORT},
-    {"--env", OPT_ENV},
-    {"--stdin", OPT_STDIN},
-    {"--stdout", OPT_STDOUT},
-    {"--stderr", OPT_STDERR},
-    {"--events", OPT_EVENTS},
-    {"--timeout", OPT_TIMEOUT},
-    {"--kill-after", OPT_KILL_AFTER},
-    {"--stop-signal", OPT_STOP_SIGNAL},
-    {"--restart", OPT_RESTART},
-    {"--max-restarts", OPT_MAX_RESTARTS},
-    {"--backoff", OPT_BACKOFF},
-    {"--shim", OPT_SHIM},
-    {"--rules", OPT_RULES},
-    {"--record", OPT_RECORD},
-};
-
-#define N_RUN_OPTS (sizeof run_opts / sizeof run_opts[0])
-
-/* Seconds above this are refused: they would be a mistake, and milliseconds
- * of it still fit any timer. */
+/* Durations above this are refused: they would be a mistake (about 31
+ * years), and milliseconds of it still fit any timer. */
 #define MAX_SECONDS_DIGITS 9
+#define MAX_DURATION_MS 1000000000000ull
 /* --max-restarts and --backoff bounds. */
 #define MAX_RESTARTS_LIMIT 1000000u
 #define MAX_BACKOFF_MS (24ull * 3600 * 1000)
@@ -100,11 +63,18 @@ static const char *shown(const char *v, char buf[80]) {
   return buf;
 }
 
+/* A unit of a duration, as timeout(1): its letter and seconds. */
+static const struct {
+  char letter;
+  unsigned seconds;
+} duration_units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+
 int cli_parse_seconds(const char *s, uint64_t *ms) {
-  uint64_t whole = 0, frac = 0;
+  uint64_t whole = 0, frac_ns = 0, scale = 100000000, unit = 1;
   unsigned nwhole = 0, nfrac = 0;
   bool rest = false;
   const char *p = s;
+  unsigned __int128 ns;
 
   for (; *p >= '0' && *p <= '9'; p++, nwhole++) {
     if (nwhole == MAX_SECONDS_DIGITS)
@@ -113,17 +83,29 @@ int cli_parse_seconds(const char *s, uint64_t *ms) {
   }
   if (*p == '.') {
     for (p++; *p >= '0' && *p <= '9'; p++, nfrac++) {
-      if (nfrac < 3)
-        frac = frac * 10 + (uint64_t)(*p - '0');
+      if (scale > 0)
+        frac_ns += (uint64_t)(*p - '0') * scale;
       else if (*p != '0')
         rest = true;
+      scale /= 10;
     }
   }
-  if (*p != '\0' || nwhole + nfrac == 0)
+  if (nwhole + nfrac == 0)
     return -1;
-  for (; nfrac < 3; nfrac++)
-    frac *= 10;
-  *ms = whole * 1000 + frac + (rest ? 1 : 0);
+  if (*p != '\0') {
+    size_t u = 0;
+    while (u < sizeof duration_units / sizeof duration_units[0] &&
+           duration_units[u].letter != *p)
+      u++;
+    if (u == sizeof duration_units / sizeof duration_units[0] || p[1] != '\0')
+      return -1;
+    unit = duration_units[u].seconds;
+  }
+  /* In nanoseconds of the unit, then whole milliseconds, rounded up. */
+  ns = ((unsigned __int128)whole * 1000000000u + frac_ns) * unit;
+  if (ns > (unsigned __int128)MAX_DURATION_MS * 1000000u)
+    return -1;
+  *ms = (uint64_t)(ns / 1000000u) + ((ns % 1000000u) != 0 || rest ? 1 : 0);
   return 0;
 }
 
@@ -200,97 +182,374 @@ static int parse_backoff(const char *v, cli_options *o, char err[CLI_ERR_MAX]) {
   return 0;
 }
 
-/* Applies one option's value. */
-static int apply(opt_id id, const char *name, const char *v, cli_options *o,
-                 char err[CLI_ERR_MAX]) {
+/* ---- one handler per option ---------------------------------------------- */
+
+typedef int (*opt_fn)(cli_options *o, const char *name, const char *v,
+                      char err[CLI_ERR_MAX]);
+
+static int opt_transport(cli_options *o, const char *name, const char *v,
+                         char err[CLI_ERR_MAX]) {
+  char b[80];
+  if (strcmp(v, "tcp") == 0)
+    o->transport = CLI_TRANSPORT_TCP;
+  else if (strcmp(v, "unix") == 0)
+    o->transport = CLI_TRANSPORT_UNIX;
+  else
+    return fail(err, "%s: %s is not tcp or unix", name, shown(v, b));
+  o->transport_given = true;
+  return 0;
+}
+
+static int opt_env(cli_options *o, const char *name, const char *v,
+                   char err[CLI_ERR_MAX]) {
+  (void)name;
+  if (parse_env(v, err) != 0)
+    return -1;
+  o->env[o->envc++] = (char *)v;
+  o->env[o->envc] = NULL;
+  return 0;
+}
+
+static int opt_unset(cli_options *o, const char *name, const char *v,
+                     char err[CLI_ERR_MAX]) {
+  char b[80];
+  if (*v == '\0' || strchr(v, '=') != NULL)
+    return fail(err, "%s: %s is not a variable name", name, shown(v, b));
+  for (size_t i = 0; i < sizeof bridge_vars / sizeof bridge_vars[0]; i++)
+    if (strcmp(v, bridge_vars[i]) == 0)
+      return fail(err, "%s: %s is set by socketbridge for each child", name, v);
+  o->unset[o->nunset++] = (char *)v;
+  o->unset[o->nunset] = NULL;
+  return 0;
+}
+
+static int opt_ignore_env(cli_options *o, const char *name, const char *v,
+                          char err[CLI_ERR_MAX]) {
+  (void)name, (void)v, (void)err;
+  o->ignore_env = true;
+  return 0;
+}
+
+static int opt_shim(cli_options *o, const char *name, const char *v,
+                    char err[CLI_ERR_MAX]) {
+  (void)name;
+  if (cli_check_shim_name(v, err) != 0)
+    return -1;
+  o->shims[o->nshims++] = (char *)v;
+  o->shims[o->nshims] = NULL;
+  return 0;
+}
+
+/* A file or directory name: anything but empty. */
+static int path_value(const char *name, const char *v, const char **to,
+                      char err[CLI_ERR_MAX]) {
+  if (*v == '\0')
+    return fail(err, "%s: the name is empty", name);
+  *to = v;
+  return 0;
+}
+
+#define PATH_OPT(fn, field)                                                              \
+  static int fn(cli_options *o, const char *name, const char *v, char err[CLI_ERR_MAX]) { \
+    return path_value(name, v, &o->field, err);                                          \
+  }
+PATH_OPT(opt_stdin, stdin_path)
+PATH_OPT(opt_stdout, stdout_path)
+PATH_OPT(opt_stderr, stderr_path)
+PATH_OPT(opt_events, events_path)
+PATH_OPT(opt_rules, rules_path)
+PATH_OPT(opt_record, record_path)
+PATH_OPT(opt_chdir, chdir)
+PATH_OPT(opt_shim_dir, shim_dir)
+
+static int duration(const char *name, const char *v, uint64_t *to, char err[CLI_ERR_MAX]) {
+  char b[80];
+  if (cli_parse_seconds(v, to) != 0)
+    return fail(err, "%s: %s is not a duration (seconds, or a number with s, m, h or d)",
+                name, shown(v, b));
+  return 0;
+}
+
+static int opt_timeout(cli_options *o, const char *name, const char *v,
+                       char err[CLI_ERR_MAX]) {
+  return duration(name, v, &o->timeout_ms, err);
+}
+
+static int opt_kill_after(cli_options *o, const char *name, const char *v,
+                          char err[CLI_ERR_MAX]) {
+  return duration(name, v, &o->kill_after_ms, err);
+}
+
+static int opt_stop_signal(cli_options *o, const char *name, const char *v,
+                           char err[CLI_ERR_MAX]) {
+  char b[80];
+  o->stop_signal = parse_signal(v);
+  if (o->stop_signal == 0)
+    return fail(err, "%s: %s is not a signal name or number", name, shown(v, b));
+  return 0;
+}
+
+static int opt_preserve_status(cli_options *o, const char *name, const char *v,
+                               char err[CLI_ERR_MAX]) {
+  (void)name, (void)v, (void)err;
+  o->preserve_status = true;
+  return 0;
+}
+
+static int opt_restart(cli_options *o, const char *name, const char *v,
+                       char err[CLI_ERR_MAX]) {
+  char b[80];
+  if (strcmp(v, "no") == 0)
+    o->restart = CLI_RESTART_NO;
+  else if (strcmp(v, "on-failure") == 0)
+    o->restart = CLI_RESTART_ON_FAILURE;
+  else if (strcmp(v, "always") == 0)
+    o->restart = CLI_RESTART_ALWAYS;
+  else
+    return fail(err, "%s: %s is not no, on-failure or always", name, shown(v, b));
+  return 0;
+}
+
+static int opt_max_restarts(cli_options *o, const char *name, const char *v,
+                            char err[CLI_ERR_MAX]) {
   char b[80];
   uint64_t n;
-
-  switch (id) {
-  case OPT_TRANSPORT:
-    if (strcmp(v, "tcp") == 0)
-      o->transport = CLI_TRANSPORT_TCP;
-    else if (strcmp(v, "unix") == 0)
-      o->transport = CLI_TRANSPORT_UNIX;
-    else
-      return fail(err, "%s: %s is not tcp or unix", name, shown(v, b));
-    return 0;
-  case OPT_ENV:
-    if (parse_env(v, err) != 0)
-      return -1;
-    o->env[o->envc++] = (char *)v;
-    o->env[o->envc] = NULL;
-    return 0;
-  case OPT_SHIM:
-    if (cli_check_shim_name(v, err) != 0)
-      return -1;
-    o->shims[o->nshims++] = (char *)v;
-    o->shims[o->nshims] = NULL;
-    return 0;
-  case OPT_STDIN:
-  case OPT_STDOUT:
-  case OPT_STDERR:
-  case OPT_EVENTS:
-  case OPT_RULES:
-  case OPT_RECORD:
-    if (*v == '\0')
-      return fail(err, "%s: the file name is empty", name);
-    *(id == OPT_STDIN    ? &o->stdin_path
-      : id == OPT_STDOUT ? &o->stdout_path
-      : id == OPT_STDERR ? &o->stderr_path
-      : id == OPT_EVENTS ? &o->events_path
-      : id == OPT_RULES  ? &o->rules_path
-                         : &o->record_path) = v;
-    return 0;
-  case OPT_TIMEOUT:
-  case OPT_KILL_AFTER:
-    if (cli_parse_seconds(v, &n) != 0)
-      return fail(err, "%s: %s is not a number of seconds", name, shown(v, b));
-    if (id == OPT_TIMEOUT)
-      o->timeout_ms = n;
-    else
-      o->kill_after_ms = n;
-    return 0;
-  case OPT_STOP_SIGNAL:
-    o->stop_signal = parse_signal(v);
-    if (o->stop_signal == 0)
-      return fail(err, "%s: %s is not a signal name or number", name, shown(v, b));
-    return 0;
-  case OPT_RESTART:
-    if (strcmp(v, "no") == 0)
-      o->restart = CLI_RESTART_NO;
-    else if (strcmp(v, "on-failure") == 0)
-      o->restart = CLI_RESTART_ON_FAILURE;
-    else if (strcmp(v, "always") == 0)
-      o->restart = CLI_RESTART_ALWAYS;
-    else
-      return fail(err, "%s: %s is not no, on-failure or always", name, shown(v, b));
-    return 0;
-  case OPT_MAX_RESTARTS:
-    if (parse_uint(v, MAX_RESTARTS_LIMIT, &n) != 0)
-      return fail(err, "%s: %s is not a whole number from 0 to %u", name, shown(v, b),
-                  MAX_RESTARTS_LIMIT);
-    o->max_restarts = (unsigned)n;
-    return 0;
-  case OPT_BACKOFF:
-    return parse_backoff(v, o, err);
-  }
-  return fail(err, "%s: unknown option", name);
+  if (parse_uint(v, MAX_RESTARTS_LIMIT, &n) != 0)
+    return fail(err, "%s: %s is not a whole number from 0 to %u", name, shown(v, b),
+                MAX_RESTARTS_LIMIT);
+  o->max_restarts = (unsigned)n;
+  return 0;
 }
 
-/* Finds the option an argument names: "--timeout" or "--timeout=5". */
-static int lookup(const char *arg, size_t *name_len) {
+static int opt_backoff(cli_options *o, const char *name, const char *v,
+                       char err[CLI_ERR_MAX]) {
+  (void)name;
+  return parse_backoff(v, o, err);
+}
+
+/* Host literals only, as the library binds them. */
+static int opt_host(cli_options *o, const char *name, const char *v,
+                    char err[CLI_ERR_MAX]) {
+  char b[80];
+  unsigned char addr[16];
+  if (inet_pton(AF_INET, v, addr) != 1 && inet_pton(AF_INET6, v, addr) != 1)
+    return fail(err, "%s: %s is not an IPv4 or IPv6 address", name, shown(v, b));
+  o->host = v;
+  return 0;
+}
+
+/* Whether an allowlist parses; the library parses it again for itself. */
+static int check_allowlist(const char *name, const char *v, char err[CLI_ERR_MAX]) {
+  sb_allowlist l;
+  sb_diag diag;
+  int r = sb_allowlist_parse(v, &l, &diag);
+  sb_allowlist_free(&l);
+  if (r == SB_EINVAL)
+    return fail(err, "%s: %s", name, diag.msg);
+  if (r < 0)
+    return fail(err, "%s: %s", name, sb_strerror(r));
+  return 0;
+}
+
+static int opt_allow(cli_options *o, const char *name, const char *v,
+                     char err[CLI_ERR_MAX]) {
+  if (*v == '\0')
+    return fail(err, "%s: the list is empty", name);
+  if (check_allowlist(name, v, err) != 0)
+    return -1;
+  o->allowlist = v;
+  o->allow_given = true;
+  return 0;
+}
+
+static int opt_socket(cli_options *o, const char *name, const char *v,
+                      char err[CLI_ERR_MAX]) {
+  char b[80];
+  size_t room = sizeof(((struct sockaddr_un *)0)->sun_path);
+  if (v[0] != '/' && !(v[0] == '@' && v[1] != '\0'))
+    return fail(err, "%s: %s is not an absolute path or @NAME", name, shown(v, b));
+  if (strlen(v) >= room)
+    return fail(err, "%s: %s is longer than the %zu bytes of a Unix socket address", name,
+                shown(v, b), room - 1);
+  o->socket_path = v;
+  return 0;
+}
+
+static int opt_socket_mode(cli_options *o, const char *name, const char *v,
+                           char err[CLI_ERR_MAX]) {
+  char b[80];
+  unsigned mode = 0;
+  const char *p = v;
+  for (; *p >= '0' && *p <= '7' && mode <= 0777; p++)
+    mode = mode * 8 + (unsigned)(*p - '0');
+  if (*v == '\0' || *p != '\0' || mode > 0777)
+    return fail(err, "%s: %s is not an octal mode from 0 to 0777", name, shown(v, b));
+  /* Stubs connect as the user who runs socketbridge. */
+  if ((mode & 0600) != 0600)
+    return fail(err, "%s: %s leaves the owner without read and write", name, shown(v, b));
+  o->socket_mode = mode;
+  return 0;
+}
+
+static int opt_verbose(cli_options *o, const char *name, const char *v,
+                       char err[CLI_ERR_MAX]) {
+  (void)name, (void)v, (void)err;
+  o->verbose = true;
+  return 0;
+}
+
+/* ---- the table ---------------------------------------------------------------- */
+
+/* Every option of run: its long name, its short letter (0: none), whether
+ * it takes a value, and what it does. --help and -h are handled before. */
+static const struct run_opt {
+  const char *name;
+  char letter;
+  bool takes_value;
+  opt_fn apply;
+} run_opts[] = {
+    {"--transport", 0, true, opt_transport},
+    {"--host", 0, true, opt_host},
+    {"--allow", 0, true, opt_allow},
+    {"--socket", 0, true, opt_socket},
+    {"--socket-mode", 0, true, opt_socket_mode},
+    {"--env", 0, true, opt_env},
+    {"--unset", 'u', true, opt_unset},
+    {"--ignore-environment", 'i', false, opt_ignore_env},
+    {"--chdir", 'C', true, opt_chdir},
+    {"--stdin", 0, true, opt_stdin},
+    {"--stdout", 0, true, opt_stdout},
+    {"--stderr", 0, true, opt_stderr},
+    {"--events", 0, true, opt_events},
+    {"--timeout", 0, true, opt_timeout},
+    {"--kill-after", 'k', true, opt_kill_after},
+    {"--stop-signal", 's', true, opt_stop_signal},
+    {"--preserve-status", 0, false, opt_preserve_status},
+    {"--restart", 0, true, opt_restart},
+    {"--max-restarts", 0, true, opt_max_restarts},
+    {"--backoff", 0, true, opt_backoff},
+    {"--shim", 0, true, opt_shim},
+    {"--shim-dir", 0, true, opt_shim_dir},
+    {"--rules", 0, true, opt_rules},
+    {"--record", 0, true, opt_record},
+    {"--verbose", 'v', false, opt_verbose},
+};
+
+#define N_RUN_OPTS (sizeof run_opts / sizeof run_opts[0])
+
+static const struct run_opt *by_name(const char *arg, size_t len) {
+  for (size_t i = 0; i < N_RUN_OPTS; i++)
+    if (strlen(run_opts[i].name) == len && memcmp(arg, run_opts[i].name, len) == 0)
+      return &run_opts[i];
+  return NULL;
+}
+
+static const struct run_opt *by_letter(char c) {
+  for (size_t i = 0; i < N_RUN_OPTS; i++)
+    if (run_opts[i].letter == c && c != 0)
+      return &run_opts[i];
+  return NULL;
+}
+
+/* "--name", "--name=value" or "--name value": argv[*i] on, *i left on the
+ * last word used. */
+static int long_option(int argc, char **argv, int *i, cli_options *o,
+                       char err[CLI_ERR_MAX]) {
+  const char *arg = argv[*i];
   size_t len = strcspn(arg, "=");
-  for (size_t i = 0; i < N_RUN_OPTS; i++) {
-    if (strlen(run_opts[i].name) == len && memcmp(arg, run_opts[i].name, len) == 0) {
-      *name_len = len;
-      return (int)i;
-    }
-  }
-  return -1;
+  const struct run_opt *opt = by_name(arg, len);
+  char b[80];
+
+  if (opt == NULL)
+    return fail(err, "%s: unknown option (see socketbridge --help)", bare(arg, len, b));
+  if (!opt->takes_value)
+    return arg[len] == '=' ? fail(err, "%s: takes no value", opt->name)
+                           : opt->apply(o, opt->name, NULL, err);
+  if (arg[len] == '=')
+    return opt->apply(o, opt->name, arg + len + 1, err);
+  if (*i + 1 >= argc)
+    return fail(err, "%s: missing value", opt->name);
+  return opt->apply(o, opt->name, argv[++*i], err);
 }
 
-int cli_parse_run(int argc, char **argv, cli_options *out, char err[CLI_ERR_MAX]) {
+/* "-iv", "-kVALUE", "-k VALUE": letters as getopt(3) reads them. */
+static int short_options(int argc, char **argv, int *i, cli_options *o,
+                         char err[CLI_ERR_MAX]) {
+  const char *arg = argv[*i];
+  char name[3] = "-";
+  char b[80];
+
+  for (const char *p = arg + 1; *p != '\0'; p++) {
+    const struct run_opt *opt = by_letter(*p);
+    name[1] = *p;
+    if (opt == NULL)
+      return fail(err, "%s: unknown option (see socketbridge --help)",
+                  bare(name, 2, b));
+    if (!opt->takes_value) {
+      if (opt->apply(o, name, NULL, err) != 0)
+        return -1;
+      continue;
+    }
+    if (p[1] != '\0')
+      return opt->apply(o, name, p + 1, err);
+    if (*i + 1 >= argc)
+      return fail(err, "%s: missing value", name);
+    return opt->apply(o, name, argv[++*i], err);
+  }
+  return 0;
+}
+
+static bool is_loopback(const char *host) {
+  unsigned char a[16];
+  static const unsigned char v6_loopback[16] = {[15] = 1};
+  static const unsigned char v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+  if (inet_pton(AF_INET, host, a) == 1)
+    return a[0] == 127;
+  return inet_pton(AF_INET6, host, a) == 1 &&
+         (memcmp(a, v6_loopback, 16) == 0 ||
+          (memcmp(a, v4_mapped, 12) == 0 && a[12] == 127));
+}
+
+/* The checks that need every option seen. */
+static int check_together(cli_options *o, char *const *envp, char err[CLI_ERR_MAX]) {
+  const char *env_allow = NULL;
+  size_t n = strlen(SB_ENV_ALLOWLIST);
+
+  if (o->socket_path != NULL) {
+    if (o->transport_given && o->transport != CLI_TRANSPORT_UNIX)
+      return fail(err, "--socket: a Unix socket, not --transport tcp");
+    o->transport = CLI_TRANSPORT_UNIX;
+  }
+  if (o->socket_mode != 0 && (o->socket_path == NULL || o->socket_path[0] == '@'))
+    return fail(err, "--socket-mode: applies to a --socket PATH (not @NAME)");
+  if (o->transport == CLI_TRANSPORT_UNIX && o->host != NULL)
+    return fail(err, "--host: applies to --transport tcp only");
+  if (o->transport == CLI_TRANSPORT_UNIX && o->allow_given)
+    return fail(err, "--allow: applies to --transport tcp only (a Unix socket admits "
+                     "the same user only)");
+  for (; envp != NULL && *envp != NULL && o->allowlist == NULL; envp++)
+    if (strncmp(*envp, SB_ENV_ALLOWLIST, n) == 0 && (*envp)[n] == '=')
+      env_allow = *envp + n + 1;
+  if (env_allow != NULL && *env_allow != '\0') {
+    if (check_allowlist(SB_ENV_ALLOWLIST, env_allow, err) != 0)
+      return -1;
+    if (o->transport == CLI_TRANSPORT_TCP)
+      o->allowlist = env_allow;
+  }
+  if (o->host != NULL && !is_loopback(o->host) && o->allowlist == NULL)
+    return fail(err, "--host: %s is not a loopback address: say who may connect with "
+                     "--allow",
+                o->host);
+  if (o->shim_dir != NULL && o->nshims == 0)
+    return fail(err, "--shim-dir: needs at least one --shim NAME");
+  /* No restart can follow: the same as --restart no. */
+  if (o->max_restarts == 0)
+    o->restart = CLI_RESTART_NO;
+  return 0;
+}
+
+int cli_parse_run(int argc, char **argv, char *const *envp, cli_options *out,
+                  char err[CLI_ERR_MAX]) {
   cli_options o = {
       .kill_after_ms = CLI_DEFAULT_KILL_AFTER_MS,
       .stop_signal = SIGTERM,
@@ -298,64 +557,44 @@ int cli_parse_run(int argc, char **argv, cli_options *out, char err[CLI_ERR_MAX]
       .backoff_min_ms = CLI_DEFAULT_BACKOFF_MIN_MS,
       .backoff_max_ms = CLI_DEFAULT_BACKOFF_MAX_MS,
   };
-  char b[80], name[32];
-  int i;
+  int i, r;
 
   err[0] = '\0';
-  /* At most one --env or --shim per argument: argc bounds the arrays. */
+  /* At most one --env, -u or --shim per argument: argc bounds the arrays. */
   o.env = calloc((size_t)argc + 1, sizeof *o.env);
+  o.unset = calloc((size_t)argc + 1, sizeof *o.unset);
   o.shims = calloc((size_t)argc + 1, sizeof *o.shims);
-  if (o.env == NULL || o.shims == NULL) {
+  if (o.env == NULL || o.unset == NULL || o.shims == NULL) {
     cli_options_free(&o);
     return fail(err, "run: out of memory");
   }
 
   for (i = 1; i < argc; i++) {
-    const char *arg = argv[i], *value;
-    size_t len;
-    int k;
-
-    if (strcmp(arg, "--") == 0)
+    const char *arg = argv[i];
+    if (strcmp(arg, "--") == 0) {
+      i++;
       break;
+    }
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
       cli_options_free(&o);
       return 1;
     }
-    if (arg[0] != '-') {
-      fail(err, "run: %s is not an option; the command goes after --", shown(arg, b));
-      goto error;
-    }
-    k = lookup(arg, &len);
-    if (k < 0) {
-      fail(err, "%s: unknown option (see socketbridge --help)",
-           bare(arg, strcspn(arg, "="), b));
-      goto error;
-    }
-    snprintf(name, sizeof name, "%s", run_opts[k].name);
-    if (arg[len] == '=') {
-      value = arg + len + 1;
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      fail(err, "%s: missing value", name);
-      goto error;
-    }
-    if (apply(run_opts[k].id, name, value, &o, err) != 0)
+    /* The first word that is not an option is the command, as env(1). */
+    if (arg[0] != '-' || arg[1] == '\0')
+      break;
+    r = arg[1] == '-' ? long_option(argc, argv, &i, &o, err)
+                      : short_options(argc, argv, &i, &o, err);
+    if (r != 0)
       goto error;
   }
 
-  if (i >= argc) {
-    fail(err, "run: missing -- COMMAND");
+  if (i >= argc || argv[i][0] == '\0') {
+    fail(err, "run: missing COMMAND (after the options, or after --)");
     goto error;
   }
-  if (i + 1 >= argc || argv[i + 1][0] == '\0') {
-    fail(err, "run: missing COMMAND after --");
+  o.command = argv + i;
+  if (check_together(&o, envp, err) != 0)
     goto error;
-  }
-  o.command = argv + i + 1;
-  /* No restart can follow: the same as --restart no. */
-  if (o.max_restarts == 0)
-    o.restart = CLI_RESTART_NO;
   *out = o;
   return 0;
 
@@ -366,7 +605,9 @@ error:
 
 void cli_options_free(cli_options *o) {
   free(o->env);
+  free(o->unset);
   free(o->shims);
   o->env = NULL;
+  o->unset = NULL;
   o->shims = NULL;
 }

@@ -34,13 +34,29 @@ typedef enum cli_restart {
 #define CLI_DEFAULT_BACKOFF_MIN_MS 100
 #define CLI_DEFAULT_BACKOFF_MAX_MS 30000
 
-/* Every string points into the argv given to cli_parse_run(); only `env`
- * and `shims` (the arrays, not their strings) are allocated:
- * cli_options_free(). */
+/* --socket-mode when not given. */
+#define CLI_DEFAULT_SOCKET_MODE 0600
+
+/* Every string points into the argv given to cli_parse_run() (or the
+ * environment, for SOCKETBRIDGE_ALLOWLIST); only `env`, `unset` and `shims`
+ * (the arrays, not their strings) are allocated: cli_options_free(). */
 typedef struct cli_options {
   cli_transport transport;
+  bool transport_given;    /* --transport was on the command line */
+  const char *host;        /* --host: NULL, the library's 127.0.0.1 */
+  const char *allowlist;   /* --allow, else $SOCKETBRIDGE_ALLOWLIST; NULL: none */
+  bool allow_given;        /* --allow was on the command line */
+  const char *socket_path; /* --socket: NULL, a fresh directory; "@name": abstract */
+  unsigned socket_mode;    /* --socket-mode, 0: not given (0600) */
+  const char *shim_dir;    /* --shim-dir: NULL, a fresh one removed after the run */
   char **env; /* "NAME=VALUE" of each --env, NULL-terminated (never NULL) */
   size_t envc;
+  char **unset; /* -u NAMEs, NULL-terminated (never NULL) */
+  size_t nunset;
+  bool ignore_env;      /* -i: COMMAND starts from an empty environment */
+  const char *chdir;    /* -C: COMMAND's working directory, NULL: ours */
+  bool preserve_status; /* --preserve-status: the child's status even on --timeout */
+  bool verbose;         /* -v: a live trace on stderr */
   const char *stdin_path;  /* NULL: inherited */
   const char *stdout_path; /* NULL: inherited */
   const char *stderr_path; /* NULL: inherited */
@@ -55,20 +71,25 @@ typedef struct cli_options {
   cli_restart restart;
   unsigned max_restarts;
   uint64_t backoff_min_ms, backoff_max_ms;
-  char **command; /* the words after "--": command[0] is the program */
+  char **command; /* the first non-option word on, or the words after "--" */
 } cli_options;
 
 /* Parses the arguments of `socketbridge run` (argv[0] is "run"; argc counts
- * it). Returns 0, or -1 with one line (no newline, starting "socketbridge: ")
- * in err, naming the option and what is wrong with it. On -1 nothing needs
- * freeing. */
-int cli_parse_run(int argc, char **argv, cli_options *out, char err[CLI_ERR_MAX]);
+ * it), with envp (the environment, for SOCKETBRIDGE_ALLOWLIST; NULL: none).
+ * Options are `--name value`, `--name=value`, `-x value`, `-xvalue`, and
+ * flags may be grouped (`-iv`); the first word that is not an option (or the
+ * one after "--") starts the command. Returns 0; 1 for --help; or -1 with
+ * one line (no newline, starting "socketbridge: ") in err, naming the option
+ * and what is wrong with it. On 1 and -1 nothing needs freeing. */
+int cli_parse_run(int argc, char **argv, char *const *envp, cli_options *out,
+                  char err[CLI_ERR_MAX]);
 void cli_options_free(cli_options *o);
 
 /* 0 when v can name a shim (a bare file name), else -1 with err set. */
 int cli_check_shim_name(const char *v, char err[CLI_ERR_MAX]);
 
-/* Parses SECS ("2", "0.5", "10."): decimal digits with an optional fraction,
+/* Parses a duration as timeout(1): decimal digits with an optional fraction
+ * ("2", "0.5", "10.") and an optional unit, s (the default), m, h or d,
  * rounded up to whole milliseconds. Returns 0 or -1. Exposed for tests. */
 int cli_parse_seconds(const char *s, uint64_t *ms);
 

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,11 +35,14 @@ typedef struct run_state {
   uv_timer_t timeout; /* --timeout: one deadline for the whole run */
   bool stopping;      /* sb_child_stop was called: the next signal kills */
   bool timed_out;     /* --timeout fired: exit 124 */
+  bool killed;        /* the stop needed SIGKILL: exit 137, as timeout -k */
   int status;         /* the exit status of run */
   bool finished;      /* finish() ran */
   cli_answer *answer; /* what each stub call gets */
   char *shim_dir;     /* --shim: this run's directory of links, or NULL */
   char **env;         /* --env, then PATH and SOCKETBRIDGE_SHIMS for --shim */
+  char **child_env;   /* -i, -u: COMMAND's whole environment (env.c), or NULL */
+  cli_trace *trace;   /* -v, or NULL */
 } run_state;
 
 /* ---- events ---------------------------------------------------------------- */
@@ -63,7 +67,10 @@ static void on_event(sb_server *server, const sb_event *ev) {
    * reads the whole file. */
   if (ev->type == SB_EVENT_RESTART && rs->stdio[0] >= 0)
     lseek(rs->stdio[0], 0, SEEK_SET);
+  if (ev->type == SB_EVENT_STOP && ev->signal == SIGKILL)
+    rs->killed = true;
   write_event(rs, ev);
+  cli_trace_event(rs->trace, ev);
 }
 
 /* ---- the stub: what every connection is answered (answer.c) ---------------- */
@@ -79,7 +86,8 @@ static void on_connect(sb_server *server, sb_conn *conn) {
  * after every --env (a PATH given there is the one extended). */
 static int shim_env(run_state *rs) {
   const cli_options *o = rs->o;
-  const char *path = getenv("PATH"), *shims = getenv(SB_ENV_SHIMS);
+  const char *path = cli_env_inherited(o, "PATH");
+  const char *shims = cli_env_inherited(o, SB_ENV_SHIMS);
   size_t i;
 
   for (i = 0; i < o->envc; i++) {
@@ -109,7 +117,11 @@ static int shim_env(run_state *rs) {
 static int make_shims(run_state *rs) {
   if (rs->o->nshims == 0)
     return 0;
-  rs->shim_dir = cli_shim_dir_new(rs->o->shims, sb_server_stub_path(rs->server));
+  if (rs->o->shim_dir != NULL)
+    rs->shim_dir = cli_shim_dir_keep(rs->o->shim_dir, rs->o->shims,
+                                     sb_server_stub_path(rs->server));
+  else
+    rs->shim_dir = cli_shim_dir_new(rs->o->shims, sb_server_stub_path(rs->server));
   if (rs->shim_dir == NULL)
     return -1;
   if (shim_env(rs) < 0) {
@@ -125,7 +137,8 @@ static void remove_shims(run_state *rs) {
     free(rs->env[rs->o->envc + 1]);
     free(rs->env);
   }
-  if (rs->shim_dir != NULL)
+  /* --shim-dir stays: a build configured under the run keeps its paths. */
+  if (rs->shim_dir != NULL && rs->o->shim_dir == NULL)
     cli_shim_dir_remove(rs->shim_dir, rs->o->shims);
   free(rs->shim_dir);
 }
@@ -161,6 +174,23 @@ static int open_files(run_state *rs) {
   return 0;
 }
 
+/* -C: a directory, checked before anything runs (a bad one would
+ * otherwise read as a COMMAND not found, 127). */
+static int check_chdir(const cli_options *o) {
+  struct stat st;
+  if (o->chdir == NULL)
+    return 0;
+  if (stat(o->chdir, &st) != 0) {
+    cli_error("--chdir: %s: %s", o->chdir, strerror(errno));
+    return -1;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    cli_error("--chdir: %s: %s", o->chdir, strerror(ENOTDIR));
+    return -1;
+  }
+  return 0;
+}
+
 static void close_files(run_state *rs) {
   for (int i = 0; i < 3; i++)
     if (rs->stdio[i] >= 0)
@@ -192,6 +222,7 @@ static void on_timeout(uv_timer_t *t) {
   ev.restarts = sb_child_restarts(rs->child);
   rs->timed_out = true;
   write_event(rs, &ev);
+  cli_trace_event(rs->trace, &ev);
   stop_child(rs);
 }
 
@@ -241,8 +272,9 @@ static void end_after_calls(run_state *rs) {
 static void on_child_exit(sb_child *child, int64_t status, int signum) {
   run_state *rs = sb_child_data(child);
   rs->child = NULL;
-  if (rs->timed_out) {
-    rs->status = CLI_EXIT_TIMEOUT;
+  if (rs->timed_out && !rs->o->preserve_status) {
+    /* As timeout -k: 137 when the stop had to kill. */
+    rs->status = rs->killed ? 128 + SIGKILL : CLI_EXIT_TIMEOUT;
   } else if (signum > 0) {
     rs->status = 128 + signum;
   } else if (status >= 0 && status <= 255) {
@@ -293,7 +325,11 @@ static int spawn_child(run_state *rs) {
                   &(sb_spawn_options){
                       .file = o->command[0],
                       .args = o->command,
-                      .env = rs->env != NULL ? rs->env : o->env,
+                      .cwd = o->chdir,
+                      .env = rs->child_env != NULL ? rs->child_env
+                             : rs->env != NULL     ? rs->env
+                                                   : o->env,
+                      .env_replace = rs->child_env != NULL,
                       .stdio = {stdio_of(rs->stdio[0]), stdio_of(rs->stdio[1]),
                                 stdio_of(rs->stdio[2])},
                       /* The library reads 0 as 5000; --kill-after 0 means
@@ -321,6 +357,12 @@ static int start(run_state *rs, const char *stub_path) {
                         .transport = o->transport == CLI_TRANSPORT_UNIX
                                          ? SB_TRANSPORT_UNIX
                                          : SB_TRANSPORT_TCP,
+                        .host = o->host,
+                        /* options.c refuses a remote --host without one. */
+                        .allow_remote = o->allowlist != NULL,
+                        .allowlist = o->allowlist,
+                        .socket_path = o->socket_path,
+                        .socket_mode = o->socket_mode,
                         .stub_path = stub_path,
                         .on_connect = on_connect,
                         .on_event = on_event,
@@ -347,6 +389,12 @@ static int start(run_state *rs, const char *stub_path) {
     finish(rs);
     return 0;
   }
+  if (cli_env_edit(o, rs->env != NULL ? rs->env : o->env, &rs->child_env) < 0) {
+    cli_error("out of memory");
+    rs->status = CLI_EXIT_FAILURE;
+    finish(rs);
+    return 0;
+  }
   r = spawn_child(rs);
   if (r < 0) {
     rs->status = spawn_failure(o->command[0], r);
@@ -363,7 +411,7 @@ int cli_run(const cli_options *o) {
   char *stub_path;
   int r;
 
-  if (open_files(&rs) < 0 || cli_answer_new(o, &rs.answer) < 0) {
+  if (check_chdir(o) < 0 || open_files(&rs) < 0 || cli_answer_new(o, &rs.answer) < 0) {
     close_files(&rs);
     return CLI_EXIT_FAILURE;
   }
@@ -375,6 +423,7 @@ int cli_run(const cli_options *o) {
     return CLI_EXIT_FAILURE;
   }
   stub_path = cli_stub_sibling();
+  rs.trace = cli_trace_new(o);
   r = start(&rs, stub_path);
   if (r == 0) {
     uv_run(&rs.loop, UV_RUN_DEFAULT);
@@ -383,6 +432,8 @@ int cli_run(const cli_options *o) {
   if (uv_loop_close(&rs.loop) != 0)
     cli_error("internal error: a handle was left open");
   remove_shims(&rs);
+  free(rs.child_env);
+  cli_trace_free(rs.trace);
   cli_answer_free(rs.answer);
   free(stub_path);
   close_files(&rs);

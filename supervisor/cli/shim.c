@@ -74,11 +74,30 @@ void cli_shim_dir_remove(const char *dir, char *const *names) {
   rmdir(dir);
 }
 
+char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub) {
+  struct stat st;
+  char *copy;
+
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    cli_error("shim: %s: %s", dir, strerror(errno));
+    return NULL;
+  }
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    cli_error("shim: %s: %s", dir, strerror(errno != 0 && errno != EEXIST ? errno : ENOTDIR));
+    return NULL;
+  }
+  if (cli_shim_make(dir, names, stub) < 0)
+    return NULL;
+  copy = strdup(dir);
+  if (copy == NULL)
+    cli_error("shim: out of memory");
+  return copy;
+}
+
 int cli_shim(int argc, char **argv) {
   char err[CLI_ERR_MAX];
-  struct stat st;
-  char *stub;
-  int i, r;
+  char *stub, *dir;
+  int i;
 
   if (argc < 3) {
     cli_error("shim: usage: socketbridge shim DIR NAME... (see socketbridge --help)");
@@ -90,18 +109,11 @@ int cli_shim(int argc, char **argv) {
       return CLI_EXIT_FAILURE;
     }
   }
-  if (mkdir(argv[1], 0755) != 0 && errno != EEXIST) {
-    cli_error("shim: %s: %s", argv[1], strerror(errno));
-    return CLI_EXIT_FAILURE;
-  }
-  if (stat(argv[1], &st) != 0 || !S_ISDIR(st.st_mode)) {
-    cli_error("shim: %s: %s", argv[1], strerror(errno != 0 ? errno : ENOTDIR));
-    return CLI_EXIT_FAILURE;
-  }
   stub = cli_stub_resolve("shim");
   if (stub == NULL)
     return CLI_EXIT_FAILURE;
-  r = cli_shim_make(argv[1], argv + 2, stub);
+  dir = cli_shim_dir_keep(argv[1], argv + 2, stub);
   free(stub);
-  return r == 0 ? 0 : CLI_EXIT_FAILURE;
+  free(dir);
+  return dir != NULL ? 0 : CLI_EXIT_FAILURE;
 }
