@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,7 +169,7 @@ Test(cli, help_documents_every_option_exit_status_and_variable) {
   harness h;
   h_init(&h, NULL);
   cli_result r;
-  const char *want[] = {"run [OPTIONS] -- COMMAND",
+  const char *want[] = {"run [OPTIONS] [--] COMMAND",
                         "stub-path",
                         "--version",
                         "--transport tcp|unix",
@@ -176,12 +178,23 @@ Test(cli, help_documents_every_option_exit_status_and_variable) {
                         "--stdout FILE",
                         "--stderr FILE",
                         "--events FILE",
-                        "--timeout SECS",
-                        "--kill-after SECS",
-                        "--stop-signal SIG",
                         "--restart no|on-failure|always",
                         "--max-restarts N",
                         "--backoff MIN_MS:MAX_MS",
+                        "--host ADDR",
+                        "--allow LIST",
+                        "--socket PATH|@NAME",
+                        "--socket-mode MODE",
+                        "-u, --unset NAME",
+                        "-i, --ignore-environment",
+                        "-C, --chdir DIR",
+                        "--timeout DURATION",
+                        "-k, --kill-after DURATION",
+                        "-s, --stop-signal SIG",
+                        "--preserve-status",
+                        "--shim-dir DIR",
+                        "-v, --verbose",
+                        "137",
                         "128+N",
                         "124",
                         "125",
@@ -389,7 +402,17 @@ Test(cli, a_bad_command_line_exits_125_with_one_line_and_runs_nothing) {
       {{"--stdout", nodir}, false, "--stdout"},
       {{"--stderr", nodir}, false, "--stderr"},
       {{"--events", nodir}, false, "--events"},
-      {{"sh"}, true, "--"},
+      {{"--verbose=1"}, false, "--verbose: takes no value"},
+      {{"-k"}, true, "-k: missing value"},
+      {{"-iq"}, false, "-q: unknown option"},
+      {{"-k", "1w"}, false, "-k: \"1w\" is not a duration"},
+      {{"-u", "A=B"}, false, "-u: \"A=B\" is not a variable name"},
+      {{"--host", "10.1.2.3"}, false, "--host: 10.1.2.3 is not a loopback address"},
+      {{"--allow", "10.0.0.0/33"}, false, "--allow: allowlist entry"},
+      {{"--socket", "rel/path"}, false, "--socket: \"rel/path\" is not an absolute"},
+      {{"--socket-mode", "0600"}, false, "--socket-mode: applies to a --socket"},
+      {{"--shim-dir", nodir}, false, "--shim-dir: needs at least one --shim"},
+      {{"-C", nodir}, false, "--chdir"},
       {{NULL}, true, "--"},
   };
   char script[600];
@@ -870,6 +893,449 @@ Test(cli, timeout_and_stop_show_in_the_events) {
   }
   cr_assert_eq(stops, 2, "the stop signal, then KILL");
   free_events(&ev);
+  cli_free(&r);
+  h_fini(&h);
+}
+
+/* ---- command-line conventions (timeout(1), env(1)) ----------------------- */
+
+Test(cli, the_command_may_follow_the_options_without_dashdash) {
+  harness h;
+  h_init(&h, NULL);
+  cli_result r;
+  char script[600];
+  /* Words after COMMAND are its own, even when they look like options. */
+  snprintf(script, sizeof script, "echo \"$X $1\" > '%s'; exit 4", tpath(&h, "said"));
+  CLI(&h, &r, "run", "--env", "X=1", "-v", "sh", "-c", script, "sh", "--timeout");
+  cr_assert_eq(r.status, 4, "stderr: %s", r.err);
+  assert_quiet_stdout(&r);
+  char *said = h_read(&h, "said", NULL);
+  cr_assert_str_eq(said, "1 --timeout\n");
+  free(said);
+  cli_free(&r);
+  h_fini(&h);
+}
+
+Test(cli, durations_take_units_and_s_and_k_are_timeouts_short_options) {
+  harness h;
+  h_init(&h, NULL);
+  cli_result r;
+  char pre[600];
+  /* 0.005m is 300 ms: the unit is read, not refused, and the run stops. */
+  CLI(&h, &r, "run", "--timeout", "0.005m", "sleep", "300");
+  cr_assert_eq(r.status, 124, "stderr: %s", r.err);
+  cr_assert_geq(r.seconds, 0.3, "ended after %.3f s", r.seconds);
+  cli_free(&r);
+  /* -s USR1 is the stop signal: the child says it got it. */
+  snprintf(pre, sizeof pre, "trap 'echo USR1 > \"%s\"; exit 0' USR1; sleep 300 & wait",
+           tpath(&h, "got"));
+  CLI(&h, &r, "run", "-s", "USR1", "-k1m", "--timeout=0.5s", "sh", "-c", pre);
+  cr_assert_eq(r.status, 124, "stderr: %s", r.err);
+  char *got = h_read(&h, "got", NULL);
+  cr_assert_str_eq(got, "USR1\n");
+  free(got);
+  cli_free(&r);
+  h_fini(&h);
+}
+
+Test(cli, a_stop_that_needed_sigkill_exits_137_and_preserve_status_keeps_the_childs) {
+  harness h;
+  h_init(&h, NULL);
+  cli_result r;
+  /* TERM ignored: the grace ends with SIGKILL, so 137 as timeout -k. */
+  CLI(&h, &r, "run", "--timeout", "0.5", "-k", "0.2", "sh", "-c",
+      "trap '' TERM; sleep 300 & wait");
+  cr_assert_eq(r.status, 137, "stderr: %s", r.err);
+  cli_free(&r);
+  /* TERM obeyed: 124, or with --preserve-status 128+TERM. */
+  CLI(&h, &r, "run", "--timeout", "0.3", "--preserve-status", "sleep", "300");
+  cr_assert_eq(r.status, 128 + SIGTERM, "stderr: %s", r.err);
+  cli_free(&r);
+  /* A child that handles the stop decides the status, kept as it is. */
+  CLI(&h, &r, "run", "--preserve-status", "--timeout", "0.3", "sh", "-c",
+      "trap 'exit 7' TERM; sleep 300 & wait");
+  cr_assert_eq(r.status, 7, "stderr: %s", r.err);
+  cli_free(&r);
+  h_fini(&h);
+}
+
+Test(cli, chdir_unset_and_ignore_environment_as_env) {
+  harness h;
+  h_init(&h, NULL);
+  cli_result r;
+  char script[800];
+  cr_assert_eq(mkdir(tpath(&h, "work"), 0700), 0);
+  snprintf(script, sizeof script,
+           "echo \"$(pwd -P)|${FOO-unset}|${BAR-unset}|${HOME-unset}|"
+           "${SOCKETBRIDGE_TOKEN:+token}\" > '%s'; \"$SOCKETBRIDGE_STUB\"; echo $? >> '%s'",
+           tpath(&h, "said"), tpath(&h, "said"));
+  char *real = realpath(tpath(&h, "work"), NULL), want[1200];
+
+  /* -C DIR and -u NAME; the other variables and the bridge's stay. */
+  cli_env(&h, &r, (char *[]){"FOO=foo", "BAR=bar", NULL},
+          (char *[]){SB_TEST_CLI, "run", "-C", (char *)tpath(&h, "work"), "-u", "FOO",
+                     "/bin/sh", "-c", script, NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  char *said = h_read(&h, "said", NULL);
+  snprintf(want, sizeof want, "%s|unset|bar|%s|token\n0\n", real, getenv("HOME"));
+  cr_assert_str_eq(said, want);
+  free(said);
+  cli_free(&r);
+
+  /* -i: nothing of ours but what --env adds; the bridge still works. */
+  cli_env(&h, &r, (char *[]){"FOO=foo", "BAR=bar", NULL},
+          (char *[]){SB_TEST_CLI, "run", "--chdir", (char *)tpath(&h, "work"), "-i", "--env",
+                     "BAR=given", "/bin/sh", "-c", script, NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  said = h_read(&h, "said", NULL);
+  snprintf(want, sizeof want, "%s|unset|given|unset|token\n0\n", real);
+  cr_assert_str_eq(said, want);
+  free(said);
+  cli_free(&r);
+
+  /* A -C that is not a directory: 125 before anything runs. */
+  CLI(&h, &r, "run", "-C", (char *)tpath(&h, "no-such"), "sh", "-c", script);
+  cr_assert_eq(r.status, 125);
+  assert_one_line(&r, "--chdir");
+  cli_free(&r);
+  free(real);
+  h_fini(&h);
+}
+
+/* ---- supervisor settings: --host, --allow, --socket, --shim-dir ------------ */
+
+/* Runs `socketbridge run opts... sh -c <stub call>` and returns what the
+ * stub exited with; *addr gets the child's SOCKETBRIDGE_SOCKET or HOST. */
+static int stub_call_under(harness *h, char *const *env, char *const *opts, char **addr) {
+  char script[1200];
+  char *args[24];
+  size_t n = 0;
+  snprintf(script, sizeof script,
+           "echo \"${SOCKETBRIDGE_SOCKET:-$SOCKETBRIDGE_HOST}\" > '%s'; "
+           "\"$SOCKETBRIDGE_STUB\" hello 2> '%s'; echo $? > '%s'",
+           tpath(h, "addr"), tpath(h, "stuberr"), tpath(h, "stubcode"));
+  args[n++] = SB_TEST_CLI;
+  args[n++] = "run";
+  for (size_t i = 0; opts[i] != NULL; i++)
+    args[n++] = opts[i];
+  args[n++] = "sh";
+  args[n++] = "-c";
+  args[n++] = script;
+  args[n] = NULL;
+  cli_result r;
+  cli_env(h, &r, env, args);
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cli_free(&r);
+  char *code = h_read(h, "stubcode", NULL);
+  int c = atoi(code);
+  free(code);
+  if (addr != NULL)
+    *addr = h_read(h, "addr", NULL);
+  return c;
+}
+
+Test(cli, host_and_allow_reach_the_supervisor_and_the_allowlist_variable_is_honoured) {
+  harness h;
+  h_init(&h, NULL);
+  char *addr;
+  cr_assert_eq(stub_call_under(&h, NULL, (char *[]){"--host", "::1", NULL}, &addr), 0);
+  cr_assert_str_eq(addr, "::1\n");
+  free(addr);
+  /* Loopback is not in the list: the stub is refused, not answered. */
+  cr_assert_eq(stub_call_under(&h, NULL, (char *[]){"--allow=10.9.9.9", NULL}, NULL), 125);
+  char *err = h_read(&h, "stuberr", NULL);
+  cr_assert_not_null(strstr(err, "not_allowed"), "stub: %s", err);
+  free(err);
+  cr_assert_eq(stub_call_under(&h, NULL, (char *[]){"--allow=127.0.0.0/8", NULL}, NULL), 0);
+  /* The same from SOCKETBRIDGE_ALLOWLIST, which the supervisor now enforces. */
+  cr_assert_eq(stub_call_under(&h, (char *[]){"SOCKETBRIDGE_ALLOWLIST=10.9.9.9", NULL},
+                               (char *[]){NULL}, NULL),
+               125);
+  err = h_read(&h, "stuberr", NULL);
+  cr_assert_not_null(strstr(err, "not_allowed"), "stub: %s", err);
+  free(err);
+  /* A malformed one stops run before anything runs. */
+  cli_result r;
+  cli_env(&h, &r, (char *[]){"SOCKETBRIDGE_ALLOWLIST=localhost", NULL},
+          (char *[]){SB_TEST_CLI, "run", "sh", "-c", "echo ran > ran", NULL});
+  cr_assert_eq(r.status, 125);
+  assert_one_line(&r, "SOCKETBRIDGE_ALLOWLIST");
+  cli_free(&r);
+  h_fini(&h);
+}
+
+/* A socket file at path that nobody listens on, as a killed run leaves. */
+static void leave_stale_socket(const char *path) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert(fd >= 0);
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0, "%s", strerror(errno));
+  close(fd);
+}
+
+Test(cli, socket_path_with_mode_replaces_a_stale_socket_and_refuses_a_live_one) {
+  harness h;
+  h_init(&h, NULL);
+  char opt[600], *addr;
+  const char *path = tpath(&h, "bridge.sock");
+  snprintf(opt, sizeof opt, "--socket=%s", path);
+
+  /* A stale socket is replaced; the mode is applied; the file goes after. */
+  leave_stale_socket(path);
+  char script[1200];
+  snprintf(script, sizeof script, "stat -c %%a \"$SOCKETBRIDGE_SOCKET\" > '%s'",
+           tpath(&h, "mode"));
+  cli_result r;
+  CLI(&h, &r, "run", opt, "--socket-mode", "0660", "sh", "-c", script);
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cli_free(&r);
+  char *mode = h_read(&h, "mode", NULL);
+  cr_assert_str_eq(mode, "660\n");
+  free(mode);
+  cr_assert(!exists(&h, "bridge.sock"), "the socket file outlived the run");
+
+  cr_assert_eq(stub_call_under(&h, NULL, (char *[]){opt, NULL}, &addr), 0);
+  char want[700];
+  snprintf(want, sizeof want, "%s\n", path);
+  cr_assert_str_eq(addr, want);
+  free(addr);
+
+  /* A live listener there, or a file that is not a socket: 125, nothing run,
+   * and neither is removed. */
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  int live = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_eq(bind(live, (struct sockaddr *)&sa, sizeof sa), 0);
+  cr_assert_eq(listen(live, 4), 0);
+  CLI(&h, &r, "run", opt, "sh", "-c", "echo ran > ran");
+  cr_assert_eq(r.status, 125);
+  assert_one_line(&r, "bridge");
+  cr_assert(exists(&h, "bridge.sock"), "a live socket was removed");
+  cli_free(&r);
+  close(live);
+  unlink(path);
+  write_file(&h, "bridge.sock", "not a socket\n", 0600);
+  CLI(&h, &r, "run", opt, "sh", "-c", "echo ran > ran");
+  cr_assert_eq(r.status, 125);
+  assert_one_line(&r, "bridge");
+  char *kept = h_read(&h, "bridge.sock", NULL);
+  cr_assert_str_eq(kept, "not a socket\n");
+  free(kept);
+  cli_free(&r);
+  cr_assert(!exists(&h, "ran"), "the command ran");
+  h_fini(&h);
+}
+
+Test(cli, an_abstract_socket_needs_no_file) {
+  harness h;
+  h_init(&h, NULL);
+  char opt[128], *addr, want[128];
+  snprintf(opt, sizeof opt, "--socket=@socketbridge-test-%lu", unique());
+  cr_assert_eq(stub_call_under(&h, NULL, (char *[]){opt, NULL}, &addr), 0);
+  snprintf(want, sizeof want, "%s\n", opt + strlen("--socket="));
+  cr_assert_str_eq(addr, want);
+  free(addr);
+  h_fini(&h);
+}
+
+Test(cli, shim_dir_stays_after_the_run_for_a_cmake_build_configured_under_it) {
+  harness h;
+  h_init(&h, NULL);
+  const char *shims = tpath(&h, "shims");
+  char *real = realpath(SB_TEST_STUB, NULL), link[4096] = "";
+  cr_assert_eq(mkdir(tpath(&h, "src"), 0700), 0);
+  write_file(&h, "src/CMakeLists.txt",
+             "cmake_minimum_required(VERSION 3.10)\nproject(hello C)\n"
+             "add_executable(hello hello.c)\n",
+             0600);
+  write_file(&h, "src/hello.c",
+             "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n", 0600);
+  /* cc becomes gcc by a bare name, looked up past the shims. */
+  write_file(&h, "rules.json", "{\"rules\": [{\"exec\": {\"argv\": [\"gcc\", \"{@}\"]}}]}",
+             0600);
+  char script[2000], dopt[600], ropt[600];
+  snprintf(dopt, sizeof dopt, "--shim-dir=%s", shims);
+  snprintf(ropt, sizeof ropt, "--rules=%s", tpath(&h, "rules.json"));
+  snprintf(script, sizeof script, "cmake -S '%s' -B '%s' -DCMAKE_C_COMPILER=\"$(command -v cc)\"",
+           tpath(&h, "src"), tpath(&h, "build"));
+  cli_result r;
+  CLI(&h, &r, "run", dopt, "--shim", "cc", ropt, "sh", "-c", script);
+  cr_assert_eq(r.status, 0, "cmake configure: %s", r.err);
+  cli_free(&r);
+  /* The links stay, so the compiler path cmake cached is still there. */
+  cr_assert(readlink(tpath(&h, "shims/cc"), link, sizeof link - 1) > 0, "shims/cc is gone");
+  cr_assert_str_eq(link, real);
+  char *cache = h_read(&h, "build/CMakeCache.txt", NULL);
+  char want[700];
+  snprintf(want, sizeof want, "CMAKE_C_COMPILER:STRING=%s/cc", shims);
+  cr_assert_not_null(strstr(cache, want), "cmake cached another compiler");
+  free(cache);
+  /* A later run builds with it (the same links are kept). */
+  snprintf(script, sizeof script, "cmake --build '%s' && '%s/hello'", tpath(&h, "build"),
+           tpath(&h, "build"));
+  CLI(&h, &r, "run", dopt, "--shim", "cc", ropt, "sh", "-c", script);
+  cr_assert_eq(r.status, 0, "cmake --build: %s", r.err);
+  cr_assert_not_null(strstr(r.out, "hello\n"), "stdout: %s", r.out);
+  cli_free(&r);
+  free(real);
+  h_fini(&h);
+}
+
+/* ---- -v: the live trace ---------------------------------------------------- */
+
+Test(cli, verbose_traces_each_event_and_call_over_tcp_and_unix) {
+  const char *transports[] = {"tcp", "unix"};
+  for (size_t t = 0; t < 2; t++) {
+    harness h;
+    h_init(&h, NULL);
+    write_file(&h, "rules.json",
+               "{\"rules\": [{\"match\": {\"argv0\": \"git\", \"args\": [\"push\", \"**\"]},"
+               " \"respond\": {\"exit\": 3}}], \"default\": {\"respond\": {}}}",
+               0600);
+    char ropt[600], topt[64];
+    snprintf(ropt, sizeof ropt, "--rules=%s", tpath(&h, "rules.json"));
+    snprintf(topt, sizeof topt, "--transport=%s", transports[t]);
+    cli_result r;
+    CLI(&h, &r, "run", "-v", topt, "--shim", "git", ropt, "sh", "-c",
+        "git push origin 'a b'; git status; exit 5");
+    cr_assert_eq(r.status, 5, "stderr: %s", r.err);
+    assert_quiet_stdout(&r);
+    const char *want[] = {
+        "spawn pid ", ": sh -c 'git push origin '\\''a b'\\''; git status; exit 5'\n",
+        "call pid ", ": git push origin 'a b'\n",
+        ": git push origin 'a b': rule 0 respond, exit 3, ",
+        ": git status: default respond, exit 0, ",
+        "exit pid ", ": exit 5, "};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+      cr_assert_not_null(strstr(r.err, want[i]), "%s: no \"%s\" in:\n%s", transports[t],
+                         want[i], r.err);
+    /* Every line is the trace's: "socketbridge HH:MM:SS.mmm what...". */
+    unsigned lines = 0;
+    for (char *p = r.err; *p != '\0'; p = strchr(p, '\n') + 1, lines++) {
+      int hh, mm, ss, ms;
+      cr_assert_eq(sscanf(p, "socketbridge %2d:%2d:%2d.%3d ", &hh, &mm, &ss, &ms), 4,
+                   "not a trace line: %.80s", p);
+      cr_assert_neq(strchr(p, '\n'), NULL);
+    }
+    cr_assert_eq(lines, 6, "%s: %u lines:\n%s", transports[t], lines, r.err);
+    cli_free(&r);
+    h_fini(&h);
+  }
+}
+
+/* stderr a pipe that is full and that nobody reads: the trace must not stop
+ * the loop, so every call is still answered and the run ends. */
+Test(cli, verbose_never_waits_for_a_stuck_stderr_over_tcp_and_unix) {
+  const char *transports[] = {"tcp", "unix"};
+  for (size_t t = 0; t < 2; t++) {
+    harness h;
+    h_init(&h, NULL);
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    char fill[4096];
+    memset(fill, 'x', sizeof fill);
+    while (write(p[1], fill, sizeof fill) > 0)
+      ;
+    cr_assert_eq(errno, EAGAIN);
+    /* Blocking again, as a terminal or a pipe normally is. */
+    cr_assert_eq(fcntl(p[1], F_SETFL, 0), 0);
+    char topt[64], script[600];
+    snprintf(topt, sizeof topt, "--transport=%s", transports[t]);
+    snprintf(script, sizeof script,
+             "i=0; while [ $i -lt 200 ]; do \"$SOCKETBRIDGE_STUB\" call $i 2>/dev/null || "
+             "exit 9; i=$((i+1)); done; echo done > '%s'",
+             tpath(&h, "done"));
+    char *args[] = {SB_TEST_CLI, "run", "-v", topt, "sh", "-c", script, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+    pid_t pid;
+    cr_assert_eq(posix_spawn(&pid, SB_TEST_CLI, &fa, NULL, args, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+    int status = wait_pid(pid, H_DEADLINE * scale());
+    cr_assert_eq(status, 0, "%s: exit %d", transports[t], status);
+    cr_assert(exists(&h, "done"), "%s: the calls did not all end", transports[t]);
+    close(p[0]);
+    h_fini(&h);
+  }
+}
+
+/* ---- --help and the README say the same ----------------------------------- */
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The options named between from and to in text, sorted, deduplicated,
+ * joined by spaces: each "--name", and each "-x, --name" pairing. */
+static void option_names(const char *text, const char *from, const char *to, char *out,
+                         size_t size) {
+  const char *a = strstr(text, from), *b;
+  char *names[256];
+  size_t n = 0;
+  cr_assert_not_null(a, "no \"%s\"", from);
+  b = strstr(a, to);
+  cr_assert_not_null(b, "no \"%s\" after \"%s\"", to, from);
+  for (const char *p = a; p < b && n < 256; p++) {
+    size_t len = 0;
+    bool pair = false;
+    if (p > a && (p[-1] == '-' || (p[-1] >= 'a' && p[-1] <= 'z') ||
+                  (p[-1] >= 'A' && p[-1] <= 'Z')))
+      continue;
+    if (p[0] == '-' && ((p[1] >= 'a' && p[1] <= 'z') || (p[1] >= 'A' && p[1] <= 'Z')) &&
+        p[2] == ',' && p[3] == ' ' && p[4] == '-' && p[5] == '-')
+      pair = true;
+    else if (!(p[0] == '-' && p[1] == '-' && p[2] >= 'a' && p[2] <= 'z'))
+      continue;
+    const char *q = pair ? p + 4 : p;
+    for (len = 2; q + len < b && ((q[len] >= 'a' && q[len] <= 'z') || q[len] == '-'); len++)
+      ;
+    if (pair)
+      cr_assert(asprintf(&names[n++], "%c%c,%.*s", p[0], p[1], (int)len, q) > 0);
+    else
+      cr_assert(asprintf(&names[n++], "%.*s", (int)len, q) > 0);
+  }
+  qsort(names, n, sizeof *names, cmp_str);
+  out[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    if ((i == 0 || strcmp(names[i], names[i - 1]) != 0) &&
+        strlen(out) + strlen(names[i]) + 2 < size) {
+      strcat(out, " ");
+      strcat(out, names[i]);
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    free(names[i]);
+}
+
+Test(cli, the_readme_and_help_name_the_same_options) {
+  harness h;
+  h_init(&h, NULL);
+  cli_result r;
+  CLI(&h, &r, "--help");
+  cr_assert_eq(r.status, 0);
+  FILE *f = fopen(SB_TEST_SRCDIR "/README.md", "r");
+  cr_assert_not_null(f);
+  static char readme[1 << 20];
+  size_t n = fread(readme, 1, sizeof readme - 1, f);
+  readme[n] = '\0';
+  fclose(f);
+  char in_help[4096], in_readme[4096];
+  option_names(r.out, "Options of run", "\n\n", in_help, sizeof in_help);
+  option_names(readme, "socketbridge run [OPTIONS]", "socketbridge shim", in_readme,
+               sizeof in_readme);
+  /* -h/--help is --help's own business. */
+  char *hh = strstr(in_help, " -h,--help");
+  cr_assert_not_null(hh);
+  memmove(hh, hh + 10, strlen(hh + 10) + 1);
+  hh = strstr(in_help, " --help");
+  cr_assert_not_null(hh);
+  memmove(hh, hh + 7, strlen(hh + 7) + 1);
+  cr_assert_str_eq(in_readme, in_help, "README: [%s]\n--help: [%s]", in_readme, in_help);
   cli_free(&r);
   h_fini(&h);
 }
