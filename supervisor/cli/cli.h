@@ -99,12 +99,16 @@ int cli_env_edit(const cli_options *o, char *const *added, char ***out);
 typedef struct cli_trace cli_trace;
 
 /* NULL without -v (every call below then does nothing), or when out of
- * memory (then without a trace). */
-cli_trace *cli_trace_new(const cli_options *o);
+ * memory (then without a trace). Holds a timer on loop: cli_trace_close. */
+cli_trace *cli_trace_new(const cli_options *o, uv_loop_t *loop);
 /* One line for ev, written at once if stderr takes it without waiting,
- * else queued (bounded: past it lines are counted and dropped). */
+ * else queued and retried on the timer (bounded: past it lines are counted
+ * and dropped). */
 void cli_trace_event(cli_trace *t, const sb_event *ev);
-/* Writes what is queued, waiting at most a moment, and frees t. */
+/* Closes the timer (when the run closes its handles). */
+void cli_trace_close(cli_trace *t);
+/* After the loop: writes what is queued, waiting at most a moment, and
+ * frees t. */
 void cli_trace_free(cli_trace *t);
 
 /* stubpath.c: rel (a path relative to the running executable's directory)

@@ -247,6 +247,7 @@ static void finish(run_state *rs) {
   for (size_t i = 0; i < N_STOP_SIGNALS; i++)
     uv_close((uv_handle_t *)&rs->signals[i], NULL);
   uv_close((uv_handle_t *)&rs->timeout, NULL);
+  cli_trace_close(rs->trace);
   sb_server_close(rs->server, NULL);
 }
 
@@ -348,6 +349,19 @@ static int spawn_child(run_state *rs) {
                   &rs->child);
 }
 
+/* sb_server_new's error, naming the option that chose the address. */
+static void bridge_failure(const cli_options *o, int err) {
+  if (o->socket_path != NULL)
+    cli_error("--socket: %s: %s", o->socket_path,
+              err == -EADDRINUSE ? "a socket someone listens on is there"
+              : err == -EEXIST   ? "something that is not a socket is there"
+                                 : sb_strerror(err));
+  else if (o->host != NULL)
+    cli_error("--host: %s: %s", o->host, sb_strerror(err));
+  else
+    cli_error("cannot open the bridge: %s", sb_strerror(err));
+}
+
 static int start(run_state *rs, const char *stub_path) {
   const cli_options *o = rs->o;
   int r;
@@ -370,7 +384,7 @@ static int start(run_state *rs, const char *stub_path) {
                     },
                     &rs->server);
   if (r < 0) {
-    cli_error("cannot open the bridge: %s", sb_strerror(r));
+    bridge_failure(o, r);
     return CLI_EXIT_FAILURE;
   }
 
@@ -423,11 +437,14 @@ int cli_run(const cli_options *o) {
     return CLI_EXIT_FAILURE;
   }
   stub_path = cli_stub_sibling();
-  rs.trace = cli_trace_new(o);
+  rs.trace = cli_trace_new(o, &rs.loop);
   r = start(&rs, stub_path);
   if (r == 0) {
     uv_run(&rs.loop, UV_RUN_DEFAULT);
     r = rs.status;
+  } else {
+    cli_trace_close(rs.trace); /* the only handle there is */
+    uv_run(&rs.loop, UV_RUN_DEFAULT);
   }
   if (uv_loop_close(&rs.loop) != 0)
     cli_error("internal error: a handle was left open");

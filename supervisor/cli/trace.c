@@ -12,8 +12,9 @@
  * slow or stuck: the loop never waits for it. A line is written only when
  * poll says stderr takes it now; lines are short enough (TRACE_LINE_MAX)
  * that a terminal or a pipe that is writable takes one whole. Lines it does
- * not take wait in a bounded queue, written with the next line or at the
- * end; past the bound they are counted, dropped, and the count said. */
+ * not take wait in a bounded queue, tried again on a timer (not a uv_poll:
+ * that would make the stderr COMMAND shares non-blocking) and at the end;
+ * past the bound they are counted, dropped, and the count said. */
 #include "cli.h"
 
 #include <errno.h>
@@ -29,6 +30,7 @@
 #define TRACE_QUEUE_MAX (64u * 1024) /* what waits for a slow stderr */
 #define TRACE_ARGV_MAX 300           /* an argv as shown, then "..." */
 #define TRACE_FINAL_WAIT_MS 1000     /* at the end, for what is queued */
+#define TRACE_RETRY_MS 20            /* while lines wait for stderr */
 
 struct cli_trace {
   const cli_options *o;
@@ -36,10 +38,12 @@ struct cli_trace {
   size_t len;             /* bytes queued */
   unsigned long dropped;  /* lines that did not fit, not yet said */
   bool broken;            /* stderr failed: no more lines */
+  uv_timer_t retry;       /* while lines are queued */
+  bool closed;            /* cli_trace_close ran: no more retries */
   uint64_t spawn_mono_ns; /* the child's last SPAWN, for its run's duration */
 };
 
-cli_trace *cli_trace_new(const cli_options *o) {
+cli_trace *cli_trace_new(const cli_options *o, uv_loop_t *loop) {
   cli_trace *t;
   if (!o->verbose)
     return NULL;
@@ -47,6 +51,8 @@ cli_trace *cli_trace_new(const cli_options *o) {
   if (t == NULL)
     return NULL;
   t->o = o;
+  uv_timer_init(loop, &t->retry);
+  t->retry.data = t;
   /* localtime_r reads the zone file the first time: here, not on the loop. */
   tzset();
   return t;
@@ -76,6 +82,13 @@ static void flush(cli_trace *t, int wait_ms) {
     memmove(t->queue, t->queue + w, t->len - (size_t)w);
     t->len -= (size_t)w;
   }
+}
+
+static void on_retry(uv_timer_t *timer) {
+  cli_trace *t = timer->data;
+  flush(t, 0);
+  if (t->len > 0 && !t->broken)
+    uv_timer_start(&t->retry, on_retry, TRACE_RETRY_MS, 0);
 }
 
 static void queue_line(cli_trace *t, const char *line, size_t n) {
@@ -120,6 +133,8 @@ __attribute__((format(printf, 3, 4))) static void say(cli_trace *t, uint64_t ts_
   line[n++] = '\n';
   queue_line(t, line, (size_t)n);
   flush(t, 0);
+  if (t->len > 0 && !t->broken && !t->closed && !uv_is_active((uv_handle_t *)&t->retry))
+    uv_timer_start(&t->retry, on_retry, TRACE_RETRY_MS, 0);
 }
 
 /* An argv as a shell would take it back, on one line, cut when long. */
@@ -236,6 +251,13 @@ void cli_trace_event(cli_trace *t, const sb_event *ev) {
     say(t, ev->ts_ns, "%s pid %lld: restarts %u", name, (long long)ev->pid, ev->restarts);
     break;
   }
+}
+
+void cli_trace_close(cli_trace *t) {
+  if (t == NULL || t->closed)
+    return;
+  t->closed = true;
+  uv_close((uv_handle_t *)&t->retry, NULL);
 }
 
 void cli_trace_free(cli_trace *t) {

@@ -1110,7 +1110,7 @@ Test(cli, socket_path_with_mode_replaces_a_stale_socket_and_refuses_a_live_one) 
   cr_assert_eq(listen(live, 4), 0);
   CLI(&h, &r, "run", opt, "sh", "-c", "echo ran > ran");
   cr_assert_eq(r.status, 125);
-  assert_one_line(&r, "bridge");
+  assert_one_line(&r, "bridge.sock: a socket someone listens on is there");
   cr_assert(exists(&h, "bridge.sock"), "a live socket was removed");
   cli_free(&r);
   close(live);
@@ -1118,7 +1118,7 @@ Test(cli, socket_path_with_mode_replaces_a_stale_socket_and_refuses_a_live_one) 
   write_file(&h, "bridge.sock", "not a socket\n", 0600);
   CLI(&h, &r, "run", opt, "sh", "-c", "echo ran > ran");
   cr_assert_eq(r.status, 125);
-  assert_one_line(&r, "bridge");
+  assert_one_line(&r, "bridge.sock: something that is not a socket is there");
   char *kept = h_read(&h, "bridge.sock", NULL);
   cr_assert_str_eq(kept, "not a socket\n");
   free(kept);
@@ -1260,6 +1260,82 @@ Test(cli, verbose_never_waits_for_a_stuck_stderr_over_tcp_and_unix) {
     cr_assert_eq(status, 0, "%s: exit %d", transports[t], status);
     cr_assert(exists(&h, "done"), "%s: the calls did not all end", transports[t]);
     close(p[0]);
+    h_fini(&h);
+  }
+}
+
+/* Lines stderr did not take are written once it takes them again, while
+ * the run goes on, not only with the next event. */
+Test(cli, verbose_lines_held_back_by_a_full_stderr_follow_once_it_drains) {
+  const char *transports[] = {"tcp", "unix"};
+  for (size_t t = 0; t < 2; t++) {
+    harness h;
+    h_init(&h, NULL);
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    char buf[4096];
+    memset(buf, '\1', sizeof buf); /* no byte of a line */
+    while (write(p[1], buf, sizeof buf) > 0)
+      ;
+    cr_assert_eq(fcntl(p[1], F_SETFL, 0), 0);
+    const char *fifo = tpath(&h, "go");
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    char topt[64], script[600], eopt[600];
+    snprintf(topt, sizeof topt, "--transport=%s", transports[t]);
+    snprintf(eopt, sizeof eopt, "--events=%s", tpath(&h, "events"));
+    /* The call ends, then nothing happens until the test says so. */
+    snprintf(script, sizeof script, "\"$SOCKETBRIDGE_STUB\" held back; read x < '%s'",
+             fifo);
+    char *args[] = {SB_TEST_CLI, "run", "-v", topt, eopt, "sh", "-c", script, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+    pid_t pid;
+    cr_assert_eq(posix_spawn(&pid, SB_TEST_CLI, &fa, NULL, args, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+    /* The call is over (its last event is out) before the pipe drains, so
+     * no event comes after to carry its lines. */
+    double end = now() + H_DEADLINE * scale();
+    for (;;) {
+      char *ev = exists(&h, "events") ? h_read(&h, "events", NULL) : NULL;
+      bool over = ev != NULL && strstr(ev, "\"stub_exit\"") != NULL;
+      free(ev);
+      if (over)
+        break;
+      cr_assert_lt(now(), end, "%s: no stub_exit event", transports[t]);
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+    /* Drain, and read until the call's end line, within the deadline. */
+    static char got[1 << 16];
+    size_t len = 0;
+    while (now() < end) {
+      struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+      if (poll(&pfd, 1, 100) <= 0)
+        continue;
+      ssize_t n = read(p[0], buf, sizeof buf);
+      if (n <= 0)
+        break;
+      for (ssize_t i = 0; i < n; i++)
+        if (buf[i] != '\1' && len < sizeof got - 1)
+          got[len++] = buf[i];
+      got[len] = '\0';
+      if (strstr(got, " held back: no rule respond, exit 0") != NULL)
+        break;
+    }
+    bool seen = strstr(got, " held back: no rule respond, exit 0") != NULL;
+    int w = open(fifo, O_WRONLY | O_CLOEXEC);
+    cr_assert(w >= 0);
+    cr_assert_eq(write(w, "\n", 1), 1);
+    close(w);
+    int status = wait_pid(pid, H_DEADLINE * scale());
+    close(p[0]);
+    cr_assert(seen, "%s: the call's lines did not come while the run went on: %s",
+              transports[t], got);
+    cr_assert_eq(status, 0);
     h_fini(&h);
   }
 }
