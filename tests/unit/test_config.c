@@ -3,8 +3,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 Test(config, defaults_when_nothing_is_set) {
   char *envp[] = {"PATH=/bin", "HOME=/root", NULL};
@@ -180,6 +182,29 @@ Test(config, accepts_the_edges_of_each_range) {
   cr_assert_eq(c.max_bytes, SB_MAX_MAX_BYTES);
   cr_assert_eq(strlen(c.socket_path), 107);
   sb_config_free(&c);
+}
+
+Test(config, an_abstract_socket_name_is_at_name) {
+  char *envp[] = {"SOCKETBRIDGE_SOCKET=@bridge", NULL};
+  sb_config c;
+  sb_diag diag = {""};
+  cr_assert_eq(sb_config_from_env(envp, &c, &diag), 0, "%s", diag.msg);
+  cr_assert_str_eq(c.socket_path, "@bridge");
+  sb_config_free(&c);
+  char *bare[] = {"SOCKETBRIDGE_SOCKET=@", NULL};
+  cr_assert_eq(sb_config_from_env(bare, &c, &diag), SB_EINVAL);
+  cr_assert_not_null(strstr(diag.msg, "not an absolute path or @name"), "%s", diag.msg);
+  /* The address: a NUL, the name, and a length that ends it. */
+  struct sockaddr_un sa;
+  uint32_t len;
+  cr_assert_eq(sb_unix_address("@bridge", &sa, &len), 0);
+  cr_assert_eq(sa.sun_path[0], '\0');
+  cr_assert_eq(memcmp(sa.sun_path + 1, "bridge", 6), 0);
+  cr_assert_eq(len, offsetof(struct sockaddr_un, sun_path) + 7);
+  cr_assert_eq(sb_unix_address("/run/s", &sa, &len), 0);
+  cr_assert_str_eq(sa.sun_path, "/run/s");
+  cr_assert_eq(sb_unix_address("@", &sa, &len), SB_EINVAL);
+  cr_assert_eq(sb_unix_address(LONG_PATH, &sa, &len), -ENAMETOOLONG);
 }
 
 /* ---- the allowlist ----------------------------------------------------- */
