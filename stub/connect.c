@@ -41,7 +41,8 @@ static int connect_unix(const char *path, int64_t deadline) {
   uint32_t salen;
   /* A path, or "@name" for an abstract socket. */
   if (sb_unix_address(path, &sa, &salen) != 0)
-    stub_unreachable("%s: not a path or @name that fits a Unix socket address", SB_ENV_SOCKET);
+    stub_unreachable("%s: not a path or @name that fits a Unix socket address",
+                     SB_ENV_SOCKET);
 
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)

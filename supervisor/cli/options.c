@@ -250,7 +250,8 @@ static int path_value(const char *name, const char *v, const char **to,
 }
 
 #define PATH_OPT(fn, field)                                                              \
-  static int fn(cli_options *o, const char *name, const char *v, char err[CLI_ERR_MAX]) { \
+  static int fn(cli_options *o, const char *name, const char *v,                         \
+                char err[CLI_ERR_MAX]) {                                                 \
     return path_value(name, v, &o->field, err);                                          \
   }
 PATH_OPT(opt_stdin, stdin_path)
@@ -262,7 +263,8 @@ PATH_OPT(opt_record, record_path)
 PATH_OPT(opt_chdir, chdir)
 PATH_OPT(opt_shim_dir, shim_dir)
 
-static int duration(const char *name, const char *v, uint64_t *to, char err[CLI_ERR_MAX]) {
+static int duration(const char *name, const char *v, uint64_t *to,
+                    char err[CLI_ERR_MAX]) {
   char b[80];
   if (cli_parse_seconds(v, to) != 0)
     return fail(err, "%s: %s is not a duration (seconds, or a number with s, m, h or d)",
@@ -483,8 +485,7 @@ static int short_options(int argc, char **argv, int *i, cli_options *o,
     const struct run_opt *opt = by_letter(*p);
     name[1] = *p;
     if (opt == NULL)
-      return fail(err, "%s: unknown option (see socketbridge --help)",
-                  bare(name, 2, b));
+      return fail(err, "%s: unknown option (see socketbridge --help)", bare(name, 2, b));
     if (!opt->takes_value) {
       if (opt->apply(o, name, NULL, err) != 0)
         return -1;
@@ -537,8 +538,9 @@ static int check_together(cli_options *o, char *const *envp, char err[CLI_ERR_MA
       o->allowlist = env_allow;
   }
   if (o->host != NULL && !is_loopback(o->host) && o->allowlist == NULL)
-    return fail(err, "--host: %s is not a loopback address: say who may connect with "
-                     "--allow",
+    return fail(err,
+                "--host: %s is not a loopback address: say who may connect with "
+                "--allow",
                 o->host);
   if (o->shim_dir != NULL && o->nshims == 0)
     return fail(err, "--shim-dir: needs at least one --shim NAME");

@@ -53,10 +53,10 @@ typedef struct cli_options {
   size_t envc;
   char **unset; /* -u NAMEs, NULL-terminated (never NULL) */
   size_t nunset;
-  bool ignore_env;      /* -i: COMMAND starts from an empty environment */
-  const char *chdir;    /* -C: COMMAND's working directory, NULL: ours */
-  bool preserve_status; /* --preserve-status: the child's status even on --timeout */
-  bool verbose;         /* -v: a live trace on stderr */
+  bool ignore_env;         /* -i: COMMAND starts from an empty environment */
+  const char *chdir;       /* -C: COMMAND's working directory, NULL: ours */
+  bool preserve_status;    /* --preserve-status: the child's status even on --timeout */
+  bool verbose;            /* -v: a live trace on stderr */
   const char *stdin_path;  /* NULL: inherited */
   const char *stdout_path; /* NULL: inherited */
   const char *stderr_path; /* NULL: inherited */

@@ -118,8 +118,8 @@ static int make_shims(run_state *rs) {
   if (rs->o->nshims == 0)
     return 0;
   if (rs->o->shim_dir != NULL)
-    rs->shim_dir = cli_shim_dir_keep(rs->o->shim_dir, rs->o->shims,
-                                     sb_server_stub_path(rs->server));
+    rs->shim_dir =
+        cli_shim_dir_keep(rs->o->shim_dir, rs->o->shims, sb_server_stub_path(rs->server));
   else
     rs->shim_dir = cli_shim_dir_new(rs->o->shims, sb_server_stub_path(rs->server));
   if (rs->shim_dir == NULL)

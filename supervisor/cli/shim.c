@@ -83,7 +83,8 @@ char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub) {
     return NULL;
   }
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    cli_error("shim: %s: %s", dir, strerror(errno != 0 && errno != EEXIST ? errno : ENOTDIR));
+    cli_error("shim: %s: %s", dir,
+              strerror(errno != 0 && errno != EEXIST ? errno : ENOTDIR));
     return NULL;
   }
   if (cli_shim_make(dir, names, stub) < 0)

@@ -965,10 +965,11 @@ Test(cli, chdir_unset_and_ignore_environment_as_env) {
   cli_result r;
   char script[800];
   cr_assert_eq(mkdir(tpath(&h, "work"), 0700), 0);
-  snprintf(script, sizeof script,
-           "echo \"$(pwd -P)|${FOO-unset}|${BAR-unset}|${HOME-unset}|"
-           "${SOCKETBRIDGE_TOKEN:+token}\" > '%s'; \"$SOCKETBRIDGE_STUB\"; echo $? >> '%s'",
-           tpath(&h, "said"), tpath(&h, "said"));
+  snprintf(
+      script, sizeof script,
+      "echo \"$(pwd -P)|${FOO-unset}|${BAR-unset}|${HOME-unset}|"
+      "${SOCKETBRIDGE_TOKEN:+token}\" > '%s'; \"$SOCKETBRIDGE_STUB\"; echo $? >> '%s'",
+      tpath(&h, "said"), tpath(&h, "said"));
   char *real = realpath(tpath(&h, "work"), NULL), want[1200];
 
   /* -C DIR and -u NAME; the other variables and the bridge's stay. */
@@ -984,8 +985,8 @@ Test(cli, chdir_unset_and_ignore_environment_as_env) {
 
   /* -i: nothing of ours but what --env adds; the bridge still works. */
   cli_env(&h, &r, (char *[]){"FOO=foo", "BAR=bar", NULL},
-          (char *[]){SB_TEST_CLI, "run", "--chdir", (char *)tpath(&h, "work"), "-i", "--env",
-                     "BAR=given", "/bin/sh", "-c", script, NULL});
+          (char *[]){SB_TEST_CLI, "run", "--chdir", (char *)tpath(&h, "work"), "-i",
+                     "--env", "BAR=given", "/bin/sh", "-c", script, NULL});
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
   said = h_read(&h, "said", NULL);
   snprintf(want, sizeof want, "%s|unset|given|unset|token\n0\n", real);
@@ -1042,11 +1043,13 @@ Test(cli, host_and_allow_reach_the_supervisor_and_the_allowlist_variable_is_hono
   cr_assert_str_eq(addr, "::1\n");
   free(addr);
   /* Loopback is not in the list: the stub is refused, not answered. */
-  cr_assert_eq(stub_call_under(&h, NULL, (char *[]){"--allow=10.9.9.9", NULL}, NULL), 125);
+  cr_assert_eq(stub_call_under(&h, NULL, (char *[]){"--allow=10.9.9.9", NULL}, NULL),
+               125);
   char *err = h_read(&h, "stuberr", NULL);
   cr_assert_not_null(strstr(err, "not_allowed"), "stub: %s", err);
   free(err);
-  cr_assert_eq(stub_call_under(&h, NULL, (char *[]){"--allow=127.0.0.0/8", NULL}, NULL), 0);
+  cr_assert_eq(stub_call_under(&h, NULL, (char *[]){"--allow=127.0.0.0/8", NULL}, NULL),
+               0);
   /* The same from SOCKETBRIDGE_ALLOWLIST, which the supervisor now enforces. */
   cr_assert_eq(stub_call_under(&h, (char *[]){"SOCKETBRIDGE_ALLOWLIST=10.9.9.9", NULL},
                                (char *[]){NULL}, NULL),
@@ -1152,19 +1155,21 @@ Test(cli, shim_dir_stays_after_the_run_for_a_cmake_build_configured_under_it) {
   write_file(&h, "src/hello.c",
              "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n", 0600);
   /* cc becomes gcc by a bare name, looked up past the shims. */
-  write_file(&h, "rules.json", "{\"rules\": [{\"exec\": {\"argv\": [\"gcc\", \"{@}\"]}}]}",
-             0600);
+  write_file(&h, "rules.json",
+             "{\"rules\": [{\"exec\": {\"argv\": [\"gcc\", \"{@}\"]}}]}", 0600);
   char script[2000], dopt[600], ropt[600];
   snprintf(dopt, sizeof dopt, "--shim-dir=%s", shims);
   snprintf(ropt, sizeof ropt, "--rules=%s", tpath(&h, "rules.json"));
-  snprintf(script, sizeof script, "cmake -S '%s' -B '%s' -DCMAKE_C_COMPILER=\"$(command -v cc)\"",
+  snprintf(script, sizeof script,
+           "cmake -S '%s' -B '%s' -DCMAKE_C_COMPILER=\"$(command -v cc)\"",
            tpath(&h, "src"), tpath(&h, "build"));
   cli_result r;
   CLI(&h, &r, "run", dopt, "--shim", "cc", ropt, "sh", "-c", script);
   cr_assert_eq(r.status, 0, "cmake configure: %s", r.err);
   cli_free(&r);
   /* The links stay, so the compiler path cmake cached is still there. */
-  cr_assert(readlink(tpath(&h, "shims/cc"), link, sizeof link - 1) > 0, "shims/cc is gone");
+  cr_assert(readlink(tpath(&h, "shims/cc"), link, sizeof link - 1) > 0,
+            "shims/cc is gone");
   cr_assert_str_eq(link, real);
   char *cache = h_read(&h, "build/CMakeCache.txt", NULL);
   char want[700];
@@ -1189,10 +1194,11 @@ Test(cli, verbose_traces_each_event_and_call_over_tcp_and_unix) {
   for (size_t t = 0; t < 2; t++) {
     harness h;
     h_init(&h, NULL);
-    write_file(&h, "rules.json",
-               "{\"rules\": [{\"match\": {\"argv0\": \"git\", \"args\": [\"push\", \"**\"]},"
-               " \"respond\": {\"exit\": 3}}], \"default\": {\"respond\": {}}}",
-               0600);
+    write_file(
+        &h, "rules.json",
+        "{\"rules\": [{\"match\": {\"argv0\": \"git\", \"args\": [\"push\", \"**\"]},"
+        " \"respond\": {\"exit\": 3}}], \"default\": {\"respond\": {}}}",
+        0600);
     char ropt[600], topt[64];
     snprintf(ropt, sizeof ropt, "--rules=%s", tpath(&h, "rules.json"));
     snprintf(topt, sizeof topt, "--transport=%s", transports[t]);
@@ -1201,12 +1207,14 @@ Test(cli, verbose_traces_each_event_and_call_over_tcp_and_unix) {
         "git push origin 'a b'; git status; exit 5");
     cr_assert_eq(r.status, 5, "stderr: %s", r.err);
     assert_quiet_stdout(&r);
-    const char *want[] = {
-        "spawn pid ", ": sh -c 'git push origin '\\''a b'\\''; git status; exit 5'\n",
-        "call pid ", ": git push origin 'a b'\n",
-        ": git push origin 'a b': rule 0 respond, exit 3, ",
-        ": git status: default respond, exit 0, ",
-        "exit pid ", ": exit 5, "};
+    const char *want[] = {"spawn pid ",
+                          ": sh -c 'git push origin '\\''a b'\\''; git status; exit 5'\n",
+                          "call pid ",
+                          ": git push origin 'a b'\n",
+                          ": git push origin 'a b': rule 0 respond, exit 3, ",
+                          ": git status: default respond, exit 0, ",
+                          "exit pid ",
+                          ": exit 5, "};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
       cr_assert_not_null(strstr(r.err, want[i]), "%s: no \"%s\" in:\n%s", transports[t],
                          want[i], r.err);
@@ -1242,10 +1250,11 @@ Test(cli, verbose_never_waits_for_a_stuck_stderr_over_tcp_and_unix) {
     cr_assert_eq(fcntl(p[1], F_SETFL, 0), 0);
     char topt[64], script[600];
     snprintf(topt, sizeof topt, "--transport=%s", transports[t]);
-    snprintf(script, sizeof script,
-             "i=0; while [ $i -lt 200 ]; do \"$SOCKETBRIDGE_STUB\" call $i 2>/dev/null || "
-             "exit 9; i=$((i+1)); done; echo done > '%s'",
-             tpath(&h, "done"));
+    snprintf(
+        script, sizeof script,
+        "i=0; while [ $i -lt 200 ]; do \"$SOCKETBRIDGE_STUB\" call $i 2>/dev/null || "
+        "exit 9; i=$((i+1)); done; echo done > '%s'",
+        tpath(&h, "done"));
     char *args[] = {SB_TEST_CLI, "run", "-v", topt, "sh", "-c", script, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -1368,7 +1377,8 @@ static void option_names(const char *text, const char *from, const char *to, cha
     else if (!(p[0] == '-' && p[1] == '-' && p[2] >= 'a' && p[2] <= 'z'))
       continue;
     const char *q = pair ? p + 4 : p;
-    for (len = 2; q + len < b && ((q[len] >= 'a' && q[len] <= 'z') || q[len] == '-'); len++)
+    for (len = 2; q + len < b && ((q[len] >= 'a' && q[len] <= 'z') || q[len] == '-');
+         len++)
       ;
     if (pair)
       cr_assert(asprintf(&names[n++], "%c%c,%.*s", p[0], p[1], (int)len, q) > 0);

@@ -59,8 +59,9 @@ Test(socket, a_socket_path_gets_its_mode_and_goes_at_close) {
   char *d = sock_dir(), path[256];
   snprintf(path, sizeof path, "%s/s", d);
   harness h;
-  h_init(&h, &(sb_server_options){
-                 .transport = SB_TRANSPORT_UNIX, .socket_path = path, .socket_mode = 0660});
+  h_init(&h, &(sb_server_options){.transport = SB_TRANSPORT_UNIX,
+                                  .socket_path = path,
+                                  .socket_mode = 0660});
   struct stat st;
   cr_assert_eq(stat(path, &st), 0);
   cr_assert(S_ISSOCK(st.st_mode));

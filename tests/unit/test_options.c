@@ -87,14 +87,29 @@ typedef struct dur_case {
 
 ParameterizedTestParameters(options, durations_take_s_m_h_d_as_timeout) {
   static dur_case cases[] = {
-      {"2", 2000},          {"0.5", 500},         {"10.", 10000},
-      {"90s", 90000},       {"1.5m", 90000},      {"2h", 7200000},
-      {"1d", 86400000},     {"0.001m", 60},       {"0.0001s", 1},
-      {"0", 0},             {"0s", 0},            {".25h", 900000},
-      {"", UINT64_MAX},     {"s", UINT64_MAX},    {".", UINT64_MAX},
-      {"5x", UINT64_MAX},   {"5ms", UINT64_MAX},  {"1e3", UINT64_MAX},
-      {"-1", UINT64_MAX},   {"5 s", UINT64_MAX},  {"5S", UINT64_MAX},
-      {"99999999999", UINT64_MAX}, {"999999999d", UINT64_MAX},
+      {"2", 2000},
+      {"0.5", 500},
+      {"10.", 10000},
+      {"90s", 90000},
+      {"1.5m", 90000},
+      {"2h", 7200000},
+      {"1d", 86400000},
+      {"0.001m", 60},
+      {"0.0001s", 1},
+      {"0", 0},
+      {"0s", 0},
+      {".25h", 900000},
+      {"", UINT64_MAX},
+      {"s", UINT64_MAX},
+      {".", UINT64_MAX},
+      {"5x", UINT64_MAX},
+      {"5ms", UINT64_MAX},
+      {"1e3", UINT64_MAX},
+      {"-1", UINT64_MAX},
+      {"5 s", UINT64_MAX},
+      {"5S", UINT64_MAX},
+      {"99999999999", UINT64_MAX},
+      {"999999999d", UINT64_MAX},
   };
   return cr_make_param_array(dur_case, cases, sizeof cases / sizeof cases[0]);
 }
@@ -113,9 +128,9 @@ ParameterizedTest(dur_case *c, options, durations_take_s_m_h_d_as_timeout) {
 
 Test(options, flags_and_socket_settings) {
   cli_options o;
-  parse_ok(W("--preserve-status", "--socket", "/tmp/x.sock", "--socket-mode", "660",
-             "true"),
-           NULL, &o);
+  parse_ok(
+      W("--preserve-status", "--socket", "/tmp/x.sock", "--socket-mode", "660", "true"),
+      NULL, &o);
   cr_assert(o.preserve_status);
   cr_assert_eq(o.transport, CLI_TRANSPORT_UNIX, "--socket implies unix");
   cr_assert_str_eq(o.socket_path, "/tmp/x.sock");
@@ -194,7 +209,8 @@ ParameterizedTestParameters(options, bad_command_lines_get_one_line_naming_the_o
   return cr_make_param_array(bad_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(bad_case *c, options, bad_command_lines_get_one_line_naming_the_option) {
+ParameterizedTest(bad_case *c, options,
+                  bad_command_lines_get_one_line_naming_the_option) {
   char *words[8];
   size_t n = 0;
   for (; n < 6 && c->words[n][0] != '\0'; n++)
