@@ -88,16 +88,6 @@ static int read_max_bytes(const char *v, sb_config *c, sb_diag *diag) {
   return 0;
 }
 
-static int read_allowlist(const char *v, sb_config *c, sb_diag *diag) {
-  sb_diag d;
-  int r = sb_allowlist_parse(v, &c->allowlist, &d);
-  if (r == SB_EINVAL)
-    return sb_diag_set(diag, r, "%s: %s", SB_ENV_ALLOWLIST, d.msg);
-  if (r < 0)
-    return sb_diag_set(diag, r, "%s: %s", SB_ENV_ALLOWLIST, sb_strerror(r));
-  return 0;
-}
-
 static const struct {
   const char *name;
   int (*read)(const char *value, sb_config *c, sb_diag *diag);
@@ -105,7 +95,7 @@ static const struct {
 } sb_vars[] = {
     {SB_ENV_TOKEN, read_token, false},         {SB_ENV_SOCKET, read_socket, false},
     {SB_ENV_HOST, read_host, false},           {SB_ENV_PORT, read_port, false},
-    {SB_ENV_MAX_BYTES, read_max_bytes, false}, {SB_ENV_ALLOWLIST, read_allowlist, true},
+    {SB_ENV_MAX_BYTES, read_max_bytes, false},
 };
 
 int sb_config_from_env(char *const *envp, sb_config *out, sb_diag *diag) {
@@ -161,7 +151,6 @@ int sb_config_require(const sb_config *cfg, sb_diag *diag) {
 }
 
 void sb_config_free(sb_config *cfg) {
-  sb_allowlist_free(&cfg->allowlist);
   /* The token is a secret: do not leave it behind in freed memory. */
   explicit_bzero(cfg->token, sizeof cfg->token);
 }

@@ -324,7 +324,8 @@ typedef struct sb_config {
    * path, or "@name" for a Linux abstract socket (see sb_unix_address). */
   char socket_path[108];
   uint32_t max_bytes;     /* SOCKETBRIDGE_MAX_BYTES, default SB_DEFAULT_MAX_BYTES */
-  sb_allowlist allowlist; /* SOCKETBRIDGE_ALLOWLIST, empty when unset */
+  /* SOCKETBRIDGE_ALLOWLIST is the supervisor's (socketbridge run reads
+   * it): a stub has no use for it, and a malformed one never stops it. */
 } sb_config;
 
 /* Reads the SOCKETBRIDGE_* variables from envp ("NAME=VALUE" strings,

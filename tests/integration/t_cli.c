@@ -1067,6 +1067,32 @@ Test(cli, host_and_allow_reach_the_supervisor_and_the_allowlist_variable_is_hono
   h_fini(&h);
 }
 
+static void answer_exit_0(harness *h, sb_conn *c) {
+  (void)h;
+  sb_conn_exit(c, 0);
+}
+
+/* The allowlist is the supervisor's: a stub run with a malformed one in its
+ * environment (a library user that does not check it) is still answered. */
+Test(cli, a_stub_never_fails_on_the_supervisors_allowlist_variable) {
+  sb_transport tr[] = {SB_TRANSPORT_TCP, SB_TRANSPORT_UNIX};
+  for (size_t t = 0; t < 2; t++) {
+    harness h;
+    h_init(&h, &(sb_server_options){.transport = tr[t]});
+    h.on_connect = answer_exit_0;
+    h_exit ex;
+    h_spawn(&h,
+            &(h_spawn_opts){.args = (char *[]){SB_TEST_STUB, "x", NULL},
+                            .env = (char *[]){"SOCKETBRIDGE_ALLOWLIST=localhost,", NULL}},
+            &ex);
+    h_wait_exit(&h, &ex);
+    cr_assert_eq(ex.status, 0, "transport %d: the stub ended %lld", (int)tr[t],
+                 (long long)ex.status);
+    cr_assert_eq(h.connects, 1);
+    h_fini(&h);
+  }
+}
+
 /* A socket file at path that nobody listens on, as a killed run leaves. */
 static void leave_stale_socket(const char *path) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
