@@ -78,8 +78,8 @@ int cli_shim_make(const char *dir, char *const *names, const char *stub);
 char *cli_shim_dir_new(char *const *names, const char *stub);
 void cli_shim_dir_remove(const char *dir, char *const *names);
 /* DIR (made if needed, one level) with a shim for each name, kept after
- * the run (--shim-dir, and `shim`): a malloc'd copy of dir, or NULL after
- * writing the error. */
+ * the run (--shim-dir, and `shim`): dir's absolute path, malloc'd, or NULL
+ * after writing the error. */
 char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub);
 /* `socketbridge shim DIR NAME...`; argv[0] is "shim". The exit status. */
 int cli_shim(int argc, char **argv);

@@ -89,9 +89,10 @@ char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub) {
   }
   if (cli_shim_make(dir, names, stub) < 0)
     return NULL;
-  copy = strdup(dir);
+  /* Absolute: a relative PATH entry would follow each process's cwd. */
+  copy = realpath(dir, NULL);
   if (copy == NULL)
-    cli_error("shim: out of memory");
+    cli_error("shim: %s: %s", dir, strerror(errno));
   return copy;
 }
 

@@ -1202,6 +1202,15 @@ Test(cli, shim_dir_stays_after_the_run_for_a_cmake_build_configured_under_it) {
   snprintf(want, sizeof want, "CMAKE_C_COMPILER:STRING=%s/cc", shims);
   cr_assert_not_null(strstr(cache, want), "cmake cached another compiler");
   free(cache);
+  /* A relative DIR goes on PATH absolute: the child may change its cwd. */
+  snprintf(script, sizeof script,
+           "cd '%s' && '%s' run --shim-dir shims --shim cc sh -c 'cd / && command -v cc'",
+           h.dir, SB_TEST_CLI);
+  CLI(&h, &r, "run", "sh", "-c", script);
+  cr_assert_eq(r.status, 0, "relative --shim-dir: %s", r.err);
+  snprintf(want, sizeof want, "%s/cc\n", shims);
+  cr_assert_str_eq(r.out, want);
+  cli_free(&r);
   /* A later run builds with it (the same links are kept). */
   snprintf(script, sizeof script, "cmake --build '%s' && '%s/hello'", tpath(&h, "build"),
            tpath(&h, "build"));
