@@ -1059,10 +1059,13 @@ Test(cli, host_and_allow_reach_the_supervisor_and_the_allowlist_variable_is_hono
   free(err);
   /* A malformed one stops run before anything runs. */
   cli_result r;
+  char ran[600];
+  snprintf(ran, sizeof ran, "echo ran > '%s'", tpath(&h, "ran"));
   cli_env(&h, &r, (char *[]){"SOCKETBRIDGE_ALLOWLIST=localhost", NULL},
-          (char *[]){SB_TEST_CLI, "run", "sh", "-c", "echo ran > ran", NULL});
+          (char *[]){SB_TEST_CLI, "run", "sh", "-c", ran, NULL});
   cr_assert_eq(r.status, 125);
   assert_one_line(&r, "SOCKETBRIDGE_ALLOWLIST");
+  cr_assert(!exists(&h, "ran"), "the command ran");
   cli_free(&r);
   h_fini(&h);
 }
@@ -1132,12 +1135,14 @@ Test(cli, socket_path_with_mode_replaces_a_stale_socket_and_refuses_a_live_one) 
 
   /* A live listener there, or a file that is not a socket: 125, nothing run,
    * and neither is removed. */
+  char ran[600];
+  snprintf(ran, sizeof ran, "echo ran > '%s'", tpath(&h, "ran"));
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
   int live = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   cr_assert_eq(bind(live, (struct sockaddr *)&sa, sizeof sa), 0);
   cr_assert_eq(listen(live, 4), 0);
-  CLI(&h, &r, "run", opt, "sh", "-c", "echo ran > ran");
+  CLI(&h, &r, "run", opt, "sh", "-c", ran);
   cr_assert_eq(r.status, 125);
   assert_one_line(&r, "bridge.sock: a socket someone listens on is there");
   cr_assert(exists(&h, "bridge.sock"), "a live socket was removed");
@@ -1145,7 +1150,7 @@ Test(cli, socket_path_with_mode_replaces_a_stale_socket_and_refuses_a_live_one) 
   close(live);
   unlink(path);
   write_file(&h, "bridge.sock", "not a socket\n", 0600);
-  CLI(&h, &r, "run", opt, "sh", "-c", "echo ran > ran");
+  CLI(&h, &r, "run", opt, "sh", "-c", ran);
   cr_assert_eq(r.status, 125);
   assert_one_line(&r, "bridge.sock: something that is not a socket is there");
   char *kept = h_read(&h, "bridge.sock", NULL);
