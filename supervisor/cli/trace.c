@@ -180,6 +180,9 @@ static const char *how(int64_t status, int signum, char *buf, size_t size) {
 
 static void call_end(cli_trace *t, const sb_event *ev) {
   const sb_call *call = sb_conn_call(ev->conn);
+  /* answer.c's record of the call (the rule, the action), set as the
+   * connection's data when it was answered; STUB_EXIT comes before the
+   * connection's on_close, which frees it. NULL if it could not be made. */
   const cli_call *c = sb_conn_data(ev->conn);
   char argv[TRACE_ARGV_MAX + 8], which[32], st[48];
   double ms = c != NULL ? (double)(uv_hrtime() - c->start_mono_ns) / 1e6 : 0;
