@@ -1272,6 +1272,23 @@ Test(cli, verbose_traces_each_event_and_call_over_tcp_and_unix) {
   }
 }
 
+/* At a terminal, where -v is meant to be read: under script(1)'s
+ * pseudo-terminal the lines come through it, whole. */
+Test(cli, verbose_lines_reach_a_terminal) {
+  harness h;
+  h_init(&h, NULL);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "%s run -v sh -c 'exit 3'", SB_TEST_CLI);
+  cli_result r;
+  cli_env(&h, &r, NULL, (char *[]){"/usr/bin/script", "-qefc", cmd, "/dev/null", NULL});
+  cr_assert_eq(r.status, 3, "stderr: %s", r.err);
+  cr_assert_not_null(strstr(r.out, ": sh -c 'exit 3'\r\n"), "through the terminal: %s",
+                     r.out);
+  cr_assert_not_null(strstr(r.out, ": exit 3, "), "through the terminal: %s", r.out);
+  cli_free(&r);
+  h_fini(&h);
+}
+
 /* stderr a pipe that is full and that nobody reads: the trace must not stop
  * the loop, so every call is still answered and the run ends. */
 Test(cli, verbose_never_waits_for_a_stuck_stderr_over_tcp_and_unix) {
