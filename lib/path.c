@@ -5,7 +5,10 @@
  * stub's lookup would find. A stub installed as a PATH shim named `git`
  * must never find itself when it looks `git` up, or it would exec itself
  * forever: its shim directories are skipped by name, and any other link to
- * it (a symlink or hard link elsewhere on PATH) by identity. */
+ * it (a symlink or hard link elsewhere on PATH) by identity. A name with a
+ * slash that is the stub (in a shim directory, or the same file) is looked
+ * up by its last component the same way: gcc's collect2 runs `ld` by the
+ * shim's absolute path, cmake runs the compiler so, and `{0}` repeats it. */
 #include "sb_proto.h"
 
 #include <fcntl.h>
@@ -82,6 +85,17 @@ static bool join(char *buf, const char *dir, size_t n, const char *name, size_t 
   return true;
 }
 
+/* Whether the path p (which holds a slash) names the stub: a file in one of
+ * the skip directories, or the same file as self. */
+static bool is_stub(const char *p, const char *skip_dirs, const struct stat *self) {
+  struct stat st;
+  const char *slash = strrchr(p, '/');
+  if (skipped(p, slash > p ? (size_t)(slash - p) : 1, skip_dirs))
+    return true;
+  return self != NULL && stat(p, &st) == 0 && st.st_dev == self->st_dev &&
+         st.st_ino == self->st_ino;
+}
+
 /* cold: called once per program start, and the stub must stay small. */
 __attribute__((cold)) int sb_path_find(const char *name, const char *path,
                                        const char *skip_dirs, const char *skip_file,
@@ -93,11 +107,19 @@ __attribute__((cold)) int sb_path_find(const char *name, const char *path,
 
   if (len == 0)
     return -ENOENT;
-  if (strchr(name, '/') != NULL)
-    return copy_out(name, len, out, outsz);
+  bool have_self = skip_file != NULL && stat(skip_file, &self) == 0;
+  const char *slash = strrchr(name, '/');
+  if (slash != NULL) {
+    if (!is_stub(name, skip_dirs, have_self ? &self : NULL))
+      return copy_out(name, len, out, outsz);
+    /* The stub by another path: the program it stands in for, by name. */
+    name = slash + 1;
+    len = strlen(name);
+    if (len == 0)
+      return -ENOENT;
+  }
   if (len > NAME_MAX)
     return -ENAMETOOLONG;
-  bool have_self = skip_file != NULL && stat(skip_file, &self) == 0;
   if (path == NULL || *path == '\0')
     path = SB_DEFAULT_PATH;
   for (const char *p = path;; p++) {

@@ -368,7 +368,9 @@ int sb_unix_address(const char *name, struct sockaddr_un *sa, uint32_t *len);
  * every directory listed in `skip_dirs` (a SOCKETBRIDGE_SHIMS value, may be
  * NULL) and every candidate that is the same file (st_dev and st_ino) as
  * `skip_file` (the stub's own executable, may be NULL): the recursion guard.
- * A name containing '/' is taken as it is. Writes the path found to out.
+ * A name containing '/' is taken as it is, unless it is the stub (a file in
+ * one of `skip_dirs`, or the same file as `skip_file`): then its last
+ * component is looked up as above. Writes the path found to out.
  * Returns 0, -ENOENT (nothing found), -EACCES (found, but none executable),
  * -ENAMETOOLONG. */
 int sb_path_find(const char *name, const char *path, const char *skip_dirs,
