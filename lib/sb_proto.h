@@ -354,6 +354,14 @@ int sb_unix_address(const char *name, struct sockaddr_un *sa, uint32_t *len);
  * program lookup skips them, so a shim named `git` that forwards to `git`
  * never finds itself. */
 #define SB_ENV_SHIMS "SOCKETBRIDGE_SHIMS"
+/* How many stubs a process descends from: each stub hands its count plus
+ * one to the program it execs, runs or falls back to, and the supervisor
+ * to a program it delegates to. A stub that finds SB_MAX_DEPTH or more
+ * fails at once: a program it started ran the stub again (a rule's argv
+ * that finds a shim, a wrapper script calling its own name), and without a
+ * bound that chain never ends. */
+#define SB_ENV_DEPTH "SOCKETBRIDGE_DEPTH"
+#define SB_MAX_DEPTH 16
 /* "exec": a stub that cannot reach its supervisor execs the real program
  * (found as sb_path_find says) instead of failing with 125. */
 #define SB_ENV_FALLBACK "SOCKETBRIDGE_FALLBACK"

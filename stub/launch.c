@@ -35,31 +35,57 @@ static bool named_in(const char *e, char *const *list, size_t n) {
   return false;
 }
 
-/* environ less unset, plus set. Of two `set` entries for one name the
- * last wins, as it would in a shell. */
-static char **launch_env(const sb_launch *l) {
-  size_t n = 0, k = 0;
-  while (environ[n] != NULL)
-    n++;
-  char **env = malloc((n + l->set.n + 1) * sizeof *env);
-  if (env == NULL)
-    stub_fail("out of memory");
-  for (char **e = environ; *e != NULL; e++)
-    if (!named_in(*e, l->unset.v, l->unset.n) && !named_in(*e, l->set.v, l->set.n))
-      env[k++] = *e;
-  for (size_t i = 0; i < l->set.n; i++)
-    if (!named_in(l->set.v[i], l->set.v + i + 1, l->set.n - i - 1))
-      env[k++] = l->set.v[i];
-  env[k] = NULL;
-  return env;
-}
-
 static const char *env_value(char *const *env, const char *name) {
   size_t n = strlen(name);
   for (; *env != NULL; env++)
     if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
       return *env + n + 1;
   return NULL;
+}
+
+/* ---- depth --------------------------------------------------------------- */
+
+/* "SOCKETBRIDGE_DEPTH=N" for the programs we start: ours plus one. */
+static char depth_entry[sizeof SB_ENV_DEPTH + 12];
+
+void stub_depth_check(void) {
+  const char *v = env_value(environ, SB_ENV_DEPTH);
+  unsigned n = 0;
+  for (const char *c = v; c != NULL && *c != '\0'; c++) {
+    if (*c < '0' || *c > '9' || n > SB_MAX_DEPTH)
+      stub_fail("%s: \"%.32s\" is not a depth (a number 0..%d)", SB_ENV_DEPTH, v,
+                SB_MAX_DEPTH);
+    n = n * 10 + (unsigned)(*c - '0');
+  }
+  if (n >= SB_MAX_DEPTH)
+    stub_fail("%u stubs deep (%s): a program started for a stub ran the stub again; "
+              "stopping the chain here",
+              n, SB_ENV_DEPTH);
+  sb__snprintf(depth_entry, sizeof depth_entry, "%s=%u", SB_ENV_DEPTH, n + 1);
+}
+
+/* environ less unset, plus set, plus our depth. Of two `set` entries for
+ * one name the last wins, as it would in a shell; the depth wins over all
+ * (a rule cannot lift the bound). */
+static char **launch_env(const sb_launch *l) {
+  static char *depth[1] = {depth_entry};
+  size_t n = 0, k = 0;
+  while (environ[n] != NULL)
+    n++;
+  char **env = malloc((n + l->set.n + 2) * sizeof *env);
+  if (env == NULL)
+    stub_fail("out of memory");
+  for (char **e = environ; *e != NULL; e++)
+    if (!named_in(*e, l->unset.v, l->unset.n) && !named_in(*e, l->set.v, l->set.n) &&
+        !named_in(*e, depth, 1))
+      env[k++] = *e;
+  for (size_t i = 0; i < l->set.n; i++)
+    if (!named_in(l->set.v[i], l->set.v + i + 1, l->set.n - i - 1) &&
+        !named_in(l->set.v[i], depth, 1))
+      env[k++] = l->set.v[i];
+  env[k++] = depth_entry;
+  env[k] = NULL;
+  return env;
 }
 
 /* The program gets the path it was found at as argv[0], as from a script's
@@ -167,7 +193,7 @@ STUB_COLD _Noreturn static void fallback_exec(const char *why) {
                          env_value(environ, SB_ENV_SHIMS), STUB_SELF, buf, sizeof buf);
   if (err == 0) {
     fallback_argv[0] = buf; /* as for exec: see found_as_argv0 */
-    err = exec_clean(buf, fallback_argv, environ);
+    err = exec_clean(buf, fallback_argv, launch_env(&(sb_launch){.argv = {NULL, 0}}));
   }
   stub_fail_code(exit_code(err), "%s; fallback: cannot exec '%s': %s", why, name,
                  strerror(-err));

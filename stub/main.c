@@ -192,6 +192,7 @@ int main(int argc, char **argv) {
   memset(&st, 0, sizeof st);
   unsigned tty = tty_flags();
   unsigned closed = stub_guard_std_fds();
+  stub_depth_check();
   st.sigfd = stub_signals_init();
   stub_fallback_init(argv);
   read_config(&cfg);

@@ -252,6 +252,10 @@ void stub_stream_failed(stub *st, int stream, int err);
 
 /* ---- launch.c: exec, and what exec and run share --------------------------- */
 
+/* Reads SOCKETBRIDGE_DEPTH: fails the stub when it is malformed or
+ * SB_MAX_DEPTH or more; otherwise every program the stub starts gets one
+ * more. */
+STUB_COLD void stub_depth_check(void);
 /* Reads SOCKETBRIDGE_FALLBACK (fails the stub when it is neither unset,
  * empty nor "exec") and keeps argv for stub_unreachable. */
 STUB_COLD void stub_fallback_init(char **argv);

@@ -279,15 +279,21 @@ static char **argv_with_first(char *const *argv, char *first) {
 }
 
 int sb_conn_delegate(sb_conn *conn, const sb_program *p) {
-  char found[PATH_MAX], **env = NULL, **args = NULL;
+  char found[PATH_MAX], **env = NULL, **args = NULL, **set, *depth;
   const char *file;
   int r = sb__program_check(conn, p);
 
   if (r < 0)
     return r;
-  if (sb__dispo_get(conn) == NULL ||
-      sb__env_edit(conn->call.env, p->set, p->unset, &env) < 0)
+  set = sb__set_with_depth(conn->call.env, p->set, &depth);
+  r = set != NULL && sb__dispo_get(conn) != NULL
+          ? sb__env_edit(conn->call.env, set, p->unset, &env)
+          : -ENOMEM;
+  free(set);
+  if (r < 0) {
+    free(depth);
     return -ENOMEM;
+  }
   file = p->path;
   if (file == NULL) {
     r = sb_path_find(p->argv[0], sb__env_get(env, "PATH"), sb__env_get(env, SB_ENV_SHIMS),
@@ -304,6 +310,7 @@ int sb_conn_delegate(sb_conn *conn, const sb_program *p) {
     r = spawn_program(conn, p, file, args != NULL ? args : p->argv, env);
   free(args);
   free(env);
+  free(depth); /* sb_spawn copied the environment */
   if (r < 0)
     return r;
   conn->dispo = SB__DISPO_DELEGATE;

@@ -53,6 +53,27 @@ int sb__env_edit(char *const *base, char *const *set, char *const *unset, char *
   return 0;
 }
 
+char **sb__set_with_depth(char *const *call_env, char *const *set, char **entry) {
+  const char *v = sb__env_get(call_env, SB_ENV_DEPTH);
+  unsigned long n = v != NULL ? strtoul(v, NULL, 10) : 0;
+  size_t nset = count(set);
+  char **out = malloc((nset + 2) * sizeof *out);
+
+  /* A depth that does not parse is the stub's to report: it started ours. */
+  *entry = sb__strdupf("%s=%lu", SB_ENV_DEPTH, n < SB_MAX_DEPTH ? n + 1 : SB_MAX_DEPTH);
+  if (out == NULL || *entry == NULL) {
+    free(out);
+    free(*entry);
+    *entry = NULL;
+    return NULL;
+  }
+  if (nset > 0)
+    memcpy(out, set, nset * sizeof *out);
+  out[nset] = *entry; /* last: it wins over a rule's own */
+  out[nset + 1] = NULL;
+  return out;
+}
+
 /* The checks every program disposition makes of p. */
 static int check_program(const sb_program *p) {
   char *const *v;

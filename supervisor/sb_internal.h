@@ -428,6 +428,10 @@ void sb__dispo_free(sb__dispo *dp);
 /* The program's environment: base (the call's) less unset and less the
  * names set, then set. Borrowed strings; the array is malloc'd. */
 int sb__env_edit(char *const *base, char *const *set, char *const *unset, char ***out);
+/* set (borrowed) plus SOCKETBRIDGE_DEPTH: the call's depth plus one, as a
+ * stub gives the programs it starts; the entry is malloc'd into *entry.
+ * Free both; NULL when out of memory. */
+char **sb__set_with_depth(char *const *call_env, char *const *set, char **entry);
 /* The value of name in env, or NULL. */
 const char *sb__env_get(char *const *env, const char *name);
 /* Delegate: stdin from the stub for the program; len == 0 is its end. */

@@ -632,6 +632,79 @@ Test(rules, without_a_supervisor_or_a_fallback_the_shim_exits_125) {
   h_fini(&h);
 }
 
+/* ---- 6b. loops: a program started for a stub that is the stub again ---------- */
+
+/* A real `tool` in $T/bin, after the run's shim directory on PATH. */
+#define TOOL_AFTER_SHIMS                                                               \
+  "mkdir -p \"$T/bin\" && printf '#!/bin/sh\\necho \"real tool $*\"\\n' > \"$T/bin/tool\" " \
+  "&& chmod +x \"$T/bin/tool\" && PATH=\"${PATH%%:*}:$T/bin:${PATH#*:}\" || exit 90\n"
+
+/* gcc's collect2 runs `ld` by the shim's path, cmake the compiler: {0} is
+ * then the shim itself, which must stand for the real program, not the
+ * stub again (issue 16: 3.6 GB of record in 10 minutes). */
+Test(rules, exec_of_argv0_called_by_the_shims_own_path_runs_the_real_program) {
+  harness h;
+  h_init(&h, NULL);
+  const char *rules =
+      write_rules(&h, "rules.json", "{'rules': [{'exec': {'argv': ['{0}', '{@}']}}]}");
+  result r;
+  run_script(&h, &r,
+             (char *[]){"--shim", "tool", "--rules", (char *)rules, "--record",
+                        (char *)tpath(&h, "rec"), NULL},
+             TOOL_AFTER_SHIMS "\"$(command -v tool)\" by-path; echo \"code=$?\"\n"
+                              "tool by-name; echo \"code=$?\"\n" LAST_CALL);
+  assert_clean_run(&r);
+  cr_assert_str_eq(r.out, "real tool by-path\ncode=0\nreal tool by-name\ncode=0\n");
+  record rec;
+  record_read(&h, "rec", &rec);
+  cr_assert_eq(rec.n, 2u, "one call each, no loop: %zu", rec.n);
+  cr_assert_not_null(strstr(arg_of(call_with(&rec, "by-path"), 0), "/tool"));
+  record_free(&rec);
+  result_free(&r);
+  h_fini(&h);
+}
+
+/* A rule that finds the shim again through a shell: every stub (and the
+ * supervisor, for delegate) hands its depth on, and the chain stops with
+ * one line. */
+Test(rules, a_chain_of_stubs_running_stubs_stops_with_one_line) {
+  harness h;
+  h_init(&h, NULL);
+  const char *rules = write_rules(
+      &h, "rules.json",
+      "{'rules': [{'match': {'args': ['exec', '**']},"
+      "            'exec': {'argv': ['sh', '-c', 'tool \\'$@\\'', 'sh', '{@}']}},"
+      "           {'match': {'args': ['run', '**']},"
+      "            'run': {'argv': ['sh', '-c', 'tool \\'$@\\'', 'sh', '{@}'],"
+      "                    'tee': true}},"
+      "           {'delegate': {'argv': ['sh', '-c', 'tool \\'$@\\'', 'sh', '{@}']}}]}");
+  const char *const modes[] = {"exec", "run", "delegate"};
+  for (size_t i = 0; i < 3; i++) {
+    char script[200];
+    snprintf(script, sizeof script,
+             "tool %s 2> \"$T/tool.err\"; echo \"code=$?\"\n" LAST_CALL, modes[i]);
+    result r;
+    run_script(&h, &r,
+               (char *[]){"--shim", "tool", "--rules", (char *)rules, "--record",
+                          (char *)tpath(&h, "rec"), NULL},
+               script);
+    assert_clean_run(&r);
+    cr_assert_str_eq(r.out, "code=125\n", "%s", modes[i]);
+    char *err = h_read(&h, "tool.err", NULL);
+    cr_assert_str_eq(err,
+                     "socketbridge-stub: 16 stubs deep (SOCKETBRIDGE_DEPTH): a program "
+                     "started for a stub ran the stub again; stopping the chain here\n",
+                     "%s", modes[i]);
+    free(err);
+    record rec;
+    record_read(&h, "rec", &rec);
+    cr_assert_eq(rec.n, 16u, "%s: %zu calls", modes[i], rec.n);
+    record_free(&rec);
+    result_free(&r);
+  }
+  h_fini(&h);
+}
+
 /* ---- 7. a bad rules file ------------------------------------------------------- */
 
 typedef struct bad_rules {
