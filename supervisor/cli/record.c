@@ -119,7 +119,7 @@ static bool fill(cJSON *o, const cli_call *c, const sb_call *call, sb_close_reas
          add_stream(o, "stderr", &c->io[2]) && add_status(o, c) &&
          cJSON_AddNumberToObject(o, "duration_ms",
                                  (double)(end_ns - c->start_mono_ns) / 1e6) != NULL &&
-         cJSON_AddStringToObject(o, "end", sb_close_reason_name(why)) != NULL &&
+         cJSON_AddStringToObject(o, "close_reason", sb_close_reason_name(why)) != NULL &&
          (c->error == NULL || cJSON_AddStringToObject(o, "error", c->error) != NULL);
 }
 
