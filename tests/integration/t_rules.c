@@ -499,6 +499,146 @@ Test(rules, make_builds_through_a_cc_shim_that_execs_the_compiler) {
   h_fini(&h);
 }
 
+/* ---- 3b. the README's recipes, verbatim --------------------------------------- */
+
+/* The n-th (from 0) ```sh block of the README section whose heading line
+ * starts with heading. malloc'd. */
+static char *readme_block(const char *heading, int n) {
+  FILE *f = fopen(SB_TEST_SRCDIR "/README.md", "r");
+  cr_assert_not_null(f, "README.md: %s", strerror(errno));
+  static char text[1 << 17];
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[len] = '\0';
+  char *at = strstr(text, heading);
+  cr_assert_not_null(at, "README.md has no \"%s\"", heading);
+  char *next = strstr(at + 1, "\n#");
+  for (int i = 0; i <= n; i++) {
+    at = strstr(at, "\n```sh\n");
+    cr_assert(at != NULL && (next == NULL || at < next), "%s: no sh block %d", heading, i);
+    at += 7;
+  }
+  char *end = strstr(at, "\n```\n");
+  cr_assert_not_null(end);
+  return strndup(at, (size_t)(end - at) + 1);
+}
+
+/* Runs the block in $T/dir with this build's socketbridge first on PATH, as
+ * `sh -e`: every command of it must succeed. */
+static void run_recipe(harness *h, result *r, const char *dir, const char *block) {
+  static char path[4096];
+  char *cli = strdup(SB_TEST_CLI), *script;
+  *strrchr(cli, '/') = '\0';
+  snprintf(path, sizeof path, "PATH=%s:%s", cli, getenv("PATH"));
+  cr_assert_gt(asprintf(&script, "cd \"$T/%s\" || exit 90\n%s", dir, block), 0);
+  write_text(h, "recipe.sh", script, 0600);
+  run(h, r, (char *[]){"sh", "-e", (char *)tpath(h, "recipe.sh"), NULL},
+      (char *[]){path, NULL});
+  free(script);
+  free(cli);
+}
+
+/* Every line of a build's record: the compiler or linker exec'd once,
+ * nothing called twice (no loop), and jq printed one line for each. */
+static void assert_build_record(harness *h, const char *name, const result *r) {
+  record rec;
+  record_read(h, name, &rec);
+  cr_assert_geq(rec.n, 3u, "compiles and a link: %zu calls", rec.n);
+  size_t by_path = 0, lines = 0;
+  for (size_t i = 0; i < rec.n; i++) {
+    const char *a0 = arg_of(rec.line[i], 0), *base = strrchr(a0, '/');
+    base = base != NULL ? base + 1 : a0;
+    cr_assert(strcmp(base, "cc") == 0 || strcmp(base, "ld") == 0, "called %s", a0);
+    by_path += base != a0;
+    cr_assert_str_eq(str_of(rec.line[i], "action"), "exec");
+    cr_assert_str_eq(str_of(rec.line[i], "close_reason"), "exec");
+    cr_assert_eq(num_of(rec.line[i], "ppid") != num_of(rec.line[i], "pid"), true);
+    for (size_t k = 0; k < i; k++)
+      cr_assert_neq(num_of(rec.line[k], "ppid"), num_of(rec.line[i], "pid"),
+                    "call %zu is the exec of call %zu: a loop", i, k);
+  }
+  cr_assert_gt(by_path, 0u, "gcc's collect2 runs ld by the shim's path");
+  for (const char *p = r->out; (p = strstr(p, "{\"cwd\":")) != NULL; p++)
+    lines++;
+  cr_assert_eq(lines, rec.n + 0u, "jq: %s", r->out);
+  record_free(&rec);
+}
+
+Test(rules, the_readme_recording_recipe_builds_a_makefile_project) {
+  harness h;
+  h_init(&h, NULL);
+  c_project(&h);
+  char *block = readme_block("### Recording a build", 0);
+  cr_assert_not_null(strstr(block, "make -j8"), "%s", block);
+  result r;
+  run_recipe(&h, &r, "proj", block);
+  cr_assert_eq(r.status, 0, "%s\n%s", r.out, r.err);
+  assert_build_record(&h, "proj/build.jsonl", &r);
+  result_free(&r);
+  run(&h, &r, (char *[]){(char *)tpath(&h, "proj/prog"), NULL}, NULL);
+  cr_assert_str_eq(r.out, "prog says 42\n");
+  result_free(&r);
+  free(block);
+  h_fini(&h);
+}
+
+Test(rules, the_readme_recording_recipe_builds_a_cmake_project) {
+  harness h;
+  h_init(&h, NULL);
+  c_project(&h);
+  write_text(&h, "proj/CMakeLists.txt",
+             "cmake_minimum_required(VERSION 3.13)\nproject(prog C)\n"
+             "add_executable(prog a.c b.c)\n",
+             0600);
+  char *block = readme_block("### Recording a build", 1);
+  cr_assert_not_null(strstr(block, "cmake --build"), "%s", block);
+  result r;
+  run_recipe(&h, &r, "proj", block);
+  cr_assert_eq(r.status, 0, "%s\n%s", r.out, r.err);
+  assert_build_record(&h, "proj/build.jsonl", &r);
+  result_free(&r);
+  run(&h, &r, (char *[]){(char *)tpath(&h, "proj/build/prog"), NULL}, NULL);
+  cr_assert_str_eq(r.out, "prog says 42\n");
+  result_free(&r);
+  free(block);
+  h_fini(&h);
+}
+
+/* The deploy script the README's faking recipe runs: real git for all but
+ * push, curl from a fixture. */
+static const char deploy_sh[] =
+    "#!/bin/sh\n"
+    "git init -q repo && cd repo && echo a > f && git add f && git commit -q -m one\n"
+    "git push origin main; echo \"push=$?\"\n"
+    "curl -s https://api.example.com/v1/status; echo \"curl=$?\"\n"
+    "git log --format=%s\n";
+
+Test(rules, the_readme_faking_recipe_fakes_push_and_curl_and_runs_real_git) {
+  harness h;
+  h_init(&h, NULL);
+  git_home(&h);
+  make_dir(&h, "site");
+  make_dir(&h, "site/fixtures");
+  write_text(&h, "site/deploy.sh", deploy_sh, 0700);
+  write_text(&h, "site/fixtures/api.json", "{\"status\": \"green\"}\n", 0600);
+  char *block = readme_block("### Faking tools", 0);
+  result r;
+  run_recipe(&h, &r, "site", block);
+  cr_assert_eq(r.status, 0, "%s\n%s", r.out, r.err);
+  cr_assert_str_eq(r.out, "push=128\n{\"status\": \"green\"}\ncurl=0\none\n");
+  cr_assert_str_eq(r.err, "fatal: the remote hung up\n");
+  record rec;
+  record_read(&h, "site/calls.jsonl", &rec);
+  cr_assert_eq(rec.n, 6u, "init, add, commit, push, curl, log: %zu", rec.n);
+  assert_exit(call_with(&rec, "push"), 128);
+  cr_assert_eq(num_of(call_with(&rec, "push"), "rule"), 0);
+  cr_assert_str_eq(str_of(call_with(&rec, "commit"), "action"), "exec");
+  record_free(&rec);
+  result_free(&r);
+  free(block);
+  h_fini(&h);
+}
+
 /* ---- 4. a shim three shells deep ----------------------------------------------- */
 
 Test(rules, a_shim_is_answered_through_nested_shells) {
