@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,11 +66,13 @@ static char *stub_beside_library(void) {
 
 /* The stub path children are given: the caller's, else the supervisor's own
  * $SOCKETBRIDGE_STUB when absolute, else the one installed beside this
- * library, else the configured install path. A relative path is made
- * absolute now, since children may run anywhere. */
+ * library, else the first socketbridge-stub on PATH (a program linked with
+ * the static library, installed anywhere), else the configured install
+ * path. A relative path is made absolute now, since children may run
+ * anywhere. */
 static int resolve_stub_path(const char *given, char **out) {
   const char *p = given;
-  char cwd[4096];
+  char cwd[4096], found[PATH_MAX];
 
   if (p == NULL || p[0] == '\0') {
     const char *env = getenv(SB_ENV_STUB);
@@ -77,6 +80,9 @@ static int resolve_stub_path(const char *given, char **out) {
       p = env;
     else if ((*out = stub_beside_library()) != NULL)
       return 0;
+    else if (sb_path_find("socketbridge-stub", getenv("PATH"), NULL, NULL, found,
+                          sizeof found) == 0)
+      p = found;
     else
       p = SB_STUB_INSTALL_PATH;
   }

@@ -112,7 +112,10 @@ typedef struct sb_server_options {
   unsigned handshake_timeout_ms; /* from accept to hello; default 10000 */
   uint32_t max_bytes;            /* frame bound; default SB_DEFAULT_MAX_BYTES */
   /* Absolute path of socketbridge-stub, handed to children as
-   * SOCKETBRIDGE_STUB. NULL: the installed one. */
+   * SOCKETBRIDGE_STUB. NULL: $SOCKETBRIDGE_STUB when absolute, else the one
+   * installed beside the library (or, linked statically, the program),
+   * else the first on PATH, else the configured install path. Whether
+   * that file exists is not checked here. */
   const char *stub_path;
   sb_connect_cb on_connect; /* required: a stub was welcomed */
   sb_reject_cb on_reject;   /* optional: a peer was refused */

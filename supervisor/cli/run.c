@@ -422,11 +422,16 @@ static int start(run_state *rs, const char *stub_path) {
 
 int cli_run(const cli_options *o) {
   run_state rs = {.o = o, .stdio = {-1, -1, -1}, .events_fd = -1};
-  char *stub_path;
+  /* Shims need a stub that is there: without one the shell would skip
+   * them and run the real tools (stubpath.c). */
+  char *stub_path = o->nshims > 0 ? cli_stub_resolve("--shim") : cli_stub_sibling();
   int r;
 
+  if (o->nshims > 0 && stub_path == NULL)
+    return CLI_EXIT_FAILURE;
   if (check_chdir(o) < 0 || open_files(&rs) < 0 || cli_answer_new(o, &rs.answer) < 0) {
     close_files(&rs);
+    free(stub_path);
     return CLI_EXIT_FAILURE;
   }
   r = uv_loop_init(&rs.loop);
@@ -434,9 +439,9 @@ int cli_run(const cli_options *o) {
     cli_error("uv_loop_init: %s", uv_strerror(r));
     cli_answer_free(rs.answer);
     close_files(&rs);
+    free(stub_path);
     return CLI_EXIT_FAILURE;
   }
-  stub_path = cli_stub_sibling();
   rs.trace = cli_trace_new(o, &rs.loop);
   r = start(&rs, stub_path);
   if (r == 0) {

@@ -276,6 +276,70 @@ Test(cli, stub_path_without_a_stub_beside_falls_back_to_the_library_default) {
   h_fini(&h);
 }
 
+/* A copy of socketbridge without its stub made shims pointing nowhere: the
+ * shell skipped them and ran the real tools, and run exited 0. Shims need
+ * a stub: 125 before anything runs, no output file touched. */
+Test(cli, run_with_shims_and_no_stub_to_link_them_to_exits_125_first) {
+  harness h;
+  h_init(&h, NULL);
+  char *copy = lonely_copy(&h);
+  cr_assert_neq(access("/usr/local/bin/socketbridge-stub", F_OK), 0, "one is installed");
+  unsetenv("SOCKETBRIDGE_STUB");
+  setenv("PATH", "/usr/bin:/bin", 1); /* no socketbridge-stub on it */
+  write_file(&h, "not-exec", "#!/bin/sh\n", 0644);
+  char env_bad[600];
+  snprintf(env_bad, sizeof env_bad, "SOCKETBRIDGE_STUB=%s", tpath(&h, "not-exec"));
+  char *const *envs[] = {NULL, (char *[]){env_bad, NULL}};
+  for (size_t i = 0; i < 2; i++) {
+    char script[600];
+    snprintf(script, sizeof script, "touch %s; git --version", tpath(&h, "ran"));
+    cli_result r;
+    cli_env(&h, &r, envs[i],
+            (char *[]){copy, "run", "--shim", "git", "--record", (char *)tpath(&h, "rec"),
+                       "--", "sh", "-c", script, NULL});
+    cr_assert_eq(r.status, 125, "case %zu: %d: %s", i, r.status, r.err);
+    assert_quiet_stdout(&r);
+    cr_assert(strncmp(r.err, "socketbridge: --shim: ", 22) == 0, "stderr: %s", r.err);
+    cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "one line: %s", r.err);
+    cr_assert(!exists(&h, "ran"), "case %zu: the command ran", i);
+    cr_assert(!exists(&h, "rec"), "case %zu: --record was created", i);
+    cli_free(&r);
+  }
+  free(copy);
+  h_fini(&h);
+}
+
+/* socketbridge links the static library: with no stub beside it nor at the
+ * configured install path, it finds the one on PATH (not a build-time path
+ * that the child would fail on later). */
+Test(cli, a_program_linked_statically_finds_the_stub_on_path) {
+  harness h;
+  h_init(&h, NULL);
+  char *copy = lonely_copy(&h);
+  cr_assert_neq(access("/usr/local/bin/socketbridge-stub", F_OK), 0, "one is installed");
+  cr_assert_eq(mkdir(tpath(&h, "bin"), 0755), 0);
+  cr_assert_eq(symlink(SB_TEST_STUB, tpath(&h, "bin/socketbridge-stub")), 0);
+  char path[700];
+  snprintf(path, sizeof path, "%s:/usr/bin:/bin", tpath(&h, "bin"));
+  unsetenv("SOCKETBRIDGE_STUB");
+  setenv("PATH", path, 1);
+  cli_result r;
+  cli_env(&h, &r, NULL, (char *[]){copy, "stub-path", NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  char want[700];
+  snprintf(want, sizeof want, "%s\n", tpath(&h, "bin/socketbridge-stub"));
+  cr_assert_str_eq(r.out, want);
+  cli_free(&r);
+  cli_env(&h, &r, NULL,
+          (char *[]){copy, "run", "--shim", "tool", "--", "sh", "-c", "tool; echo code=$?",
+                     NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_assert_str_eq(r.out, "code=0\n", "answered by the default: exit 0");
+  cli_free(&r);
+  free(copy);
+  h_fini(&h);
+}
+
 /* ---- exit statuses -------------------------------------------------------- */
 
 Test(cli, exits_with_the_child_code) {
