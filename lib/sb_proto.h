@@ -354,6 +354,12 @@ int sb_unix_address(const char *name, struct sockaddr_un *sa, uint32_t *len);
  * program lookup skips them, so a shim named `git` that forwards to `git`
  * never finds itself. */
 #define SB_ENV_SHIMS "SOCKETBRIDGE_SHIMS"
+/* The file in a shim directory of `socketbridge run` that names the run's
+ * bridge: "NAME=VALUE" lines of the SOCKETBRIDGE_* variables (its own
+ * ticket), mode 0600. A stub run as a shim from that directory connects
+ * there rather than to the bridge of its environment, so each shim reaches
+ * the run that made it (docs/protocol.md, section 5). */
+#define SB_SHIM_BRIDGE_FILE ".socketbridge-bridge"
 /* How many stubs a process descends from: each stub hands its count plus
  * one to the program it execs, runs or falls back to, and the supervisor
  * to a program it delegates to. A stub that finds SB_MAX_DEPTH or more

@@ -14,13 +14,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Reads and checks SOCKETBRIDGE_*; without them there is no supervisor to
- * reach. */
-static void read_config(sb_config *cfg) {
+/* Reads and checks SOCKETBRIDGE_*: from the shim directory we were started
+ * from when its run left its bridge there (shimdir.c), else from the
+ * environment. Without them there is no supervisor to reach. */
+static void read_config(sb_config *cfg, const char *argv0) {
   sb_diag diag;
-  int r = sb_config_from_env(NULL, cfg, &diag);
-  if (r == 0)
-    r = sb_config_require(cfg, &diag);
+  int r = stub_shim_config(argv0, cfg, &diag);
+  if (r == 0) {
+    r = sb_config_from_env(NULL, cfg, &diag);
+    if (r == 0)
+      r = sb_config_require(cfg, &diag);
+  }
   if (r < 0)
     stub_unreachable("%s", diag.msg);
 }
@@ -195,7 +199,7 @@ int main(int argc, char **argv) {
   stub_depth_check();
   st.sigfd = stub_signals_init();
   stub_fallback_init(argv);
-  read_config(&cfg);
+  read_config(&cfg, argc > 0 ? argv[0] : NULL);
   /* The hello first: one that cannot be built (too large) should not cost
    * the supervisor a connection. */
   stub_hello_encode(&cfg, argc, argv, tty, &hello, &hello_len);

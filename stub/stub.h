@@ -252,6 +252,15 @@ void stub_stream_failed(stub *st, int stream, int err);
 
 /* ---- launch.c: exec, and what exec and run share --------------------------- */
 
+/* ---- shimdir.c: which supervisor a shim reaches ------------------------- */
+
+/* When the stub was started as a shim from a directory of `socketbridge
+ * run` (argv0 as given), reads that run's bridge from the directory's
+ * SB_SHIM_BRIDGE_FILE into cfg. Returns 1 when it did, 0 when there is no
+ * such file (use the environment), -1 with diag for a file that is there
+ * but malformed. */
+STUB_COLD int stub_shim_config(const char *argv0, sb_config *cfg, sb_diag *diag);
+
 /* Reads SOCKETBRIDGE_DEPTH: fails the stub when it is malformed or
  * SB_MAX_DEPTH or more; otherwise every program the stub starts gets one
  * more. */

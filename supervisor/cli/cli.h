@@ -73,14 +73,18 @@ void cli_answer_when_idle(cli_answer *a, void (*cb)(void *), void *data);
 /* Creates DIR/NAME -> stub for each name (a link already there to the same
  * stub is kept). Returns 0, or -1 after writing the error. */
 int cli_shim_make(const char *dir, char *const *names, const char *stub);
-/* A fresh directory of shims for one run (in $TMPDIR, else /tmp), or NULL
- * after writing the error. */
-char *cli_shim_dir_new(char *const *names, const char *stub);
+/* A fresh directory of shims for one run (in $TMPDIR, else /tmp), with the
+ * variables of bridge (a ticket's environment) in its SB_SHIM_BRIDGE_FILE,
+ * or NULL after writing the error. */
+char *cli_shim_dir_new(char *const *names, const char *stub, char *const *bridge);
 void cli_shim_dir_remove(const char *dir, char *const *names);
 /* DIR (made if needed, one level) with a shim for each name, kept after
  * the run (--shim-dir, and `shim`): dir's absolute path, malloc'd, or NULL
  * after writing the error. */
-char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub);
+char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub,
+                        char *const *bridge);
+/* Removes DIR's bridge file (a kept --shim-dir, once the run is over). */
+void cli_shim_bridge_remove(const char *dir);
 /* `socketbridge shim DIR NAME...`; argv[0] is "shim". The exit status. */
 int cli_shim(int argc, char **argv);
 

@@ -115,13 +115,23 @@ static int shim_env(run_state *rs) {
 }
 
 static int make_shims(run_state *rs) {
+  sb_ticket *ticket;
+  int r;
+
   if (rs->o->nshims == 0)
     return 0;
+  /* The shims' own ticket: the directory names it, so they reach this run
+   * even under a nested one (shim.c). The server frees it when it closes. */
+  if ((r = sb_ticket_new(rs->server, &ticket)) < 0) {
+    cli_error("--shim: %s", sb_strerror(r));
+    return -1;
+  }
   if (rs->o->shim_dir != NULL)
-    rs->shim_dir =
-        cli_shim_dir_keep(rs->o->shim_dir, rs->o->shims, sb_server_stub_path(rs->server));
+    rs->shim_dir = cli_shim_dir_keep(rs->o->shim_dir, rs->o->shims,
+                                     sb_server_stub_path(rs->server), sb_ticket_env(ticket));
   else
-    rs->shim_dir = cli_shim_dir_new(rs->o->shims, sb_server_stub_path(rs->server));
+    rs->shim_dir = cli_shim_dir_new(rs->o->shims, sb_server_stub_path(rs->server),
+                                    sb_ticket_env(ticket));
   if (rs->shim_dir == NULL)
     return -1;
   if (shim_env(rs) < 0) {
@@ -137,9 +147,12 @@ static void remove_shims(run_state *rs) {
     free(rs->env[rs->o->envc + 1]);
     free(rs->env);
   }
-  /* --shim-dir stays: a build configured under the run keeps its paths. */
+  /* --shim-dir stays: a build configured under the run keeps its paths;
+   * its bridge file, which names this run's token, goes. */
   if (rs->shim_dir != NULL && rs->o->shim_dir == NULL)
     cli_shim_dir_remove(rs->shim_dir, rs->o->shims);
+  else if (rs->shim_dir != NULL)
+    cli_shim_bridge_remove(rs->shim_dir);
   free(rs->shim_dir);
 }
 

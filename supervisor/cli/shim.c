@@ -2,10 +2,13 @@
  * a directory put first on a child's PATH, so every process of its tree
  * that runs that program by name runs the stub instead. The stub skips
  * these directories (SOCKETBRIDGE_SHIMS) and itself when it looks the real
- * program up, so a shim that forwards to its own name never loops. */
+ * program up, so a shim that forwards to its own name never loops. A run's
+ * directory also names the run's bridge (SB_SHIM_BRIDGE_FILE), so its
+ * shims reach that run whatever runs in between (a nested run). */
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +48,33 @@ int cli_shim_make(const char *dir, char *const *names, const char *stub) {
   return 0;
 }
 
-char *cli_shim_dir_new(char *const *names, const char *stub) {
+/* Writes the bridge file (SB_SHIM_BRIDGE_FILE): the ticket's variables,
+ * one "NAME=VALUE" a line, mode 0600 in our fresh 0700 directory. It holds
+ * a token: O_EXCL and O_NOFOLLOW, so it is never anyone else's file. Once,
+ * before the loop runs: a small blocking write. */
+static int write_bridge_file(const char *dir, char *const *env) {
+  char path[PATH_MAX];
+  int fd, r = 0;
+  FILE *f;
+
+  if (snprintf(path, sizeof path, "%s/%s", dir, SB_SHIM_BRIDGE_FILE) >= (int)sizeof path) {
+    cli_error("--shim: %s: %s", dir, strerror(ENAMETOOLONG));
+    return -1;
+  }
+  fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  for (; f != NULL && *env != NULL && r >= 0; env++)
+    r = fprintf(f, "%s\n", *env);
+  if (f == NULL || r < 0 || fclose(f) != 0) {
+    cli_error("--shim: %s: %s", path, strerror(errno));
+    if (f == NULL && fd >= 0)
+      close(fd);
+    return -1;
+  }
+  return 0;
+}
+
+char *cli_shim_dir_new(char *const *names, const char *stub, char *const *bridge) {
   const char *tmp = getenv("TMPDIR");
   char *dir;
 
@@ -58,7 +87,7 @@ char *cli_shim_dir_new(char *const *names, const char *stub) {
     free(dir);
     return NULL;
   }
-  if (cli_shim_make(dir, names, stub) < 0) {
+  if (cli_shim_make(dir, names, stub) < 0 || write_bridge_file(dir, bridge) < 0) {
     cli_shim_dir_remove(dir, names);
     free(dir);
     return NULL;
@@ -66,15 +95,23 @@ char *cli_shim_dir_new(char *const *names, const char *stub) {
   return dir;
 }
 
+void cli_shim_bridge_remove(const char *dir) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/%s", dir, SB_SHIM_BRIDGE_FILE) < (int)sizeof path)
+    unlink(path);
+}
+
 void cli_shim_dir_remove(const char *dir, char *const *names) {
   char path[PATH_MAX];
   for (; *names != NULL; names++)
     if (snprintf(path, sizeof path, "%s/%s", dir, *names) < (int)sizeof path)
       unlink(path);
+  cli_shim_bridge_remove(dir);
   rmdir(dir);
 }
 
-char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub) {
+char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub,
+                        char *const *bridge) {
   struct stat st;
   char *copy;
 
@@ -89,6 +126,12 @@ char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub) {
   }
   if (cli_shim_make(dir, names, stub) < 0)
     return NULL;
+  /* An earlier run's bridge file is replaced (written O_EXCL). */
+  if (bridge != NULL) {
+    cli_shim_bridge_remove(dir);
+    if (write_bridge_file(dir, bridge) < 0)
+      return NULL;
+  }
   /* Absolute: a relative PATH entry would follow each process's cwd. */
   copy = realpath(dir, NULL);
   if (copy == NULL)
@@ -114,7 +157,7 @@ int cli_shim(int argc, char **argv) {
   stub = cli_stub_resolve("shim");
   if (stub == NULL)
     return CLI_EXIT_FAILURE;
-  dir = cli_shim_dir_keep(argv[1], argv + 2, stub);
+  dir = cli_shim_dir_keep(argv[1], argv + 2, stub, NULL);
   free(stub);
   free(dir);
   return dir != NULL ? 0 : CLI_EXIT_FAILURE;

@@ -715,6 +715,73 @@ Test(rules, a_git_shim_that_runs_git_runs_the_real_one) {
   h_fini(&h);
 }
 
+/* ---- 5b. nested runs: each shim reaches the run that made it ------------------- */
+
+/* `socketbridge run --shim tool --rules R --record rec -- socketbridge run
+ * --transport T INNER... -- sh script.sh`. */
+static void run_nested(harness *h, result *r, const char *transport, const char *inner_shim,
+                       const char *script) {
+  const char *rules = write_rules(
+      h, "rules.json", "{'rules': [{'respond': {'stdout': 'outer\\n', 'exit': 3}}]}");
+  write_text(h, "script.sh", script, 0600);
+  char *args[24];
+  size_t n = 0;
+  args[n++] = SB_TEST_CLI;
+  args[n++] = "run";
+  args[n++] = "--transport";
+  args[n++] = (char *)transport;
+  args[n++] = "--shim";
+  args[n++] = "tool";
+  args[n++] = "--rules";
+  args[n++] = (char *)rules;
+  args[n++] = "--record";
+  args[n++] = (char *)tpath(h, "rec");
+  args[n++] = "--";
+  args[n++] = SB_TEST_CLI;
+  args[n++] = "run";
+  args[n++] = "--transport";
+  args[n++] = (char *)transport;
+  if (inner_shim != NULL) {
+    args[n++] = "--shim";
+    args[n++] = (char *)inner_shim;
+  }
+  args[n++] = "--";
+  args[n++] = "sh";
+  args[n++] = (char *)tpath(h, "script.sh");
+  args[n] = NULL;
+  finish(h, start(h, args, "cli", NULL), "cli", r);
+}
+
+Test(rules, a_nested_run_leaves_the_outer_runs_shims_to_it) {
+  harness h;
+  h_init(&h, NULL);
+  const char *const transports[] = {"tcp", "unix"};
+  for (size_t i = 0; i < 2; i++) {
+    result r;
+    /* By name; by the shim's path with the environment cleared. */
+    run_nested(&h, &r, transports[i], NULL,
+               "tool a; echo \"code=$?\"\n"
+               "env -i \"$(command -v tool)\" b; echo \"code=$?\"\n");
+    assert_clean_run(&r);
+    cr_assert_str_eq(r.out, "outer\ncode=3\nouter\ncode=3\n", "%s", transports[i]);
+    record rec;
+    record_read(&h, "rec", &rec);
+    cr_assert_eq(rec.n, 2u, "%s: the outer run saw %zu calls", transports[i], rec.n);
+    record_free(&rec);
+    result_free(&r);
+
+    /* An inner run that shims the name answers it (no rules: exit 0). */
+    run_nested(&h, &r, transports[i], "tool", "tool a; echo \"code=$?\"\n");
+    assert_clean_run(&r);
+    cr_assert_str_eq(r.out, "code=0\n", "%s", transports[i]);
+    record_read(&h, "rec", &rec);
+    cr_assert_eq(rec.n, 0u, "%s: the outer run saw %zu calls", transports[i], rec.n);
+    record_free(&rec);
+    result_free(&r);
+  }
+  h_fini(&h);
+}
+
 /* ---- 6. no supervisor: the fallback ----------------------------------------- */
 
 /* A shim dir made by `socketbridge shim`, and the real tool later in PATH. */
