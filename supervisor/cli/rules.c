@@ -8,8 +8,8 @@
 
 static const char *const top_keys[] = {"rules", "default", NULL};
 static const char *const match_keys[] = {"argv0", "args", "cwd", "env", NULL};
-static const char *const rule_keys[] = {"match", "respond", "delegate",
-                                        "exec",  "run",     NULL};
+static const char *const rule_keys[] = {"match", "respond", "delegate", "exec",
+                                        "run",   "times",   NULL};
 /* The actions, in rule_action order from RULE_RESPOND. */
 static const char *const action_keys[] = {"respond", "delegate", "exec", "run", NULL};
 
@@ -19,9 +19,19 @@ static int parse_match(rules_ctx *c, const cJSON *obj, rule_match *m) {
   if (rules__check_keys(c, obj, match_keys) < 0)
     return -1;
   const cJSON *v;
-  if ((v = rules__field(obj, "argv0")) != NULL &&
-      rules__string(c, v, RULES_STR_GLOB, &m->argv0) < 0)
-    return -1;
+  if ((v = rules__field(obj, "argv0")) != NULL) {
+    if (rules__string(c, v, RULES_STR_GLOB, &m->argv0) < 0)
+      return -1;
+    const char *slash = rules__glob_slash(m->argv0), *base = m->argv0;
+    for (const char *p = m->argv0; slash != NULL && *p != '\0'; p++)
+      if (*p == '/')
+        base = p + 1;
+    if (slash != NULL)
+      return rules__fail(c, v,
+                         "\"%s\" can never match: argv0 is matched against the "
+                         "basename of argv[0] (write \"%s\")",
+                         m->argv0, base);
+  }
   if ((v = rules__field(obj, "args")) != NULL &&
       rules__strings(c, v, RULES_STR_GLOB, false, &m->args, &m->nargs) < 0)
     return -1;
@@ -63,12 +73,27 @@ static const cJSON *find_action(rules_ctx *c, const cJSON *obj, rule_action *a) 
   return found;
 }
 
+/* "times": N, a whole number of calls 1..RULES_MAX_TIMES. */
+static int parse_times(rules_ctx *c, const cJSON *v, uint32_t *out) {
+  if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > RULES_MAX_TIMES ||
+      (double)(uint32_t)v->valuedouble != v->valuedouble)
+    return rules__fail(c, v, "expected a number of calls 1..%u", RULES_MAX_TIMES);
+  *out = (uint32_t)v->valuedouble;
+  return 0;
+}
+
 static int parse_rule(rules_ctx *c, const cJSON *obj, bool is_default, rule *r) {
   if (!cJSON_IsObject(obj))
     return rules__fail(c, obj, "expected an object");
   const cJSON *match = rules__field(obj, "match");
   if (is_default && match != NULL)
     return rules__fail_key(c, match, "the default has no \"match\"");
+  const cJSON *times = rules__field(obj, "times");
+  if (is_default && times != NULL)
+    return rules__fail_key(c, times, "the default has no \"times\" (it answers every "
+                                     "call no rule takes)");
+  if (times != NULL && parse_times(c, times, &r->times) < 0)
+    return -1;
   rule_action a = RULE_RESPOND;
   const cJSON *act;
   if (rules__check_keys(c, obj, rule_keys) < 0 || (act = find_action(c, obj, &a)) == NULL)

@@ -12,6 +12,10 @@
  *              {"match": {"argv0": "make"}, "run": {"argv": ["make", "{@}"], "tee":
  * true}}], "default": {"respond": {"exit": 127, "stderr": "unexpected call\n"}}}
  *
+ * A rule may carry "times": N (1..RULES_MAX_TIMES): it answers N calls,
+ * then the next matching rule answers (the default has none). An argv0
+ * glob with a '/' outside brackets never matches a basename: a load error.
+ *
  * Globs are fnmatch(3) patterns with flags 0 (`*` also matches `/`); in
  * "args" an element that is exactly "**" matches any number (0+) of
  * arguments. Templates (argv, cwd and env values of delegate/exec/run):
@@ -32,6 +36,8 @@
 #define RULES_ERR_MAX 512
 /* The longest delay_ms of a respond action: one hour. */
 #define RULES_MAX_DELAY_MS (3600u * 1000u)
+/* The largest "times" of a rule. */
+#define RULES_MAX_TIMES 1000000000u
 /* The largest rules file or stdout_file read (bytes). */
 #define RULES_MAX_FILE_BYTES (64u << 20)
 
@@ -82,6 +88,8 @@ typedef struct rule {
   rule_respond respond; /* when action is RULE_RESPOND, else zero */
   rule_program program; /* for the other actions, else zero */
   int index;            /* position in "rules"; -1 for the default */
+  uint32_t times;       /* "times": matches this many calls, then no more; 0: any */
+  uint32_t used;        /* calls matched so far (counted when times > 0) */
 } rule;
 
 typedef struct rules {
@@ -103,11 +111,14 @@ int rules_load(const char *path, rules *out, char *err, size_t errsz);
 /* Frees what r holds and zeroes it. */
 void rules_free(rules *r);
 
-/* The first rule matching a call, else the default, else NULL. argv holds
- * argc strings (argc may be 0: then no argv0 glob matches); env holds envc
- * "NAME=VALUE" strings (the first of a name counts); cwd may be NULL
- * (unknown: no cwd glob matches). The result points into r. */
-const rule *rules_match(const rules *r, size_t argc, char *const *argv, const char *cwd,
+/* The first rule matching a call, else the default, else NULL; a rule with
+ * "times" that has matched that many calls is passed over, and the call
+ * counts against the rule returned (so the next rule answers the next
+ * calls: sequenced answers). argv holds argc strings (argc may be 0: then
+ * no argv0 glob matches); env holds envc "NAME=VALUE" strings (the first
+ * of a name counts); cwd may be NULL (unknown: no cwd glob matches). The
+ * result points into r. */
+const rule *rules_match(rules *r, size_t argc, char *const *argv, const char *cwd,
                         size_t envc, char *const *env);
 
 /* A program's templates expanded for one call. Every string and array is

@@ -76,6 +76,19 @@ const char *rules__glob_error(const char *g) {
   return NULL;
 }
 
+const char *rules__glob_slash(const char *g) {
+  const char *why = NULL;
+  for (size_t i = 0; g[i] != '\0'; i++) {
+    if (g[i] == '\\' && g[i + 1] != '\0')
+      i++;
+    else if (g[i] == '[')
+      i = bracket_end(g, i, &why); /* a checked glob: it ends */
+    if (g[i] == '/')
+      return g + i;
+  }
+  return NULL;
+}
+
 /* ---- matching ----------------------------------------------------------- */
 
 static bool glob_ok(const char *glob, const char *s) {
@@ -151,10 +164,15 @@ static bool rule_ok(const rule_match *m, size_t argc, char *const *argv, const c
   return env_ok(m, envc, env);
 }
 
-const rule *rules_match(const rules *r, size_t argc, char *const *argv, const char *cwd,
+const rule *rules_match(rules *r, size_t argc, char *const *argv, const char *cwd,
                         size_t envc, char *const *env) {
-  for (size_t i = 0; i < r->n; i++)
-    if (rule_ok(&r->v[i].match, argc, argv, cwd, envc, env))
-      return &r->v[i];
+  for (size_t i = 0; i < r->n; i++) {
+    rule *ru = &r->v[i];
+    if ((ru->times == 0 || ru->used < ru->times) &&
+        rule_ok(&ru->match, argc, argv, cwd, envc, env)) {
+      ru->used += ru->times > 0;
+      return ru;
+    }
+  }
   return r->deflt;
 }

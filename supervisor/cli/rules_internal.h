@@ -76,6 +76,9 @@ void rules__program_free(rule_program *p);
 
 /* Why fnmatch(3) would not read glob as meant, or NULL when it is fine. */
 const char *rules__glob_error(const char *glob);
+/* The first '/' of a checked glob outside its brackets, or NULL: an argv0
+ * glob holding one never matches a basename. */
+const char *rules__glob_slash(const char *glob);
 
 /* ---- rules_tpl.c ------------------------------------------------------- */
 

@@ -52,8 +52,10 @@ static void classify(const char *in, size_t len, tpl_piece *p) {
     p->kind = TPL_ARG;
   else if (len > 1 && in[0] == '-' && parse_index(in + 1, len - 1, &p->n) && p->n > 0)
     p->kind = TPL_FROM_END;
-  else
+  else {
     p->why = "unknown template ";
+    p->hint = " (the templates: {@} {N} {-N} {cwd}; write {{ and }} for literal braces)";
+  }
 }
 
 static tpl_piece tpl_next(const char *t, size_t *pos) {

@@ -639,6 +639,22 @@ Test(rules, the_readme_faking_recipe_fakes_push_and_curl_and_runs_real_git) {
   h_fini(&h);
 }
 
+Test(rules, the_readme_times_recipe_answers_in_sequence) {
+  harness h;
+  h_init(&h, NULL);
+  make_dir(&h, "seq");
+  char *block = readme_block("### Faking tools", 1);
+  cr_assert_not_null(strstr(block, "\"times\": 2"), "%s", block);
+  result r;
+  run_recipe(&h, &r, "seq", block);
+  cr_assert_eq(r.status, 0, "%s\n%s", r.out, r.err);
+  cr_assert_str_eq(r.out, "ok\n");
+  cr_assert_str_eq(r.err, "timeout\ntimeout\n");
+  result_free(&r);
+  free(block);
+  h_fini(&h);
+}
+
 /* ---- 4. a shim three shells deep ----------------------------------------------- */
 
 Test(rules, a_shim_is_answered_through_nested_shells) {

@@ -87,13 +87,13 @@ static void expect_error(const char *json, int line, const char *word) {
   }
 
 /* The index of the rule a call gets (-1 the default, -2 none). */
-static int hit_at(const rules *r, size_t argc, char **argv, const char *cwd, size_t envc,
+static int hit_at(rules *r, size_t argc, char **argv, const char *cwd, size_t envc,
                   char **env) {
   const rule *got = rules_match(r, argc, argv, cwd, envc, env);
   return got != NULL ? got->index : -2;
 }
 
-static int hit(const rules *r, size_t argc, char **argv) {
+static int hit(rules *r, size_t argc, char **argv) {
   return hit_at(r, argc, argv, NULL, 0, NULL);
 }
 
@@ -487,4 +487,59 @@ Test(rules, respond_fields_checked) {
                "\\u0000");
   expect_error("{\"rules\": [{\"respond\": {\"exit\": 1,\n\"exit\": 2}}]}", 2,
                "duplicate key \"exit\"");
+}
+
+/* issue 16: the error names the escapes, and the README documents them. */
+Test(rules, an_unknown_template_names_the_brace_escapes) {
+  expect_error("{\"rules\": [{\"run\": {\"argv\": [\"echo\", \"{x}\"]}}]}", 1,
+               "unknown template {x} (the templates: {@} {N} {-N} {cwd}; write {{ and }} "
+               "for literal braces)");
+  rules r;
+  load_ok("{\"rules\": [{\"run\": {\"argv\": [\"printf\", \"{{%s}}\", \"{1}\"]}}]}", &r);
+  rule_launch l;
+  cr_assert_eq(rules_expand(&r.v[0].program, CALL("tool", "a"), NULL, &l), 0);
+  cr_assert_str_eq(l.argv[1], "{%s}");
+  rule_launch_free(&l);
+  rules_free(&r);
+}
+
+/* argv0 is matched against a basename, which holds no '/'. */
+Test(rules, an_argv0_glob_with_a_slash_is_a_load_error) {
+  expect_error("{\"rules\": [\n{\"match\": {\"argv0\": \"/usr/bin/git\"}, \"respond\": {}}]}",
+               2,
+               "rules[0].match.argv0: \"/usr/bin/git\" can never match: argv0 is matched "
+               "against the basename of argv[0] (write \"git\")");
+  expect_error("{\"rules\": [{\"match\": {\"argv0\": \"*/cc\"}, \"respond\": {}}]}", 1,
+               "(write \"cc\")");
+  expect_error("{\"rules\": [{\"match\": {\"argv0\": \"a\\\\/b\"}, \"respond\": {}}]}", 1,
+               "can never match");
+  rules r;
+  load_ok("{\"rules\": [{\"match\": {\"argv0\": \"[!/]c\"}, \"respond\": {}}]}", &r);
+  cr_assert_eq(hit(&r, CALL("/usr/bin/cc")), 0, "a slash inside brackets is fine");
+  rules_free(&r);
+}
+
+/* Sequenced answers, as bats-mock and pytest-subprocess give them. */
+Test(rules, a_rule_with_times_answers_that_many_calls_then_the_next_matches) {
+  rules r;
+  load_ok("{\"rules\": [{\"match\": {\"argv0\": \"git\"}, \"times\": 2, \"respond\": {}},\n"
+          "           {\"match\": {\"argv0\": \"git\"}, \"times\": 1, \"respond\": {}},\n"
+          "           {\"match\": {\"argv0\": \"curl\"}, \"respond\": {}}],\n"
+          " \"default\": {\"respond\": {\"exit\": 127}}}",
+          &r);
+  cr_assert_eq(hit(&r, CALL("curl")), 2);
+  cr_assert_eq(hit(&r, CALL("git", "fetch")), 0);
+  cr_assert_eq(hit(&r, CALL("ls")), -1, "a call no rule takes counts against none");
+  cr_assert_eq(hit(&r, CALL("git", "fetch")), 0);
+  cr_assert_eq(hit(&r, CALL("git", "fetch")), 1);
+  cr_assert_eq(hit(&r, CALL("git", "fetch")), -1, "all used: the default");
+  cr_assert_eq(hit(&r, CALL("curl")), 2, "no times: every call");
+  cr_assert_eq(hit(&r, CALL("curl")), 2);
+  rules_free(&r);
+  expect_error("{\"rules\": [{\"times\": 0, \"respond\": {}}]}", 1,
+               "rules[0].times: expected a number of calls 1..1000000000");
+  expect_error("{\"rules\": [{\"times\": 1.5, \"respond\": {}}]}", 1, "number of calls");
+  expect_error("{\"rules\": [{\"times\": \"2\", \"respond\": {}}]}", 1, "number of calls");
+  expect_error("{\"default\": {\"times\": 2, \"respond\": {}}}", 1,
+               "the default has no \"times\"");
 }
