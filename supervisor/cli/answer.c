@@ -121,9 +121,17 @@ void cli_answer_free(cli_answer *a) {
 
 /* ---- one call's callbacks: what the record needs ------------------------------ */
 
+static void respond_now(cli_call *c, sb_conn *conn, const rule_respond *rr);
+
 static void on_stdin(sb_conn *conn, const char *buf, size_t len) {
   cli_call *c = sb_conn_data(conn);
+  rule_respond *rr = c->waiting;
   cli_rec_bytes(&c->io[0], buf, len);
+  if (len > 0 || rr == NULL)
+    return;
+  c->waiting = NULL;
+  respond_now(c, conn, rr);
+  rule_respond_free(rr);
 }
 
 static void on_program_output(sb_conn *conn, int stream, const char *buf, size_t len) {
@@ -160,6 +168,7 @@ static void on_close(sb_conn *conn, sb_close_reason why, int err) {
     c->io[i + 1].bytes += c->planned[i].bytes - c->planned[i].len;
   }
   record(a, c, conn, why);
+  rule_respond_free(c->waiting);
   for (int i = 0; i < 3; i++)
     cli_rec_free(&c->io[i]);
   cli_rec_free(&c->planned[0]);
@@ -206,7 +215,7 @@ static const char *shown_argv(const sb_call *call, char *buf, size_t size) {
   return buf;
 }
 
-static void respond(cli_call *c, sb_conn *conn, const rule_respond *rr) {
+static void respond_now(cli_call *c, sb_conn *conn, const rule_respond *rr) {
   sb_response r = {.out = rr->out,
                    .out_len = rr->out_len,
                    .err = rr->err,
@@ -222,6 +231,20 @@ static void respond(cli_call *c, sb_conn *conn, const rule_respond *rr) {
   /* Sent now, or planned: a call cut off before its delay ends got none. */
   cli_rec_bytes(rr->delay_ms > 0 ? &c->planned[0] : &c->io[1], rr->out, rr->out_len);
   cli_rec_bytes(rr->delay_ms > 0 ? &c->planned[1] : &c->io[2], rr->err, rr->err_len);
+}
+
+/* The supervisor is the process: like a tool that reads its input before
+ * it answers, it answers once the call's stdin has ended, so the record
+ * holds all the caller sent. Not a terminal's stdin (it ends when someone
+ * types ^D), nor with "stdin": false (a caller that keeps its stdin open
+ * and waits for the answer). */
+static void respond(cli_call *c, sb_conn *conn, const rule_respond *rr) {
+  if (rr->at_once || (sb_conn_call(conn)->tty & SB_TTY_STDIN) != 0) {
+    respond_now(c, conn, rr);
+    return;
+  }
+  if ((c->waiting = rule_respond_dup(rr)) == NULL)
+    refuse(c, conn, 125, "respond: %s", sb_strerror(-ENOMEM));
 }
 
 static const char *action_name(rule_action a) {

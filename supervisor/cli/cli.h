@@ -40,6 +40,9 @@ typedef struct cli_call {
   /* A delayed respond's output: recorded in io[1..2] only once the stub was
    * told its end (so the output was sent before it). */
   cli_rec_stream planned[2];
+  /* A respond waiting for the end of the call's stdin (a copy: the rules
+   * may be read again meanwhile), or NULL. */
+  struct rule_respond *waiting;
   bool have_status; /* how the stub ended, when it ended as told */
   int code, signum;
   char *error; /* malloc'd: what went wrong, or NULL */

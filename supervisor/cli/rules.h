@@ -67,6 +67,7 @@ typedef struct rule_respond {
   int code;          /* exit status 0..255 (when signal is 0) */
   int signal;        /* 0, or the signal the call dies of */
   uint64_t delay_ms; /* wait this long before answering */
+  bool at_once;      /* "stdin": false: answer without reading the call's stdin */
 } rule_respond;
 
 /* The command of delegate, exec and run: templates, unexpanded. */
@@ -120,6 +121,11 @@ void rules_free(rules *r);
  * result points into r. */
 const rule *rules_match(rules *r, size_t argc, char *const *argv, const char *cwd,
                         size_t envc, char *const *env);
+
+/* A copy of r (its bytes too) that outlives the rules it came from, or
+ * NULL when out of memory; free it with rule_respond_free() (NULL: nothing). */
+rule_respond *rule_respond_dup(const rule_respond *r);
+void rule_respond_free(rule_respond *r);
 
 /* A program's templates expanded for one call. Every string and array is
  * malloc'd and owned by the struct. */

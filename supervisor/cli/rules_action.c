@@ -11,8 +11,8 @@
 
 /* ---- respond ------------------------------------------------------------ */
 
-static const char *const respond_keys[] = {"stdout", "stderr",   "stdout_file", "exit",
-                                           "signal", "delay_ms", NULL};
+static const char *const respond_keys[] = {"stdout",   "stderr", "stdout_file", "exit",
+                                           "signal",   "delay_ms", "stdin",     NULL};
 
 /* A JSON number that is a whole number in [lo, hi] (small bounds: the cast
  * cannot overflow once the range holds). */
@@ -110,6 +110,10 @@ int rules__respond(rules_ctx *c, const cJSON *obj, rule_respond *out) {
   if ((v = rules__field(obj, "stderr")) != NULL &&
       get_bytes(c, v, &out->err, &out->err_len) < 0)
     return -1;
+  if ((v = rules__field(obj, "stdin")) != NULL && !cJSON_IsBool(v))
+    return rules__fail(c, v, "expected true (read the call's stdin to its end first, "
+                             "the default) or false (answer at once)");
+  out->at_once = cJSON_IsFalse(v);
   return 0;
 }
 
@@ -117,6 +121,40 @@ void rules__respond_free(rule_respond *r) {
   free(r->out);
   free(r->err);
   memset(r, 0, sizeof *r);
+}
+
+/* NUL-terminated, as get_bytes makes them. */
+static char *dup_bytes(const char *s, size_t len, bool *oom) {
+  char *p = len > 0 ? malloc(len + 1) : NULL;
+  if (len > 0 && p == NULL)
+    *oom = true;
+  else if (p != NULL) {
+    memcpy(p, s, len);
+    p[len] = '\0';
+  }
+  return p;
+}
+
+rule_respond *rule_respond_dup(const rule_respond *r) {
+  rule_respond *d = malloc(sizeof *d);
+  bool oom = false;
+  if (d == NULL)
+    return NULL;
+  *d = *r;
+  d->out = dup_bytes(r->out, r->out_len, &oom);
+  d->err = dup_bytes(r->err, r->err_len, &oom);
+  if (oom) {
+    rule_respond_free(d);
+    return NULL;
+  }
+  return d;
+}
+
+void rule_respond_free(rule_respond *r) {
+  if (r == NULL)
+    return;
+  rules__respond_free(r);
+  free(r);
 }
 
 /* ---- delegate, exec, run ------------------------------------------------ */

@@ -1033,6 +1033,39 @@ Test(rules, the_first_matching_rule_wins_else_the_default) {
   h_fini(&h);
 }
 
+/* ---- 8b. a respond reads its caller's stdin -------------------------------------- */
+
+/* The supervisor stands in for a tool that reads its input: the record has
+ * all the caller sent. "stdin": false answers at once, for a caller that
+ * keeps its stdin open and waits. */
+Test(rules, a_respond_call_records_the_stdin_its_caller_sent) {
+  harness h;
+  h_init(&h, NULL);
+  make_fifo(&h, "fifo");
+  const char *rules = write_rules(
+      &h, "rules.json",
+      "{'rules': [{'match': {'args': ['open']}, 'respond': {'stdout': 'now\\n', 'stdin': false}},"
+      "           {'respond': {'stdout': 'read\\n', 'exit': 4}}]}");
+  result r;
+  run_script(&h, &r,
+             (char *[]){"--shim", "tool", "--rules", (char *)rules, "--record",
+                        (char *)tpath(&h, "rec"), NULL},
+             "printf 'line 1\\nline 2\\n' | tool piped; echo \"code=$?\"\n"
+             "exec 3<> \"$T/fifo\"\n"
+             "tool open <&3; echo \"code=$?\"\n"
+             "exec 3>&-\n" LAST_CALL);
+  assert_clean_run(&r);
+  cr_assert_str_eq(r.out, "read\ncode=4\nnow\ncode=0\n");
+  record rec;
+  record_read(&h, "rec", &rec);
+  cr_assert_eq(rec.n, 2u);
+  cr_assert_str_eq(stream_text(call_with(&rec, "piped"), "stdin"), "line 1\nline 2\n");
+  cr_assert_str_eq(stream_text(call_with(&rec, "open"), "stdin"), "");
+  record_free(&rec);
+  result_free(&r);
+  h_fini(&h);
+}
+
 /* The child's last act is a call (the child execs the stub): the run ends
  * as the call does, and the record must still say how the call ended.
  * Which of the two the supervisor sees first varies: try it a few times. */
