@@ -845,6 +845,31 @@ Test(rules, the_fallback_skips_the_stub_itself_in_path) {
   h_fini(&h);
 }
 
+/* The bridge file of a shim directory is read only when no one else could
+ * have written or read it; one that is there but malformed is named. */
+Test(rules, a_shims_bridge_file_counts_only_when_private_and_is_named_when_bad) {
+  harness h;
+  h_init(&h, NULL);
+  char path[1200], shims[600];
+  fallback_setup(&h, path, shims);
+  write_text(&h, "shims/.socketbridge-bridge", "SOCKETBRIDGE_PORT=notaport\n", 0600);
+  result r;
+  run(&h, &r, tool_call, (char *[]){path, shims, NULL});
+  cr_assert_str_eq(r.out, "code=125\n");
+  assert_one_line(r.err, "socketbridge-stub: ");
+  cr_assert_not_null(strstr(r.err, "/shims/.socketbridge-bridge: SOCKETBRIDGE_PORT: "),
+                     "%s", r.err);
+  result_free(&r);
+
+  cr_assert_eq(chmod(tpath(&h, "shims/.socketbridge-bridge"), 0644), 0);
+  run(&h, &r, tool_call, (char *[]){path, shims, NULL});
+  cr_assert_str_eq(r.out, "code=125\n");
+  cr_assert_str_eq(r.err, "socketbridge-stub: SOCKETBRIDGE_TOKEN is not set\n",
+                   "a file others may read is not ours: the environment counts");
+  result_free(&r);
+  h_fini(&h);
+}
+
 Test(rules, without_a_supervisor_or_a_fallback_the_shim_exits_125) {
   harness h;
   h_init(&h, NULL);
