@@ -50,28 +50,38 @@ int cli_shim_make(const char *dir, char *const *names, const char *stub) {
 
 /* Writes the bridge file (SB_SHIM_BRIDGE_FILE): the ticket's variables,
  * one "NAME=VALUE" a line, mode 0600 in our fresh 0700 directory. It holds
- * a token: O_EXCL and O_NOFOLLOW, so it is never anyone else's file. Once,
- * before the loop runs: a small blocking write. */
+ * a token: O_EXCL and O_NOFOLLOW, so it is never anyone else's file, and
+ * our copy is wiped. Once, before the loop runs: a small blocking write. */
 static int write_bridge_file(const char *dir, char *const *env) {
-  char path[PATH_MAX];
-  int fd, r = 0;
-  FILE *f;
+  char path[PATH_MAX], text[4096];
+  size_t len = 0;
+  int fd, err = 0;
 
-  if (snprintf(path, sizeof path, "%s/%s", dir, SB_SHIM_BRIDGE_FILE) >= (int)sizeof path) {
-    cli_error("--shim: %s: %s", dir, strerror(ENAMETOOLONG));
-    return -1;
+  for (; *env != NULL && err == 0; env++) {
+    size_t n = strlen(*env);
+    if (len + n + 1 > sizeof text)
+      err = E2BIG;
+    else {
+      memcpy(text + len, *env, n);
+      text[len + n] = '\n';
+      len += n + 1;
+    }
   }
-  fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  f = fd >= 0 ? fdopen(fd, "w") : NULL;
-  for (; f != NULL && *env != NULL && r >= 0; env++)
-    r = fprintf(f, "%s\n", *env);
-  if (f == NULL || r < 0 || fclose(f) != 0) {
-    cli_error("--shim: %s: %s", path, strerror(errno));
-    if (f == NULL && fd >= 0)
-      close(fd);
-    return -1;
+  if (err == 0 && snprintf(path, sizeof path, "%s/%s", dir, SB_SHIM_BRIDGE_FILE) >=
+                      (int)sizeof path)
+    err = ENAMETOOLONG;
+  if (err == 0) {
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    ssize_t n = fd >= 0 ? write(fd, text, len) : -1;
+    if (n != (ssize_t)len)
+      err = n < 0 ? errno : EIO; /* a regular file takes 4 KiB whole, or fails */
+    if (fd >= 0 && close(fd) != 0 && err == 0)
+      err = errno;
   }
-  return 0;
+  explicit_bzero(text, sizeof text);
+  if (err != 0)
+    cli_error("--shim: %s/%s: %s", dir, SB_SHIM_BRIDGE_FILE, strerror(err));
+  return err != 0 ? -1 : 0;
 }
 
 char *cli_shim_dir_new(char *const *names, const char *stub, char *const *bridge) {
