@@ -233,11 +233,12 @@ static void respond_now(cli_call *c, sb_conn *conn, const rule_respond *rr) {
   cli_rec_bytes(rr->delay_ms > 0 ? &c->planned[1] : &c->io[2], rr->err, rr->err_len);
 }
 
-/* The supervisor is the process: like a tool that reads its input before
- * it answers, it answers once the call's stdin has ended, so the record
- * holds all the caller sent. Not a terminal's stdin (it ends when someone
- * types ^D), nor with "stdin": false (a caller that keeps its stdin open
- * and waits for the answer). */
+/* The supervisor is the process. With "stdin": true, like a tool that reads
+ * its input before it answers, it answers once the call's stdin has ended,
+ * so the record holds all the caller sent (not a terminal's stdin: it ends
+ * when someone types ^D). By default it answers at once: a fake must never
+ * hang where the real tool, which may not read its stdin, would not; the
+ * record then holds what stdin arrived before the end. */
 static void respond(cli_call *c, sb_conn *conn, const rule_respond *rr) {
   if (rr->at_once || (sb_conn_call(conn)->tty & SB_TTY_STDIN) != 0) {
     respond_now(c, conn, rr);

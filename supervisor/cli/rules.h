@@ -67,7 +67,10 @@ typedef struct rule_respond {
   int code;          /* exit status 0..255 (when signal is 0) */
   int signal;        /* 0, or the signal the call dies of */
   uint64_t delay_ms; /* wait this long before answering */
-  bool at_once;      /* "stdin": false: answer without reading the call's stdin */
+  /* Answer without waiting for the end of the call's stdin: the default, as
+   * a caller may keep its stdin open while it waits for the answer (a Node
+   * spawn's pipe). "stdin": true waits, so the record holds it all. */
+  bool at_once;
 } rule_respond;
 
 /* The command of delegate, exec and run: templates, unexpanded. */

@@ -111,9 +111,9 @@ int rules__respond(rules_ctx *c, const cJSON *obj, rule_respond *out) {
       get_bytes(c, v, &out->err, &out->err_len) < 0)
     return -1;
   if ((v = rules__field(obj, "stdin")) != NULL && !cJSON_IsBool(v))
-    return rules__fail(c, v, "expected true (read the call's stdin to its end first, "
-                             "the default) or false (answer at once)");
-  out->at_once = cJSON_IsFalse(v);
+    return rules__fail(c, v, "expected true (read the call's stdin to its end first) "
+                             "or false (answer at once, the default)");
+  out->at_once = !cJSON_IsTrue(v);
   return 0;
 }
 

@@ -1060,17 +1060,17 @@ Test(rules, the_first_matching_rule_wins_else_the_default) {
 
 /* ---- 8b. a respond reads its caller's stdin -------------------------------------- */
 
-/* The supervisor stands in for a tool that reads its input: the record has
- * all the caller sent. "stdin": false answers at once, for a caller that
- * keeps its stdin open and waits. */
+/* With "stdin": true the supervisor stands in for a tool that reads its
+ * input: the record has all the caller sent. By default it answers at once,
+ * and a caller that keeps its stdin open and waits is never left hanging. */
 Test(rules, a_respond_call_records_the_stdin_its_caller_sent) {
   harness h;
   h_init(&h, NULL);
   make_fifo(&h, "fifo");
   const char *rules = write_rules(
       &h, "rules.json",
-      "{'rules': [{'match': {'args': ['open']}, 'respond': {'stdout': 'now\\n', 'stdin': false}},"
-      "           {'respond': {'stdout': 'read\\n', 'exit': 4}}]}");
+      "{'rules': [{'match': {'args': ['open']}, 'respond': {'stdout': 'now\\n'}},"
+      "           {'respond': {'stdout': 'read\\n', 'exit': 4, 'stdin': true}}]}");
   result r;
   run_script(&h, &r,
              (char *[]){"--shim", "tool", "--rules", (char *)rules, "--record",
