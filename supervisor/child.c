@@ -1,5 +1,6 @@
 /* child.c - processes the server spawns: options, each with its own ticket,
- * in a session and process group of its own; one run is one posix_spawn.
+ * in a session and process group of its own (or, with a terminal, a group
+ * in ours that gets the terminal); one run is one posix_spawn.
  * Reaping, stopping and restarting are in supervise.c, stdio in
  * child_stdio.c.
  *
@@ -13,11 +14,13 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -83,6 +86,69 @@ static int build_env(const sb_child *child, const sb_ticket *ticket, char ***out
   all[n] = NULL;
   *out = all;
   return 0;
+}
+
+/* ---- the terminal (SB_TERMINAL_FOREGROUND) ------------------------------------ */
+
+/* Our controlling terminal, when our process group is its foreground group:
+ * a run then gets it. -1 otherwise (none, or we run in the background),
+ * and the run is detached. */
+static int foreground_tty(void) {
+  int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  if (tcgetpgrp(fd) != getpgrp()) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Makes pgrp the terminal's foreground group. From the background,
+ * tcsetpgrp would stop us with SIGTTOU, unless it is blocked. */
+static void give_terminal(int fd, pid_t pgrp) {
+  sigset_t ttou, old;
+  sigemptyset(&ttou);
+  sigaddset(&ttou, SIGTTOU);
+  pthread_sigmask(SIG_BLOCK, &ttou, &old);
+  while (tcsetpgrp(fd, pgrp) < 0 && errno == EINTR)
+    ;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Back to our group, unless someone else has moved it meanwhile. */
+static void take_terminal_back(sb_child *child) {
+  if (tcgetpgrp(child->tty_fd) == child->pid)
+    give_terminal(child->tty_fd, getpgrp());
+}
+
+void sb__child_tty_ended(sb_child *child) {
+  if (child->tty_fd < 0)
+    return;
+  take_terminal_back(child);
+  close(child->tty_fd);
+  child->tty_fd = -1;
+}
+
+void sb__child_tty_continued(sb_child *child) {
+  if (child->tty_fd >= 0 && tcgetpgrp(child->tty_fd) == getpgrp())
+    give_terminal(child->tty_fd, child->pid);
+}
+
+void sb__child_tty_stopped(sb_child *child, int signum) {
+  if (child->tty_fd < 0)
+    return;
+  take_terminal_back(child);
+  /* ^Z (or a read or write of the terminal from the background) stops a
+   * shell's whole job; the shell waits for us, not for the run, so we stop
+   * too, by the same signal, and the shell takes the terminal. SIGSTOP is
+   * someone's deliberate kill of the run alone: we go on. */
+  if (signum != SIGTSTP && signum != SIGTTIN && signum != SIGTTOU)
+    return;
+  raise(signum);
+  /* Continued (fg or bg): the run goes on, in the foreground if we are. */
+  sb__child_tty_continued(child);
+  kill(-child->pid, SIGCONT);
 }
 
 /* ---- the spawn --------------------------------------------------------------- */
@@ -190,8 +256,24 @@ static int spawn_sh(pid_t *pid, const char *path, const posix_spawn_file_actions
   return err;
 }
 
+/* The run's session and process group: see sb_terminal. tty_fd >= 0: a
+ * group of its own in our session, made the terminal's foreground group by
+ * the child itself before exec (with every signal blocked, so no SIGTTOU).
+ * Else a new session; with a ctty, the child opens it (without O_NOCTTY) as
+ * its controlling terminal, then stdio_actions puts the given fds over it. */
+static int session_actions(const sb_child *child, int tty_fd, posix_spawnattr_t *attr,
+                           posix_spawn_file_actions_t *fa) {
+  if (tty_fd >= 0) {
+    posix_spawnattr_setpgroup(attr, 0);
+    return -posix_spawn_file_actions_addtcsetpgrp_np(fa, tty_fd);
+  }
+  if (child->ctty != NULL)
+    return -posix_spawn_file_actions_addopen(fa, 0, child->ctty, O_RDWR, 0);
+  return 0;
+}
+
 static int spawn(const sb_child *child, const sb__stdio_plan *plan, char **env,
-                 pid_t *pid) {
+                 int tty_fd, pid_t *pid) {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   sigset_t all, none;
@@ -214,19 +296,21 @@ static int spawn(const sb_child *child, const sb__stdio_plan *plan, char **env,
   memset(&all, 0xff, sizeof all);
   sigemptyset(&none);
   posix_spawnattr_init(&attr);
-  /* A session (and process group) of its own: sb_child_kill and
-   * sb_server_close signal the whole group. Leaving the controlling
-   * terminal is what makes ssh and git use an askpass helper; inherited
-   * terminal fds still work, as the child is in no session of theirs.
-   * Every signal at its default (KILL and STOP just fail) and none
+  /* A process group of its own: sb_child_kill and sb_server_close signal
+   * the whole group. Detached, a session of its own too: leaving the
+   * controlling terminal is what makes ssh and git use an askpass helper;
+   * inherited terminal fds still work, as the child is in no session of
+   * theirs (session_actions). Every signal at its default (KILL and STOP just fail) and none
    * blocked: no disposition or mask of ours reaches the program. */
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setflags(&attr, (tty_fd >= 0 ? POSIX_SPAWN_SETPGROUP : POSIX_SPAWN_SETSID) |
+                                      POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setsigmask(&attr, &none);
 
   posix_spawn_file_actions_init(&fa);
-  r = stdio_actions(&fa, plan);
+  r = session_actions(child, tty_fd, &attr, &fa);
+  if (r == 0)
+    r = stdio_actions(&fa, plan);
   if (r == 0 && child->cwd != NULL)
     r = -posix_spawn_file_actions_addchdir_np(&fa, child->cwd);
   if (r == 0) {
@@ -246,7 +330,7 @@ int sb__child_start(sb_child *child) {
   sb__stdio_plan plan;
   char **env = NULL;
   pid_t pid = -1;
-  int r;
+  int r, tty_fd;
 
   /* A restart keeps the ticket; only a child that lost it (never: it is
    * revoked when the child ends for good) would have none. */
@@ -260,11 +344,16 @@ int sb__child_start(sb_child *child) {
     free(env);
     return r;
   }
-  r = spawn(child, &plan, env, &pid);
+  tty_fd = child->terminal == SB_TERMINAL_FOREGROUND ? foreground_tty() : -1;
+  r = spawn(child, &plan, env, tty_fd, &pid);
   free(env);
   sb__stdio_plan_finish(child, &plan, r == 0);
-  if (r < 0)
+  if (r < 0) {
+    if (tty_fd >= 0)
+      close(tty_fd);
     return r;
+  }
+  child->tty_fd = tty_fd;
   child->pid = pid;
   child->state = SB__CHILD_RUNNING;
   child->started_ns = uv_hrtime();
@@ -313,6 +402,9 @@ static int copy_policy(sb_child *child, const sb_spawn_options *opts) {
   if (opts->restart != SB_RESTART_NO && opts->restart != SB_RESTART_ON_FAILURE &&
       opts->restart != SB_RESTART_ALWAYS)
     return -EINVAL;
+  if (opts->terminal != SB_TERMINAL_DETACH && opts->terminal != SB_TERMINAL_FOREGROUND)
+    return -EINVAL;
+  child->terminal = opts->terminal;
   /* Both bounds given and crossed is a mistake; a floor above the default
    * ceiling just raises the ceiling. */
   if (opts->backoff_min_ms != 0 && opts->backoff_max_ms != 0 &&
@@ -357,6 +449,7 @@ void sb__child_free(sb_child *child) {
   sb__stdio_cleanup(child);
   free(child->file);
   free(child->cwd);
+  free(child->ctty);
   strv_free(child->args);
   strv_free(child->env);
   free(child->rbuf);
@@ -366,6 +459,11 @@ void sb__child_free(sb_child *child) {
 /* ---- the public API ------------------------------------------------------- */
 
 int sb_spawn(sb_server *server, const sb_spawn_options *opts, sb_child **out) {
+  return sb__spawn(server, opts, NULL, out);
+}
+
+int sb__spawn(sb_server *server, const sb_spawn_options *opts, const char *ctty,
+              sb_child **out) {
   sb_child *child;
   int r;
 
@@ -384,9 +482,12 @@ int sb_spawn(sb_server *server, const sb_spawn_options *opts, sb_child **out) {
   child->on_exit = opts->on_exit;
   child->on_output = opts->on_output;
   child->data = opts->data;
+  child->tty_fd = -1;
   for (int i = 0; i < 3; i++)
     child->stdio[i].fd = -1;
   r = copy_policy(child, opts);
+  if (r == 0 && ctty != NULL && (child->ctty = sb__strdup(ctty)) == NULL)
+    r = -ENOMEM;
   if (r == 0)
     r = copy_command(child, opts);
   if (r == 0)

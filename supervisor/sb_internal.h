@@ -181,6 +181,11 @@ struct sb_child {
   sb_restart restart;
   unsigned max_restarts;
   uint64_t backoff_min_ms, backoff_max_ms, backoff_reset_ms;
+  sb_terminal terminal;
+  /* A terminal the program opens as its controlling one, in its new
+   * session, on fds 0..2 unless they are given otherwise (the pty of a
+   * delegated call; delegate.c), or NULL. */
+  char *ctty;
 
   sb__child_state state;
   pid_t pid;           /* the current run's, or 0 */
@@ -193,6 +198,9 @@ struct sb_child {
   unsigned backoff_k;  /* restarts since the backoff was last reset */
   int64_t last_status; /* the last run's end, for on_exit */
   int last_signal;
+  /* FOREGROUND: this run's terminal (/dev/tty, ours), which the run's group
+   * has been given; -1 when the run is detached. child.c owns it. */
+  int tty_fd;
 
   /* Handles: the timer (deadline, grace, backoff, or the deferred on_exit)
    * lives as long as the child; the pipes live for one run. The child is
@@ -341,6 +349,16 @@ int sb__child_start(sb_child *child);
 int sb__can_exec(const char *path);
 /* Frees what sb_spawn copied; the child itself too. */
 void sb__child_free(sb_child *child);
+/* sb_spawn with ctty (see sb_child.ctty; may be NULL). */
+int sb__spawn(sb_server *server, const sb_spawn_options *opts, const char *ctty,
+              sb_child **out);
+/* FOREGROUND runs (child->tty_fd >= 0): the run ended, stopped by signum,
+ * or was continued. Ending and stopping give the terminal back to our own
+ * process group; a stop by a job-control signal stops us too, and
+ * continues the run once we are continued. */
+void sb__child_tty_ended(sb_child *child);
+void sb__child_tty_stopped(sb_child *child, int signum);
+void sb__child_tty_continued(sb_child *child);
 
 /* ---- child_stdio.c: stdio modes and capture -------------------------------- */
 

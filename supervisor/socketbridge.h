@@ -238,6 +238,39 @@ typedef enum sb_restart {
   SB_RESTART_ALWAYS,     /* whenever it ends, until stopped or max_restarts */
 } sb_restart;
 
+/* Whether a child gets the supervisor's terminal.
+ * - DETACH (the default): a session of its own, without a controlling
+ *   terminal (setsid). Terminal fds it inherits as stdio still work, but
+ *   /dev/tty cannot be opened, so ssh, git and sudo use an askpass helper or
+ *   fail instead of prompting, and no key of the terminal signals it.
+ * - FOREGROUND: when the supervisor's process group is the foreground group
+ *   of its controlling terminal as a run starts, the run gets that terminal
+ *   as a shell's job does: it stays in the supervisor's session, in a
+ *   process group of its own (so the stop sequence still reaches the whole
+ *   group), which is made the terminal's foreground group before the
+ *   program runs (no window for a race). /dev/tty works, and ^C, ^\, ^Z
+ *   and window size changes signal the run's group, not the supervisor.
+ *   When the run ends (or stops), the library gives the terminal back to
+ *   the supervisor's process group, if the run's group still had it.
+ *   Job control, as a shell's job: a run stopped by SIGTSTP, SIGTTIN or
+ *   SIGTTOU (^Z) stops the supervisor's process too, with the same signal,
+ *   so the shell that started it sees its job stop; once the supervisor is
+ *   continued (fg, bg), the run gets the terminal back if the supervisor
+ *   is in the foreground, and SIGCONT. A run stopped by SIGSTOP (someone's
+ *   kill) only gives the terminal back; it gets it again when continued.
+ *   While the supervisor is stopped its loop is too: deadlines count the
+ *   time stopped (a deadline past due fires on SIGCONT).
+ *   When the supervisor has no controlling terminal, or is not in its
+ *   foreground (`socketbridge run ... &`), the run is detached as with
+ *   DETACH; each run (a restart) decides again.
+ *   Limit: the terminal belongs to one process group, so other processes
+ *   of the supervisor's own job that read the terminal (`... | less`) are
+ *   in its background while the run has it (they stop on SIGTTIN). */
+typedef enum sb_terminal {
+  SB_TERMINAL_DETACH = 0, /* a new session without a terminal */
+  SB_TERMINAL_FOREGROUND, /* the supervisor's terminal, in the foreground */
+} sb_terminal;
+
 /* A chunk of a captured stream (1 stdout, 2 stderr); buf is valid during
  * the call only. ts_ns (CLOCK_REALTIME, taken when the chunk was read)
  * orders stdout and stderr chunks against each other: it never goes below
@@ -259,6 +292,7 @@ typedef struct sb_spawn_options {
   bool env_replace;
   sb_stdio stdio[3];      /* stdin, stdout, stderr */
   sb_output_cb on_output; /* required when a stream is SB_STDIO_CAPTURE */
+  sb_terminal terminal;   /* see sb_terminal; an unknown value is -EINVAL */
   /* Supervision. A deadline (TIMEOUT event) or sb_child_stop() runs the stop
    * sequence: stop_signal to the child's process group, kill_after_ms of
    * grace, then SIGKILL to the group (a STOP event for each signal sent).
@@ -290,7 +324,9 @@ typedef struct sb_spawn_options {
 
 /* Spawns a child with its own ticket, in a new session and process group
  * (setsid: it has no controlling terminal, so ssh and git use an askpass
- * helper, while terminal fds it inherits as stdio still work). The child
+ * helper, while terminal fds it inherits as stdio still work), or with
+ * SB_TERMINAL_FOREGROUND in a process group of its own that gets the
+ * supervisor's terminal (see sb_terminal). The child
  * gets fds 0, 1 and 2 only: every other fd of the supervisor's process is
  * closed in it, whoever opened it. Errors: -ENOENT (not found), -EACCES (not
  * executable), -ENOENT/-ENOTDIR for a bad cwd, other exec and fork errors,

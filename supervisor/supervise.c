@@ -190,6 +190,7 @@ static void run_ended(sb_child *child, int64_t status, int signum) {
   child->last_status = status;
   child->last_signal = signum;
   uv_timer_stop(&child->timer); /* the deadline or the grace */
+  sb__child_tty_ended(child);   /* the terminal is ours again, before any callback */
 
   /* Once a stop began (sb_child_stop, the deadline, sb_server_close),
    * nothing of the group may outlive the leader. The group's id stays
@@ -220,11 +221,22 @@ static void reap(sb_child *child) {
 
   if (child->state != SB__CHILD_RUNNING)
     return;
-  do
-    r = waitpid(child->pid, &status, WNOHANG);
-  while (r < 0 && errno == EINTR);
-  if (r == 0)
-    return;
+  /* A run on our terminal is a shell's job: its stops matter too. One
+   * SIGCHLD may stand for a stop and the end after it: wait again. */
+  for (;;) {
+    do
+      r = waitpid(child->pid, &status,
+                  WNOHANG | (child->tty_fd >= 0 ? WUNTRACED | WCONTINUED : 0));
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+      return;
+    if (r > 0 && WIFSTOPPED(status))
+      sb__child_tty_stopped(child, WSTOPSIG(status));
+    else if (r > 0 && WIFCONTINUED(status))
+      sb__child_tty_continued(child);
+    else
+      break;
+  }
   if (r > 0 && WIFEXITED(status))
     code = WEXITSTATUS(status);
   else if (r > 0 && WIFSIGNALED(status))

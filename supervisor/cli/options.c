@@ -291,6 +291,12 @@ static int opt_stop_signal(cli_options *o, const char *name, const char *v,
   return 0;
 }
 
+static int opt_no_tty(cli_options *o, const char *name, const char *v, char err[CLI_ERR_MAX]) {
+  (void)name, (void)v, (void)err;
+  o->no_tty = true;
+  return 0;
+}
+
 static int opt_preserve_status(cli_options *o, const char *name, const char *v,
                                char err[CLI_ERR_MAX]) {
   (void)name, (void)v, (void)err;
@@ -427,6 +433,7 @@ static const struct run_opt {
     {"--kill-after", 'k', true, opt_kill_after},
     {"--stop-signal", 's', true, opt_stop_signal},
     {"--preserve-status", 0, false, opt_preserve_status},
+    {"--no-tty", 0, false, opt_no_tty},
     {"--restart", 0, true, opt_restart},
     {"--max-restarts", 0, true, opt_max_restarts},
     {"--backoff", 0, true, opt_backoff},

@@ -71,6 +71,7 @@ typedef struct cli_options {
   cli_restart restart;
   unsigned max_restarts;
   uint64_t backoff_min_ms, backoff_max_ms;
+  bool no_tty;    /* --no-tty: COMMAND detached from the terminal */
   char **command; /* the first non-option word on, or the words after "--" */
 } cli_options;
 
