@@ -1,0 +1,176 @@
+/* A terminal (issue 16, items 4 and 5), under a pseudo-terminal: a
+ * command run by `socketbridge run` in a terminal's foreground gets the
+ * terminal as a shell's job does (prompts on /dev/tty, ^C, ^Z, the
+ * foreground group given back after); --no-tty and a run in the
+ * background keep it detached. helper_tty_shell plays the interactive
+ * shell: it owns the terminal's session and reports on it what it sees. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(tty, .timeout = 90);
+
+static double scale(void) {
+  const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
+  double v = s ? atof(s) : 1.0;
+  return v > 0 ? v : 1.0;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The test's side of a terminal: the pty master, and what it has shown so
+ * far (`seen` bytes of it matched already). */
+typedef struct term {
+  int master;
+  pid_t pid; /* the process started on the slave */
+  char shown[65536];
+  size_t len, seen;
+} term;
+
+/* Starts args (args[0] a path) with fds 0..2 on a fresh pty's slave, rows x
+ * cols. */
+static void term_start(term *t, char *const *args, unsigned short rows,
+                       unsigned short cols) {
+  struct winsize ws = {.ws_row = rows, .ws_col = cols};
+  int slave;
+  memset(t, 0, sizeof *t);
+  cr_assert_eq(openpty(&t->master, &slave, NULL, NULL, &ws), 0, "openpty: %s",
+               strerror(errno));
+  fcntl(t->master, F_SETFD, FD_CLOEXEC);
+  t->pid = fork();
+  cr_assert(t->pid >= 0, "fork: %s", strerror(errno));
+  if (t->pid == 0) {
+    for (int i = 0; i < 3; i++)
+      dup2(slave, i);
+    if (slave > 2)
+      close(slave);
+    execv(args[0], args);
+    _exit(127);
+  }
+  close(slave);
+}
+
+/* Reads the terminal until text shows up (after what earlier calls
+ * matched), failing the test at the deadline with what it showed. */
+static void term_expect(term *t, const char *text) {
+  double end = now_s() + H_DEADLINE * scale();
+  for (;;) {
+    char *at;
+    t->shown[t->len] = '\0';
+    at = strstr(t->shown + t->seen, text);
+    if (at != NULL) {
+      t->seen = (size_t)(at - t->shown) + strlen(text);
+      return;
+    }
+    double left = end - now_s();
+    cr_assert(left > 0, "the terminal never showed \"%s\"; it showed:\n%s", text,
+              t->shown);
+    struct pollfd p = {.fd = t->master, .events = POLLIN};
+    int r = poll(&p, 1, (int)(left * 1000) + 1);
+    if (r <= 0)
+      continue;
+    ssize_t n = read(t->master, t->shown + t->len, sizeof t->shown - 1 - t->len);
+    cr_assert(n > 0, "the terminal closed without showing \"%s\"; it showed:\n%s", text,
+              t->shown);
+    t->len += (size_t)n;
+  }
+}
+
+static void term_send(term *t, const char *keys) {
+  size_t n = strlen(keys);
+  cr_assert_eq(write(t->master, keys, n), (ssize_t)n, "write to the pty: %s",
+               strerror(errno));
+}
+
+/* Waits for the process on the terminal to end; returns its exit status. */
+static int term_end(term *t) {
+  int st = 0;
+  cr_assert(h_wait_reapable(t->pid, H_DEADLINE * scale()), "the shell did not end");
+  cr_assert_eq(waitpid(t->pid, &st, 0), t->pid);
+  close(t->master);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- item 4: the command of `socketbridge run` gets the terminal ----------- */
+
+/* tty_shell [-b] socketbridge run [OPTION] -- ask_tty */
+static void run_ask_tty(term *t, bool background, const char *option) {
+  char *args[8];
+  int n = 0;
+  args[n++] = HELPER_TTY_SHELL;
+  if (background)
+    args[n++] = "-b";
+  args[n++] = SB_TEST_CLI;
+  args[n++] = "run";
+  if (option != NULL)
+    args[n++] = (char *)option;
+  args[n++] = "--";
+  args[n++] = HELPER_ASK_TTY;
+  args[n] = NULL;
+  term_start(t, args, 24, 80);
+}
+
+Test(tty, a_command_prompts_on_dev_tty_and_reads_the_answer) {
+  term t;
+  run_ask_tty(&t, false, NULL);
+  term_expect(&t, "Username: ");
+  term_send(&t, "alice\n");
+  term_expect(&t, "got alice");
+  /* And the terminal is socketbridge's group's again, not the command's. */
+  term_expect(&t, "[shell] exit=0 fg=job");
+  cr_assert_eq(term_end(&t), 0);
+}
+
+Test(tty, ctrl_c_reaches_the_command_and_run_exits_130) {
+  term t;
+  run_ask_tty(&t, false, NULL);
+  term_expect(&t, "Username: ");
+  term_send(&t, "\x03");
+  term_expect(&t, "[shell] exit=130 fg=job");
+  cr_assert_eq(term_end(&t), 0);
+}
+
+Test(tty, ctrl_z_stops_the_job_and_fg_resumes_the_command) {
+  term t;
+  run_ask_tty(&t, false, NULL);
+  term_expect(&t, "Username: ");
+  term_send(&t, "\x1a");
+  /* The shell sees its job (socketbridge run) stop, and has the terminal. */
+  term_expect(&t, "[shell] stopped TSTP");
+  term_send(&t, "fg\n");
+  term_send(&t, "bob\n");
+  term_expect(&t, "got bob");
+  term_expect(&t, "[shell] exit=0 fg=job");
+  cr_assert_eq(term_end(&t), 0);
+}
+
+Test(tty, no_tty_keeps_the_command_detached) {
+  term t;
+  run_ask_tty(&t, false, "--no-tty");
+  term_expect(&t, "no tty: No such device or address");
+  term_expect(&t, "[shell] exit=3 fg=job");
+  cr_assert_eq(term_end(&t), 0);
+}
+
+Test(tty, a_run_in_the_background_leaves_the_terminal_alone) {
+  term t;
+  run_ask_tty(&t, true, NULL);
+  term_expect(&t, "no tty: No such device or address");
+  term_expect(&t, "[shell] exit=3 fg=shell");
+  cr_assert_eq(term_end(&t), 0);
+}
