@@ -10,7 +10,8 @@ static const char *const type_names[] = {
     [SB_MSG_REJECT] = "reject", [SB_MSG_EXIT] = "exit",
     [SB_MSG_SIGNAL] = "signal", [SB_MSG_STREAM_ERROR] = "stream_error",
     [SB_MSG_EXEC] = "exec",     [SB_MSG_RUN] = "run",
-    [SB_MSG_EXITED] = "exited",
+    [SB_MSG_EXITED] = "exited", [SB_MSG_WINSIZE] = "winsize",
+    [SB_MSG_PTY] = "pty",
 };
 
 static const char *const reason_names[] = {

@@ -96,6 +96,11 @@ static int add_tty(ectx *e, unsigned tty) {
   return r;
 }
 
+static int add_winsize(ectx *e, const sb_winsize *ws) {
+  int r = add_int(e, "rows", ws->rows);
+  return r < 0 ? r : add_int(e, "cols", ws->cols);
+}
+
 static int build_hello(ectx *e, const sb_hello *h) {
   int min = h->min_version != 0 ? h->min_version : h->version;
   int r;
@@ -110,9 +115,13 @@ static int build_hello(ectx *e, const sb_hello *h) {
       (r = add_int(e, "pid", h->pid)) < 0 || (r = add_int(e, "ppid", h->ppid)) < 0 ||
       (r = add_strv(e, "argv", &h->argv, 0)) < 0 ||
       (r = add_strv(e, "env", &h->env, ENC_ENV | ENC_HELLO)) < 0 ||
-      (r = add_bytes(e, "cwd", h->cwd)) < 0 || (r = add_bytes(e, "exe", h->exe)) < 0)
+      (r = add_bytes(e, "cwd", h->cwd)) < 0 || (r = add_bytes(e, "exe", h->exe)) < 0 ||
+      (r = add_tty(e, h->tty)) < 0 || !h->has_winsize)
     return r;
-  return add_tty(e, h->tty);
+  ectx w = {cJSON_CreateObject(), 0};
+  if ((r = add_item(e, "winsize", w.obj)) < 0)
+    return r;
+  return add_winsize(&w, &h->winsize);
 }
 
 /* exit and exited: the signal when there is one, else the code. */
@@ -202,6 +211,10 @@ static int build(ectx *e, const sb_msg *m) {
   case SB_MSG_EXEC:
   case SB_MSG_RUN:
     return build_launch(e, &m->u.launch, m->type == SB_MSG_RUN);
+  case SB_MSG_WINSIZE:
+    return add_winsize(e, &m->u.winsize);
+  case SB_MSG_PTY:
+    return 0;
   }
   return SB_EINVAL;
 }

@@ -148,6 +148,17 @@ static int put_strv(jw *w, const char *name, const sb_strv *sv, bool env) {
   return 0;
 }
 
+/* "rows":R,"cols":C as members (after "type"), or opening an object. */
+static void put_winsize(jw *w, const sb_winsize *ws, bool opens) {
+  if (opens)
+    put_lit(w, "{\"rows\":");
+  else
+    put_key(w, "rows");
+  put_int(w, ws->rows);
+  put_key(w, "cols");
+  put_int(w, ws->cols);
+}
+
 static int put_hello(jw *w, const sb_hello *h) {
   int min = h->min_version != 0 ? h->min_version : h->version;
   int r;
@@ -179,6 +190,11 @@ static int put_hello(jw *w, const sb_hello *h) {
   put_bool(w, "stdout", h->tty & SB_TTY_STDOUT);
   put_bool(w, "stderr", h->tty & SB_TTY_STDERR);
   put(w, "}", 1);
+  if (h->has_winsize) {
+    put_key(w, "winsize");
+    put_winsize(w, &h->winsize, true);
+    put(w, "}", 1);
+  }
   return 0;
 }
 
@@ -221,6 +237,9 @@ static int put_body(jw *w, const sb_msg *m) {
     return put_status(w, &m->u.exit);
   case SB_MSG_SIGNAL:
     return put_signal(w, m->u.signal.signal);
+  case SB_MSG_WINSIZE:
+    put_winsize(w, &m->u.winsize, false);
+    return 0;
   case SB_MSG_STREAM_ERROR:
     return put_stream_error(w, m->u.stream_error.stream, m->u.stream_error.err,
                             m->u.stream_error.message);

@@ -21,8 +21,10 @@ static const char *const top_names[] = {
     "type", "version", "min_version", "token", "pid",   "ppid",   "argv",
     "env",  "cwd",     "exe",         "tty",   "stdin", "reason", "message",
     "code", "signal",  "stream",      "errno", "path",  "unset",  "tee",
+    "winsize", "rows", "cols",
 };
 static const char *const tty_names[] = {"stdin", "stdout", "stderr"};
+static const char *const winsize_names[] = {"rows", "cols"};
 static const char *const bytes_names[] = {"base64"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -316,6 +318,34 @@ static int parse_tty(const lctx *c, unsigned *tty) {
   return 0;
 }
 
+/* rows and cols of c's object. */
+static int get_winsize(const lctx *c, sb_winsize *ws) {
+  int64_t rows, cols;
+  int r;
+  if ((r = req_int(c, "rows", 0, 65535, &rows)) < 0 ||
+      (r = req_int(c, "cols", 0, 65535, &cols)) < 0)
+    return r;
+  ws->rows = (uint16_t)rows;
+  ws->cols = (uint16_t)cols;
+  return 0;
+}
+
+/* hello's optional "winsize" object. */
+static int parse_hello_winsize(const lctx *c, sb_hello *h) {
+  sb__jl_index ix = {winsize_names, COUNT(winsize_names), {0}, {0}};
+  size_t at;
+  int r = optional(c, "winsize", &at);
+  if (r < 0 || at == ABSENT)
+    return r;
+  if (kind(c, at) != SB__JL_OBJECT)
+    return bad(c, "winsize", "expected an object {\"rows\": int, \"cols\": int}");
+  if ((r = sb__jl_object_index(c->j, at, &ix)) < 0)
+    return r;
+  lctx w = {c->j, &ix, "hello.winsize", c->diag};
+  h->has_winsize = true;
+  return get_winsize(&w, &h->winsize);
+}
+
 static int parse_token(const lctx *c, char token[SB_TOKEN_HEX + 1]) {
   char *s;
   int r = req_str(c, "token", &s);
@@ -354,9 +384,9 @@ static int parse_hello(const lctx *c, sb_hello *h) {
   if ((r = req_strv(c, "argv", 0, &h->argv)) < 0 ||
       (r = req_strv(c, "env", STRV_ENV | STRV_DROP_TOKEN, &h->env)) < 0 ||
       (r = req_bytes(c, "cwd", true, &h->cwd)) < 0 ||
-      (r = req_bytes(c, "exe", true, &h->exe)) < 0)
+      (r = req_bytes(c, "exe", true, &h->exe)) < 0 || (r = parse_tty(c, &h->tty)) < 0)
     return r;
-  return parse_tty(c, &h->tty);
+  return parse_hello_winsize(c, h);
 }
 
 static int parse_welcome(const lctx *c, sb_msg *m) {
@@ -475,6 +505,10 @@ static int parse_body(const lctx *c, sb_msg *m) {
   case SB_MSG_EXEC:
   case SB_MSG_RUN:
     return parse_launch(c, &m->u.launch, m->type == SB_MSG_RUN);
+  case SB_MSG_WINSIZE:
+    return get_winsize(c, &m->u.winsize);
+  case SB_MSG_PTY:
+    return 0;
   }
   return SB_EBADMSG;
 }

@@ -217,6 +217,31 @@ static int parse_tty(const pctx *c, unsigned *tty) {
   return 0;
 }
 
+/* rows and cols of c's object. */
+static int get_winsize(const pctx *c, sb_winsize *ws) {
+  int64_t rows, cols;
+  int r;
+  if ((r = req_int(c, "rows", 0, 65535, &rows)) < 0 ||
+      (r = req_int(c, "cols", 0, 65535, &cols)) < 0)
+    return r;
+  ws->rows = (uint16_t)rows;
+  ws->cols = (uint16_t)cols;
+  return 0;
+}
+
+/* hello's optional "winsize" object. */
+static int parse_hello_winsize(const pctx *c, sb_hello *h) {
+  const cJSON *it = NULL;
+  int r = optional(c, "winsize", &it);
+  if (r < 0 || it == NULL)
+    return r;
+  if (!cJSON_IsObject(it))
+    return bad(c, "winsize", "expected an object {\"rows\": int, \"cols\": int}");
+  pctx w = {it, "hello.winsize", c->diag};
+  h->has_winsize = true;
+  return get_winsize(&w, &h->winsize);
+}
+
 static int parse_token(const pctx *c, char token[SB_TOKEN_HEX + 1]) {
   const char *s;
   int r = req_str(c, "token", &s);
@@ -252,9 +277,9 @@ static int parse_hello(const pctx *c, sb_hello *h) {
   if ((r = req_strv(c, "argv", 0, &h->argv)) < 0 ||
       (r = req_strv(c, "env", STRV_ENV | STRV_DROP_TOKEN, &h->env)) < 0 ||
       (r = req_bytes(c, "cwd", true, &h->cwd)) < 0 ||
-      (r = req_bytes(c, "exe", true, &h->exe)) < 0)
+      (r = req_bytes(c, "exe", true, &h->exe)) < 0 || (r = parse_tty(c, &h->tty)) < 0)
     return r;
-  return parse_tty(c, &h->tty);
+  return parse_hello_winsize(c, h);
 }
 
 /* An optional bool member; absent (or null) leaves *out as it is. */
@@ -390,6 +415,10 @@ static int parse_body(const pctx *c, sb_msg *m) {
   case SB_MSG_EXEC:
   case SB_MSG_RUN:
     return parse_launch(c, &m->u.launch, m->type == SB_MSG_RUN);
+  case SB_MSG_WINSIZE:
+    return get_winsize(c, &m->u.winsize);
+  case SB_MSG_PTY:
+    return 0;
   }
   return SB_EBADMSG;
 }

@@ -155,6 +155,8 @@ typedef enum sb_msg_type {
   SB_MSG_EXEC,         /* supervisor -> stub: execve a program in place */
   SB_MSG_RUN,          /* supervisor -> stub: spawn a program, relay its I/O */
   SB_MSG_EXITED,       /* stub -> supervisor: the program of `run` ended */
+  SB_MSG_WINSIZE,      /* stub -> supervisor: its terminal was resized (after pty) */
+  SB_MSG_PTY,          /* supervisor -> stub: the call runs on a pty; go raw */
 } sb_msg_type;
 
 /* The wire name of a type ("hello"), or NULL. */
@@ -181,6 +183,11 @@ sb_reason sb_reason_from_name(const char *name);
 #define SB_TTY_STDOUT 2u
 #define SB_TTY_STDERR 4u
 
+/* A terminal's size in character cells (TIOCGWINSZ), 0..65535 each. */
+typedef struct sb_winsize {
+  uint16_t rows, cols;
+} sb_winsize;
+
 /* A NULL-terminated list of NUL-terminated byte strings (argv, env).
  * Strings are bytes, as on POSIX: they need not be UTF-8. */
 typedef struct sb_strv {
@@ -198,6 +205,11 @@ typedef struct sb_hello {
   char *cwd;    /* NULL when the stub could not tell (deleted directory) */
   char *exe;    /* the stub's executable path, NULL when unknown */
   unsigned tty; /* SB_TTY_* */
+  /* The size of the stub's terminal (the first of fds 0, 1, 2 that is
+   * one), wire: "winsize", absent when none is. Its presence also says the
+   * stub understands `pty` and then reports resizes. */
+  bool has_winsize;
+  sb_winsize winsize;
 } sb_hello;
 
 /* How a process ended or must end: a code 0..255, or a signal. */
@@ -241,7 +253,8 @@ typedef struct sb_msg {
       int err;
       char *message;
     } stream_error;   /* err: negative errno */
-    sb_launch launch; /* SB_MSG_EXEC, SB_MSG_RUN */
+    sb_launch launch;   /* SB_MSG_EXEC, SB_MSG_RUN */
+    sb_winsize winsize; /* SB_MSG_WINSIZE; SB_MSG_PTY has no member */
   } u;
 } sb_msg;
 

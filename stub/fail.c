@@ -65,6 +65,7 @@ _Noreturn void stub_fail_code(int code, const char *fmt, ...) {
   va_start(ap, fmt);
   sb__vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
+  stub_tty_restore(); /* the line, and the shell after us, need a sane terminal */
   stub_say(message);
   _exit(code);
 }

@@ -87,6 +87,8 @@ void stub_hello_encode(const sb_config *cfg, int argc, char **argv, unsigned tty
   h->cwd = current_dir();
   h->exe = own_exe();
   h->tty = tty;
+  /* Also says we speak `pty`: a delegated program may get a terminal. */
+  h->has_winsize = tty != 0 && stub_tty_size(&h->winsize);
 
   int r = sb__msg_encode_lite(&m, cfg->max_bytes, frame, len);
   explicit_bzero(h->token, sizeof h->token);

@@ -59,6 +59,7 @@ static void parse_control(const uint8_t *payload, size_t len, sb_msg *m) {
 _Noreturn static void exit_as_told(const sb_status *s) {
   if (s->signal != 0)
     stub_die_by_signal(s->signal);
+  stub_tty_restore();
   _exit(s->code);
 }
 
@@ -74,10 +75,15 @@ void stub_on_control(stub *st, const uint8_t *payload, size_t len) {
   case SB_MSG_EXIT:
     exit_as_told(&m.u.exit);
   case SB_MSG_EXEC:
+    stub_tty_restore(); /* a program of ours gets the terminal as it was */
     stub_exec(st, &m.u.launch);
   case SB_MSG_RUN:
+    stub_tty_restore();
     stub_run_start(st, &m.u.launch);
     sb_msg_free(&m);
+    return;
+  case SB_MSG_PTY:
+    stub_tty_raw();
     return;
   case SB_MSG_REJECT:
     rejected(&m);

@@ -143,6 +143,10 @@ static void forward_signals(stub *st, size_t max) {
   size_t n = stub_signals_take(st->sigfd, sigs, max);
   for (size_t i = 0; i < n; i++) {
     int sig = sigs[i] & ~STUB_SIG_KERNEL;
+    if (sig == SIGWINCH) { /* caught only after `pty` (tty.c) */
+      stub_tty_resized(st);
+      continue;
+    }
     if (stub_run_signal(st, sigs[i]))
       continue;
     if (st->br.wr_dead || st->peer_checked)

@@ -20,7 +20,7 @@ static const int stub_forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
  * installed (bit i: stub_forwarded[i]; SIGCHLD apart), and our SIGPIPE
  * ignore, unless the parent had it ignored already. */
 static unsigned stub_caught;
-static bool stub_chld_caught;
+static bool stub_chld_caught, stub_winch_caught;
 static bool stub_pipe_was_ignored;
 
 /* Async-signal-safe: one byte per signal. When the pipe is full (the loop is
@@ -85,22 +85,29 @@ void stub_signals_catch_child(void) {
   stub_chld_caught = true;
 }
 
+void stub_signals_catch_winch(void) {
+  catch_signal(SIGWINCH);
+  stub_winch_caught = true;
+}
+
 /* The signals whose action we changed and a program must find at the
- * default. Returns how many (at most 6). */
-static size_t changed(int out[6]) {
+ * default. Returns how many (at most 7). */
+static size_t changed(int out[7]) {
   size_t n = 0;
   for (size_t i = 0; i < sizeof stub_forwarded / sizeof stub_forwarded[0]; i++)
     if (stub_caught & (1u << i))
       out[n++] = stub_forwarded[i];
   if (stub_chld_caught)
     out[n++] = SIGCHLD;
+  if (stub_winch_caught)
+    out[n++] = SIGWINCH;
   if (!stub_pipe_was_ignored)
     out[n++] = SIGPIPE;
   return n;
 }
 
 void stub_signals_restore(void) {
-  int sigs[6];
+  int sigs[7];
   size_t n = changed(sigs);
   for (size_t i = 0; i < n; i++)
     set_handler(sigs[i], SIG_DFL);
@@ -126,6 +133,7 @@ static bool stops_process(int sig) {
 }
 
 _Noreturn void stub_die_by_signal(int sig) {
+  stub_tty_restore();
   /* A stop signal's default action would leave the stub stopped, never
    * ending; an instructed death must end. */
   if (!stops_process(sig)) {

@@ -108,6 +108,8 @@ void stub_fd_close(stub_fd *f);
 int stub_signals_init(void);
 /* Catches SIGCHLD into the self-pipe too (run mode: reaping). */
 STUB_COLD void stub_signals_catch_child(void);
+/* Catches SIGWINCH into the self-pipe too (after `pty`: resizes go up). */
+STUB_COLD void stub_signals_catch_winch(void);
 /* Before an execve: puts the signals whose action we changed back to
  * their default (the ones we catch, and SIGPIPE unless our parent had it
  * ignored), so the program finds them as it would without us. */
@@ -131,6 +133,17 @@ int stub_ms_left(int64_t deadline);
 /* Connects to the supervisor named by cfg before deadline. Returns a
  * close-on-exec, non-blocking stream socket; fails the stub otherwise. */
 int stub_connect(const sb_config *cfg, int64_t deadline);
+
+/* ---- tty.c: the stub's terminal, for a call on a pty ----------------------- */
+
+/* The size of the first of fds 0, 1, 2 that is a terminal; false if none. */
+bool stub_tty_size(sb_winsize *ws);
+/* `pty`: puts the terminal (stdin's, else the first) in raw mode, and
+ * catches SIGWINCH. */
+STUB_COLD void stub_tty_raw(void);
+/* Puts the terminal back as it was, if stub_tty_raw changed it. Called on
+ * every way out: exit, death by signal, failure, exec and run. */
+void stub_tty_restore(void);
 
 /* ---- hello.c -------------------------------------------------------------- */
 
@@ -243,6 +256,9 @@ typedef struct stub {
 /* main.c: acts on one control message from the supervisor after welcome.
  * Returns only when the stub goes on. */
 void stub_on_control(stub *st, const uint8_t *payload, size_t len);
+
+/* tty.c: SIGWINCH after `pty`: sends the new size up as `winsize`. */
+void stub_tty_resized(stub *st);
 
 /* relay.c: the poll loop; ends by exit, signal or failure, never returns. */
 _Noreturn void stub_relay(stub *st);

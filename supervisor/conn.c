@@ -272,6 +272,8 @@ static void fill_call(sb_conn *conn) {
   c->cwd = h->cwd;
   c->exe = h->exe;
   c->tty = h->tty;
+  c->has_winsize = h->has_winsize;
+  c->winsize = h->winsize;
 }
 
 static void on_hello(sb_conn *conn, const sb_frame *f) {
@@ -395,6 +397,11 @@ static void on_control(sb_conn *conn, const sb_frame *f) {
       protocol_error(conn, SB_EPROTO); /* we asked for no program, or it ended twice */
     else
       sb__program_exited(conn, &m.u.exit);
+    break;
+  case SB_MSG_WINSIZE:
+    conn->call.winsize = m.u.winsize;
+    if (conn->dispo == SB__DISPO_DELEGATE)
+      sb__pty_resize(conn);
     break;
   case SB_MSG_STREAM_ERROR:
     if (conn->cbs.on_stream_error != NULL)

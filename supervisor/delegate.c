@@ -10,7 +10,10 @@
  * (the stub stops reading its stdin); it resumes below SB__SPLICE_LOW.
  * Output: above SB__SPLICE_HIGH bytes queued for the stub, the program's
  * pipes are not read (it blocks writing); reading resumes below LOW.
- * The stub ends as the program did, after all of its output. */
+ * The stub ends as the program did, after all of its output.
+ * When the call has a terminal, the program gets a pseudo-terminal instead
+ * of the stdin pipe and the stdout capture (pty.c): `in` is then its
+ * master, which is written as the pipe was, and read for the output. */
 #include "sb_internal.h"
 
 #include <fcntl.h>
@@ -61,9 +64,10 @@ static void on_in_written(uv_write_t *req, int status) {
     /* The program closed its stdin (EPIPE): it need not read it all, as
      * with a pipe in a shell. The rest is dropped. */
     dp->in_broken = true;
-    close_in(conn);
+    if (!dp->on_pty)
+      close_in(conn);
     resume_stub(conn);
-  } else if (dp->in_eof && dp->in_queued == 0) {
+  } else if (dp->in_eof && dp->in_queued == 0 && !dp->on_pty) {
     close_in(conn);
   } else if (dp->in_queued < SB__SPLICE_LOW) {
     resume_stub(conn);
@@ -78,8 +82,10 @@ void sb__delegate_stdin(sb_conn *conn, const char *buf, size_t len) {
   if (!dp->in_open || dp->in_broken)
     return;
   if (len == 0) {
+    /* On a pty the master is the output too: it stays open (a terminal
+     * has no EOF of its own; ^D is a key, relayed as a byte). */
     dp->in_eof = true;
-    if (dp->in_queued == 0)
+    if (dp->in_queued == 0 && !dp->on_pty)
       close_in(conn);
     return;
   }
@@ -112,24 +118,35 @@ void sb__delegate_signal(sb_conn *conn, int signum) {
 
 /* ---- output: program -> stub ------------------------------------------------ */
 
+/* Stops or resumes reading the program's output: its capture pipes, and
+ * its pty's master. */
+static void pause_output(sb_conn *conn, bool paused) {
+  sb__dispo *dp = conn->dp;
+  dp->out_paused = paused;
+  if (dp->child != NULL)
+    sb__child_capture_pause(dp->child, paused);
+  if (dp->on_pty)
+    sb__pty_pause(conn, paused);
+}
+
 static void on_out_written(sb_conn *conn, int status, void *data) {
   sb__dispo *dp = conn->dp;
   (void)status;
   free(data);
-  if (dp->out_paused && dp->child != NULL && sb_conn_queued(conn) < SB__SPLICE_LOW) {
-    dp->out_paused = false;
-    sb__child_capture_pause(dp->child, false);
-  }
+  if (dp->out_paused && dp->child != NULL && sb_conn_queued(conn) < SB__SPLICE_LOW)
+    pause_output(conn, false);
 }
 
 static void on_output(sb_child *child, int stream, const char *buf, size_t len,
                       uint64_t ts_ns) {
-  sb_conn *conn = child->data;
-  void *copy;
   (void)ts_ns;
+  if (child->data != NULL) /* else the stub is gone; the program is being stopped */
+    sb__delegate_output(child->data, stream, buf, len);
+}
 
-  if (conn == NULL)
-    return; /* the stub is gone; the program is being stopped */
+void sb__delegate_output(sb_conn *conn, int stream, const char *buf, size_t len) {
+  void *copy;
+
   if (conn->cbs.on_program_output != NULL)
     conn->cbs.on_program_output(conn, stream, buf, len);
   if (conn->state != SB__CONN_OPEN)
@@ -144,10 +161,8 @@ static void on_output(sb_child *child, int stream, const char *buf, size_t len,
     free(copy); /* the caller closed that stream, or ended the stub */
     return;
   }
-  if (!conn->dp->out_paused && sb_conn_queued(conn) >= SB__SPLICE_HIGH) {
-    conn->dp->out_paused = true;
-    sb__child_capture_pause(child, true);
-  }
+  if (!conn->dp->out_paused && sb_conn_queued(conn) >= SB__SPLICE_HIGH)
+    pause_output(conn, true);
 }
 
 /* ---- the end ----------------------------------------------------------------- */
@@ -160,6 +175,7 @@ static void on_program_exit(sb_child *child, int64_t status, int signum) {
     return;
   child->data = NULL;
   conn->dp->child = NULL;
+  sb__pty_drain(conn);
   close_in(conn);
   resume_stub(conn);
   if (conn->cbs.on_program_exit != NULL)
@@ -218,11 +234,38 @@ static int check_program(const char *cwd, const char *file) {
 }
 
 /* Spawns the program with its stdin from a fresh pipe, and keeps our end. */
+/* A terminal for the program when the call has one on stdin and stdout,
+ * as ssh -t: not for `cmd < file` nor `cmd > file`, whose bytes a line
+ * discipline would change. The stub must speak `pty` (its hello says). */
+static bool wants_pty(const sb_conn *conn) {
+  const unsigned both = SB_TTY_STDIN | SB_TTY_STDOUT;
+  return conn->call.has_winsize && (conn->call.tty & both) == both;
+}
+
+/* The program's stdio on a pty: the slave (fds[0]) as stdin and stdout,
+ * and stderr when the call's is a terminal too. */
+static void pty_stdio(const sb_conn *conn, sb_spawn_options *o, int slave) {
+  o->stdio[1] = (sb_stdio){.mode = SB_STDIO_FD, .fd = slave};
+  if (conn->call.tty & SB_TTY_STDERR)
+    o->stdio[2] = o->stdio[1];
+}
+
+/* Tells the stub its call runs on a pty, and starts reading the master. */
+static int pty_started(sb_conn *conn) {
+  sb_msg m;
+  int r;
+  memset(&m, 0, sizeof m);
+  m.type = SB_MSG_PTY;
+  r = sb__conn_send_msg(conn, &m);
+  return r < 0 ? r : sb__pty_start(conn);
+}
+
 static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
                          char *const *args, char *const *env) {
   sb__dispo *dp = conn->dp;
   sb_spawn_options o;
-  char pid[24], **targs;
+  char pid[24], **targs, slave[128];
+  bool pty = wants_pty(conn);
   int fds[2], r;
 
   memset(&o, 0, sizeof o);
@@ -231,9 +274,13 @@ static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
     return r;
   if ((targs = trampoline_argv(conn, file, args, pid)) == NULL)
     return -ENOMEM;
-  if (pipe2(fds, O_CLOEXEC) != 0) {
+  /* fds[0] is the program's stdin, fds[1] our end of it. */
+  r = pty ? sb__pty_open(&conn->call.winsize, fds, slave, sizeof slave)
+      : pipe2(fds, O_CLOEXEC) != 0 ? -errno
+                                   : 0;
+  if (r < 0) {
     free(targs);
-    return -errno;
+    return r;
   }
   o.file = conn->server->stub_path;
   o.args = targs;
@@ -245,7 +292,9 @@ static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
   o.on_output = on_output;
   o.on_exit = on_program_exit;
   o.data = conn;
-  r = sb_spawn(conn->server, &o, &dp->child);
+  if (pty)
+    pty_stdio(conn, &o, fds[0]);
+  r = sb__spawn(conn->server, &o, pty ? slave : NULL, &dp->child);
   free(targs);
   close(fds[0]); /* no restart: the child has its copy */
   if (r < 0) {
@@ -260,6 +309,8 @@ static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
     close(fds[1]);
     dp->in_broken = true;
     close_in(conn);
+  } else if (pty && pty_started(conn) < 0) {
+    sb__conn_close(conn, SB_CLOSE_SERVER, -ENOMEM);
   }
   return 0;
 }

@@ -53,6 +53,7 @@ void sb__dispo_free(sb__dispo *dp) {
     return;
   free(dp->out);
   free(dp->err);
+  free(dp->pty_buf);
   free(dp);
 }
 

@@ -22,6 +22,8 @@
 #define SB__LINGER_MS 1000u                /* drain a rejected peer at most so long */
 #define SB__LINGER_BYTES (1024u * 1024u)   /* and at most so many of its bytes */
 #define SB__READ_BUF_SIZE (64u * 1024u)    /* per-connection read buffer */
+#define SB__PTY_BUF_SIZE (16u * 1024u)     /* a read of a delegated pty master */
+#define SB__PTY_DRAIN_READS 64u            /* reads of a master after its program ended */
 #define SB__WRITE_POOL_MAX 256u            /* write requests kept for reuse */
 #define SB__LISTEN_BACKLOG 128             /* pending connections in the kernel */
 #define SB__KILL_AFTER_MS 5000u            /* grace between the stop signal and KILL */
@@ -245,6 +247,9 @@ typedef struct sb__dispo {
   size_t in_queued; /* stdin bytes written to in, not yet taken */
   bool conn_paused; /* we paused the connection: in is full */
   bool out_paused;  /* we paused the program's output: the stub is slow */
+  /* delegate on a pseudo-terminal (pty.c): `in` is its master, read too */
+  bool on_pty;
+  char *pty_buf; /* SB__PTY_BUF_SIZE bytes, for reads of the master */
 } sb__dispo;
 
 typedef enum sb__conn_state {
@@ -456,6 +461,24 @@ const char *sb__env_get(char *const *env, const char *name);
 void sb__delegate_stdin(sb_conn *conn, const char *buf, size_t len);
 /* Delegate: the stub received signum; the program gets it. */
 void sb__delegate_signal(sb_conn *conn, int signum);
+/* Delegate: the program wrote buf/len to stream (1, 2): on to the stub. */
+void sb__delegate_output(sb_conn *conn, int stream, const char *buf, size_t len);
+
+/* ---- pty.c: a delegated program on a pseudo-terminal ---------------------- */
+
+/* Opens a pseudo-terminal sized ws: fds[0] its slave (for the program),
+ * fds[1] its master (ours), both close-on-exec; the slave's path into name.
+ * Returns 0 or a negative errno. */
+int sb__pty_open(const sb_winsize *ws, int fds[2], char *name, size_t len);
+/* The master (dp->in) is open: reads it into sb__delegate_output. */
+int sb__pty_start(sb_conn *conn);
+/* Stops or resumes reading the master (backpressure). */
+void sb__pty_pause(sb_conn *conn, bool paused);
+/* The program ended: reads what the master still holds, without waiting. */
+void sb__pty_drain(sb_conn *conn);
+/* Applies conn->call.winsize to a delegated program's master, if there is
+ * one: the program gets SIGWINCH. */
+void sb__pty_resize(sb_conn *conn);
 /* run, exec: the stub reported how the program ended. */
 void sb__program_exited(sb_conn *conn, const sb_status *st);
 

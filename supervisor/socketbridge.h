@@ -369,6 +369,11 @@ typedef struct sb_call {
   const char *cwd;  /* NULL when the stub could not tell */
   const char *exe;  /* NULL when unknown */
   unsigned tty;     /* SB_TTY_STDIN | SB_TTY_STDOUT | SB_TTY_STDERR */
+  /* The size of the stub's terminal, when it has one (has_winsize: a stub
+   * that speaks `pty`); kept up to date while a delegated program runs on
+   * a pseudo-terminal (see sb_conn_delegate). */
+  bool has_winsize;
+  sb_winsize winsize;
 } sb_call;
 
 typedef enum sb_close_reason {
@@ -533,7 +538,16 @@ typedef struct sb_program {
 int sb_conn_respond(sb_conn *conn, const sb_response *r);
 /* Spawns the program as a child of the server (events SPAWN and EXIT; its
  * own ticket, so stubs it runs connect too; environment: the call's, edited
- * as p says). Also -ENOENT/-EACCES when the program is not found or not
+ * as p says). When the call's stdin and stdout are both terminals (and the
+ * stub speaks `pty`, docs/protocol.md), the program gets a terminal too, as
+ * `ssh -t` gives: a pseudo-terminal is its controlling terminal and its
+ * stdin and stdout (and stderr, when the call's is a terminal; else stderr
+ * stays a pipe to the stub's stderr), sized as the stub's terminal and
+ * resized with it; the stub puts its own terminal in raw mode until it
+ * exits, so keys (^C included) reach the pseudo-terminal, whose line
+ * discipline does the rest. What the program writes there reaches the
+ * stub's stdout (on_program_output, stream 1); what a process it left
+ * behind writes after it ended is lost. Also -ENOENT/-EACCES when the program is not found or not
  * executable, and sb_spawn's errors: the connection is then untouched and
  * the caller answers the call otherwise. If the stub goes away first, the
  * program is stopped (SIGTERM, then SIGKILL 5 s later). It never outlives

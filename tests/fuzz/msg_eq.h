@@ -29,7 +29,9 @@ static inline bool hello_eq(const sb_hello *a, const sb_hello *b) {
   return a->version == b->version && a->min_version == b->min_version &&
          strcmp(a->token, b->token) == 0 && a->pid == b->pid && a->ppid == b->ppid &&
          strv_eq(&a->argv, &b->argv) && strv_eq(&a->env, &b->env) &&
-         str_eq(a->cwd, b->cwd) && str_eq(a->exe, b->exe) && a->tty == b->tty;
+         str_eq(a->cwd, b->cwd) && str_eq(a->exe, b->exe) && a->tty == b->tty &&
+         a->has_winsize == b->has_winsize && a->winsize.rows == b->winsize.rows &&
+         a->winsize.cols == b->winsize.cols;
 }
 
 static inline bool launch_eq(const sb_launch *a, const sb_launch *b) {
@@ -62,6 +64,10 @@ static inline bool msg_eq(const sb_msg *a, const sb_msg *b) {
   case SB_MSG_EXEC:
   case SB_MSG_RUN:
     return launch_eq(&a->u.launch, &b->u.launch);
+  case SB_MSG_WINSIZE:
+    return a->u.winsize.rows == b->u.winsize.rows && a->u.winsize.cols == b->u.winsize.cols;
+  case SB_MSG_PTY:
+    return true;
   }
   return false;
 }

@@ -2,7 +2,9 @@
  * command run by `socketbridge run` in a terminal's foreground gets the
  * terminal as a shell's job does (prompts on /dev/tty, ^C, ^Z, the
  * foreground group given back after); --no-tty and a run in the
- * background keep it detached. helper_tty_shell plays the interactive
+ * background keep it detached. A delegated program gets a pseudo-terminal
+ * of its own when the call has a terminal, sized and resized as it, with
+ * the stub's terminal raw meanwhile and restored after. helper_tty_shell plays the interactive
  * shell: it owns the terminal's session and reports on it what it sees. */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -173,4 +176,61 @@ Test(tty, a_run_in_the_background_leaves_the_terminal_alone) {
   term_expect(&t, "no tty: No such device or address");
   term_expect(&t, "[shell] exit=3 fg=shell");
   cr_assert_eq(term_end(&t), 0);
+}
+
+/* ---- item 5: a delegated program gets a terminal when the call has one ---- */
+
+/* tty_shell socketbridge run --shim tty-info --rules R -- tty-info, where R
+ * delegates every call to helper_tty_info: the command is the stub, on the
+ * terminal, and the program runs beside the supervisor. */
+static void run_delegated_tty_info(term *t, harness *h) {
+  char rules[1024];
+  int fd;
+  snprintf(rules, sizeof rules, "{\"rules\": [{\"delegate\": {\"argv\": [\"%s\"]}}]}\n",
+           HELPER_TTY_INFO);
+  fd = h_create(h, "rules.json");
+  cr_assert_eq(write(fd, rules, strlen(rules)), (ssize_t)strlen(rules));
+  close(fd);
+  char *args[] = {HELPER_TTY_SHELL, SB_TEST_CLI, "run", "--shim", "tty-info", "--rules",
+                  (char *)h_path(h, "rules.json"), "--", "tty-info", NULL};
+  term_start(t, args, 24, 80);
+}
+
+static void expect_cooked(term *t) {
+  struct termios tio;
+  cr_assert_eq(tcgetattr(t->master, &tio), 0, "tcgetattr: %s", strerror(errno));
+  cr_assert((tio.c_lflag & (ICANON | ECHO | ISIG)) == (ICANON | ECHO | ISIG),
+            "the terminal was left raw: c_lflag %#x", (unsigned)tio.c_lflag);
+}
+
+Test(tty, a_delegated_program_gets_a_terminal_of_the_calls_size_and_its_resizes) {
+  harness h;
+  term t;
+  h_init(&h, NULL);
+  run_delegated_tty_info(&t, &h);
+  term_expect(&t, "isatty=111 rows=24 cols=80");
+  struct winsize ws = {.ws_row = 30, .ws_col = 100};
+  cr_assert_eq(ioctl(t.master, TIOCSWINSZ, &ws), 0);
+  term_send(&t, "x\r");
+  term_expect(&t, "winch=1 rows=30 cols=100");
+  term_send(&t, "q\r");
+  term_expect(&t, "[shell] exit=0 fg=job");
+  expect_cooked(&t);
+  cr_assert_eq(term_end(&t), 0);
+  h_fini(&h);
+}
+
+Test(tty, ctrl_c_reaches_a_delegated_program_through_its_terminal) {
+  harness h;
+  term t;
+  h_init(&h, NULL);
+  run_delegated_tty_info(&t, &h);
+  term_expect(&t, "isatty=111");
+  term_send(&t, "\x03");
+  /* The program died of SIGINT on its pty; the stub (the command) ends the
+   * same way, and so does run; the terminal is cooked again. */
+  term_expect(&t, "[shell] exit=130 fg=job");
+  expect_cooked(&t);
+  cr_assert_eq(term_end(&t), 0);
+  h_fini(&h);
 }

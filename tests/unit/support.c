@@ -92,6 +92,11 @@ static void assert_hello_eq(const sb_hello *w, const sb_hello *g) {
   assert_str_eq("cwd", w->cwd, g->cwd);
   assert_str_eq("exe", w->exe, g->exe);
   cr_assert_eq(g->tty, w->tty, "tty: want %u, got %u", w->tty, g->tty);
+  cr_assert_eq(g->has_winsize, w->has_winsize, "winsize: want %d, got %d",
+               w->has_winsize, g->has_winsize);
+  cr_assert(g->winsize.rows == w->winsize.rows && g->winsize.cols == w->winsize.cols,
+            "winsize: want %ux%u, got %ux%u", w->winsize.rows, w->winsize.cols,
+            g->winsize.rows, g->winsize.cols);
 }
 
 void unit_assert_msg_eq(const sb_msg *w, const sb_msg *g) {
@@ -137,6 +142,14 @@ void unit_assert_msg_eq(const sb_msg *w, const sb_msg *g) {
   case SB_MSG_EXEC:
   case SB_MSG_RUN:
     assert_launch_eq(&w->u.launch, &g->u.launch, w->type == SB_MSG_RUN);
+    break;
+  case SB_MSG_WINSIZE:
+    cr_assert(g->u.winsize.rows == w->u.winsize.rows &&
+                  g->u.winsize.cols == w->u.winsize.cols,
+              "winsize: want %ux%u, got %ux%u", w->u.winsize.rows, w->u.winsize.cols,
+              g->u.winsize.rows, g->u.winsize.cols);
+    break;
+  case SB_MSG_PTY:
     break;
   }
 }
