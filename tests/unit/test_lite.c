@@ -82,6 +82,7 @@ Test(lite, parses_every_message_the_supervisor_sends) {
                            .u.reject = {SB_REASON_BAD_TOKEN, "no \"such\" token\n"}});
   lite_roundtrip(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.code = 255}});
   lite_roundtrip(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.signal = SIGTERM}});
+  lite_roundtrip(&(sb_msg){.type = SB_MSG_PTY});
   for (int t = SB_MSG_EXEC; t <= SB_MSG_RUN; t++) {
     memset(&m, 0, sizeof m);
     m.type = (sb_msg_type)t;
@@ -114,6 +115,12 @@ Test(lite, encodes_every_message_the_stub_sends_as_cjson_does) {
   h->exe = "/usr/bin/socketbridge-stub";
   h->argv = (sb_strv){NULL, 0};
   cr_assert_eq(encode_both(&m, 0), 0);
+  h->has_winsize = true;
+  h->winsize = (sb_winsize){24, 80};
+  cr_assert_eq(encode_both(&m, 0), 0);
+
+  cr_assert_eq(
+      encode_both(&(sb_msg){.type = SB_MSG_WINSIZE, .u.winsize = {65535, 0}}, 0), 0);
 
   cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {SIGINT}}, 0), 0);
   cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.code = 0}}, 0),

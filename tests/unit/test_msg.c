@@ -53,6 +53,35 @@ Test(msg, a_hello_round_trips_every_tty_combination) {
   }
 }
 
+Test(msg, a_hello_round_trips_with_its_terminal_size) {
+  sb_winsize sizes[] = {{24, 80}, {0, 0}, {65535, 65535}};
+  for (size_t i = 0; i < 3; i++) {
+    sb_msg m = hello_msg(NULL, NULL);
+    m.u.hello.has_winsize = true;
+    m.u.hello.winsize = sizes[i];
+    roundtrip_and_compare(&m);
+  }
+}
+
+Test(msg, winsize_and_pty_round_trip) {
+  sb_msg w = {.type = SB_MSG_WINSIZE, .u.winsize = {50, 132}};
+  sb_msg p = {.type = SB_MSG_PTY};
+  roundtrip_and_compare(&w);
+  roundtrip_and_compare(&p);
+}
+
+Test(msg, a_hello_without_winsize_reads_as_no_terminal_size) {
+  sb_msg m;
+  sb_diag d;
+  const char *json = "{\"type\":\"hello\",\"version\":1,\"token\":\"" TEST_TOKEN
+                     "\",\"pid\":2,\"ppid\":1,\"argv\":[],\"env\":[],\"cwd\":null,"
+                     "\"exe\":null,\"tty\":{\"stdin\":true,\"stdout\":true,"
+                     "\"stderr\":true}}";
+  cr_assert_eq(sb_msg_parse((const uint8_t *)json, strlen(json), &m, &d), 0, "%s", d.msg);
+  cr_assert(!m.u.hello.has_winsize, "an old stub's hello has no winsize");
+  sb_msg_free(&m);
+}
+
 Test(msg, a_hello_never_carries_the_token_variable_in_env) {
   char *env[] = {"A=1", "SOCKETBRIDGE_TOKEN=" TEST_TOKEN, "B=2", NULL};
   char *want_env[] = {"A=1", "B=2", NULL};
@@ -180,12 +209,12 @@ Test(msg, reason_names_are_the_wire_names) {
 }
 
 Test(msg, type_names_are_the_wire_names) {
-  const char *want[] = {NULL,     "hello",        "welcome", "reject", "exit",
-                        "signal", "stream_error", "exec",    "run",    "exited"};
-  for (int t = 1; t <= SB_MSG_EXITED; t++)
+  const char *want[] = {NULL,     "hello",        "welcome", "reject", "exit",   "signal",
+                        "stream_error", "exec",    "run",    "exited", "winsize", "pty"};
+  for (int t = 1; t <= SB_MSG_PTY; t++)
     cr_assert_str_eq(sb_msg_type_name((sb_msg_type)t), want[t], "type %d", t);
   cr_assert_null(sb_msg_type_name(0));
-  cr_assert_null(sb_msg_type_name((sb_msg_type)10));
+  cr_assert_null(sb_msg_type_name((sb_msg_type)12));
 }
 
 Test(msg, exit_and_exited_round_trip_with_a_code_or_a_signal) {

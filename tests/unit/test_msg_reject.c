@@ -207,6 +207,18 @@ ParameterizedTestParameters(msg_reject, refuses_a_malformed_message_naming_the_f
       {HELLO("\"tty\":{\"stdin\":true,\"stdout\":1,\"stderr\":true},", H_VERSION, H_TOKEN,
              H_PIDS, H_ARGV, H_ENV, H_PATHS),
        "hello.tty.stdout: expected true or false"},
+      {HELLO(H_TTY "\"winsize\":[24,80],", H_VERSION, H_TOKEN, H_PIDS, H_ARGV, H_ENV,
+             H_PATHS),
+       "hello.winsize: expected an object"},
+      {HELLO(H_TTY "\"winsize\":{\"cols\":80},", H_VERSION, H_TOKEN, H_PIDS, H_ARGV,
+             H_ENV, H_PATHS),
+       "hello.winsize.rows: missing"},
+      {HELLO(H_TTY "\"winsize\":{\"rows\":24,\"cols\":65536},", H_VERSION, H_TOKEN,
+             H_PIDS, H_ARGV, H_ENV, H_PATHS),
+       "hello.winsize.cols: expected an integer in 0..65535"},
+      {"{\"type\":\"winsize\",\"rows\":24}", "winsize.cols: missing"},
+      {"{\"type\":\"winsize\",\"rows\":-1,\"cols\":80}",
+       "winsize.rows: expected an integer in 0..65535"},
   };
   return cr_make_param_array(bad_case, cases, sizeof cases / sizeof cases[0]);
 }
