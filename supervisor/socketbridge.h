@@ -256,8 +256,11 @@ typedef enum sb_restart {
  *   SIGTTOU (^Z) stops the supervisor's process too, with the same signal,
  *   so the shell that started it sees its job stop; once the supervisor is
  *   continued (fg, bg), the run gets the terminal back if the supervisor
- *   is in the foreground, and SIGCONT. A run stopped by SIGSTOP (someone's
- *   kill) only gives the terminal back; it gets it again when continued.
+ *   is in the foreground, and SIGCONT. (Where the kernel discards the stop,
+ *   the supervisor's process group being orphaned, e.g. a session leader
+ *   under script(1), the run is continued at once.) A run stopped by
+ *   SIGSTOP (someone's kill) only gives the terminal back; it gets it again
+ *   when continued.
  *   While the supervisor is stopped its loop is too: deadlines count the
  *   time stopped (a deadline past due fires on SIGCONT).
  *   When the supervisor has no controlling terminal, or is not in its
