@@ -233,7 +233,6 @@ static int check_program(const char *cwd, const char *file) {
   return sb__can_exec(file);
 }
 
-/* Spawns the program with its stdin from a fresh pipe, and keeps our end. */
 /* A terminal for the program when the call has one on stdin and stdout,
  * as ssh -t: not for `cmd < file` nor `cmd > file`, whose bytes a line
  * discipline would change. The stub must speak `pty` (its hello says). */
@@ -260,6 +259,8 @@ static int pty_started(sb_conn *conn) {
   return r < 0 ? r : sb__pty_start(conn);
 }
 
+/* Spawns the program with its stdin from a fresh pipe (or a pty), and
+ * keeps our end. */
 static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
                          char *const *args, char *const *env) {
   sb__dispo *dp = conn->dp;
@@ -309,8 +310,8 @@ static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
     close(fds[1]);
     dp->in_broken = true;
     close_in(conn);
-  } else if (pty && pty_started(conn) < 0) {
-    sb__conn_close(conn, SB_CLOSE_SERVER, -ENOMEM);
+  } else if (pty && (r = pty_started(conn)) < 0) {
+    sb__conn_close(conn, SB_CLOSE_SERVER, r); /* the program is stopped */
   }
   return 0;
 }
