@@ -18,10 +18,9 @@
 
 /* Every member name of every message type: one index serves all types. */
 static const char *const top_names[] = {
-    "type", "version", "min_version", "token", "pid",   "ppid",   "argv",
-    "env",  "cwd",     "exe",         "tty",   "stdin", "reason", "message",
-    "code", "signal",  "stream",      "errno", "path",  "unset",  "tee",
-    "winsize", "rows", "cols",
+    "type",   "version", "min_version", "token", "pid",    "ppid",    "argv", "env",
+    "cwd",    "exe",     "tty",         "stdin", "reason", "message", "code", "signal",
+    "stream", "errno",   "path",        "unset", "tee",    "winsize", "rows", "cols",
 };
 static const char *const tty_names[] = {"stdin", "stdout", "stderr"};
 static const char *const winsize_names[] = {"rows", "cols"};

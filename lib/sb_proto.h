@@ -253,7 +253,7 @@ typedef struct sb_msg {
       int err;
       char *message;
     } stream_error;   /* err: negative errno */
-    sb_launch launch;   /* SB_MSG_EXEC, SB_MSG_RUN */
+    sb_launch launch; /* SB_MSG_EXEC, SB_MSG_RUN */
     sb_winsize winsize; /* SB_MSG_WINSIZE; SB_MSG_PTY has no member */
   } u;
 } sb_msg;

@@ -300,10 +300,11 @@ static int spawn(const sb_child *child, const sb__stdio_plan *plan, char **env,
    * the whole group. Detached, a session of its own too: leaving the
    * controlling terminal is what makes ssh and git use an askpass helper;
    * inherited terminal fds still work, as the child is in no session of
-   * theirs (session_actions). Every signal at its default (KILL and STOP just fail) and none
-   * blocked: no disposition or mask of ours reaches the program. */
-  posix_spawnattr_setflags(&attr, (tty_fd >= 0 ? POSIX_SPAWN_SETPGROUP : POSIX_SPAWN_SETSID) |
-                                      POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+   * theirs (session_actions). Every signal at its default (KILL and STOP just fail) and
+   * none blocked: no disposition or mask of ours reaches the program. */
+  posix_spawnattr_setflags(&attr,
+                           (tty_fd >= 0 ? POSIX_SPAWN_SETPGROUP : POSIX_SPAWN_SETSID) |
+                               POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setsigmask(&attr, &none);
 

@@ -104,6 +104,7 @@ void sb__pty_resize(sb_conn *conn) {
                       .ws_col = conn->call.winsize.cols};
   uv_os_fd_t fd;
   /* The kernel sends SIGWINCH to the pty's foreground group. */
-  if (dp != NULL && dp->on_pty && dp->in_open && uv_fileno((uv_handle_t *)&dp->in, &fd) == 0)
+  if (dp != NULL && dp->on_pty && dp->in_open &&
+      uv_fileno((uv_handle_t *)&dp->in, &fd) == 0)
     ioctl(fd, TIOCSWINSZ, &w);
 }

@@ -550,8 +550,8 @@ int sb_conn_respond(sb_conn *conn, const sb_response *r);
  * exits, so keys (^C included) reach the pseudo-terminal, whose line
  * discipline does the rest. What the program writes there reaches the
  * stub's stdout (on_program_output, stream 1); what a process it left
- * behind writes after it ended is lost. Also -ENOENT/-EACCES when the program is not found or not
- * executable, and sb_spawn's errors: the connection is then untouched and
+ * behind writes after it ended is lost. Also -ENOENT/-EACCES when the program is not
+ * found or not executable, and sb_spawn's errors: the connection is then untouched and
  * the caller answers the call otherwise. If the stub goes away first, the
  * program is stopped (SIGTERM, then SIGKILL 5 s later). It never outlives
  * the supervisor: it is started through the stub, which sets

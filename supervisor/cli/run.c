@@ -356,8 +356,7 @@ static int spawn_child(run_state *rs) {
                       .max_restarts = o->max_restarts,
                       .backoff_min_ms = o->backoff_min_ms,
                       .backoff_max_ms = o->backoff_max_ms,
-                      .terminal = o->no_tty ? SB_TERMINAL_DETACH
-                                            : SB_TERMINAL_FOREGROUND,
+                      .terminal = o->no_tty ? SB_TERMINAL_DETACH : SB_TERMINAL_FOREGROUND,
                       .on_exit = on_child_exit,
                       .data = rs,
                   },

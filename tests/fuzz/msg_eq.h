@@ -65,7 +65,8 @@ static inline bool msg_eq(const sb_msg *a, const sb_msg *b) {
   case SB_MSG_RUN:
     return launch_eq(&a->u.launch, &b->u.launch);
   case SB_MSG_WINSIZE:
-    return a->u.winsize.rows == b->u.winsize.rows && a->u.winsize.cols == b->u.winsize.cols;
+    return a->u.winsize.rows == b->u.winsize.rows &&
+           a->u.winsize.cols == b->u.winsize.cols;
   case SB_MSG_PTY:
     return true;
   }

@@ -4,8 +4,8 @@
  * foreground group given back after); --no-tty and a run in the
  * background keep it detached. A delegated program gets a pseudo-terminal
  * of its own when the call has a terminal, sized and resized as it, with
- * the stub's terminal raw meanwhile and restored after. helper_tty_shell plays the interactive
- * shell: it owns the terminal's session and reports on it what it sees. */
+ * the stub's terminal raw meanwhile and restored after. helper_tty_shell plays the
+ * interactive shell: it owns the terminal's session and reports on it what it sees. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -191,8 +191,16 @@ static void run_delegated_tty_info(term *t, harness *h) {
   fd = h_create(h, "rules.json");
   cr_assert_eq(write(fd, rules, strlen(rules)), (ssize_t)strlen(rules));
   close(fd);
-  char *args[] = {HELPER_TTY_SHELL, SB_TEST_CLI, "run", "--shim", "tty-info", "--rules",
-                  (char *)h_path(h, "rules.json"), "--", "tty-info", NULL};
+  char *args[] = {HELPER_TTY_SHELL,
+                  SB_TEST_CLI,
+                  "run",
+                  "--shim",
+                  "tty-info",
+                  "--rules",
+                  (char *)h_path(h, "rules.json"),
+                  "--",
+                  "tty-info",
+                  NULL};
   term_start(t, args, 24, 80);
 }
 

@@ -92,8 +92,8 @@ static void assert_hello_eq(const sb_hello *w, const sb_hello *g) {
   assert_str_eq("cwd", w->cwd, g->cwd);
   assert_str_eq("exe", w->exe, g->exe);
   cr_assert_eq(g->tty, w->tty, "tty: want %u, got %u", w->tty, g->tty);
-  cr_assert_eq(g->has_winsize, w->has_winsize, "winsize: want %d, got %d",
-               w->has_winsize, g->has_winsize);
+  cr_assert_eq(g->has_winsize, w->has_winsize, "winsize: want %d, got %d", w->has_winsize,
+               g->has_winsize);
   cr_assert(g->winsize.rows == w->winsize.rows && g->winsize.cols == w->winsize.cols,
             "winsize: want %ux%u, got %ux%u", w->winsize.rows, w->winsize.cols,
             g->winsize.rows, g->winsize.cols);

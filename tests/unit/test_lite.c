@@ -119,8 +119,8 @@ Test(lite, encodes_every_message_the_stub_sends_as_cjson_does) {
   h->winsize = (sb_winsize){24, 80};
   cr_assert_eq(encode_both(&m, 0), 0);
 
-  cr_assert_eq(
-      encode_both(&(sb_msg){.type = SB_MSG_WINSIZE, .u.winsize = {65535, 0}}, 0), 0);
+  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_WINSIZE, .u.winsize = {65535, 0}}, 0),
+               0);
 
   cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {SIGINT}}, 0), 0);
   cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.code = 0}}, 0),

@@ -209,8 +209,8 @@ Test(msg, reason_names_are_the_wire_names) {
 }
 
 Test(msg, type_names_are_the_wire_names) {
-  const char *want[] = {NULL,     "hello",        "welcome", "reject", "exit",   "signal",
-                        "stream_error", "exec",    "run",    "exited", "winsize", "pty"};
+  const char *want[] = {NULL,           "hello", "welcome", "reject", "exit",    "signal",
+                        "stream_error", "exec",  "run",     "exited", "winsize", "pty"};
   for (int t = 1; t <= SB_MSG_PTY; t++)
     cr_assert_str_eq(sb_msg_type_name((sb_msg_type)t), want[t], "type %d", t);
   cr_assert_null(sb_msg_type_name(0));
