@@ -116,9 +116,12 @@ static void give_terminal(int fd, pid_t pgrp) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Back to our group, unless someone else has moved it meanwhile. */
+/* Back to our group, from the run's group or one its processes made (a
+ * shell in the run hands it to its jobs); not from the session leader (the
+ * shell that runs us took it: `bg`), nor when we have it. */
 static void take_terminal_back(sb_child *child) {
-  if (tcgetpgrp(child->tty_fd) == child->pid)
+  pid_t fg = tcgetpgrp(child->tty_fd);
+  if (fg > 0 && fg != getpgrp() && fg != tcgetsid(child->tty_fd))
     give_terminal(child->tty_fd, getpgrp());
 }
 
@@ -145,7 +148,10 @@ void sb__child_tty_stopped(sb_child *child, int signum) {
    * someone's deliberate kill of the run alone: we go on. */
   if (signum != SIGTSTP && signum != SIGTTIN && signum != SIGTTOU)
     return;
-  raise(signum);
+  /* A background read or write while we are in the foreground (we were
+   * stopped and continued with fg meanwhile): no reason to stop left. */
+  if (signum == SIGTSTP || tcgetpgrp(child->tty_fd) != getpgrp())
+    raise(signum);
   /* Continued (fg or bg): the run goes on, in the foreground if we are. */
   sb__child_tty_continued(child);
   kill(-child->pid, SIGCONT);

@@ -251,10 +251,12 @@ typedef enum sb_restart {
  *   program runs (no window for a race). /dev/tty works, and ^C, ^\, ^Z
  *   and window size changes signal the run's group, not the supervisor.
  *   When the run ends (or stops), the library gives the terminal back to
- *   the supervisor's process group, if the run's group still had it.
+ *   the supervisor's process group, if the run's group (or a group its
+ *   processes made) still has it: not if the session leader took it.
  *   Job control, as a shell's job: a run stopped by SIGTSTP, SIGTTIN or
- *   SIGTTOU (^Z) stops the supervisor's process too, with the same signal,
- *   so the shell that started it sees its job stop; once the supervisor is
+ *   SIGTTOU (^Z; TTIN and TTOU only while the supervisor is not in the
+ *   foreground itself) stops the supervisor's process too, with the same
+ *   signal, so the shell that started it sees its job stop; once the supervisor is
  *   continued (fg, bg), the run gets the terminal back if the supervisor
  *   is in the foreground, and SIGCONT. (Where the kernel discards the stop,
  *   the supervisor's process group being orphaned, e.g. a session leader
