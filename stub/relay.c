@@ -219,7 +219,11 @@ static void wait_and_handle(stub *st) {
     stub_fail("poll: %s", strerror(errno));
   }
 
-  if (p[P_SIG].revents != 0)
+  /* A signal that came while poll() returned for stdin has its byte in
+   * the self-pipe by now (the handler runs before poll() returns to us),
+   * though poll() did not see it: it went first (a resize before the keys
+   * typed after it), and goes up first. */
+  if (p[P_SIG].revents != 0 || (sig_room > 0 && p[P_STDIN].revents != 0))
     forward_signals(st, sig_room);
   if (np > P_RUN)
     stub_run_handle(st, &p[P_RUN]);

@@ -139,6 +139,25 @@ Test(tty, a_command_prompts_on_dev_tty_and_reads_the_answer) {
   cr_assert_eq(term_end(&t), 0);
 }
 
+Test(tty, python_getpass_prompts_on_the_terminal_as_under_a_shell) {
+  /* A real program that, as git, ssh and sudo, asks on /dev/tty with the
+   * echo off. */
+  char *args[] = {HELPER_TTY_SHELL, SB_TEST_CLI, "run", "--", "python3", "-c",
+                  "import getpass; print('got', getpass.getpass('Password: '))", NULL};
+  term t;
+  term_start(&t, args, 24, 80);
+  term_expect(&t, "Password: ");
+  term_send(&t, "s3cret\n");
+  term_expect(&t, "got s3cret");
+  term_expect(&t, "[shell] exit=0 fg=job");
+  /* Echo was off: the answer shows once, in python's own line (without
+   * /dev/tty, getpass falls back to stdin with the echo on, and warns). */
+  char *first = strstr(t.shown, "s3cret");
+  cr_assert(first != NULL && strstr(first + 1, "s3cret") == NULL,
+            "the password was echoed; the terminal showed:\n%s", t.shown);
+  cr_assert_eq(term_end(&t), 0);
+}
+
 Test(tty, ctrl_c_reaches_the_command_and_run_exits_130) {
   term t;
   run_ask_tty(&t, false, NULL);
