@@ -195,6 +195,7 @@ Test(cli, help_documents_every_option_exit_status_and_variable) {
                         "--shim-dir DIR",
                         "-v, --verbose",
                         "137",
+                        "--no-tty",
                         "128+N",
                         "124",
                         "125",
