@@ -261,3 +261,24 @@ Test(tty, ctrl_c_reaches_a_delegated_program_through_its_terminal) {
   cr_assert_eq(term_end(&t), 0);
   h_fini(&h);
 }
+
+static void never_exits(sb_child *child, int64_t status, int signum) {
+  (void)child, (void)status, (void)signum;
+  cr_assert_fail("a child that was refused ended");
+}
+
+Test(tty, an_unknown_terminal_mode_is_refused) {
+  harness h;
+  sb_child *child = NULL;
+  h_init(&h, NULL);
+  char *args[] = {"true", NULL};
+  int r = sb_spawn(h.server,
+                   &(sb_spawn_options){.file = "true",
+                                       .args = args,
+                                       .terminal = (sb_terminal)7,
+                                       .on_exit = never_exits},
+                   &child);
+  cr_assert_eq(r, -EINVAL, "sb_spawn: %s", sb_strerror(r));
+  cr_assert_null(child);
+  h_fini(&h);
+}
