@@ -142,8 +142,8 @@ Test(tty, a_command_prompts_on_dev_tty_and_reads_the_answer) {
 Test(tty, python_getpass_prompts_on_the_terminal_as_under_a_shell) {
   /* A real program that, as git, ssh and sudo, asks on /dev/tty with the
    * echo off. */
-  char *args[] = {HELPER_TTY_SHELL, SB_TEST_CLI, "run", "--", "python3", "-c",
-                  "import getpass; print('got', getpass.getpass('Password: '))", NULL};
+  static char ask[] = "import getpass; print('got', getpass.getpass('Password: '))";
+  char *args[] = {HELPER_TTY_SHELL, SB_TEST_CLI, "run", "--", "python3", "-c", ask, NULL};
   term t;
   term_start(&t, args, 24, 80);
   term_expect(&t, "Password: ");
