@@ -82,8 +82,9 @@ int cli_shim_make(const char *dir, char *const *names, const char *stub);
 char *cli_shim_dir_new(char *const *names, const char *stub, char *const *bridge);
 void cli_shim_dir_remove(const char *dir, char *const *names);
 /* DIR (made if needed, one level) with a shim for each name, kept after
- * the run (--shim-dir, and `shim`): dir's absolute path, malloc'd, or NULL
- * after writing the error. */
+ * the run (--shim-dir, and `shim`), and with bridge (may be NULL: `shim`)
+ * as its bridge file: dir's absolute path, malloc'd, or NULL after writing
+ * the error. */
 char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub,
                         char *const *bridge);
 /* Removes DIR's bridge file (a kept --shim-dir, once the run is over). */

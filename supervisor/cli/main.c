@@ -11,6 +11,25 @@
 
 extern char **environ;
 
+/* The paragraphs of the subcommands, shared by --help and `SUB --help`. */
+#define SHIM_HELP                                                                        \
+  "shim: creates DIR if needed, and in it a link NAME -> the stub for each\n"            \
+  "NAME. With SOCKETBRIDGE_FALLBACK=exec in its environment, a stub that\n"              \
+  "cannot reach a supervisor runs the real NAME instead of failing.\n"
+#define STUB_PATH_HELP                                                                   \
+  "stub-path: prints the absolute path of the socketbridge-stub that run hands\n"        \
+  "to COMMAND: the one next to this executable, else $SOCKETBRIDGE_STUB when\n"          \
+  "absolute, else the one installed beside it, else the first on PATH, else\n"           \
+  "the configured install path. Exit 125 when there is none (run --shim too,\n"          \
+  "before anything runs).\n"
+
+static const struct {
+  const char *name, *usage, *text;
+} sub_help[] = {
+    {"shim", "Usage: socketbridge shim DIR NAME...\n\n", SHIM_HELP},
+    {"stub-path", "Usage: socketbridge stub-path\n\n", STUB_PATH_HELP},
+};
+
 static const char help_text[] =
     "Usage: socketbridge run [OPTIONS] [--] COMMAND [ARG...]\n"
     "       socketbridge shim DIR NAME...\n"
@@ -176,16 +195,7 @@ static const char help_text[] =
     "  answers N calls, then the next matching rule answers. A bad rules file:\n"
     "  exit 125 with FILE:LINE: reason.\n"
     "\n"
-    "shim: creates DIR if needed, and in it a link NAME -> the stub for each\n"
-    "NAME. With SOCKETBRIDGE_FALLBACK=exec in its environment, a stub that\n"
-    "cannot reach a supervisor runs the real NAME instead of failing.\n"
-    "\n"
-    "stub-path: prints the absolute path of the socketbridge-stub that run hands\n"
-    "to COMMAND: the one next to this executable, else $SOCKETBRIDGE_STUB when\n"
-    "absolute, else the one installed beside it, else the first on PATH, else\n"
-    "the configured install path. Exit 125 when there is none (run --shim too,\n"
-    "before anything runs).\n"
-    "\n"
+    SHIM_HELP "\n" STUB_PATH_HELP "\n"
     "socketbridge writes nothing of its own to stdout, except --help, --version\n"
     "and stub-path; its errors are one line on stderr.\n";
 
@@ -242,6 +252,11 @@ int main(int argc, char **argv) {
     printf("socketbridge %s\n", sb_version_string());
     return fflush(stdout) == 0 ? 0 : CLI_EXIT_FAILURE;
   }
+  for (size_t i = 0; i < sizeof sub_help / sizeof sub_help[0]; i++)
+    if (argc == 3 && strcmp(cmd, sub_help[i].name) == 0 &&
+        (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
+      return print_stdout(sub_help[i].usage) == 0 ? print_stdout(sub_help[i].text)
+                                                   : CLI_EXIT_FAILURE;
   if (strcmp(cmd, "run") == 0)
     return run(argc - 1, argv + 1);
   if (strcmp(cmd, "shim") == 0)

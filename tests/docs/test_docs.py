@@ -156,7 +156,7 @@ def test_the_man_pages_are_installed_and_render_cleanly(prefix):
         assert opt in text, f"{opt} is in --help but not in socketbridge(1)"
 
 
-@pytest.mark.parametrize("sub", ["compile-db"])
+@pytest.mark.parametrize("sub", ["shim", "stub-path", "compile-db"])
 def test_each_subcommand_has_help(sub):
     r = subprocess.run([str(BUILD / "socketbridge"), sub, "--help"], capture_output=True,
                        text=True)
