@@ -34,6 +34,7 @@ static const char help_text[] =
     "Usage: socketbridge run [OPTIONS] [--] COMMAND [ARG...]\n"
     "       socketbridge shim DIR NAME...\n"
     "       socketbridge stub-path\n"
+    "       socketbridge compile-db [--output FILE] [--append] [--] BUILD [ARG...]\n"
     "       socketbridge --help | --version\n"
     "\n"
     "run: runs COMMAND under supervision, with a bridge on loopback that\n"
@@ -196,6 +197,12 @@ static const char help_text[] =
     "  exit 125 with FILE:LINE: reason.\n"
     "\n"
     SHIM_HELP "\n" STUB_PATH_HELP "\n"
+    "compile-db: runs BUILD under run, every C or C++ compiler call it makes\n"
+    "recorded and then exec'd in place, and writes compile_commands.json\n"
+    "(--output FILE) with Bear's entries; --append keeps FILE's entries,\n"
+    "--record FILE keeps every call's record, --from-record FILE converts one\n"
+    "and runs nothing (socketbridge compile-db --help, docs/compile-db.md).\n"
+    "\n"
     "socketbridge writes nothing of its own to stdout, except --help, --version\n"
     "and stub-path; its errors are one line on stderr.\n";
 

@@ -7,6 +7,7 @@ arguments), with the two build directories' names made alike.
 """
 import json
 import os
+import re
 import pathlib
 import shutil
 import subprocess
@@ -195,3 +196,22 @@ def test_a_bad_command_line_exits_125_and_touches_nothing(tmp_path, args):
     assert r.returncode == 125, r.stderr
     assert r.stderr.startswith("socketbridge: compile-db: "), r.stderr
     assert out.read_text() == "precious"
+
+
+def readme_blocks(heading):
+    """The ```sh blocks of the README section under heading."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(heading):]
+    section = section[:section.find("\n## ", 1) if "\n## " in section else None]
+    nxt = section.find("\n### ", 1)
+    section = section[:nxt] if nxt > 0 else section
+    return [m.group(1) for m in re.finditer(r"```sh\n(.*?)```", section, re.S)]
+
+
+def test_the_readme_compile_db_recipe_runs_verbatim(tmp_path):
+    recipe = next(b for b in readme_blocks("### Recording a build") if "compile-db" in b)
+    make_project(tmp_path)
+    env = {**os.environ, "PATH": f"{BUILD}:{os.environ['PATH']}"}
+    run(["sh", "-ec", recipe], tmp_path, env=env)
+    got = json.loads((tmp_path / "compile_commands.json").read_text())
+    assert {pathlib.Path(e["file"]).name for e in got} >= {"main.c", "util.c", "lib.c"}
