@@ -44,6 +44,10 @@ static int connect_unix(const char *path, int64_t deadline) {
     stub_unreachable("%s: not a path or @name that fits a Unix socket address",
                      SB_ENV_SOCKET);
 
+  /* The path comes from the environment: quoted as every value a message
+   * repeats is (a token pasted there shows as <hex digits>). */
+  char shown[160];
+  sb__quote(shown, sizeof shown, path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     stub_fail("cannot create a Unix socket: %s", strerror(errno));
@@ -51,15 +55,15 @@ static int connect_unix(const char *path, int64_t deadline) {
     int left = stub_ms_left(deadline);
     struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
     if (left == 0)
-      stub_unreachable("timed out connecting to %s", path);
+      stub_unreachable("timed out connecting to %s", shown);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (connect(fd, (struct sockaddr *)&sa, (socklen_t)salen) == 0)
       break;
     if (errno == EINTR)
       continue; /* a caught signal; it is forwarded after welcome */
     if (errno == EAGAIN || errno == EINPROGRESS)
-      stub_unreachable("timed out connecting to %s", path);
-    stub_unreachable("cannot connect to %s: %s", path, strerror(errno));
+      stub_unreachable("timed out connecting to %s", shown);
+    stub_unreachable("cannot connect to %s: %s", shown, strerror(errno));
   }
   if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
     stub_fail("cannot make the socket non-blocking: %s", strerror(errno));

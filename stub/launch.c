@@ -174,9 +174,12 @@ void stub_fallback_init(char **argv) {
   const char *v = env_value(environ, SB_ENV_FALLBACK);
   if (v == NULL || *v == '\0')
     return;
-  if (strcmp(v, "exec") != 0)
-    stub_fail("%s: \"%.64s\" is not a fallback (the only one is \"exec\")",
-              SB_ENV_FALLBACK, v);
+  if (strcmp(v, "exec") != 0) {
+    char shown[96]; /* quoted: a token pasted there is not repeated */
+    sb__quote(shown, sizeof shown, v);
+    stub_fail("%s: %s is not a fallback (the only one is \"exec\")", SB_ENV_FALLBACK,
+              shown);
+  }
   fallback_argv = argv;
 }
 
