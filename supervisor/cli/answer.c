@@ -25,9 +25,7 @@ struct cli_answer {
   rules rules;
   struct stat loaded;  /* the rules file when it was loaded */
   struct stat refused; /* the last version that did not load */
-  const char *record_path;
-  int record_fd; /* -1: no --record */
-  bool record_failed;
+  cli_jsonl *record; /* --record, or NULL (owned by run.c) */
   unsigned open;           /* calls answered, not yet closed */
   void (*idle_cb)(void *); /* cli_answer_when_idle */
   void *idle_data;
@@ -91,31 +89,23 @@ int cli_answer_new(const cli_options *o, cli_answer **out) {
     cli_error("out of memory");
     return -1;
   }
-  a->record_fd = -1;
   a->rules_path = o->rules_path;
-  a->record_path = o->record_path;
   if (a->rules_path != NULL && load(a, true) < 0) {
     cli_answer_free(a);
     return -1;
   }
-  if (a->record_path != NULL) {
-    a->record_fd = open(a->record_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (a->record_fd < 0) {
-      cli_error("--record: %s: %s", a->record_path, strerror(errno));
-      cli_answer_free(a);
-      return -1;
-    }
-  }
   *out = a;
   return 0;
+}
+
+void cli_answer_start(cli_answer *a, cli_jsonl *record) {
+  a->record = record;
 }
 
 void cli_answer_free(cli_answer *a) {
   if (a == NULL)
     return;
   rules_free(&a->rules);
-  if (a->record_fd >= 0)
-    close(a->record_fd);
   free(a);
 }
 
@@ -141,23 +131,24 @@ static void on_program_output(sb_conn *conn, int stream, const char *buf, size_t
 
 static void record(cli_answer *a, cli_call *c, sb_conn *conn, sb_close_reason why) {
   char *line;
-  int r;
-
-  if (a->record_fd < 0 || a->record_failed)
+  if (a->record == NULL)
     return;
   line = cli_call_json(c, sb_conn_call(conn), why);
-  r = line != NULL ? cli_write_line(a->record_fd, line) : -ENOMEM;
+  if (line == NULL)
+    cli_error("--record: out of memory: the record of pid %lld is lost",
+              (long long)sb_conn_call(conn)->pid);
+  else
+    cli_jsonl_write(a->record, line);
   free(line);
-  if (r < 0) {
-    a->record_failed = true; /* said once; the calls go on */
-    cli_error("--record: %s: %s", a->record_path, strerror(-r));
-  }
 }
 
 static void on_close(sb_conn *conn, sb_close_reason why, int err) {
   cli_call *c = sb_conn_data(conn);
   cli_answer *a = c->answer;
   bool told = sb_conn_told(conn, &c->code, &c->signum);
+
+  if (c->stream != NULL)
+    cli_stream_detach(c->stream);
 
   /* The status is the call's only when the stub ended as it was told. */
   c->have_status = why == SB_CLOSE_EXITED && told;
@@ -216,6 +207,12 @@ static const char *shown_argv(const sb_call *call, char *buf, size_t size) {
 }
 
 static void respond_now(cli_call *c, sb_conn *conn, const rule_respond *rr) {
+  if (rr->has_out_file) {
+    int e = cli_stream_start(c, conn, rr);
+    if (e < 0)
+      refuse(c, conn, 125, "respond: stdout_file: %s", sb_strerror(e));
+    return;
+  }
   sb_response r = {.out = rr->out,
                    .out_len = rr->out_len,
                    .err = rr->err,

@@ -43,7 +43,8 @@ typedef struct cli_call {
   /* A respond waiting for the end of the call's stdin (a copy: the rules
    * may be read again meanwhile), or NULL. */
   struct rule_respond *waiting;
-  bool have_status; /* how the stub ended, when it ended as told */
+  struct cli_stream *stream; /* a stdout_file being sent, or NULL */
+  bool have_status;          /* how the stub ended, when it ended as told */
   int code, signum;
   char *error; /* malloc'd: what went wrong, or NULL */
 } cli_call;
@@ -53,16 +54,61 @@ void cli_rec_free(cli_rec_stream *s);
 /* The record of a call as one JSON object (no newline), malloc'd; NULL when
  * out of memory. */
 char *cli_call_json(const cli_call *c, const sb_call *call, sb_close_reason why);
-/* Writes json and a newline to fd, whole. Returns 0 or a negative errno. */
-int cli_write_line(int fd, const char *json);
+
+/* ---- outputs.c: the files of --stdin, --stdout, --stderr, --events, --record */
+
+typedef enum cli_file_use {
+  CLI_FILE_READ,   /* --stdin: the child reads it */
+  CLI_FILE_CHILD,  /* --stdout, --stderr: the child writes it (blocking) */
+  CLI_FILE_STREAM, /* --events, --record: a cli_jsonl writes it (non-blocking) */
+} cli_file_use;
+
+typedef struct cli_file {
+  const char *option, *path; /* not owned */
+  int fd;                    /* -1: no such option */
+  bool created;              /* this open made it: removed by cli_file_close */
+  bool truncate;             /* a regular file of ours: emptied by cli_file_start */
+} cli_file;
+
+/* Opens path (NULL: nothing to open, fd -1) without waiting and without
+ * changing a byte of it. Returns 0, or -1 after the one-line error (the
+ * caller closes every file and exits 125). */
+int cli_file_open(cli_file *f, const char *option, const char *path, cli_file_use use);
+/* The run starts: a regular output is emptied now, and kept. */
+void cli_file_start(cli_file *f);
+/* Hands the fd over (the file then holds -1). */
+int cli_file_take(cli_file *f);
+/* Closes the fd; a file this open created and the run never started is
+ * removed. */
+void cli_file_close(cli_file *f);
+
+/* ---- jsonl.c: the writer of --events and --record ---------------------------- */
+
+#define CLI_JSONL_MAX_BYTES (4u << 20) /* queued at most; more is dropped, counted */
+#define CLI_JSONL_FLUSH_MS 2000u       /* what is queued at the end gets this long */
+
+typedef struct cli_jsonl cli_jsonl;
+
+/* A writer of fd (owned from now on, also on failure) on loop. option and
+ * path name it in messages and must outlive it. Returns 0, or -1 after the
+ * one-line error. */
+int cli_jsonl_new(uv_loop_t *loop, const char *option, const char *path, int fd,
+                  cli_jsonl **out);
+/* Queues json and a newline (copied); never waits. w may be NULL. */
+void cli_jsonl_write(cli_jsonl *w, const char *json);
+/* Writes what is queued, within CLI_JSONL_FLUSH_MS, then closes and frees
+ * w on the loop (uv_run returns once it is done). w may be NULL. */
+void cli_jsonl_close(cli_jsonl *w);
 
 /* ---- answer.c: what each stub call gets -------------------------------------- */
 
 typedef struct cli_answer cli_answer;
 
-/* Loads --rules and opens --record, before anything runs. Returns 0, or -1
- * after writing the one-line error (the caller exits 125). */
+/* Loads --rules, before anything runs. Returns 0, or -1 after writing the
+ * one-line error (the caller exits 125). */
 int cli_answer_new(const cli_options *o, cli_answer **out);
+/* Where calls are recorded (NULL: nowhere); set before the first call. */
+void cli_answer_start(cli_answer *a, cli_jsonl *record);
 void cli_answer_free(cli_answer *a);
 /* Answers a stub that connected (from on_connect). */
 void cli_answer_call(cli_answer *a, sb_conn *conn);
@@ -70,6 +116,18 @@ void cli_answer_call(cli_answer *a, sb_conn *conn);
 unsigned cli_answer_open(const cli_answer *a);
 /* cb(data) runs once, when no call is open (at once if none is). */
 void cli_answer_when_idle(cli_answer *a, void (*cb)(void *), void *data);
+
+/* ---- answer_file.c: a respond's stdout_file, streamed --------------------------- */
+
+typedef struct cli_stream cli_stream;
+
+/* Answers the call as rr says, its stdout read from rr->out_fd as it is
+ * sent (c->stream is set). Returns 0, or a negative errno with the call
+ * untouched. */
+int cli_stream_start(cli_call *c, sb_conn *conn, const rule_respond *rr);
+/* The call is gone (from its on_close): the stream stops, and frees itself
+ * once libuv has let go of it. */
+void cli_stream_detach(cli_stream *s);
 
 /* ---- shim.c: PATH shims ----------------------------------------------------- */
 

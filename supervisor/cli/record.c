@@ -8,10 +8,8 @@
 #include "cli.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 void cli_rec_bytes(cli_rec_stream *s, const char *buf, size_t len) {
   size_t keep = len;
@@ -130,29 +128,4 @@ char *cli_call_json(const cli_call *c, const sb_call *call, sb_close_reason why)
     line = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   return line;
-}
-
-int cli_write_line(int fd, const char *json) {
-  size_t len = strlen(json), off = 0;
-  char *line = malloc(len + 1);
-  int err = 0;
-
-  if (line == NULL)
-    return -ENOMEM;
-  memcpy(line, json, len);
-  line[len++] = '\n';
-  /* One write for the line where the file takes it: a reader never sees
-   * half of one. */
-  while (off < len) {
-    ssize_t n = write(fd, line + off, len - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      err = n < 0 ? -errno : -EIO;
-      break;
-    }
-    off += (size_t)n;
-  }
-  free(line);
-  return err;
 }

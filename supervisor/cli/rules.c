@@ -177,7 +177,8 @@ int rules_load(const char *path, rules *out, char *err, size_t errsz) {
   size_t len = 0;
   int r = rules__read_file(path, RULES_MAX_FILE_BYTES, &text, &len);
   if (r < 0) {
-    snprintf(err, errsz, "%s: %s", path, strerror(-r));
+    snprintf(err, errsz, "%s: %s", path,
+             r == RULES_ENOTREG ? "not a regular file" : strerror(-r));
     return -1;
   }
   rules_ctx c = {.file = path, .text = text, .err = err, .errsz = errsz};

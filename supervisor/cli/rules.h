@@ -1,7 +1,7 @@
 /* rules.h - the rules file of `socketbridge run --rules FILE`: which calls of
  * the stub get which answer. Pure: libc and cJSON, no libuv; the only I/O is
- * reading the rules file and the stdout_file of its respond actions, once,
- * in rules_load().
+ * reading the rules file and opening the stdout_file of its respond actions,
+ * once, in rules_load().
  *
  * The file is JSON; the first rule whose match accepts a call wins, else the
  * default, else nothing:
@@ -38,7 +38,7 @@
 #define RULES_MAX_DELAY_MS (3600u * 1000u)
 /* The largest "times" of a rule. */
 #define RULES_MAX_TIMES 1000000000u
-/* The largest rules file or stdout_file read (bytes). */
+/* The largest rules file read (bytes); a stdout_file is streamed, any size. */
 #define RULES_MAX_FILE_BYTES (64u << 20)
 
 typedef enum rule_action {
@@ -62,6 +62,11 @@ typedef struct rule_match {
 typedef struct rule_respond {
   char *out; /* stdout bytes (may hold NULs); NULL when out_len is 0 */
   size_t out_len;
+  /* stdout_file: the file, open read-only (owned), its bytes sent from it
+   * as they are when a call is answered; out is then NULL. Only a regular
+   * file: a FIFO or a device would make a call wait on it. */
+  bool has_out_file;
+  int out_fd;
   char *err; /* stderr bytes; NULL when err_len is 0 */
   size_t err_len;
   int code;          /* exit status 0..255 (when signal is 0) */
@@ -104,7 +109,9 @@ typedef struct rules {
 
 /* Reads and checks the rules file at path into *out (zeroed first; the caller
  * frees it with rules_free(), also after a failure). Reads stdout_file
- * entries now, relative ones from the rules file's directory. Returns 0, or
+ * entries now (opens them; each must be a regular file), relative ones from the
+ * rules file's directory. The rules file itself must be a regular file,
+ * opened without waiting (a FIFO is refused, never waited on). Returns 0, or
  * -1 with one line in err (at most errsz bytes, RULES_ERR_MAX is enough):
  * "FILE: reason" when the file cannot be read, else "FILE:LINE: WHERE: reason"
  * with LINE the line of the offending key or value and WHERE its path

@@ -3,9 +3,12 @@
 #include "rules_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sb_proto.h"
 
@@ -47,23 +50,29 @@ static int get_bytes(rules_ctx *c, const cJSON *v, char **out, size_t *len) {
   return *out != NULL ? 0 : rules__oom(c);
 }
 
-/* The file's bytes, now: a relative path is relative to the rules file. */
-static int get_file(rules_ctx *c, const cJSON *v, char **out, size_t *len) {
+/* The file, open: a relative path is relative to the rules file. Opened
+ * without waiting, and only a regular file: its bytes are read when a call
+ * is answered, a chunk at a time, and a read must never wait on a writer. */
+static int get_file(rules_ctx *c, const cJSON *v, rule_respond *out) {
   if (!cJSON_IsString(v) || *v->valuestring == '\0')
     return rules__fail(c, v, "expected a file name");
   const char *name = v->valuestring;
   char *path = NULL;
+  struct stat st;
   if (asprintf(&path, "%s%s", name[0] == '/' ? "" : c->dir, name) < 0)
     return rules__oom(c);
-  int r = rules__read_file(path, RULES_MAX_FILE_BYTES, out, len);
-  if (r < 0)
-    rules__fail(c, v, "%s: %s", path, strerror(-r));
-  free(path);
-  if (r == 0 && *len == 0) { /* empty output is NULL, as documented */
-    free(*out);
-    *out = NULL;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    rules__fail(c, v, "%s: %s", path, fd < 0 ? strerror(errno) : "not a regular file");
+    if (fd >= 0)
+      close(fd);
+    free(path);
+    return -1;
   }
-  return r < 0 ? -1 : 0;
+  free(path);
+  out->has_out_file = true;
+  out->out_fd = fd;
+  return 0;
 }
 
 static int respond_exclusive(rules_ctx *c, const cJSON *obj) {
@@ -105,7 +114,7 @@ int rules__respond(rules_ctx *c, const cJSON *obj, rule_respond *out) {
       get_bytes(c, v, &out->out, &out->out_len) < 0)
     return -1;
   if ((v = rules__field(obj, "stdout_file")) != NULL &&
-      get_file(c, v, &out->out, &out->out_len) < 0)
+      get_file(c, v, out) < 0)
     return -1;
   if ((v = rules__field(obj, "stderr")) != NULL &&
       get_bytes(c, v, &out->err, &out->err_len) < 0)
@@ -118,6 +127,8 @@ int rules__respond(rules_ctx *c, const cJSON *obj, rule_respond *out) {
 }
 
 void rules__respond_free(rule_respond *r) {
+  if (r->has_out_file)
+    close(r->out_fd);
   free(r->out);
   free(r->err);
   memset(r, 0, sizeof *r);
@@ -143,6 +154,11 @@ rule_respond *rule_respond_dup(const rule_respond *r) {
   *d = *r;
   d->out = dup_bytes(r->out, r->out_len, &oom);
   d->err = dup_bytes(r->err, r->err_len, &oom);
+  /* The copy holds a stdout_file of its own: each closes its fd. */
+  if (r->has_out_file && (d->out_fd = fcntl(r->out_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+    d->has_out_file = false;
+    oom = true;
+  }
   if (oom) {
     rule_respond_free(d);
     return NULL;

@@ -30,6 +30,9 @@ typedef enum rules_str {
 /* Reads a whole file (at most max bytes) into a fresh NUL-terminated buffer.
  * Returns 0 or a negative errno (-EFBIG past max). */
 int rules__read_file(const char *path, size_t max, char **buf, size_t *len);
+/* rules__read_file's error for a path that is not a regular file (no errno
+ * says so). */
+#define RULES_ENOTREG (-100000)
 
 /* Parses c->text (len bytes) and checks what cJSON lets through (NUL bytes,
  * \u0000 escapes, which would cut strings short). NULL after a message. */

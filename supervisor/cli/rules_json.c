@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Deeper nodes are never reported: the schema is shallower than this. */
@@ -58,9 +59,16 @@ static int read_all(int fd, size_t max, char **buf, size_t *len) {
 }
 
 int rules__read_file(const char *path, size_t max, char **buf, size_t *len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* Non-blocking, and only a regular file: a FIFO put in its place must
+   * not stop the loop that reloads it. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
   if (fd < 0)
     return -errno;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return RULES_ENOTREG;
+  }
   int r = read_all(fd, max, buf, len);
   close(fd);
   return r;

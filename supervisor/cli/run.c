@@ -27,10 +27,11 @@ typedef struct run_state {
   const cli_options *o;
   uv_loop_t loop;
   sb_server *server;
-  sb_child *child;    /* from a successful sb_spawn until on_exit */
-  int stdio[3];       /* files of --stdin/--stdout/--stderr, or -1 */
-  int events_fd;      /* --events, or -1 */
-  bool events_failed; /* a write failed: reported once, then skipped */
+  sb_child *child; /* from a successful sb_spawn until on_exit */
+  /* --stdin, --stdout, --stderr, --events, --record (outputs.c); the last
+   * two are handed to their writers when the run starts. */
+  cli_file files[5];
+  cli_jsonl *events, *record; /* their writers, from the start on */
   uv_signal_t signals[N_STOP_SIGNALS];
   uv_timer_t timeout; /* --timeout: one deadline for the whole run */
   bool stopping;      /* sb_child_stop was called: the next signal kills */
@@ -49,15 +50,14 @@ typedef struct run_state {
 
 static void write_event(run_state *rs, const sb_event *ev) {
   char *json;
-  int r;
-  if (rs->events_fd < 0 || rs->events_failed || sb_event_to_json(ev, &json) < 0)
+  if (rs->events == NULL)
     return;
-  r = cli_write_line(rs->events_fd, json);
-  free(json);
-  if (r < 0) {
-    rs->events_failed = true; /* said once; the run goes on */
-    cli_error("--events: %s: %s", rs->o->events_path, strerror(-r));
+  if (sb_event_to_json(ev, &json) < 0) {
+    cli_error("--events: out of memory: an event is lost");
+    return;
   }
+  cli_jsonl_write(rs->events, json);
+  free(json);
 }
 
 static void on_event(sb_server *server, const sb_event *ev) {
@@ -65,8 +65,8 @@ static void on_event(sb_server *server, const sb_event *ev) {
   /* --stdin is an fd of ours (see open_files), which the library does not
    * rewind; RESTART comes just before the next run starts, and each run
    * reads the whole file. */
-  if (ev->type == SB_EVENT_RESTART && rs->stdio[0] >= 0)
-    lseek(rs->stdio[0], 0, SEEK_SET);
+  if (ev->type == SB_EVENT_RESTART && rs->files[0].fd >= 0)
+    lseek(rs->files[0].fd, 0, SEEK_SET);
   if (ev->type == SB_EVENT_STOP && ev->signal == SIGKILL)
     rs->killed = true;
   write_event(rs, ev);
@@ -158,31 +158,19 @@ static void remove_shims(run_state *rs) {
 
 /* ---- opening files ------------------------------------------------------- */
 
-static int open_file(const char *option, const char *path, int flags) {
-  int fd;
-  do
-    fd = open(path, flags | O_CLOEXEC, 0666);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0)
-    cli_error("%s: %s: %s", option, path, strerror(errno));
-  return fd;
-}
-
 /* Opens every file the options name, before anything runs (not even the
- * bridge). Not left to SB_STDIO_FILE: sb_spawn's error for a file is a bare
- * errno, which names neither the option nor the file and reads like the
- * command's own (-ENOENT would be exit 127, not 125). One open per file, so
- * restarts append to --stdout/--stderr, as SB_STDIO_FILE would. */
+ * bridge), changing none of them (outputs.c). Not left to SB_STDIO_FILE:
+ * sb_spawn's error for a file is a bare errno, which names neither the
+ * option nor the file and reads like the command's own (-ENOENT would be
+ * exit 127, not 125). One open per file, so restarts append to
+ * --stdout/--stderr, as SB_STDIO_FILE would. */
 static int open_files(run_state *rs) {
   const cli_options *o = rs->o;
-  const int wr = O_WRONLY | O_CREAT | O_TRUNC;
-  if (o->stdin_path && (rs->stdio[0] = open_file("--stdin", o->stdin_path, O_RDONLY)) < 0)
-    return -1;
-  if (o->stdout_path && (rs->stdio[1] = open_file("--stdout", o->stdout_path, wr)) < 0)
-    return -1;
-  if (o->stderr_path && (rs->stdio[2] = open_file("--stderr", o->stderr_path, wr)) < 0)
-    return -1;
-  if (o->events_path && (rs->events_fd = open_file("--events", o->events_path, wr)) < 0)
+  if (cli_file_open(&rs->files[0], "--stdin", o->stdin_path, CLI_FILE_READ) < 0 ||
+      cli_file_open(&rs->files[1], "--stdout", o->stdout_path, CLI_FILE_CHILD) < 0 ||
+      cli_file_open(&rs->files[2], "--stderr", o->stderr_path, CLI_FILE_CHILD) < 0 ||
+      cli_file_open(&rs->files[3], "--events", o->events_path, CLI_FILE_STREAM) < 0 ||
+      cli_file_open(&rs->files[4], "--record", o->record_path, CLI_FILE_STREAM) < 0)
     return -1;
   return 0;
 }
@@ -204,12 +192,27 @@ static int check_chdir(const cli_options *o) {
   return 0;
 }
 
+/* The run starts: the outputs are emptied now (not before: a run that
+ * fails its checks leaves them as they were), and the JSON Lines ones get
+ * their writers. */
+static int start_files(run_state *rs) {
+  for (size_t i = 0; i < 5; i++)
+    cli_file_start(&rs->files[i]);
+  if (rs->files[3].fd >= 0 &&
+      cli_jsonl_new(&rs->loop, "--events", rs->o->events_path,
+                    cli_file_take(&rs->files[3]), &rs->events) < 0)
+    return -1;
+  if (rs->files[4].fd >= 0 &&
+      cli_jsonl_new(&rs->loop, "--record", rs->o->record_path,
+                    cli_file_take(&rs->files[4]), &rs->record) < 0)
+    return -1;
+  cli_answer_start(rs->answer, rs->record);
+  return 0;
+}
+
 static void close_files(run_state *rs) {
-  for (int i = 0; i < 3; i++)
-    if (rs->stdio[i] >= 0)
-      close(rs->stdio[i]);
-  if (rs->events_fd >= 0)
-    close(rs->events_fd);
+  for (size_t i = 0; i < 5; i++)
+    cli_file_close(&rs->files[i]);
 }
 
 /* ---- stopping ------------------------------------------------------------ */
@@ -252,6 +255,15 @@ static void on_signal(uv_signal_t *handle, int signum) {
 
 /* ---- the end ------------------------------------------------------------- */
 
+/* The last events and records are in: their writers flush (bounded) and
+ * close. */
+static void on_server_closed(sb_server *server) {
+  run_state *rs = sb_server_data(server);
+  cli_jsonl_close(rs->events);
+  cli_jsonl_close(rs->record);
+  rs->events = rs->record = NULL;
+}
+
 /* Closes everything on the loop; uv_run returns once it is all gone. */
 static void finish(run_state *rs) {
   if (rs->finished)
@@ -261,7 +273,7 @@ static void finish(run_state *rs) {
     uv_close((uv_handle_t *)&rs->signals[i], NULL);
   uv_close((uv_handle_t *)&rs->timeout, NULL);
   cli_trace_close(rs->trace);
-  sb_server_close(rs->server, NULL);
+  sb_server_close(rs->server, on_server_closed);
 }
 
 static void finish_when_idle(void *data) {
@@ -344,8 +356,8 @@ static int spawn_child(run_state *rs) {
                              : rs->env != NULL     ? rs->env
                                                    : o->env,
                       .env_replace = rs->child_env != NULL,
-                      .stdio = {stdio_of(rs->stdio[0]), stdio_of(rs->stdio[1]),
-                                stdio_of(rs->stdio[2])},
+                      .stdio = {stdio_of(rs->files[0].fd), stdio_of(rs->files[1].fd),
+                                stdio_of(rs->files[2].fd)},
                       /* The library reads 0 as 5000; --kill-after 0 means
                        * SIGKILL at once. */
                       .kill_after_ms = o->kill_after_ms > 0 ? o->kill_after_ms : 1,
@@ -412,7 +424,7 @@ static int start(run_state *rs, const char *stub_path) {
   uv_timer_init(&rs->loop, &rs->timeout);
   rs->timeout.data = rs;
 
-  if (make_shims(rs) < 0) {
+  if (make_shims(rs) < 0 || start_files(rs) < 0) {
     rs->status = CLI_EXIT_FAILURE;
     finish(rs);
     return 0;
@@ -435,15 +447,22 @@ static int start(run_state *rs, const char *stub_path) {
 }
 
 int cli_run(const cli_options *o) {
-  run_state rs = {.o = o, .stdio = {-1, -1, -1}, .events_fd = -1};
+  run_state rs = {.o = o};
   /* Shims need a stub that is there: without one the shell would skip
    * them and run the real tools (stubpath.c). */
   char *stub_path = o->nshims > 0 ? cli_stub_resolve("--shim") : cli_stub_sibling();
   int r;
 
+  for (size_t i = 0; i < 5; i++)
+    rs.files[i].fd = -1;
   if (o->nshims > 0 && stub_path == NULL)
     return CLI_EXIT_FAILURE;
-  if (check_chdir(o) < 0 || open_files(&rs) < 0 || cli_answer_new(o, &rs.answer) < 0) {
+  if (check_chdir(o) < 0 || cli_answer_new(o, &rs.answer) < 0) {
+    free(stub_path);
+    return CLI_EXIT_FAILURE;
+  }
+  if (open_files(&rs) < 0) {
+    cli_answer_free(rs.answer);
     close_files(&rs);
     free(stub_path);
     return CLI_EXIT_FAILURE;

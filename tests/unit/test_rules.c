@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Every test writes its files into one fresh directory, removed after it. */
@@ -48,6 +49,16 @@ static const char *write_bytes(const char *name, const void *data, size_t len) {
   cr_assert_not_null(f, "%s: %s", path, strerror(errno));
   cr_assert_eq(fwrite(data, 1, len, f), len);
   cr_assert_eq(fclose(f), 0);
+  return path;
+}
+
+/* Makes a FIFO in the test directory (nobody writes it); its path. */
+static const char *make_fifo(const char *name) {
+  char *path = NULL;
+  cr_assert_lt(ntfiles, sizeof tfiles / sizeof tfiles[0]);
+  cr_assert_neq(asprintf(&path, "%s/%s", test_dir(), name), -1);
+  tfiles[ntfiles++] = path;
+  cr_assert_eq(mkfifo(path, 0600), 0, "mkfifo %s: %s", path, strerror(errno));
   return path;
 }
 
@@ -322,14 +333,17 @@ Test(rules, respond_signal_delay_and_stdout_file) {
           "{\"respond\": {\"signal\": 9, \"delay_ms\": 3600000}}]}",
           &r);
   const rule_respond *a = &r.v[0].respond;
-  cr_assert_eq(a->out_len, sizeof bytes - 1);
-  cr_assert_eq(memcmp(a->out, bytes, a->out_len), 0, "stdout_file bytes differ");
+  char got[16];
+  cr_assert(a->has_out_file);
+  cr_assert_eq(pread(a->out_fd, got, sizeof got, 0), (ssize_t)sizeof bytes - 1);
+  cr_assert_eq(memcmp(got, bytes, sizeof bytes - 1), 0, "stdout_file bytes differ");
   cr_assert_eq(a->signal, SIGTERM);
   cr_assert_eq(a->delay_ms, 250);
   cr_assert_eq(r.v[1].respond.signal, SIGKILL);
   rules_free(&r);
 }
 
+/* The file is kept open, not read: an answer streams from it, any size. */
 Test(rules, stdout_file_absolute_path_and_large) {
   static char big[100000];
   memset(big, 'x', sizeof big);
@@ -342,8 +356,11 @@ Test(rules, stdout_file_absolute_path_and_large) {
   rules r;
   load_ok(json, &r);
   free(json);
-  cr_assert_eq(r.deflt->respond.out_len, sizeof big);
-  cr_assert_eq(memcmp(r.deflt->respond.out, big, sizeof big), 0);
+  static char got[sizeof big];
+  cr_assert(r.deflt->respond.has_out_file);
+  cr_assert_null(r.deflt->respond.out);
+  cr_assert_eq(pread(r.deflt->respond.out_fd, got, sizeof got, 0), (ssize_t)sizeof big);
+  cr_assert_eq(memcmp(got, big, sizeof big), 0);
   rules_free(&r);
 }
 
@@ -476,12 +493,27 @@ Test(rules, program_fields_checked) {
                2, "both in env and in unset");
 }
 
+/* A rules file replaced by a FIFO must not stop the loop that reloads it
+ * (this load would wait for a writer forever). */
+Test(rules, a_rules_file_that_is_a_fifo_is_refused_without_waiting) {
+  rules r;
+  char err[RULES_ERR_MAX] = "";
+  const char *fifo = make_fifo("rules.fifo");
+  cr_assert_eq(rules_load(fifo, &r, err, sizeof err), -1);
+  cr_assert_not_null(strstr(err, "not a regular file"), "got \"%s\"", err);
+}
+
 Test(rules, respond_fields_checked) {
   expect_error(
       "{\"rules\": [{\"respond\": {\"stdout\": \"\",\n\"stdout_file\": \"f\"}}]}", 2,
       "exclusive");
   expect_error("{\"rules\": [{\"respond\": {\n\"stdout_file\": \"missing.txt\"}}]}", 2,
                "missing.txt: No such file or directory");
+  /* A FIFO would make each call wait on a writer: refused, never opened
+   * blocking (this load would hang). */
+  make_fifo("fifo");
+  expect_error("{\"rules\": [{\"respond\": {\n\"stdout_file\": \"fifo\"}}]}", 2,
+               "fifo: not a regular file");
   expect_error("{\"rules\": [{\"respond\": {\n\"delay_ms\": 3600001}}]}", 2, "1 hour");
   expect_error("{\"rules\": [{\"respond\": {\n\"stdout\": \"a\\u0000b\"}}]}", 2,
                "\\u0000");
