@@ -19,6 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* How the line that counts dropped lines begins (no event or record does). */
+#define NOTE_PREFIX "{\"dropped\":"
+
 /* Lines as bytes: len of cap used, holding `lines` lines. */
 typedef struct jl_buf {
   char *p;
@@ -77,7 +80,7 @@ static void say_dropped(cli_jsonl *w) {
   int n;
   if (w->dropped == 0 || w->failed != 0)
     return;
-  n = snprintf(note, sizeof note, "{\"dropped\":%llu}",
+  n = snprintf(note, sizeof note, NOTE_PREFIX "%llu}",
                (unsigned long long)w->dropped);
   if ((w->closing || has_room(w, (size_t)n)) && append(&w->queue, note, (size_t)n))
     w->dropped = 0;
@@ -239,21 +242,43 @@ int cli_jsonl_new(uv_loop_t *loop, const char *option, const char *path, int fd,
   return 0;
 }
 
+/* The lines that bytes [from, to) of b stand for, its last line complete:
+ * 1 each, N for a {"dropped":N} line; a line cut at from counts, as its
+ * reader never sees it whole. */
+static uint64_t lines_in(const jl_buf *b, size_t from) {
+  uint64_t n = 0;
+  size_t start = from;
+  while (start > 0 && b->p[start - 1] != '\n')
+    start--;
+  for (size_t i = start; i < b->len;) {
+    const char *nl = memchr(b->p + i, '\n', b->len - i);
+    size_t end = nl != NULL ? (size_t)(nl - b->p) : b->len;
+    if (strncmp(b->p + i, NOTE_PREFIX, sizeof NOTE_PREFIX - 1) == 0)
+      n += strtoull(b->p + i + sizeof NOTE_PREFIX - 1, NULL, 10);
+    else
+      n++;
+    i = end + 1;
+  }
+  return n;
+}
+
 static void on_flush_over(uv_timer_t *t) {
   cli_jsonl *w = t->data;
-  uint64_t lost = w->dropped + w->queue.lines + w->busy.lines;
+  /* uv_write may have written part of the busy bytes: only the rest counts. */
+  size_t left = w->stream ? uv_stream_get_write_queue_size((uv_stream_t *)&w->pipe)
+                          : w->busy.len - w->busy_off;
+  uint64_t lost = w->dropped + lines_in(&w->queue, 0);
+  if (w->busy.len > 0 && left > 0)
+    lost += lines_in(&w->busy, w->busy.len - left);
   if (w->failed == 0)
     cli_error("%s: %s: the reader took nothing for %u ms at the end; %llu lines were "
               "not written",
               w->option, w->path, CLI_JSONL_FLUSH_MS, (unsigned long long)lost);
   w->queue.len = w->queue.lines = w->dropped = 0;
-  if (w->stream) {
-    shut(w); /* cancels the write in flight */
-  } else if (!w->writing) {
-    shut(w);
-  } else {
+  if (w->stream || !w->writing)
+    shut(w); /* a uv_write in flight is cancelled */
+  else
     w->busy.len = w->busy_off = w->busy.lines = 0; /* shut() once it returns */
-  }
 }
 
 void cli_jsonl_close(cli_jsonl *w) {
