@@ -23,9 +23,9 @@
 struct cli_answer {
   const char *rules_path; /* NULL: no --rules */
   rules rules;
-  struct stat loaded;  /* the rules file when it was loaded */
-  struct stat refused; /* the last version that did not load */
-  cli_jsonl *record; /* --record, or NULL (owned by run.c) */
+  struct stat loaded;      /* the rules file when it was loaded */
+  struct stat refused;     /* the last version that did not load */
+  cli_jsonl *record;       /* --record, or NULL (owned by run.c) */
   unsigned open;           /* calls answered, not yet closed */
   void (*idle_cb)(void *); /* cli_answer_when_idle */
   void *idle_data;

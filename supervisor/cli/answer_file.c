@@ -90,12 +90,14 @@ static void on_read(uv_fs_t *req) {
   }
   if (n <= 0) {
     if (n < 0) { /* the answer is cut short: the call fails, and says why */
-      char line[200];
-      snprintf(line, sizeof line, "socketbridge: stdout_file: %s\n", uv_strerror((int)n));
+      char msg[160], line[200];
+      snprintf(msg, sizeof msg, "stdout_file: %s", uv_strerror((int)n));
+      snprintf(line, sizeof line, "socketbridge: %s\n", msg);
       sb_conn_write_copy(s->conn, 2, line, strlen(line));
       if (s->call->error == NULL)
-        s->call->error = strdup(line + sizeof "socketbridge: " - 1);
-      s->code = 125, s->signum = 0;
+        s->call->error = strdup(msg);
+      s->code = 125;
+      s->signum = 0;
     }
     end(s);
     return;
@@ -104,7 +106,7 @@ static void on_read(uv_fs_t *req) {
   s->off += (uint64_t)n;
   s->used++;
   if (sb_conn_write(s->conn, 1, s->buf[slot], (size_t)n, on_written, s) < 0) {
-    s->used--;     /* the stub's stdout is closed, or it was told its end */
+    s->used--;      /* the stub's stdout is closed, or it was told its end */
     s->done = true; /* (by a signal it got): nothing more to send */
     return;
   }

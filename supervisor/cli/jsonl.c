@@ -80,8 +80,7 @@ static void say_dropped(cli_jsonl *w) {
   int n;
   if (w->dropped == 0 || w->failed != 0)
     return;
-  n = snprintf(note, sizeof note, NOTE_PREFIX "%llu}",
-               (unsigned long long)w->dropped);
+  n = snprintf(note, sizeof note, NOTE_PREFIX "%llu}", (unsigned long long)w->dropped);
   if ((w->closing || has_room(w, (size_t)n)) && append(&w->queue, note, (size_t)n))
     w->dropped = 0;
 }
@@ -195,10 +194,10 @@ static void pump(cli_jsonl *w) {
       shut(w);
     return;
   }
-  uv_buf_t b = uv_buf_init(w->busy.p + w->busy_off, (unsigned)(w->busy.len - w->busy_off));
-  int r = w->stream
-              ? uv_write(&w->wr, (uv_stream_t *)&w->pipe, &b, 1, on_stream_written)
-              : uv_fs_write(w->loop, &w->fs, w->fd, &b, 1, -1, on_fs_written);
+  uv_buf_t b =
+      uv_buf_init(w->busy.p + w->busy_off, (unsigned)(w->busy.len - w->busy_off));
+  int r = w->stream ? uv_write(&w->wr, (uv_stream_t *)&w->pipe, &b, 1, on_stream_written)
+                    : uv_fs_write(w->loop, &w->fs, w->fd, &b, 1, -1, on_fs_written);
   if (r < 0) {
     fail(w, r);
     pump(w);

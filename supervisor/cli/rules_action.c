@@ -113,8 +113,7 @@ int rules__respond(rules_ctx *c, const cJSON *obj, rule_respond *out) {
   if ((v = rules__field(obj, "stdout")) != NULL &&
       get_bytes(c, v, &out->out, &out->out_len) < 0)
     return -1;
-  if ((v = rules__field(obj, "stdout_file")) != NULL &&
-      get_file(c, v, out) < 0)
+  if ((v = rules__field(obj, "stdout_file")) != NULL && get_file(c, v, out) < 0)
     return -1;
   if ((v = rules__field(obj, "stderr")) != NULL &&
       get_bytes(c, v, &out->err, &out->err_len) < 0)

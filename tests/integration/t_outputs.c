@@ -164,9 +164,10 @@ static void wait_file(harness *h, const char *name, pid_t pid) {
 #define CALLS 600
 /* Each call names an 8000-byte argument: its event or record line is that
  * long, so 600 calls outgrow a pipe (64 KiB) and the writer's bound (4 MiB). */
-#define BIG_CALLS_SCRIPT                                                                  \
+#define BIG_CALLS_SCRIPT                                                                 \
   "big=$(head -c 8000 /dev/zero | tr '\\0' x); i=0; "                                    \
-  "while [ $i -lt 600 ]; do \"$SOCKETBRIDGE_STUB\" \"$big\" || exit 9; i=$((i+1)); done; " \
+  "while [ $i -lt 600 ]; do \"$SOCKETBRIDGE_STUB\" \"$big\" || exit 9; i=$((i+1)); "     \
+  "done; "                                                                               \
   ": > done; "
 
 typedef struct stall_case {
@@ -185,14 +186,15 @@ ParameterizedTestParameters(outputs, a_stalled_reader_stops_no_call_signal_or_ti
 /* The test holds the FIFO's read end and never reads it: the writer fills
  * the pipe, then its bound. Calls go on, and SIGTERM still stops the run
  * (before, the loop froze in write(2) after ~120 events). */
-ParameterizedTest(stall_case *c, outputs, a_stalled_reader_stops_no_call_signal_or_timeout) {
+ParameterizedTest(stall_case *c, outputs,
+                  a_stalled_reader_stops_no_call_signal_or_timeout) {
   harness h;
   h_init(&h, NULL);
   fifo(&h, "out.fifo");
   int rd = open(tpath(&h, "out.fifo"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   cr_assert(rd >= 0);
-  pid_t pid = RUN(&h, "cli", "--transport", c->transport, c->option, "out.fifo",
-                  "--", "sh", "-c", BIG_CALLS_SCRIPT "exec sleep 3600");
+  pid_t pid = RUN(&h, "cli", "--transport", c->transport, c->option, "out.fifo", "--",
+                  "sh", "-c", BIG_CALLS_SCRIPT "exec sleep 3600");
   wait_file(&h, "done", pid);
   double t0 = now();
   kill(pid, SIGTERM);
@@ -217,14 +219,15 @@ ParameterizedTestParameters(outputs, the_timeout_fires_with_a_stalled_events_rea
   return cr_make_param_array(transport, transports, 2);
 }
 
-ParameterizedTest(transport *tr, outputs, the_timeout_fires_with_a_stalled_events_reader) {
+ParameterizedTest(transport *tr, outputs,
+                  the_timeout_fires_with_a_stalled_events_reader) {
   harness h;
   h_init(&h, NULL);
   fifo(&h, "ev.fifo");
   int rd = open(tpath(&h, "ev.fifo"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   cr_assert(rd >= 0);
-  pid_t pid = RUN(&h, "cli", "--transport", tr->name, "--events", "ev.fifo", "--timeout", "4",
-                  "--", "sh", "-c", BIG_CALLS_SCRIPT "exec sleep 3600");
+  pid_t pid = RUN(&h, "cli", "--transport", tr->name, "--events", "ev.fifo", "--timeout",
+                  "4", "--", "sh", "-c", BIG_CALLS_SCRIPT "exec sleep 3600");
   int status = finish(pid, "--timeout with a stalled reader");
   char *err = h_read(&h, "cli.err", NULL);
   cr_assert_eq(status, 124, "exit %d; stderr: %s", status, err);
@@ -254,7 +257,8 @@ static unsigned long count_lines(const char *text, size_t len, unsigned long *no
 /* A reader that stalls, then reads: every event arrives, or is counted in
  * a {"dropped":N} line, or on stderr ("N lines were not written"): none is
  * lost silently. */
-ParameterizedTestParameters(outputs, a_reader_that_falls_behind_gets_every_event_or_its_count) {
+ParameterizedTestParameters(outputs,
+                            a_reader_that_falls_behind_gets_every_event_or_its_count) {
   return cr_make_param_array(transport, transports, 2);
 }
 
@@ -265,8 +269,8 @@ ParameterizedTest(transport *tr, outputs,
   fifo(&h, "ev.fifo");
   int rd = open(tpath(&h, "ev.fifo"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   cr_assert(rd >= 0);
-  pid_t pid = RUN(&h, "cli", "--transport", tr->name, "--events", "ev.fifo", "--", "sh", "-c",
-                  BIG_CALLS_SCRIPT);
+  pid_t pid = RUN(&h, "cli", "--transport", tr->name, "--events", "ev.fifo", "--", "sh",
+                  "-c", BIG_CALLS_SCRIPT);
   wait_file(&h, "done", pid);
   /* Now read it all, until socketbridge closes its end. */
   size_t cap = 16 << 20, len = 0;
@@ -313,7 +317,8 @@ ParameterizedTestParameters(outputs, events_into_a_process_substitution_keep_wor
   return cr_make_param_array(transport, transports, 2);
 }
 
-ParameterizedTest(transport *tr, outputs, events_into_a_process_substitution_keep_working) {
+ParameterizedTest(transport *tr, outputs,
+                  events_into_a_process_substitution_keep_working) {
   harness h;
   h_init(&h, NULL);
   char script[1024];
@@ -339,15 +344,17 @@ ParameterizedTest(transport *tr, outputs, a_fifo_renamed_over_the_rules_file_is_
   harness h;
   h_init(&h, NULL);
   put(&h, "rules.json", "{\"default\": {\"respond\": {\"stdout\": \"one\\n\"}}}");
-  pid_t pid = RUN(&h, "cli", "--transport", tr->name, "--rules", "rules.json", "--", "sh", "-c",
-                  "\"$SOCKETBRIDGE_STUB\"; mkfifo r.fifo; mv r.fifo rules.json; "
-                  "\"$SOCKETBRIDGE_STUB\"; echo \"rc=$?\"");
+  pid_t pid =
+      RUN(&h, "cli", "--transport", tr->name, "--rules", "rules.json", "--", "sh", "-c",
+          "\"$SOCKETBRIDGE_STUB\"; mkfifo r.fifo; mv r.fifo rules.json; "
+          "\"$SOCKETBRIDGE_STUB\"; echo \"rc=$?\"");
   int status = finish(pid, "a FIFO as the rules file");
   char *out = h_read(&h, "cli.out", NULL), *err = h_read(&h, "cli.err", NULL);
   cr_assert_eq(status, 0, "exit %d; stderr: %s", status, err);
   cr_assert_str_eq(out, "one\none\nrc=0\n");
-  cr_assert_not_null(strstr(err, "rules.json: not a regular file (the rules loaded before "
-                                 "stay in force)"),
+  cr_assert_not_null(strstr(err,
+                            "rules.json: not a regular file (the rules loaded before "
+                            "stay in force)"),
                      "stderr: %s", err);
   free(out);
   free(err);
@@ -436,7 +443,8 @@ Test(outputs, a_dash_is_the_commands_own_stdout) {
   h_init(&h, NULL);
   pid_t pid = RUN(&h, "ev", "--events", "-", "--", "true");
   cr_assert_eq(finish(pid, "--events -"), 0);
-  pid = RUN(&h, "rec", "--record", "-", "--", "sh", "-c", "\"$SOCKETBRIDGE_STUB\" marker");
+  pid =
+      RUN(&h, "rec", "--record", "-", "--", "sh", "-c", "\"$SOCKETBRIDGE_STUB\" marker");
   cr_assert_eq(finish(pid, "--record -"), 0);
   pid = RUN(&h, "out", "--stdout", "-", "--", "echo", "hello");
   cr_assert_eq(finish(pid, "--stdout -"), 0);
@@ -502,8 +510,8 @@ ParameterizedTest(transport *tr, outputs,
   sparse(&h, "big.bin", (off_t)4 << 30);
   put(&h, "rules.json", "{\"default\": {\"respond\": {\"stdout_file\": \"big.bin\"}}}");
   double t0 = now();
-  pid_t pid = RUN(&h, "cli", "--transport", tr->name, "--rules", "rules.json", "--", "sh", "-c",
-                  "\"$SOCKETBRIDGE_STUB\" | wc -c");
+  pid_t pid = RUN(&h, "cli", "--transport", tr->name, "--rules", "rules.json", "--", "sh",
+                  "-c", "\"$SOCKETBRIDGE_STUB\" | wc -c");
   /* 4 GiB through the bridge: more than the usual deadline on a slow host. */
   bool ended = h_wait_reapable(pid, 10 * H_DEADLINE * scale());
   int status = finish(pid, "a 4 GiB answer");
@@ -526,7 +534,8 @@ ParameterizedTestParameters(outputs, forty_unread_calls_of_a_32_mib_answer_cost_
 
 /* 40 calls whose stdout nobody reads yet (each reader waits on go.fifo):
  * each holds a few chunks, not its own copy of the answer (before: 1.3 GiB). */
-ParameterizedTest(transport *tr, outputs, forty_unread_calls_of_a_32_mib_answer_cost_little) {
+ParameterizedTest(transport *tr, outputs,
+                  forty_unread_calls_of_a_32_mib_answer_cost_little) {
   harness h;
   h_init(&h, NULL);
   sparse(&h, "a.bin", (off_t)32 << 20);
