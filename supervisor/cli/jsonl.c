@@ -175,7 +175,8 @@ static void on_fs_written(uv_fs_t *req) {
   cli_jsonl *w = req->data;
   ssize_t r = req->result;
   uv_fs_req_cleanup(req);
-  wrote(w, r < 0 ? (int)r : 0, r > 0 ? (size_t)r : 0);
+  /* write(2) of a non-empty buffer that returns 0 would loop forever. */
+  wrote(w, r < 0 ? (int)r : r == 0 ? UV_EIO : 0, r > 0 ? (size_t)r : 0);
 }
 
 /* Starts the next write: the rest of the busy lines, else the queue. */

@@ -86,6 +86,10 @@ static int open_inherited(cli_file *f, int n, cli_file_use use) {
   }
   if (use != CLI_FILE_READ && S_ISDIR(st.st_mode))
     return say(f, strerror(EISDIR));
+  /* A socket cannot be opened anew, and making the one we share
+   * non-blocking would change it for the caller and the child too. */
+  if (use == CLI_FILE_STREAM && S_ISSOCK(st.st_mode))
+    return say(f, "a socket (give a file, a pipe or a terminal)");
   f->fd = fcntl(n, F_DUPFD_CLOEXEC, 3);
   return f->fd < 0 ? say(f, strerror(errno)) : 0;
 }

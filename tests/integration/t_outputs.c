@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -485,6 +486,35 @@ Test(outputs, inherited_descriptors_are_appended_to_never_truncated) {
   free(a);
   free(b);
   free(c);
+  h_fini(&h);
+}
+
+/* An inherited socket cannot be written without waiting unless it is made
+ * non-blocking, which would change it for the caller and the child too: a
+ * clear error instead. */
+Test(outputs, events_to_an_inherited_socket_are_refused_with_one_line) {
+  harness h;
+  h_init(&h, NULL);
+  int sv[2];
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  posix_spawn_file_actions_t fa;
+  char err[600];
+  pid_t pid;
+  snprintf(err, sizeof err, "%s/sock.err", h.dir);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, sv[0], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  char *args[] = {SB_TEST_CLI, "run", "--events", "-", "--", "true", NULL};
+  cr_assert_eq(posix_spawn(&pid, SB_TEST_CLI, &fa, NULL, args, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(sv[0]);
+  cr_assert_eq(finish(pid, "--events - to a socket"), 125);
+  char *e = h_read(&h, "sock.err", NULL);
+  cr_assert_str_eq(e, "socketbridge: --events: -: a socket (give a file, a pipe or a "
+                      "terminal)\n");
+  free(e);
+  close(sv[1]);
   h_fini(&h);
 }
 
