@@ -36,6 +36,8 @@ void sb__conn_handle_closed(uv_handle_t *handle) {
     emit_stub_exit(conn);
   if (conn->welcomed && conn->cbs.on_close != NULL)
     conn->cbs.on_close(conn, conn->close_reason, conn->close_err);
+  if (conn->msg != NULL)
+    sb__message_detach(conn->msg);
   sb__list_remove(&conn->link);
   sb_decoder_free(&conn->dec);
   if (conn->have_hello)
@@ -276,12 +278,40 @@ static void fill_call(sb_conn *conn) {
   c->winsize = h->winsize;
 }
 
+int sb__conn_check_peer(sb_conn *conn, int version, int min_version, char *token) {
+  sb_server *server = conn->server;
+  int lo, hi;
+
+  conn->ticket = sb_token_valid(token) ? sb__ticket_lookup(server, token) : NULL;
+  explicit_bzero(token, strlen(token));
+
+  /* docs/protocol.md section 3: the highest version both sides speak. */
+  lo = min_version > 0 ? min_version : version;
+  if (lo < SB_PROTOCOL_MIN_VERSION)
+    lo = SB_PROTOCOL_MIN_VERSION;
+  hi = version < SB_PROTOCOL_VERSION ? version : SB_PROTOCOL_VERSION;
+  if (hi < lo) {
+    sb__conn_reject(conn, SB_REASON_VERSION, true,
+                    "no protocol version in common: the stub speaks %d..%d, the "
+                    "supervisor %d..%d",
+                    min_version > 0 ? min_version : version, version,
+                    SB_PROTOCOL_MIN_VERSION, SB_PROTOCOL_VERSION);
+    return 0;
+  }
+  if (conn->ticket == NULL) {
+    sb__conn_reject(conn, SB_REASON_BAD_TOKEN, true,
+                    "the token is not one this supervisor issued, or it was revoked");
+    return 0;
+  }
+  return hi;
+}
+
 static void on_hello(sb_conn *conn, const sb_frame *f) {
   sb_server *server = conn->server;
   sb_event ev;
   sb_diag diag;
   sb_hello *h;
-  int lo, hi, r;
+  int hi, r;
 
   if (f->kind != SB_KIND_CONTROL) {
     sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "a %s frame before welcome",
@@ -294,6 +324,8 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
     sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
     return;
   }
+  if (r < 0 && sb__message_first_frame(conn, f))
+    return; /* a side-band message (message.c), not a stub */
   if (r < 0) {
     sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "bad hello: %s",
                     diag.msg[0] != '\0' ? diag.msg : sb_strerror(r));
@@ -307,27 +339,9 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
     return;
   }
   h = &conn->hello.u.hello;
-  conn->ticket = sb_token_valid(h->token) ? sb__ticket_lookup(server, h->token) : NULL;
-  explicit_bzero(h->token, sizeof h->token);
-
-  /* docs/protocol.md section 3: the highest version both sides speak. */
-  lo = h->min_version > 0 ? h->min_version : h->version;
-  if (lo < SB_PROTOCOL_MIN_VERSION)
-    lo = SB_PROTOCOL_MIN_VERSION;
-  hi = h->version < SB_PROTOCOL_VERSION ? h->version : SB_PROTOCOL_VERSION;
-  if (hi < lo) {
-    sb__conn_reject(conn, SB_REASON_VERSION, true,
-                    "no protocol version in common: the stub speaks %d..%d, the "
-                    "supervisor %d..%d",
-                    h->min_version > 0 ? h->min_version : h->version, h->version,
-                    SB_PROTOCOL_MIN_VERSION, SB_PROTOCOL_VERSION);
+  hi = sb__conn_check_peer(conn, h->version, h->min_version, h->token);
+  if (hi == 0)
     return;
-  }
-  if (conn->ticket == NULL) {
-    sb__conn_reject(conn, SB_REASON_BAD_TOKEN, true,
-                    "the token is not one this supervisor issued, or it was revoked");
-    return;
-  }
 
   drop_token_env(h);
   fill_call(conn);
@@ -350,8 +364,25 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
   /* The event's callback may have closed the connection (sb_server_close). */
   if (conn->state == SB__CONN_OPEN)
     server->on_connect(server, conn);
-  if (conn->state == SB__CONN_OPEN && (r = sb__conn_welcome(conn)) < 0)
+  if (conn->state == SB__CONN_OPEN && !conn->held && (r = sb__conn_welcome(conn)) < 0)
     sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
+}
+
+int sb_conn_hold(sb_conn *conn) {
+  if (conn == NULL || conn->state != SB__CONN_OPEN)
+    return -ENOTCONN;
+  conn->held = true;
+  return 0;
+}
+
+int sb_conn_open(sb_conn *conn) {
+  int r;
+  if (conn == NULL || conn->state != SB__CONN_OPEN)
+    return -ENOTCONN;
+  conn->held = false;
+  if ((r = sb__conn_welcome(conn)) < 0)
+    sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
+  return r;
 }
 
 int sb__conn_welcome(sb_conn *conn) {

@@ -116,6 +116,8 @@ struct sb_server {
   sb_reject_cb on_reject;
   sb_event_cb on_event;
   void *data;
+  sb_message_cb on_message; /* side-band messages (message.c), or NULL */
+  uint64_t started_ns;      /* uv_hrtime() at sb_server_new: status uptime */
   uint64_t rng; /* xorshift64 state for backoff jitter; never 0 */
 
   sb__link tickets;    /* sb_ticket.link */
@@ -300,6 +302,8 @@ struct sb_conn {
    * tells the stub to leave its stdin alone. */
   bool welcome_pending;
   bool hold_stdin;
+  bool held;        /* sb_conn_hold: the welcome waits for the caller */
+  sb_message *msg;  /* a side-band sender: its message, until replied */
   int version; /* chosen in the handshake */
   sb__dispo_kind dispo;
   sb__dispo *dp;        /* NULL unless a disposition needs state */
@@ -431,6 +435,21 @@ void sb__conn_on_decode_error(sb_conn *conn, int err, const sb_diag *diag);
 void sb__conn_on_read_end(sb_conn *conn, int err);
 /* Clears what connections know of a ticket or child about to disappear. */
 void sb__conns_forget(sb_server *server, const sb_ticket *ticket, const sb_child *child);
+
+/* The checks hello and send share: the version range the peer speaks
+ * against ours, then its token. On success sets conn->ticket and returns
+ * the version chosen; else rejects the peer and returns 0. The token is
+ * wiped either way. */
+int sb__conn_check_peer(sb_conn *conn, int version, int min_version, char *token);
+
+/* ---- message.c: side-band messages --------------------------------------- */
+
+/* A first frame that failed to parse as hello: when it is a side-band
+ * `send`, handles it (rejects it, or accepts and answers it) and returns
+ * true; false when it is not one (the caller rejects it as before). */
+bool sb__message_first_frame(sb_conn *conn, const sb_frame *f);
+/* The sender's connection is gone: its message can no longer be replied. */
+void sb__message_detach(sb_message *msg);
 
 /* Sends the deferred welcome now, if it is still due. */
 int sb__conn_welcome(sb_conn *conn);

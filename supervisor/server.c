@@ -159,6 +159,8 @@ int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **ou
   server->on_reject = opts->on_reject;
   server->on_event = opts->on_event;
   server->data = opts->data;
+  server->on_message = opts->on_message;
+  server->started_ns = uv_hrtime();
   sb__list_init(&server->tickets);
   sb__list_init(&server->conns);
   sb__list_init(&server->children);

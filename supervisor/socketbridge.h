@@ -54,6 +54,7 @@ typedef struct sb_ticket sb_ticket; /* a token admitted by a server */
 typedef struct sb_child sb_child;   /* a process the server spawned */
 typedef struct sb_conn sb_conn;     /* one stub connected through a ticket */
 typedef struct sb_event sb_event;   /* something that happened (see events) */
+typedef struct sb_message sb_message; /* a side-band message awaiting its reply */
 
 typedef void (*sb_event_cb)(sb_server *server, const sb_event *ev);
 
@@ -82,6 +83,10 @@ typedef struct sb_reject_info {
 typedef void (*sb_connect_cb)(sb_server *server, sb_conn *conn);
 typedef void (*sb_reject_cb)(sb_server *server, const sb_reject_info *info);
 typedef void (*sb_server_close_cb)(sb_server *server);
+/* A side-band message (`socketbridge send`, sb_send) of a type the server
+ * does not answer itself (not ping or status). The handler owes it exactly
+ * one sb_message_reply(), now or later. */
+typedef void (*sb_message_cb)(sb_server *server, sb_message *msg);
 
 /* The zero value of every field is its default. */
 typedef struct sb_server_options {
@@ -121,6 +126,9 @@ typedef struct sb_server_options {
   sb_reject_cb on_reject;   /* optional: a peer was refused */
   sb_event_cb on_event;     /* optional: everything that happens (see events) */
   void *data;               /* for the caller: sb_server_data() */
+  /* optional: side-band messages other than ping and status; NULL: they
+   * get {"type":"error","error":"no_handler",...}. See side-band messages. */
+  sb_message_cb on_message;
 } sb_server_options;
 
 /* Creates a server listening on loop. The server copies what it needs from
@@ -160,6 +168,7 @@ typedef struct sb_server_stats {
   uint64_t lost;          /* connections closed with SB_CLOSE_PEER_LOST */
   uint64_t accept_errors; /* accept calls that failed (EMFILE...; see ACCEPT_PAUSED) */
   unsigned open;          /* connections open now, handshakes included */
+  uint64_t messages;      /* side-band messages accepted (see sb_send) */
 } sb_server_stats;
 
 void sb_server_stats_get(const sb_server *server, sb_server_stats *out);
@@ -480,6 +489,20 @@ int sb_conn_exit(sb_conn *conn, int code);
  * parent sees WIFSIGNALED. Same errors. */
 int sb_conn_kill(sb_conn *conn, int signum);
 
+/* Holds a stub that just connected: call from on_connect. The welcome is
+ * not sent, so the stub waits with its stdin untouched, until sb_conn_open()
+ * or the first function that writes to it or answers it (a write, exit,
+ * kill, a disposition) sends it; an exec or run chosen then gets the stdin
+ * whole, whenever it is chosen. The stub waits 30 s at most for its
+ * welcome (then it fails or falls back): a caller that holds a call answers
+ * or opens it sooner. sb_conn_respond and sb_conn_delegate send nothing
+ * at once: follow them with sb_conn_open. Errors: -ENOTCONN. */
+int sb_conn_hold(sb_conn *conn);
+/* Sends a held stub its welcome now: its stdin starts to flow to on_stdin.
+ * Does nothing for a stub not held, or already welcomed. Errors: -ENOTCONN,
+ * and write errors (the connection is then closing). */
+int sb_conn_open(sb_conn *conn);
+
 /* Closes the connection now (the stub exits 125, as when the bridge is
  * lost); on_close runs with SB_CLOSE_SERVER. */
 void sb_conn_close(sb_conn *conn);
@@ -628,6 +651,53 @@ const char *sb_event_type_name(sb_event_type t);
  *   string when UTF-8, else {"base64": ...} as in the wire protocol.
  * Returns 0, -EINVAL (ev or out NULL) or -ENOMEM. */
 int sb_event_to_json(const sb_event *ev, char **out);
+
+/* ---- side-band messages and status --------------------------------------
+ *
+ * A program in a child's tree sends one JSON object (with a string "type")
+ * and gets one JSON object back, over the bridge, with the checks a stub
+ * gets (token, max_bytes, allowlist, handshake timeout): docs/protocol.md
+ * section 7. The server answers {"type":"ping"} with {"type":"pong"} and
+ * {"type":"status"} with sb_server_status_json(); any other type goes to
+ * on_message, else gets {"type":"error","error":"no_handler",...}. */
+
+/* The message's JSON text, as compact JSON (owned by msg), and its "type". */
+const char *sb_message_json(const sb_message *msg);
+const char *sb_message_type(const sb_message *msg);
+/* The pid the sender claimed. */
+int64_t sb_message_pid(const sb_message *msg);
+/* The ticket the sender presented; NULL once it was freed. */
+sb_ticket *sb_message_ticket(const sb_message *msg);
+/* Sends json (a JSON object; copied) as the reply, then closes the sender's
+ * connection once it has read it, and frees msg: call it exactly once per
+ * message, also when the sender has gone or the server is closing (msg is
+ * freed all the same). A reply over max_bytes is replaced by a too_large
+ * error reply. Errors: -EINVAL (json is not a JSON object: nothing was sent,
+ * msg is freed), -ENOTCONN (the sender went away), -ENOMEM. */
+int sb_message_reply(sb_message *msg, const char *json);
+
+/* The server's status as one JSON object (docs/control.md section 9):
+ * type "status", version, protocol, pid, uptime_ms, children (pid, argv,
+ * state, restarts), calls (open, served), connections (sb_server_stats).
+ * malloc'd, the caller frees it. Holds no token and no env. Returns 0,
+ * -EINVAL or -ENOMEM. */
+int sb_server_status_json(const sb_server *server, char **out);
+
+/* The client side, for a program in a child's tree: sends message (a JSON
+ * object with a string "type", NUL-terminated) to the supervisor its
+ * environment names (SOCKETBRIDGE_TOKEN and the bridge address, as the
+ * stub reads them) and waits for the reply, at most timeout_ms (< 0: no
+ * limit). Blocking; uses no loop. On success *reply is the reply (a JSON
+ * object, compact, malloc'd: the caller frees it); an error reply
+ * ({"type":"error",...}) is a success here. Errors, with diag (may be NULL)
+ * saying what and where: -ENOENT (no supervisor in the environment),
+ * -EINVAL (message is not a JSON object with a string "type", or a
+ * malformed SOCKETBRIDGE_* variable), -EACCES (rejected: bad_token or
+ * not_allowed; diag names the reason), -EMSGSIZE (the message is over
+ * max_bytes, or rejected too_large), -EPROTO (any other reject, or a reply
+ * that breaks the protocol), -ETIMEDOUT, connect and I/O errors
+ * (-ECONNREFUSED...), -ENOMEM. Never reports the token. */
+int sb_send(const char *message, int timeout_ms, char **reply, sb_diag *diag);
 
 #pragma GCC visibility pop
 

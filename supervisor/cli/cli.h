@@ -15,6 +15,11 @@ __attribute__((format(printf, 1, 2))) void cli_error(const char *fmt, ...);
 /* run.c: runs the command under supervision; returns the exit status. */
 int cli_run(const cli_options *o);
 
+/* serve.c: `socketbridge serve` (docs/control.md); send.c: `socketbridge
+ * send`. argv[0] is the subcommand; each returns the exit status. */
+int cli_serve(int argc, char **argv);
+int cli_send(int argc, char **argv);
+
 /* ---- record.c: --record, one JSON line per stub call ----------------------- */
 
 #define CLI_RECORD_CAP (64u * 1024u) /* data kept per stream and call */

@@ -32,6 +32,8 @@ static const struct {
 
 static const char help_text[] =
     "Usage: socketbridge run [OPTIONS] [--] COMMAND [ARG...]\n"
+    "       socketbridge serve [--transport tcp|unix] [--control-fd N]\n"
+    "       socketbridge send [--timeout SECS] JSON\n"
     "       socketbridge shim DIR NAME...\n"
     "       socketbridge stub-path\n"
     "       socketbridge compile-db [--output FILE] [--append] [--] BUILD [ARG...]\n"
@@ -212,6 +214,21 @@ static const char help_text[] =
     "--record FILE keeps every call's record, --from-record FILE converts one\n"
     "and runs nothing (socketbridge compile-db --help, docs/compile-db.md).\n"
     "\n"
+    "serve: the supervisor driven by a controller program over a control\n"
+    "channel (its stdin and stdout, or the socket fd N): every stub call, its\n"
+    "stdin and its answer, tickets, shims, supervised commands, events,\n"
+    "side-band messages and status. docs/control.md is the protocol. Runs\n"
+    "until the channel ends; exit 0, or 125 when it cannot start or the\n"
+    "channel breaks.\n"
+    "\n"
+    "send: sends one JSON message (an object with a string \"type\") to the\n"
+    "supervisor this process runs under and prints its JSON reply on one\n"
+    "line. {\"type\":\"ping\"} and {\"type\":\"status\"} are answered by the\n"
+    "supervisor; other types by its controller. Exit 0; 1 when the reply is\n"
+    "an error ({\"type\":\"error\"}, e.g. no_handler), said on stderr; 125\n"
+    "when no reply came (no supervisor, bad JSON, rejected, --timeout, default\n"
+    "60 s).\n"
+    "\n"
     "socketbridge writes nothing of its own to stdout, except --help, --version\n"
     "and stub-path; its errors are one line on stderr.\n";
 
@@ -279,6 +296,10 @@ int main(int argc, char **argv) {
     return cli_shim(argc - 1, argv + 1);
   if (strcmp(cmd, "compile-db") == 0)
     return cli_compile_db(argc - 1, argv + 1);
+  if (strcmp(cmd, "serve") == 0)
+    return cli_serve(argc - 1, argv + 1);
+  if (strcmp(cmd, "send") == 0)
+    return cli_send(argc - 1, argv + 1);
   if (strcmp(cmd, "stub-path") == 0) {
     if (argc != 2) {
       cli_error("stub-path takes no argument");
