@@ -24,6 +24,7 @@ typedef struct srv_call {
   bool no_writes;   /* later stdout/stderr data is dropped */
   bool ctl_paused;  /* the controller paused its stdin */
   bool write_paused; /* write_pause sent */
+  bool prog_end[2];  /* the program's stdout, stderr ended (sent) */
   size_t queued;    /* controller bytes queued for this stub */
 } srv_call;
 
@@ -121,6 +122,9 @@ static void on_stdin(sb_conn *conn, const char *buf, size_t len) {
 
 static void on_program_output(sb_conn *conn, int stream, const char *buf, size_t len) {
   srv_call *c = call_of(conn);
+  if (c->prog_end[stream - 1])
+    return;
+  c->prog_end[stream - 1] = len == 0;
   ctl_chan_send_data(c->s->chan, stream == 1 ? CTL_STDOUT : CTL_STDERR, c->obj.id, buf,
                      len);
   if (ctl_chan_congested(c->s->chan))
@@ -130,6 +134,13 @@ static void on_program_output(sb_conn *conn, int stream, const char *buf, size_t
 static void on_program_exit(sb_conn *conn, int64_t code, int signum) {
   srv_call *c = call_of(conn);
   cJSON *o = msg_for(c, "program_exit");
+  /* Every byte came before: the streams end here if the relay did not say
+   * so (delegate). */
+  for (int i = 0; i < 2; i++)
+    if (!c->prog_end[i]) {
+      c->prog_end[i] = true;
+      ctl_chan_send_data(c->s->chan, i == 0 ? CTL_STDOUT : CTL_STDERR, c->obj.id, "", 0);
+    }
   add_status(o, code, signum);
   srv_send(c->s, o);
 }
