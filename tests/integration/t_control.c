@@ -18,9 +18,10 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <criterion/parameterized.h>
 
 #include "harness.h"
+
+#include <criterion/parameterized.h>
 
 TestSuite(control, .timeout = 120);
 
