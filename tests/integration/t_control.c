@@ -57,6 +57,7 @@ typedef struct ctl {
   uint64_t next_req;
   bool eof;
   cJSON *ready;
+  harness *h;
 } ctl;
 
 static double scale(void) {
@@ -314,6 +315,7 @@ static void ctl_start(ctl *c, harness *h, sb_transport tr, bool stdio) {
   char err[600];
 
   memset(c, 0, sizeof *c);
+  c->h = h;
   snprintf(err, sizeof err, "%s/serve.err", h->dir);
   posix_spawn_file_actions_init(&fa);
   if (stdio) {
@@ -366,13 +368,20 @@ static int ctl_end(ctl *c) {
     free(c->streams[i].data);
   cJSON_Delete(c->ready);
   free(c->in);
+  /* Under ASan, serve's leaks and errors land on its stderr. */
+  char *err = h_read(c->h, "serve.err", NULL);
+  cr_assert_null(strstr(err, "Sanitizer"), "serve: %s", err);
+  cr_assert_null(strstr(err, "runtime error"), "serve: %s", err);
+  free(err);
   return WEXITSTATUS(st);
 }
 
 /* Spawns `sh -c script` as a proc with `git` shimmed to the controller;
  * returns the proc id. */
 static uint64_t spawn_sh(ctl *c, const char *script) {
-  char *esc = cJSON_PrintUnformatted(cJSON_CreateString(script));
+  cJSON *js = cJSON_CreateString(script);
+  char *esc = cJSON_PrintUnformatted(js);
+  cJSON_Delete(js);
   uint64_t id = REQ(c, "\"type\":\"spawn\",\"argv\":[\"sh\",\"-c\",%s]", esc);
   cJSON *o = ok(c, id);
   uint64_t proc = (uint64_t)num(o, "proc");
