@@ -177,3 +177,26 @@ TRANSPORT_TEST(a_message_over_max_bytes_is_refused) {
   result_free(&r);
   h_fini(&h);
 }
+
+/* README's snippet, verbatim, with the built socketbridge first on PATH. */
+Test(sideband, the_readme_snippet_prints_pong) {
+  harness h;
+  char path[4096];
+  int st;
+  h_init(&h, NULL);
+  snprintf(path, sizeof path, "PATH=%s:%s", SB_TEST_BINDIR, getenv("PATH"));
+  char *envp[] = {path, NULL};
+  pid_t pid = h_proc_start(
+      &h,
+      (char *[]){"sh", "-c",
+                 "socketbridge run -- sh -c 'socketbridge send \"{\\\"type\\\":\\\"ping\\\"}\"'",
+                 NULL},
+      NULL, "readme", envp);
+  cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
+  waitpid(pid, &st, 0);
+  char *out = h_read(&h, "readme.out", NULL);
+  cr_assert_eq(WEXITSTATUS(st), 0);
+  cr_assert_str_eq(out, "{\"type\":\"pong\"}\n");
+  free(out);
+  h_fini(&h);
+}
