@@ -200,3 +200,66 @@ Test(sideband, the_readme_snippet_prints_pong) {
   free(out);
   h_fini(&h);
 }
+
+/* ---- the library's handler --------------------------------------------------- */
+
+/* on_message keeps the message and replies later, from the loop: a reply
+ * need not come from inside the callback. */
+typedef struct lib_state {
+  sb_message *pending;
+  char type[64], json[256];
+  int64_t pid;
+  bool ticket_ok;
+  uv_timer_t later;
+} lib_state;
+
+static harness *lib_h;
+
+static void reply_later(uv_timer_t *t) {
+  lib_state *st = t->data;
+  cr_assert_eq(sb_message_reply(st->pending, "{\"type\":\"ok\",\"n\":42}"), 0);
+  st->pending = NULL;
+}
+
+static void lib_on_message(sb_server *server, sb_message *msg) {
+  lib_state *st = lib_h->user;
+  (void)server;
+  snprintf(st->type, sizeof st->type, "%s", sb_message_type(msg));
+  snprintf(st->json, sizeof st->json, "%s", sb_message_json(msg));
+  st->pid = sb_message_pid(msg);
+  st->ticket_ok = sb_message_ticket(msg) != NULL;
+  st->pending = msg;
+  uv_timer_start(&st->later, reply_later, 0, 0);
+}
+
+TRANSPORT_TEST(the_library_on_message_handler_answers) {
+  harness h;
+  h_exit ex = {0};
+  lib_state st;
+  char script[600];
+  memset(&st, 0, sizeof st);
+  lib_h = &h;
+  h_init(&h, &(sb_server_options){.transport = *tr, .on_message = lib_on_message});
+  h.user = &st;
+  uv_timer_init(&h.loop, &st.later);
+  st.later.data = &st;
+  int out = h_create(&h, "out");
+  snprintf(script, sizeof script, "%s send '{\"type\":\"job\",\"args\":[1,\"a\"]}'", SB_TEST_CLI);
+  h_sh(&h, script, out, 0, &ex);
+  h_wait_exit(&h, &ex);
+  close(out);
+  cr_assert_eq(ex.status, 0);
+  char *got = h_read(&h, "out", NULL);
+  cr_assert_str_eq(got, "{\"type\":\"ok\",\"n\":42}\n");
+  free(got);
+  cr_assert_str_eq(st.type, "job");
+  cr_assert_str_eq(st.json, "{\"type\":\"job\",\"args\":[1,\"a\"]}");
+  cr_assert_gt(st.pid, 0);
+  cr_assert(st.ticket_ok);
+  sb_server_stats stats;
+  sb_server_stats_get(h.server, &stats);
+  cr_assert_eq(stats.messages, 1);
+  cr_assert_eq(stats.welcomed, 0, "a message is not a call");
+  uv_close((uv_handle_t *)&st.later, NULL);
+  h_fini(&h);
+}
