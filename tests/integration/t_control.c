@@ -827,3 +827,50 @@ TRANSPORT_TEST(write_pause_and_resume) {
   cr_assert_eq(ctl_end(&c), 0);
   h_fini(&h);
 }
+
+/* A call the controller leaves alone is opened after 10 s: its stdin comes,
+ * the stub does not time out waiting for a welcome. */
+TRANSPORT_TEST(a_held_call_opens_by_itself) {
+  harness h;
+  ctl c;
+  h_init(&h, NULL);
+  ctl_start(&c, &h, *tr, false);
+  shim_git(&c);
+  uint64_t proc = spawn_sh(&c, "echo late | git slow; echo rc=$?");
+  cJSON *call = expect(&c, "call", NULL, 0);
+  uint64_t id = (uint64_t)num(call, "call");
+  cJSON_Delete(call);
+  cr_assert_str_eq(stream_end(&c, K_STDIN, id)->data, "late\n");
+  okf(&c, REQ(&c, "\"type\":\"exit\",\"call\":%llu,\"code\":9", (unsigned long long)id));
+  cr_assert_eq(proc_end(&c, proc), 0);
+  cr_assert_str_eq(proc_out(&c, proc), "rc=9\n");
+  cr_assert_eq(ctl_end(&c), 0);
+  h_fini(&h);
+}
+
+/* pause stops a call's stdin; resume lets it through. What was paused is
+ * not lost. */
+TRANSPORT_TEST(pause_and_resume_a_calls_stdin) {
+  harness h;
+  ctl c;
+  h_init(&h, NULL);
+  ctl_start(&c, &h, *tr, false);
+  shim_git(&c);
+  uint64_t proc = spawn_sh(&c, "head -c 3000000 /dev/zero | git eat; echo rc=$?");
+  cJSON *call = expect(&c, "call", NULL, 0);
+  uint64_t id = (uint64_t)num(call, "call");
+  cJSON_Delete(call);
+  okf(&c, REQ(&c, "\"type\":\"pause\",\"call\":%llu", (unsigned long long)id));
+  okf(&c, REQ(&c, "\"type\":\"open\",\"call\":%llu", (unsigned long long)id));
+  /* The status round trip proves the pause is in effect. */
+  okf(&c, REQ(&c, "\"type\":\"status\""));
+  stream_buf *in = stream_of(&c, K_STDIN, id);
+  cr_assert(!in->end, "the whole stdin came through a paused call");
+  okf(&c, REQ(&c, "\"type\":\"resume\",\"call\":%llu", (unsigned long long)id));
+  in = stream_end(&c, K_STDIN, id);
+  cr_assert_eq(in->len, 3000000);
+  okf(&c, REQ(&c, "\"type\":\"exit\",\"call\":%llu,\"code\":0", (unsigned long long)id));
+  cr_assert_eq(proc_end(&c, proc), 0);
+  cr_assert_eq(ctl_end(&c), 0);
+  h_fini(&h);
+}

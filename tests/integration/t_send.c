@@ -263,3 +263,19 @@ TRANSPORT_TEST(the_library_on_message_handler_answers) {
   uv_close((uv_handle_t *)&st.later, NULL);
   h_fini(&h);
 }
+
+Test(sideband, help_names_serve_and_send) {
+  harness h;
+  int st;
+  h_init(&h, NULL);
+  pid_t pid = h_proc_start(&h, (char *[]){SB_TEST_CLI, "--help", NULL}, NULL, "help", environ);
+  cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
+  waitpid(pid, &st, 0);
+  char *out = h_read(&h, "help.out", NULL);
+  cr_assert_eq(WEXITSTATUS(st), 0);
+  cr_assert_not_null(strstr(out, "socketbridge serve [--transport tcp|unix] [--control-fd N]"));
+  cr_assert_not_null(strstr(out, "socketbridge send [--timeout SECS] JSON"));
+  cr_assert_not_null(strstr(out, "docs/control.md"));
+  free(out);
+  h_fini(&h);
+}
