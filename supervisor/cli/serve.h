@@ -131,7 +131,4 @@ void srv_calls_pause_all(serve *s, bool paused);
 /* The lists and the hold timer (closed by the caller at the end). */
 void srv_calls_init(serve *s);
 
-/* main.c's entry */
-int cli_serve(int argc, char **argv);
-
 #endif

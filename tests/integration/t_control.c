@@ -674,12 +674,19 @@ TRANSPORT_TEST(shims_routed_exec_are_left_alone) {
   struct stat sb;
   cr_assert_eq(lstat(path, &sb), 0);
   cr_assert(S_ISLNK(sb.st_mode));
-  uint64_t proc = spawn_sh(&c, "command -v printf; printf 'real\\n'");
+  okf(&c, REQ(&c, "\"type\":\"events\",\"enable\":true"));
+  /* env(1) finds printf on PATH: the shim, which the supervisor execs as
+   * the real printf. */
+  uint64_t proc = spawn_sh(&c, "env printf 'real\\n'");
   cr_assert_eq(proc_end(&c, proc), 0);
-  char want[700];
-  snprintf(want, sizeof want, "%s\nreal\n", path);
-  /* `command -v` in sh is a builtin lookup: the shim is first on PATH. */
-  cr_assert(strstr(proc_out(&c, proc), "real\n") != NULL, "%s", proc_out(&c, proc));
+  cr_assert_str_eq(proc_out(&c, proc), "real\n");
+  cJSON *ev;
+  do {
+    ev = expect(&c, "event", NULL, 0);
+  } while (strcmp(str(cJSON_GetObjectItem(ev, "event"), "event"), "stub_exit") != 0 &&
+           (cJSON_Delete(ev), true));
+  cr_assert_str_eq(str(cJSON_GetObjectItem(ev, "event"), "close_reason"), "exec");
+  cJSON_Delete(ev);
   for (size_t i = 0; i < c.nmsgs; i++)
     cr_assert(c.msgs[i] == NULL || !is_type(c.msgs[i], "call"),
               "a call reached the controller");
@@ -872,5 +879,30 @@ TRANSPORT_TEST(pause_and_resume_a_calls_stdin) {
   okf(&c, REQ(&c, "\"type\":\"exit\",\"call\":%llu,\"code\":0", (unsigned long long)id));
   cr_assert_eq(proc_end(&c, proc), 0);
   cr_assert_eq(ctl_end(&c), 0);
+  h_fini(&h);
+}
+
+/* A bad command line: one line, exit 125, before anything. */
+Test(control, bad_options_exit_125_with_one_line) {
+  harness h;
+  int st;
+  h_init(&h, NULL);
+  const char *cases[][2] = {{"--transport", "udp"}, {"--control-fd", "9999"}, {"--frob", NULL}};
+  const char *want[] = {"socketbridge: serve: --transport: \"udp\" is not tcp or unix\n",
+                        "socketbridge: serve: --control-fd: \"9999\" is not an open file "
+                        "descriptor\n",
+                        "socketbridge: serve: --frob: unknown option (see socketbridge --help)\n"};
+  for (int i = 0; i < 3; i++) {
+    char *args[] = {SB_TEST_CLI, "serve", (char *)cases[i][0], (char *)cases[i][1], NULL};
+    pid_t pid = h_proc_start(&h, args, NULL, "bad", environ);
+    cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
+    waitpid(pid, &st, 0);
+    cr_assert_eq(WEXITSTATUS(st), 125);
+    char *out = h_read(&h, "bad.out", NULL), *err = h_read(&h, "bad.err", NULL);
+    cr_assert_str_empty(out);
+    cr_assert_str_eq(err, want[i]);
+    free(out);
+    free(err);
+  }
   h_fini(&h);
 }
