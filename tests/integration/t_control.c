@@ -889,8 +889,8 @@ Test(control, bad_options_exit_125_with_one_line) {
   h_init(&h, NULL);
   const char *cases[][2] = {{"--transport", "udp"}, {"--control-fd", "9999"}, {"--frob", NULL}};
   const char *want[] = {"socketbridge: serve: --transport: \"udp\" is not tcp or unix\n",
-                        "socketbridge: serve: --control-fd: \"9999\" is not an open file "
-                        "descriptor\n",
+                        ("socketbridge: serve: --control-fd: \"9999\" is not an open file "
+                         "descriptor\n"),
                         "socketbridge: serve: --frob: unknown option (see socketbridge --help)\n"};
   for (int i = 0; i < 3; i++) {
     char *args[] = {SB_TEST_CLI, "serve", (char *)cases[i][0], (char *)cases[i][1], NULL};
