@@ -733,7 +733,7 @@ static int req_reply(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
     return srv_fail(err, "bad_request", "body: expected a JSON object");
   m = (srv_message *)srv_obj_find(s, id, SRV_MESSAGE);
   if (m == NULL)
-    return srv_fail(err, "no_such_call", "no message %llu waiting for a reply",
+    return srv_fail(err, "no_such_message", "no message %llu waiting for a reply",
                     (unsigned long long)id);
   json = cJSON_PrintUnformatted(body);
   if (json == NULL)

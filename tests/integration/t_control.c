@@ -723,8 +723,13 @@ TRANSPORT_TEST(messages_reach_the_controller) {
   cr_assert_str_eq(str(body, "type"), "greet");
   cr_assert_eq(num(body, "n"), 2);
   cr_assert_eq(num(m, "proc"), (double)proc);
+  unsigned long long mid = (unsigned long long)num(m, "message");
   okf(&c, REQ(&c, "\"type\":\"reply\",\"message\":%llu,\"body\":{\"type\":\"hi\",\"x\":[1]}",
-              (unsigned long long)num(m, "message")));
+              mid));
+  /* Once only. */
+  cJSON_Delete(error_of(
+      &c, REQ(&c, "\"type\":\"reply\",\"message\":%llu,\"body\":{\"type\":\"x\"}", mid),
+      "no_such_message"));
   cJSON_Delete(m);
   cr_assert_eq(proc_end(&c, proc), 0);
   cr_assert_str_eq(proc_out(&c, proc), "rc=1\n{\"type\":\"hi\",\"x\":[1]}\nrc=0\n");
