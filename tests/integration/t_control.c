@@ -911,3 +911,43 @@ Test(control, bad_options_exit_125_with_one_line) {
   }
   h_fini(&h);
 }
+
+/* Every frame that cannot be delimited or may not come from a controller
+ * breaks the channel the same way: bad_frame, exit 125, one line. */
+typedef struct bad_frame_case {
+  sb_transport tr;
+  uint8_t bytes[16];
+  size_t len;
+  char why[16]; /* what is wrong, for the log */
+} bad_frame_case;
+
+ParameterizedTestParameters(control, each_bad_frame_ends_the_channel_cleanly) {
+  static bad_frame_case cases[] = {
+      {SB_TRANSPORT_TCP, {0, 0, 0, 0}, 4, "length 0"},
+      {SB_TRANSPORT_UNIX, {0, 0, 0, 0}, 4, "length 0"},
+      {SB_TRANSPORT_TCP, {0, 0, 0, 2, 9, 0}, 6, "kind"},
+      {SB_TRANSPORT_UNIX, {0, 0, 0, 2, 7, 0}, 6, "kind"},
+      {SB_TRANSPORT_TCP, {0, 0, 0, 10, 2, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}, 14, "kind 2"},
+      {SB_TRANSPORT_UNIX, {0, 0, 0, 5, 3, 0, 0, 0, 1}, 9, "8-byte id"},
+      {SB_TRANSPORT_TCP, {0x01, 0, 0, 1, 1}, 5, "max"},
+      {SB_TRANSPORT_UNIX, {0xff, 0xff, 0xff, 0xff, 1}, 5, "max"},
+  };
+  return cr_make_param_array(bad_frame_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(bad_frame_case *bc, control, each_bad_frame_ends_the_channel_cleanly) {
+  harness h;
+  ctl c;
+  h_init(&h, NULL);
+  ctl_start(&c, &h, bc->tr, false);
+  okf(&c, REQ(&c, "\"type\":\"status\""));
+  write_all(&c, bc->bytes, bc->len);
+  cJSON_Delete(error_of(&c, 0, "bad_frame"));
+  cr_assert_eq(ctl_end(&c), 125);
+  char *err = h_read(&h, "serve.err", NULL);
+  cr_assert_not_null(strstr(err, "socketbridge: serve: control channel:"), "%s", err);
+  cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "not one line: %s", err);
+  cr_log_info("%s -> %s", bc->why, err);
+  free(err);
+  h_fini(&h);
+}
