@@ -75,7 +75,7 @@ typedef struct serve {
   size_t nshims;
 } serve;
 
-/* ---- serve.c ------------------------------------------------------------- */
+/* ---- serve_util.c: lists, ids, answers, request members ------------------ */
 
 void srv_list_init(srv_link *l);
 void srv_list_push(srv_link *head, srv_link *l);
@@ -108,10 +108,22 @@ int srv_get_bytes(const cJSON *req, const char *name, bool opt, char **out, srv_
 int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, char ***out,
                  srv_err *err);
 void srv_strv_free(char **v);
-/* The id of the ticket an sb_ticket is (0 if none we know), and its proc. */
-uint64_t srv_ticket_id(const sb_ticket *t, uint64_t *proc);
 /* A byte string as JSON; NULL when out of memory. */
 cJSON *srv_bytes_json(const char *s);
+
+/* ---- serve_proc.c: tickets, shims, procs ---------------------------------- */
+
+/* The id of the ticket an sb_ticket is (0 if none we know), and its proc. */
+uint64_t srv_ticket_id(const sb_ticket *t, uint64_t *proc);
+/* Requests: 0, or -1 with err; ok gets the answer's members. */
+int srv_req_ticket(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
+int srv_req_ticket_free(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
+int srv_req_shim(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
+int srv_req_spawn(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
+int srv_req_stop(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
+int srv_req_kill(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
+/* An event about a proc: notes a timeout; returns its id, or 0. */
+uint64_t srv_proc_on_event(serve *s, const sb_event *ev);
 
 /* ---- serve_call.c ---------------------------------------------------------- */
 
