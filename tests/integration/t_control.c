@@ -951,3 +951,19 @@ ParameterizedTest(bad_frame_case *bc, control, each_bad_frame_ends_the_channel_c
   free(err);
   h_fini(&h);
 }
+
+/* SIGTERM to serve ends it as the channel's end does: its procs are
+ * stopped, their proc_end still sent, exit 0. */
+TRANSPORT_TEST(sigterm_ends_serve_cleanly) {
+  harness h;
+  ctl c;
+  h_init(&h, NULL);
+  ctl_start(&c, &h, *tr, false);
+  uint64_t proc = spawn_sh(&c, "exec sleep 100");
+  cr_assert_eq(kill(c.pid, SIGTERM), 0);
+  cJSON *e = expect(&c, "proc_end", "proc", (double)proc);
+  cr_assert_str_eq(str(e, "signal"), "KILL");
+  cJSON_Delete(e);
+  cr_assert_eq(ctl_end(&c), 0);
+  h_fini(&h);
+}
