@@ -455,6 +455,10 @@ static int do_exit(srv_call *c, const cJSON *req, srv_err *err) {
   if (cJSON_GetObjectItemCaseSensitive(req, "code") == NULL &&
       cJSON_GetObjectItemCaseSensitive(req, "signal") == NULL)
     return srv_fail(err, "bad_request", "exit: code or signal required");
+  /* A delayed respond has not told the stub yet: the library would take an
+   * exit now. The first answer stands. */
+  if (c->decided)
+    return dispo_result(c, -EALREADY, "exit", err);
   if (get_end(req, &code, &signum, err) < 0)
     return -1;
   unhold(c);

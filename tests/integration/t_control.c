@@ -555,13 +555,28 @@ TRANSPORT_TEST(respond_and_events) {
   ev = expect(&c, "event", "call", (double)id);
   cr_assert_str_eq(str(cJSON_GetObjectItem(ev, "event"), "event"), "stub_connect");
   cJSON_Delete(ev);
-  okf(&c, REQ(&c,
-              "\"type\":\"respond\",\"call\":%llu,\"stdout\":\"hello\\n\",\"stderr\":{\"base64\":"
-              "\"ZXJy\"},\"code\":3",
-              (unsigned long long)id));
-  cJSON_Delete(error_of(&c, REQ(&c, "\"type\":\"exit\",\"call\":%llu,\"code\":1",
-                               (unsigned long long)id),
-                        "already"));
+  /* Both requests in one write: serve reads them together, before the
+   * call can end, so the second meets an answered call, not a gone one. */
+  char two[1024];
+  int n1 = snprintf(two + 5, sizeof two - 5,
+                    "{\"id\":%llu,\"type\":\"respond\",\"call\":%llu,\"stdout\":\"hello\\n\","
+                    "\"stderr\":{\"base64\":\"ZXJy\"},\"code\":3}",
+                    (unsigned long long)++c.next_req, (unsigned long long)id);
+  uint64_t rid = c.next_req;
+  two[0] = two[1] = 0;
+  two[2] = (char)((n1 + 1) >> 8);
+  two[3] = (char)((n1 + 1) & 0xff);
+  two[4] = K_JSON;
+  int n2 = snprintf(two + 10 + n1, sizeof two - 10 - (size_t)n1,
+                    "{\"id\":%llu,\"type\":\"exit\",\"call\":%llu,\"code\":1}",
+                    (unsigned long long)++c.next_req, (unsigned long long)id);
+  two[5 + n1] = two[6 + n1] = 0;
+  two[7 + n1] = (char)((n2 + 1) >> 8);
+  two[8 + n1] = (char)((n2 + 1) & 0xff);
+  two[9 + n1] = K_JSON;
+  write_all(&c, two, (size_t)(10 + n1 + n2));
+  okf(&c, rid);
+  cJSON_Delete(error_of(&c, c.next_req, "already"));
   ev = expect(&c, "event", "call", (double)id);
   cr_assert_str_eq(str(cJSON_GetObjectItem(ev, "event"), "event"), "stub_exit");
   cJSON_Delete(ev);
