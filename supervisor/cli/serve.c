@@ -470,7 +470,7 @@ int cli_serve(int argc, char **argv) {
   free(s.shim_dir);
   srv_strv_free(s.shim_names);
   free(s.shim_exec);
-  free(s.buckets);
+  srv_objs_free(&s);
   free(stub);
   return s.status;
 }

@@ -86,6 +86,9 @@ int srv_obj_add(serve *s, srv_obj *obj, srv_kind kind);
 /* The object of that kind with that id, or NULL. */
 srv_obj *srv_obj_find(const serve *s, uint64_t id, srv_kind kind);
 void srv_obj_remove(serve *s, srv_obj *obj);
+/* At the end: frees what is still mapped (tickets the server freed with
+ * itself) and the map. */
+void srv_objs_free(serve *s);
 
 /* Sends a JSON object on the channel and deletes it. */
 void srv_send(serve *s, cJSON *o);

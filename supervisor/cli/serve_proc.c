@@ -158,7 +158,16 @@ int srv_req_shim(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
       goto out;
     }
   if (s->shim_dir == NULL) {
-    s->shim_dir = cli_shim_dir_new(names, stub);
+    /* The shims' own ticket, named in the directory (shim.c), so they reach
+     * this serve even under a nested supervisor; the server frees it. */
+    sb_ticket *t;
+    int r2 = sb_ticket_new(s->server, &t);
+    if (r2 < 0) {
+      srv_failed(err, r2, "shim");
+      goto out;
+    }
+    ticket_track(s, t, false, 0);
+    s->shim_dir = cli_shim_dir_new(names, stub, sb_ticket_env(t));
     if (s->shim_dir == NULL) {
       srv_fail(err, "failed", "cannot create the shim directory (see serve's stderr)");
       goto out;

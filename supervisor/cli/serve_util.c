@@ -75,6 +75,19 @@ srv_obj *srv_obj_find(const serve *s, uint64_t id, srv_kind kind) {
   return NULL;
 }
 
+void srv_objs_free(serve *s) {
+  for (size_t i = 0; i < s->nbuckets; i++) {
+    srv_obj *o = s->buckets[i], *next;
+    for (; o != NULL; o = next) {
+      next = o->next;
+      free(o); /* each object's srv_obj is its first member */
+    }
+  }
+  free(s->buckets);
+  s->buckets = NULL;
+  s->nbuckets = s->nobjs = 0;
+}
+
 void srv_obj_remove(serve *s, srv_obj *obj) {
   srv_obj **p = &s->buckets[bucket_of(s, obj->id)];
   while (*p != NULL && *p != obj)
