@@ -57,6 +57,15 @@ stage "docs, install, compile-db (pytest tests/docs tests/compile_db)"
 SB_BUILD_DIR=build/gcc /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/docs \
   tests/compile_db 2>&1 | tee -a "$results"
 
+# The language packages (bindings/, issue 12), against the gcc build's
+# socketbridge: Debian's python3 (not whichever python3 is first on PATH),
+# whose pytest and setuptools deps.sh installs, and the machine's node.
+stage "language packages (pytest bindings/python, node --test bindings/node)"
+SOCKETBRIDGE_CLI=$PWD/build/gcc/socketbridge /usr/bin/python3 -m pytest -p no:cacheprovider -q \
+  bindings/python/tests 2>&1 | tee -a "$results"
+(cd bindings/node && SOCKETBRIDGE_CLI=$PWD/../../build/gcc/socketbridge \
+  node --test --test-reporter=spec test/*.test.js) 2>&1 | tee -a "$results"
+
 stage "build: clang, ASan+UBSan, warnings as errors"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0

@@ -1,0 +1,3 @@
+server.on('connection', async (connection) => {
+  connection.stdin.end()
+})
