@@ -33,13 +33,13 @@ const server = createProxyProcessServer(() => {})
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
 `;
 
-// Waits for the example's connection, lets fn drive it, closes the server,
-// reports the child's exit status on stderr.
+// Starts a child of the stub, waits for the example's connection, lets fn
+// drive it, closes the server, reports the child's exit status on stderr.
 const drive = (spawnChild, fn) => `
 ;{
   const { once } = await import('node:events')
-  const [conn] = await once(server, 'connection')
   const child = ${spawnChild}
+  const [conn] = await once(server, 'connection')
   let childOut = ''
   child.stdout.on('data', (d) => { childOut += d })
   const childExit = new Promise((resolve) => child.on('close', (code) => resolve(code)))

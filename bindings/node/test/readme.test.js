@@ -27,8 +27,10 @@ it('the README node:test example passes', () => {
   writeFileSync(join(dir, 'deploy.sh'),
     '#!/bin/sh\ngit --version >/dev/null || exit 3\ngit push origin main || git push origin main\n');
   chmodSync(join(dir, 'deploy.sh'), 0o755);
-  const r = spawnSync(process.execPath, ['--test', 'deploy.test.mjs'],
-    { cwd: dir, encoding: 'utf8', timeout: ms(60000) });
+  // Without NODE_TEST_CONTEXT: this runner's child would report to it, not print.
+  const { NODE_TEST_CONTEXT, ...env } = process.env;
+  const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', 'deploy.test.mjs'],
+    { cwd: dir, env, encoding: 'utf8', timeout: ms(60000) });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /# pass 1/);
 });

@@ -3,6 +3,7 @@ that sees Debian's setuptools, wheel and pytest; then pytest finds the plugin
 by its entry point and the fixture works there."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,8 +28,12 @@ def test_pip_installs_offline_and_registers_the_plugin(tmp_path):
     env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
                PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONPATH", None)
-    # A copy: pip builds in place, and the tree stays clean.
-    r = subprocess.run([py, "-m", "pip", "install", "--no-index", PKG], env=env,
+    # A copy of the package: pip builds in place (build/, *.egg-info), and
+    # the tree the other tests import from stays as it is.
+    pkg = tmp_path / "python"
+    shutil.copytree(PKG, str(pkg), ignore=shutil.ignore_patterns(
+        "build", "*.egg-info", "__pycache__", ".pytest_cache"))
+    r = subprocess.run([py, "-m", "pip", "install", "--no-index", str(pkg)], env=env,
                        capture_output=True, cwd=str(tmp_path), timeout=deadline(300))
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
 

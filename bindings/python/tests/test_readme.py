@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 
+import conftest
 from conftest import SRC, deadline
 
 README = os.path.join(os.path.dirname(os.path.dirname(SRC)), "..", "README.md")
@@ -32,9 +33,9 @@ def test_the_readme_pytest_example_passes(tmp_path, transport):
     deploy.write_text(DEPLOY)
     deploy.chmod(deploy.stat().st_mode | stat.S_IXUSR)
     env = dict(os.environ, PYTHONPATH=SRC)
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "-p", "socketbridge.pytest_plugin",
-                        "--socketbridge-transport", transport, "test_deploy.py"],
+    plugin = [] if conftest._installed else ["-p", "socketbridge.pytest_plugin"]
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"] + plugin
+                       + ["--socketbridge-transport", transport, "test_deploy.py"],
                        cwd=str(tmp_path), env=env, capture_output=True, timeout=deadline(120))
     out = r.stdout.decode() + r.stderr.decode()
     assert r.returncode == 0, out
