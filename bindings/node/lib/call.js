@@ -123,12 +123,13 @@ export class Call extends EventEmitter {
     return Buffer.concat(chunks);
   }
 
-  // What was written goes before the end: end each Writable written to
-  // and wait until it handed every chunk to the channel.
+  // What was written goes before the end. A Writable holds chunks back
+  // only while serve's pipe is full: then end it and wait until it handed
+  // every chunk to the channel.
   async _flush() {
     for (const fd of [1, 2]) {
       const s = fd === 1 ? this.stdout : this.stderr;
-      if (s.destroyed || this.written[fd].length === 0) continue;
+      if (s.destroyed || s.writableLength === 0) continue;
       if (!s.writableEnded) s.end();
       if (!s.writableFinished) await finished(s).catch(() => {});
     }

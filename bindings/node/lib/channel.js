@@ -87,6 +87,7 @@ export class Channel {
     this.proc = spawn(this.executable, ['serve', '--transport', this.transport],
       { stdio: ['pipe', 'pipe', 'inherit'] });
     this.proc.stdin.on('error', () => {}); // the exit reports it
+    this.proc.stdin.setMaxListeners(0); // a 'drain' waiter per call writing
     this.proc.stdout.on('data', (d) => this._onData(d));
     this._exited = new Promise((resolve) => {
       this.proc.on('close', (code, signal) => {
@@ -125,6 +126,9 @@ export class Channel {
 
   // ---- writing ----------------------------------------------------------------
 
+  // cb runs at once while the pipe to serve takes more (so a call's
+  // Writable holds nothing back and its end follows its data at once),
+  // else once the pipe drained: the backpressure of serve's stdin.
   _frame(kind, payload, cb) {
     if (this.closed) {
       cb?.(new BridgeError('the control channel is closed', 'closed'));
@@ -134,7 +138,8 @@ export class Channel {
     head.writeUInt32BE(payload.length + 1, 0);
     head.writeUInt8(kind, 4);
     this.proc.stdin.write(head);
-    this.proc.stdin.write(payload, cb);
+    if (this.proc.stdin.write(payload) || !cb) cb?.();
+    else this.proc.stdin.once('drain', () => cb());
   }
 
   /** Sends a request; resolves to its `ok` answer, rejects with a
@@ -250,7 +255,7 @@ export class Channel {
         this.sink._callArrived(callInfo(m));
         break;
       case 'call_end':
-        this._resumeWrites(m.call, false);
+        this._resumeWrites(m.call);
         this.sink._callEnded(m.call, endInfo(m));
         break;
       case 'program_exit':
@@ -260,7 +265,7 @@ export class Channel {
         if (!this._paused.has(m.call)) this._paused.set(m.call, []);
         break;
       case 'write_resume':
-        this._resumeWrites(m.call, true);
+        this._resumeWrites(m.call);
         break;
       case 'message':
         this._answerMessage(m);
@@ -272,11 +277,12 @@ export class Channel {
     }
   }
 
-  _resumeWrites(call, flush) {
+  // The writes held for call go out (for a call that ended, serve drops
+  // them; their callbacks still run).
+  _resumeWrites(call) {
     const queue = this._paused.get(call);
     this._paused.delete(call);
-    if (flush) queue?.forEach((w) => w());
-    else queue?.forEach((w) => w()); // dropped by serve for an ended call, but callbacks run
+    queue?.forEach((w) => w());
   }
 
   async _answerMessage(m) {
@@ -304,7 +310,7 @@ export class Channel {
       p?.reject(new BridgeError(`${p.type}: the control channel ended (${reason})`, 'closed'));
     }
     this._pending.clear();
-    for (const call of [...this._paused.keys()]) this._resumeWrites(call, false);
+    for (const call of [...this._paused.keys()]) this._resumeWrites(call);
     this.sink._channelEnded(reason);
   }
 }

@@ -131,6 +131,28 @@ for (const transport of TRANSPORTS) {
         assert.ok(bridge.calls[0].stdin.equals(data));
       }));
 
+    it('streams 48 MiB of stdout and 12 MiB of stdin whole', () =>
+      withBridge(transport, async (bridge) => {
+        // More than serve holds for a call before write_pause, more than a
+        // Readable buffers before the package pauses the call.
+        const chunk = Buffer.alloc(1 << 20, 'abcdefgh');
+        await bridge.fake('gen', async (call) => {
+          for (let i = 0; i < 48; i++) {
+            if (!call.stdout.write(chunk)) await once(call.stdout, 'drain');
+          }
+        });
+        await bridge.fake('count', async (call) => {
+          let n = 0;
+          for await (const c of call.stdin) n += c.length;
+          call.stdout.write(`${n}\n`);
+        });
+        const root = tempDir();
+        writeFileSync(join(root, 'data'), Buffer.alloc(12 << 20, 'x'));
+        const r = await bridge.run(['sh', '-c', 'gen | wc -c; count <data'],
+          { cwd: root, captureOutput: true, timeout: ms(120000) });
+        assert.equal(r.stdout.toString().replace(/ /g, ''), `${48 << 20}\n${12 << 20}\n`);
+      }));
+
     it('keeps argv bytes that are not UTF-8 exact in argvBytes', () =>
       withBridge(transport, async (bridge) => {
         let got;

@@ -199,3 +199,51 @@ def test_status_counts_calls(bridge):
 def test_a_bad_executable_is_a_clear_error(tmp_path):
     with pytest.raises((FileNotFoundError, socketbridge.BridgeError)):
         socketbridge.Bridge(executable=str(tmp_path / "nope")).start()
+
+
+def test_a_large_stdin_read_whole_or_in_big_pieces(bridge):
+    # More than the package buffers before it pauses the call (4 MiB): a
+    # reader that waits for it all, or for pieces bigger than that, must
+    # still get it.
+    data = os.urandom(1 << 20) * 12
+
+    @bridge.fake("whole")
+    def whole(call):
+        call.stdout.write(b"%d\n" % len(call.stdin.read()))
+
+    @bridge.fake("pieces")
+    def pieces(call):
+        sizes = []
+        while True:
+            piece = call.stdin.read(6 << 20)
+            if not piece:
+                break
+            sizes.append(len(piece))
+        call.stdout.write(b"%r\n" % sizes)
+
+    r = bridge.run(["sh", "-c", "whole <data; pieces <data"], cwd=_write(data),
+                   capture_output=True, timeout=deadline(120))
+    assert r.stdout == b"%d\n[6291456, 6291456]\n" % len(data), r.stderr
+
+
+def test_a_large_stdout_arrives_whole(bridge):
+    # 48 MiB in 1 MiB writes: more than serve holds for a call before it asks
+    # the package to pause its writes.
+    chunk = bytes(range(256)) * 4096
+
+    @bridge.fake("gen")
+    def gen(call):
+        for _ in range(48):
+            call.stdout.write(chunk)
+
+    r = bridge.run(["sh", "-c", "gen | cksum"], capture_output=True, timeout=deadline(120))
+    want = subprocess.run(["cksum"], input=chunk * 48, capture_output=True).stdout
+    assert r.stdout == want
+
+
+def _write(data):
+    import tempfile
+    d = tempfile.mkdtemp(prefix="sb-py-")
+    with open(os.path.join(d, "data"), "wb") as f:
+        f.write(data)
+    return d

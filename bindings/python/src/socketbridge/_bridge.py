@@ -79,41 +79,48 @@ class _Stdin:
             self._paused = False
             self._call._request("resume", wait=False)
 
+    def _take(self, n):
+        # Under self._cond: up to n bytes of what has arrived (all: n < 0).
+        n = len(self._buf) if n < 0 else min(n, len(self._buf))
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._taken()
+        return out
+
+    # Reads take what has arrived as they go (rather than wait for all of
+    # it in the buffer), so a pause never outlasts a reader that waits.
     def read(self, n=-1):
-        """Up to ``n`` bytes (all of them to EOF when n < 0); b"" at EOF."""
+        """Up to ``n`` bytes, fewer only at EOF (all of them to EOF when
+        n < 0); b"" at EOF."""
+        n = -1 if n is None else n
+        out = bytearray()
         with self._cond:
             self._open()
-            if n is None or n < 0:
-                self._cond.wait_for(lambda: self._eof)
-                n = len(self._buf)
-            else:
-                self._cond.wait_for(lambda: self._eof or len(self._buf) >= n)
-            out = bytes(self._buf[:n])
-            del self._buf[:n]
-            self._taken()
-            return out
+            while n < 0 or len(out) < n:
+                self._cond.wait_for(lambda: self._eof or self._buf)
+                if not self._buf:
+                    break
+                out += self._take(n - len(out) if n >= 0 else -1)
+        return bytes(out)
 
     def read1(self, n=-1):
         """What has arrived (at least one byte unless at EOF), up to n."""
         with self._cond:
             self._open()
             self._cond.wait_for(lambda: self._eof or self._buf)
-            n = len(self._buf) if n is None or n < 0 else n
-            out = bytes(self._buf[:n])
-            del self._buf[:n]
-            self._taken()
-            return out
+            return self._take(-1 if n is None else n)
 
     def readline(self):
+        out = bytearray()
         with self._cond:
             self._open()
-            self._cond.wait_for(lambda: self._eof or b"\n" in self._buf)
-            i = self._buf.find(b"\n")
-            n = len(self._buf) if i < 0 else i + 1
-            out = bytes(self._buf[:n])
-            del self._buf[:n]
-            self._taken()
-            return out
+            while not out.endswith(b"\n"):
+                self._cond.wait_for(lambda: self._eof or self._buf)
+                if not self._buf:
+                    break
+                i = self._buf.find(b"\n")
+                out += self._take(-1 if i < 0 else i + 1)
+        return bytes(out)
 
     def __iter__(self):
         while True:
