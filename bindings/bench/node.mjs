@@ -84,14 +84,15 @@ const figures = {
   [`256 MiB stdout socketbridge ${transport}`]: ['MiB/s', []],
   ['256 MiB stdout process-proxy tcp']: ['MiB/s', []],
 };
+// SB_BENCH_ONLY (a regular expression): only the figures it matches.
+const only = new RegExp(process.env.SB_BENCH_ONLY ?? '');
+const jobs = [nodeLive, () => loop300(sb), () => loop300(pp), () => stream(sb), () => stream(pp)];
+const keys = Object.keys(figures);
 for (let r = 0; r < reps; r++) {
-  const keys = Object.keys(figures);
-  figures[keys[0]][1].push(await nodeLive());
-  figures[keys[1]][1].push(await loop300(sb));
-  figures[keys[2]][1].push(await loop300(pp));
-  figures[keys[3]][1].push(await stream(sb));
-  figures[keys[4]][1].push(await stream(pp));
+  for (let i = 0; i < keys.length; i++) {
+    if (only.test(keys[i])) figures[keys[i]][1].push(await jobs[i]());
+  }
 }
 for (const [figure, [unit, values]] of Object.entries(figures)) {
-  console.log(JSON.stringify({ figure, unit, reps: values }));
+  if (values.length) console.log(JSON.stringify({ figure, unit, reps: values }));
 }

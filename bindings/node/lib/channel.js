@@ -129,17 +129,21 @@ export class Channel {
   // cb runs at once while the pipe to serve takes more (so a call's
   // Writable holds nothing back and its end follows its data at once),
   // else once the pipe drained: the backpressure of serve's stdin.
-  _frame(kind, payload, cb) {
+  // head and body go out in one writev (corked), the body never copied.
+  _frame(kind, head, body, cb) {
     if (this.closed) {
       cb?.(new BridgeError('the control channel is closed', 'closed'));
       return;
     }
-    const head = Buffer.alloc(5);
-    head.writeUInt32BE(payload.length + 1, 0);
+    head.writeUInt32BE(head.length - 4 + body.length, 0);
     head.writeUInt8(kind, 4);
-    this.proc.stdin.write(head);
-    if (this.proc.stdin.write(payload) || !cb) cb?.();
-    else this.proc.stdin.once('drain', () => cb());
+    const pipe = this.proc.stdin;
+    pipe.cork();
+    pipe.write(head);
+    const more = pipe.write(body);
+    pipe.uncork();
+    if (more || !cb) cb?.();
+    else pipe.once('drain', () => cb());
   }
 
   /** Sends a request; resolves to its `ok` answer, rejects with a
@@ -150,7 +154,7 @@ export class Channel {
     const payload = Buffer.from(JSON.stringify({ ...members, type, id }));
     if (!wait) {
       this._pending.set(id, null);
-      this._frame(KIND.json, payload);
+      this._frame(KIND.json, Buffer.alloc(5), payload);
       return Promise.resolve(null);
     }
     return new Promise((resolve, reject) => {
@@ -159,7 +163,7 @@ export class Channel {
         return;
       }
       this._pending.set(id, { type, resolve, reject });
-      this._frame(KIND.json, payload);
+      this._frame(KIND.json, Buffer.alloc(5), payload);
     });
   }
 
@@ -178,10 +182,9 @@ export class Channel {
     do {
       const part = buf.subarray(off, off + CHUNK);
       off += part.length;
-      const payload = Buffer.alloc(8 + part.length);
-      payload.writeBigUInt64BE(BigInt(call), 0);
-      part.copy(payload, 8);
-      this._frame(kind, payload, off >= buf.length ? cb : undefined);
+      const head = Buffer.alloc(13);
+      head.writeBigUInt64BE(BigInt(call), 5);
+      this._frame(kind, head, part, off >= buf.length ? cb : undefined);
     } while (off < buf.length);
   }
 
