@@ -1,6 +1,7 @@
 """Bridge, Call, CallRecord: the Python idioms over the control channel."""
 
 import os
+import queue
 import signal as _signal
 import subprocess
 import threading
@@ -216,16 +217,21 @@ class Call:
     def _request(self, type_, wait=True, **members):
         return self._bridge._channel.request(type_, wait=wait, call=self.id, **members)
 
-    def _finish(self, action, type_, **members):
+    def _finish(self, action, type_, wait=True, **members):
         with self._lock:
             self._check_open()
             self._done = action
-        self._request(type_, **members)
+        self._request(type_, wait=wait, **members)
         return _Done(action)
 
     def exit(self, code=0):
         """The process exits with ``code`` (0..255) after what was written."""
         return self._finish("exit", "exit", code=int(code))
+
+    def _exit_returned(self, code):
+        # The handler's return value: nobody to tell of an error (the call
+        # went away), so no need to wait for the answer.
+        return self._finish("exit", "exit", wait=False, code=int(code))
 
     def kill(self, sig):
         """The process dies by signal ``sig`` (a number, signal.Signals, or
@@ -277,6 +283,45 @@ def _program(argv, env, cwd, unset, path):
     if path is not None:
         m["path"] = to_wire(path)
     return m
+
+
+class _Workers:
+    """Threads for handlers: an idle one takes the next call, else a new one
+    starts (handlers block, on stdin or on each other: a fixed pool could
+    deadlock). Threads that finished a call wait for the next."""
+
+    def __init__(self):
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads = 0
+
+    def submit(self, fn, *args):
+        with self._lock:
+            start = self._idle == 0
+            if start:
+                self._threads += 1
+            else:
+                self._idle -= 1
+        self._queue.put((fn, args))
+        if start:
+            threading.Thread(target=self._work, name="socketbridge handler", daemon=True).start()
+
+    def stop(self):
+        """Each thread ends once its handler returned."""
+        with self._lock:
+            n, self._threads = self._threads, 0
+        for _ in range(n):
+            self._queue.put(None)
+
+    def _work(self):
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            job[0](*job[1])
+            with self._lock:
+                self._idle += 1
 
 
 def _unfaked(call):
@@ -346,6 +391,7 @@ class Bridge:
         self._idle = threading.Condition(self._lock)
         self.errors = []  # exceptions handlers raised (clear it to accept them)
         self._channel = None
+        self._workers = _Workers()
         self._ticket = None  # the ticket of bridge.env
         self._shim_dir = None
 
@@ -361,6 +407,7 @@ class Bridge:
         exit 125) and waits for it."""
         if self._channel is not None:
             self._channel.close(timeout)
+        self._workers.stop()
 
     def __enter__(self):
         return self.start()
@@ -514,8 +561,7 @@ class Bridge:
         with self._lock:
             self._open[call.id] = call
         handler = self._fakes.get(call.name, self._fakes.get("*", _unfaked))
-        threading.Thread(target=self._handle, args=(call, handler),
-                         name="socketbridge call %s" % call.id, daemon=True).start()
+        self._workers.submit(self._handle, call, handler)
 
     def _on_stdin(self, call_id, data):
         call = self._open.get(call_id)
@@ -578,7 +624,7 @@ class Bridge:
             result = handler(call) if handler is not None else None
             if isinstance(result, _Done) or call._done is not None:
                 return
-            call.exit(0 if result is None else result)
+            call._exit_returned(0 if result is None else result)
         except BaseException as e:  # the call must end whatever the handler did
             if isinstance(e, BridgeError) and e.code in ("no_such_call", "closed"):
                 return  # the process went away, or the bridge is closing
