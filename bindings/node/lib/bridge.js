@@ -6,6 +6,14 @@ import { Call, isFinished } from './call.js';
 import { BridgeError, Channel, envFromWire, fromWire } from './channel.js';
 import { findExecutable } from './send.js';
 
+/** What Bridge.close() rejects with when a handler threw. */
+export class HandlerError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = 'HandlerError';
+  }
+}
+
 export class Bridge {
   /** Starts a supervisor and resolves to a ready Bridge. */
   static async start(options = {}) {
@@ -41,9 +49,16 @@ export class Bridge {
     return this;
   }
 
-  /** Stops the supervisor (open calls are cut off) and waits for it. */
+  /** Stops the supervisor (open calls are cut off: their processes exit
+   * 125) and waits for it. Rejects with a HandlerError when a handler threw
+   * (and errors was not emptied), as a test should fail then. */
   async close() {
     if (this._channel) await this._channel.close();
+    if (this.errors.length) {
+      const first = this.errors[0];
+      throw new HandlerError(`a handler threw ${first?.name ?? ''}: ${first?.message ?? first} (${this.errors.length} in all)`,
+        { cause: first });
+    }
   }
 
   async [Symbol.asyncDispose ?? Symbol.for('Symbol.asyncDispose')]() {

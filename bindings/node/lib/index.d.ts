@@ -11,6 +11,9 @@ export class BridgeError extends Error {
   errno?: string;
 }
 
+/** What Bridge.close() rejects with when a handler threw (cause: the first). */
+export class HandlerError extends Error {}
+
 export class SendError extends Error {
   /** `socketbridge send`'s exit status. */
   status?: number | string;
@@ -136,7 +139,8 @@ export class Bridge {
   /** The stub's absolute path. */
   readonly stubPath: string;
   start(): Promise<this>;
-  /** Stops the supervisor (open calls exit 125). */
+  /** Stops the supervisor (open calls exit 125); rejects with a
+   * HandlerError when a handler threw and errors was not emptied. */
   close(): Promise<void>;
   /** Makes name a shim first on PATH; handler answers each call ('*': calls no other fake takes). */
   fake(name: string, handler?: Handler | null): Promise<Handler | null>;

@@ -2,7 +2,7 @@
 // A thin client of `socketbridge serve` (docs/control.md): the C supervisor
 // keeps every trust decision; this package turns its calls into Node
 // streams and your answers into its messages.
-export { Bridge } from './bridge.js';
+export { Bridge, HandlerError } from './bridge.js';
 export { Call, Finished } from './call.js';
 export { BridgeError } from './channel.js';
 export {

@@ -173,7 +173,15 @@ for (const transport of TRANSPORTS) {
         assert.match(r.stderr.toString(), /Error: the fake is broken/);
         assert.equal(bridge.errors.length, 1);
         assert.equal(bridge.calls[0].exit, 1);
+        bridge.errors.length = 0;
       }));
+
+    it('rejects close() when a handler threw', async () => {
+      const bridge = await Bridge.start({ transport });
+      await bridge.fake('tool', () => { throw new TypeError('oops'); });
+      await bridge.run(['tool'], { captureOutput: true, timeout: ms(30000) });
+      await assert.rejects(bridge.close(), (e) => e.name === 'HandlerError' && e.cause instanceof TypeError);
+    });
 
     it('answers many calls at once', () =>
       withBridge(transport, async (bridge) => {
