@@ -112,8 +112,9 @@ stage ""
 echo "== stages"
 printf '%s\n' "${stages[@]}"
 echo "== all in $((SECONDS - run_start))s"
-# One closing line over every suite run above: Criterion's synthesis lines
-# and pytest's closing line ("9 passed in 0.9s", "1 failed, 8 passed ...").
+# One closing line over every suite run above: Criterion's synthesis lines,
+# pytest's closing line ("9 passed in 0.9s", "1 failed, 8 passed ...") and
+# node --test's summary ("ℹ pass 38", "ℹ fail 0").
 sed 's/\x1b\[[0-9;]*m//g' "$results" | awk '
   /Synthesis: Tested/ {
     n = split($0, f, /[:|]/)
@@ -129,5 +130,6 @@ sed 's/\x1b\[[0-9;]*m//g' "$results" | awk '
       if ($(i+1) ~ /^(failed|errors?)/) fail += $i
     }
   }
+  /^ℹ (pass|fail) [0-9]+$/ { if ($2 == "pass") pass += $3; else fail += $3 }
   END { printf "tests: %d passed, %d failed\n", pass, fail; exit (fail > 0 || pass == 0) }'
 
