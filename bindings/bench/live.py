@@ -8,6 +8,7 @@ shimmed `tool`, timed inside the shell, so the supervisor's start is out).
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,9 @@ def python_live(exe, transport, calls):
 def main():
     exe, transport, calls, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     figures = {"rules file": [], "python live": []}
+    # SB_BENCH_ONLY (a regular expression): only if it matches a figure.
+    if not re.search(os.environ.get("SB_BENCH_ONLY", ""), "python live rules file"):
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(reps):  # alternated, so drift hits both alike
             figures["rules file"].append(rules_file(exe, transport, calls, tmp))

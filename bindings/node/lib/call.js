@@ -141,7 +141,15 @@ export class Call extends EventEmitter {
     this.done = action;
     await this._flush();
     this._answered = true;
-    await this._request(type, members, true);
+    try {
+      await this._request(type, members, true);
+    } catch (e) {
+      if (e.code === 'failed' || e.code === 'bad_request') {
+        this.done = null; // refused, the call untouched: answer it otherwise
+        this._answered = false;
+      }
+      throw e;
+    }
     return new Finished(action);
   }
 

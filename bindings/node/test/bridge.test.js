@@ -219,6 +219,22 @@ for (const transport of TRANSPORTS) {
         assert.equal(by.k.signal, 15);
       }));
 
+    it('leaves a call whose delegate cannot start to the handler', () =>
+      withBridge(transport, async (bridge) => {
+        let code;
+        await bridge.fake('tool', async (call) => {
+          try {
+            return await call.delegate(['/nonexistent/program']);
+          } catch (e) {
+            code = `${e.code} ${e.errno}`;
+            return 127;
+          }
+        });
+        const r = await bridge.run(['sh', '-c', 'tool; echo "$?"'], { captureOutput: true, timeout: ms(30000) });
+        assert.equal(r.stdout.toString(), '127\n');
+        assert.equal(code, 'failed ENOENT');
+      }));
+
     it('gives a process the harness starts the bridge through env', () =>
       withBridge(transport, async (bridge) => {
         await bridge.fake('tool', () => 42);

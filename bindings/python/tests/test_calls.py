@@ -135,6 +135,31 @@ def test_delegate_exec_and_run(bridge):
     assert by["r"].exit == 5 and by["r"].stdout == b"run-out\n" and by["r"].stderr == b"run-err\n"
 
 
+def test_a_delegate_that_cannot_start_leaves_the_call_to_answer(bridge):
+    errors = []
+
+    @bridge.fake("caught")
+    def caught(call):
+        try:
+            return call.delegate(["/nonexistent/program"])
+        except socketbridge.BridgeError as e:
+            errors.append((e.code, e.errno))
+            call.stderr.write(b"no such program\n")
+            return 127
+
+    @bridge.fake("uncaught")
+    def uncaught(call):
+        return call.delegate(["/nonexistent/program"])
+
+    r = bridge.run(["sh", "-c", "caught; echo \"caught $?\"; uncaught; echo \"uncaught $?\""],
+                   capture_output=True, timeout=deadline(30))
+    assert r.stdout == b"caught 127\nuncaught 1\n"
+    assert errors == [("failed", "ENOENT")]
+    assert b"BridgeError" in r.stderr
+    assert [type(e) for e in bridge.errors] == [socketbridge.BridgeError]
+    bridge.errors.clear()
+
+
 def test_a_call_can_die_by_a_signal(bridge):
     @bridge.fake("doomed")
     def doomed(call):

@@ -221,7 +221,12 @@ class Call:
         with self._lock:
             self._check_open()
             self._done = action
-        self._request(type_, wait=wait, **members)
+        try:
+            self._request(type_, wait=wait, **members)
+        except BridgeError as e:
+            if e.code in ("failed", "bad_request"):
+                self._done = None  # refused, the call untouched: answer it otherwise
+            raise
         return _Done(action)
 
     def exit(self, code=0):
