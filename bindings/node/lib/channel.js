@@ -4,7 +4,6 @@
 // and routes: every decision (tokens, the bridge, dispositions) is the
 // supervisor's.
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { constants } from 'node:os';
 
 export const VERSION = 1;
@@ -337,4 +336,3 @@ function endInfo(m) {
   return { reason: m.reason ?? null, exit: m.code ?? null, signal: signalNumber(m.signal) };
 }
 
-export { once };

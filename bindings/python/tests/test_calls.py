@@ -4,7 +4,6 @@ disposition, exceptions, many calls at once. Both transports (conftest)."""
 import os
 import signal
 import subprocess
-import sys
 import threading
 
 import pytest

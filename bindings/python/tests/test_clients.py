@@ -4,7 +4,6 @@ send. Every test runs on both transports (conftest.py)."""
 import json
 import os
 import stat
-import subprocess
 import sys
 import textwrap
 
