@@ -165,7 +165,8 @@ export class Bridge {
 /** One process that ran the stub, as process-proxy presents it. */
 export class ProcessProxyConnection extends EventEmitter {
   readonly call: Call;
-  readonly stdin: Readable;
+  /** end(): done with stdin (the call stops reading the process's). */
+  readonly stdin: Readable & { end(): void };
   readonly stdout: Writable;
   readonly stderr: Writable;
   readonly closed: boolean;
@@ -181,7 +182,15 @@ export class ProcessProxyConnection extends EventEmitter {
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
-export interface ProxyProcessServerOptions extends BridgeOptions {}
+export interface ProxyProcessServerOptions extends BridgeOptions {
+  /** process-proxy's token check. Accepted and never called: the supervisor
+   * checks each process's token itself (a per-ticket 256-bit token, in
+   * childEnv()) before a connection is made. */
+  validateConnection?: (token: string) => Promise<boolean>;
+  /** process-proxy's handshake timeout: accepted, unused (the supervisor's
+   * own bounds apply). */
+  handshakeTimeout?: number;
+}
 
 export interface AddressInfo {
   address: string;
