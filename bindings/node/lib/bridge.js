@@ -50,10 +50,14 @@ export class Bridge {
   }
 
   /** Stops the supervisor (open calls are cut off: their processes exit
-   * 125) and waits for it. Rejects with a HandlerError when a handler threw
-   * (and errors was not emptied), as a test should fail then. */
+   * 125) and waits for it. Rejects with a BridgeError when serve did not
+   * exit 0, and with a HandlerError when a handler threw (and errors was
+   * not emptied), as a test should fail then. */
   async close() {
-    if (this._channel) await this._channel.close();
+    const status = this._channel ? await this._channel.close() : 0;
+    if (status !== 0) {
+      throw new BridgeError(`socketbridge serve exited ${status} (see its stderr)`, 'serve');
+    }
     if (this.errors.length) {
       const first = this.errors[0];
       throw new HandlerError(`a handler threw ${first?.name ?? ''}: ${first?.message ?? first} (${this.errors.length} in all)`,

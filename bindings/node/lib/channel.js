@@ -91,7 +91,7 @@ export class Channel {
     this._exited = new Promise((resolve) => {
       this.proc.on('close', (code, signal) => {
         this._ended(this.endReason ?? `socketbridge serve exited (${code ?? signal})`);
-        resolve();
+        resolve(code ?? signal);
       });
     });
     return new Promise((resolve, reject) => {
@@ -104,13 +104,14 @@ export class Channel {
     });
   }
 
+  /** Resolves to serve's exit status (0: all went well) or signal. */
   async close() {
-    if (!this.proc) return;
+    if (!this.proc) return 0;
     if (!this.closed) {
       this.closed = true;
       this.proc.stdin.end(); // EOF: serve closes every call and exits
     }
-    await this._exited;
+    return this._exited;
   }
 
   get address() {

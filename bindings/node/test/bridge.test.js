@@ -256,6 +256,15 @@ it('rejects a request about a call that is gone with a BridgeError', () =>
       (e) => e instanceof BridgeError && e.code === 'no_such_call');
   }));
 
+for (const transport of TRANSPORTS) {
+  it(`rejects close() when the supervisor died (${transport})`, async () => {
+    const bridge = await Bridge.start({ transport });
+    process.kill(bridge._channel.proc.pid, 'SIGKILL');
+    await assert.rejects(bridge.close(), (e) => e instanceof BridgeError && e.code === 'serve');
+    await assert.rejects(bridge.status(), (e) => e instanceof BridgeError);
+  });
+}
+
 it('says why when the executable is missing', async () => {
   await assert.rejects(Bridge.start({ executable: join(tempDir(), 'nope') }), /did not start/);
 });

@@ -271,3 +271,15 @@ def _write(data):
     with open(os.path.join(d, "data"), "wb") as f:
         f.write(data)
     return d
+
+
+def test_a_supervisor_that_dies_fails_the_bridge(transport):
+    bridge = socketbridge.Bridge(transport=transport).start()
+    bridge.fake("tool", lambda call: 0)
+    os.kill(bridge._channel.pid, signal.SIGKILL)
+    with pytest.raises(socketbridge.BridgeError) as info:
+        bridge.close()
+    assert info.value.code == "serve"
+    # Nothing to ask any more: a clear error, not a hang.
+    with pytest.raises(socketbridge.BridgeError):
+        bridge.status()

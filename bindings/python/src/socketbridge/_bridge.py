@@ -396,6 +396,7 @@ class Bridge:
         self._idle = threading.Condition(self._lock)
         self.errors = []  # exceptions handlers raised (clear it to accept them)
         self._channel = None
+        self._closed = False
         self._workers = _Workers()
         self._ticket = None  # the ticket of bridge.env
         self._shim_dir = None
@@ -409,16 +410,27 @@ class Bridge:
 
     def close(self, timeout=10):
         """Stops the supervisor (open calls are cut off: their processes
-        exit 125) and waits for it."""
-        if self._channel is not None:
-            self._channel.close(timeout)
+        exit 125) and waits for it. Raises BridgeError when it did not end
+        well (its exit status was not 0: its own error is on stderr)."""
+        if self._channel is None or self._closed:
+            return
+        self._closed = True
+        status = self._channel.close(timeout)
         self._workers.stop()
+        if status != 0:
+            raise BridgeError("socketbridge serve %s (its own error is on stderr)" % (
+                "did not end within %ss" % timeout if status is None else
+                "exited %d" % status), "serve")
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, exc_type, exc, tb):
-        self.close()
+        try:
+            self.close()
+        except BridgeError:
+            if exc_type is None:
+                raise
         if exc_type is None and self.errors:
             first = self.errors[0]
             raise HandlerError("a handler raised %s: %s (%d in all)"

@@ -141,9 +141,11 @@ class Channel:
                               % (self.ready.get("version"), VERSION))
 
     def close(self, timeout=10):
-        """EOF on the channel: serve closes every call and exits."""
+        """EOF on the channel: serve closes every call and exits. Returns
+        its exit status (0 when all went well; None when it had to be
+        killed after ``timeout``)."""
         if self._proc is None:
-            return
+            return None
         with self._wlock:
             self._closed = True
             try:
@@ -151,13 +153,15 @@ class Channel:
             except OSError:
                 pass
         try:
-            self._proc.wait(timeout)
+            status = self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+            status = None
         if self._reader is not None:
             self._reader.join(timeout)
         self._proc.stdout.close()
+        return status
 
     @property
     def stub_path(self):
