@@ -112,7 +112,8 @@ for (const transport of TRANSPORTS) {
         epilogue: drive(`spawn(getProxyCommandPath(), [], { env: { ...process.env, ...server.childEnv() } })`, `
           child.stdin.end('from-child\\n')
           await once(conn.stdin, 'end')
-          await once(conn.stdout, 'finish')
+          // Our stdin ended (the pipe then ends connection.stdout): maybe already.
+          if (!conn.stdout.writableFinished) await once(conn.stdout, 'finish')
           await conn.exit(0)`),
       });
       assert.equal(r.code, 0, r.err);
