@@ -283,3 +283,34 @@ def test_a_supervisor_that_dies_fails_the_bridge(transport):
     # Nothing to ask any more: a clear error, not a hang.
     with pytest.raises(socketbridge.BridgeError):
         bridge.status()
+
+
+def test_no_token_in_what_the_package_shows(bridge, tmp_path):
+    # The tokens of this bridge's tickets reach the processes and nothing
+    # else: not the calls, their records, a handler's traceback, the status,
+    # the events.
+    events = []
+    bridge.on_event(events.append)
+
+    @bridge.fake("tool")
+    def tool(call):
+        if call.argv[1:] == ["boom"]:
+            raise RuntimeError("env has %d entries" % len(call.env))
+        call.stdout.write(repr(call.env).encode())
+
+    r = bridge.run(["sh", "-c", 'tool; tool boom; printf %s "$SOCKETBRIDGE_TOKEN" >tok'],
+                   cwd=str(tmp_path), capture_output=True, timeout=deadline(30))
+    tokens = {bridge.env["SOCKETBRIDGE_TOKEN"], (tmp_path / "tok").read_text()}
+    assert len(tokens) == 2 and all(len(t) >= 32 for t in tokens)  # bridge.env's, the run's
+    shown = (repr(bridge.calls) + repr([vars_of(c) for c in bridge.calls])
+             + repr(bridge.errors) + repr(bridge.status()) + repr(events)
+             + r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace"))
+    for token in tokens:
+        assert token not in shown
+    assert all("SOCKETBRIDGE_TOKEN" not in c.env for c in bridge.calls)
+    assert events, "no event came"
+    bridge.errors.clear()
+
+
+def vars_of(record):
+    return {k: getattr(record, k) for k in record.__slots__}
