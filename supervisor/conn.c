@@ -157,6 +157,13 @@ void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt
 
 static void on_handshake_timeout(uv_timer_t *timer) {
   sb_conn *conn = timer->data;
+  /* The deadline is on the hello's arrival, not on when the loop got round
+   * to it: after a stall (SIGSTOP, a slow callback) this timer runs before
+   * the reads that were waiting. What is in the kernel now arrived before
+   * this moment: read it first. */
+  sb__conn_read_pending(conn, (size_t)conn->dec.max_bytes + SB_FRAME_HEADER);
+  if (conn->state != SB__CONN_HANDSHAKE)
+    return; /* welcomed, or refused for what it sent */
   sb__conn_reject(conn, SB_REASON_TIMEOUT, true, "no hello within %u ms",
                   conn->server->handshake_timeout_ms);
 }

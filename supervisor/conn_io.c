@@ -9,9 +9,11 @@
  * resume. */
 #include "sb_internal.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* ---- reading ------------------------------------------------------------- */
 
@@ -103,6 +105,30 @@ bool sb__conn_feed_end(sb_conn *conn, int err) {
     return false;
   on_read(&conn->io.stream, err, &buf);
   return true;
+}
+
+void sb__conn_read_pending(sb_conn *conn, size_t limit) {
+  uv_os_fd_t fd;
+  uv_buf_t buf;
+  ssize_t n;
+
+  if (uv_fileno(&conn->io.handle, &fd) < 0)
+    return;
+  while (conn->reading && live(conn) && limit > 0) {
+    on_alloc(&conn->io.handle, SB__READ_BUF_SIZE, &buf);
+    if (buf.len == 0)
+      return; /* no memory: the caller decides as if nothing came */
+    n = recv(fd, buf.base, buf.len < limit ? buf.len : limit, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return;
+    /* libuv's errors are negative errno on Unix; 0 is the peer's end. */
+    on_read(&conn->io.stream, n > 0 ? n : n == 0 ? UV_EOF : -errno, &buf);
+    if (n <= 0)
+      return;
+    limit -= (size_t)n;
+  }
 }
 
 int sb__conn_start_reading(sb_conn *conn) {

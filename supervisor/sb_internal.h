@@ -508,6 +508,11 @@ void sb__child_capture_pause(sb_child *child, bool paused);
 
 /* ---- conn_io.c ----------------------------------------------------------- */
 
+/* Reads and dispatches, without waiting, what the kernel already holds for
+ * the connection (at most limit bytes), as libuv's read callback would. For
+ * a deadline that is about when bytes arrived: after a stall of the loop,
+ * expired timers run before the reads that were waiting. */
+void sb__conn_read_pending(sb_conn *conn, size_t limit);
 int sb__conn_start_reading(sb_conn *conn);
 void sb__conn_stop_reading(sb_conn *conn);
 /* For tests/fuzz/fuzz_conn.c: what libuv does on a read, without a socket.

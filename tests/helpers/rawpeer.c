@@ -25,7 +25,11 @@
  *   (the test kills it first).
  * - churn: connects and closes $RAWPEER_COUNT times (at most 100,000, within
  *   30 s times SB_TEST_TIMEOUT_SCALE) as fast as it can, every other one
- *   with a reset (SO_LINGER 0); prints "churned N". */
+ *   with a reset (SO_LINGER 0); prints "churned N".
+ * - stalled: opens $RAWPEER_COUNT connections (at most 1000) and prints
+ *   "connected"; waits for a line on stdin; sends a valid hello on each and
+ *   prints "sent"; then prints the answer of each, one a line (the test
+ *   stalls the supervisor's loop between the two). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -134,11 +138,13 @@ static int report(int fd) {
         done = 1;
       } else if (m.type == SB_MSG_WELCOME) {
         what = "welcome";
+      } else if (m.type == SB_MSG_EXIT) {
+        done = 2; /* the call is over: no need to wait for the close */
       }
       sb_msg_free(&m);
     }
   }
-  if (!done)
+  if (done != 1)
     printf("%s\n", what);
   sb_decoder_free(&d);
   return 0;
@@ -270,14 +276,43 @@ static int churn(const sb_config *cfg) {
   return 0;
 }
 
+/* Connections first, hellos on a cue: so that the hellos arrive while the
+ * supervisor's loop is stalled, after it armed their handshake timers. */
+static int stalled(const sb_config *cfg) {
+  enum { MAX_FDS = 1000 };
+  static int fds[MAX_FDS];
+  const char *s = getenv("RAWPEER_COUNT");
+  long n = s ? atol(s) : 0;
+  char line[16];
+  if (n <= 0 || n > MAX_FDS)
+    return 1;
+  for (long i = 0; i < n; i++)
+    if ((fds[i] = dial(cfg)) < 0)
+      return 1;
+  printf("connected\n");
+  fflush(stdout);
+  if (fgets(line, sizeof line, stdin) == NULL)
+    return 1;
+  for (long i = 0; i < n; i++)
+    if (send_hello(fds[i], cfg, SB_PROTOCOL_VERSION, cfg->token) != 0)
+      return 1;
+  printf("sent\n");
+  fflush(stdout);
+  for (long i = 0; i < n; i++) {
+    report(fds[i]);
+    close(fds[i]);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   sb_config cfg;
   sb_diag diag;
   if (argc != 2 || sb_config_from_env(NULL, &cfg, &diag) != 0)
     return 1;
   const char *mode = argv[1];
-  if (strcmp(mode, "churn") == 0) {
-    int r = churn(&cfg);
+  if (strcmp(mode, "churn") == 0 || strcmp(mode, "stalled") == 0) {
+    int r = mode[0] == 'c' ? churn(&cfg) : stalled(&cfg);
     sb_config_free(&cfg);
     return r;
   }
