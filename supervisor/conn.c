@@ -206,7 +206,10 @@ static void admit(sb_conn *conn) {
   int r;
 
   server->stats.accepted++;
-  if (server->nactive > server->max_connections) {
+  /* Only a bound the caller chose refuses a peer; without one, load is
+   * served late rather than refused: when fds run out, accept.c leaves the
+   * peers in the backlog until some are freed. */
+  if (server->max_connections != 0 && server->nactive > server->max_connections) {
     sb__conn_reject(conn, SB_REASON_BUSY, true, "too many connections (at most %u)",
                     server->max_connections);
     return;

@@ -17,7 +17,6 @@
 /* ---- defaults and limits ------------------------------------------------ */
 
 #define SB__DEFAULT_HOST "127.0.0.1"       /* TCP bind address */
-#define SB__DEFAULT_MAX_CONNECTIONS 1024u  /* at once, handshakes included */
 #define SB__DEFAULT_HANDSHAKE_MS 10000u    /* accept to complete hello */
 #define SB__LINGER_MS 1000u                /* drain a rejected peer at most so long */
 #define SB__LINGER_BYTES (1024u * 1024u)   /* and at most so many of its bytes */
@@ -25,7 +24,7 @@
 #define SB__PTY_BUF_SIZE (16u * 1024u)     /* a read of a delegated pty master */
 #define SB__PTY_DRAIN_READS 64u            /* reads of a master after its program ended */
 #define SB__WRITE_POOL_MAX 256u            /* write requests kept for reuse */
-#define SB__LISTEN_BACKLOG 128             /* pending connections in the kernel */
+#define SB__LISTEN_BACKLOG 4096            /* pending connections (the kernel caps it) */
 #define SB__KILL_AFTER_MS 5000u            /* grace between the stop signal and KILL */
 #define SB__MAX_RESTARTS 5u                /* restarts in a row before giving up */
 #define SB__BACKOFF_MIN_MS 100u            /* the first restart's delay */
@@ -108,7 +107,7 @@ struct sb_server {
   char *stub_path;           /* absolute */
   uint16_t port;
   uint32_t max_bytes;
-  unsigned max_connections;
+  unsigned max_connections; /* 0: no bound but fds (accept pauses on EMFILE) */
   unsigned handshake_timeout_ms;
   sb_allowlist allow;
   bool have_allow; /* TCP peers are checked against allow */

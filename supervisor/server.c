@@ -150,8 +150,7 @@ int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **ou
   server->sock_dir_lock = -1;
   server->transport = opts->transport;
   server->max_bytes = opts->max_bytes != 0 ? opts->max_bytes : SB_DEFAULT_MAX_BYTES;
-  server->max_connections =
-      opts->max_connections != 0 ? opts->max_connections : SB__DEFAULT_MAX_CONNECTIONS;
+  server->max_connections = opts->max_connections; /* 0: no bound */
   server->handshake_timeout_ms = opts->handshake_timeout_ms != 0
                                      ? opts->handshake_timeout_ms
                                      : SB__DEFAULT_HANDSHAKE_MS;

@@ -113,7 +113,10 @@ typedef struct sb_server_options {
    * SOCKETBRIDGE_SOCKET. */
   const char *socket_path;
   unsigned socket_mode;
-  unsigned max_connections;      /* at once, handshakes included; default 1024 */
+  /* At once, handshakes included; more are refused `busy`. 0 (the default):
+   * no bound but the process's fds; when they run out, peers wait in the
+   * listen backlog until some are freed (stats.accept_errors). */
+  unsigned max_connections;
   unsigned handshake_timeout_ms; /* from accept to hello; default 10000 */
   uint32_t max_bytes;            /* frame bound; default SB_DEFAULT_MAX_BYTES */
   /* Absolute path of socketbridge-stub, handed to children as

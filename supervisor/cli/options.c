@@ -22,6 +22,8 @@
 /* --max-restarts and --backoff bounds. */
 #define MAX_RESTARTS_LIMIT 1000000u
 #define MAX_BACKOFF_MS (24ull * 3600 * 1000)
+/* --max-connections: a bound, not a resource to reserve. */
+#define MAX_CONNECTIONS_LIMIT 1000000u
 
 /* The variables the bridge sets for every child: an --env copy would be
  * silently replaced, so it is refused instead. */
@@ -143,7 +145,9 @@ static int parse_env(const char *v, char err[CLI_ERR_MAX]) {
   for (size_t i = 0; i < sizeof bridge_vars / sizeof bridge_vars[0]; i++) {
     size_t n = strlen(bridge_vars[i]);
     if ((size_t)(eq - v) == n && memcmp(v, bridge_vars[i], n) == 0)
-      return fail(err, "--env: %s is set by socketbridge for each child", bridge_vars[i]);
+      return fail(err, "--env: %s is set by socketbridge for each child%s", bridge_vars[i],
+                  strcmp(bridge_vars[i], SB_ENV_MAX_BYTES) == 0 ? " (use --max-bytes N)"
+                                                                 : "");
   }
   return 0;
 }
@@ -335,6 +339,28 @@ static int opt_backoff(cli_options *o, const char *name, const char *v,
   return parse_backoff(v, o, err);
 }
 
+static int opt_max_bytes(cli_options *o, const char *name, const char *v,
+                         char err[CLI_ERR_MAX]) {
+  char b[80];
+  uint64_t n;
+  if (parse_uint(v, SB_MAX_MAX_BYTES, &n) != 0 || n < SB_MIN_MAX_BYTES)
+    return fail(err, "%s: %s is not a number of bytes from %u to %u", name, shown(v, b),
+                SB_MIN_MAX_BYTES, SB_MAX_MAX_BYTES);
+  o->max_bytes = (uint32_t)n;
+  return 0;
+}
+
+static int opt_max_connections(cli_options *o, const char *name, const char *v,
+                               char err[CLI_ERR_MAX]) {
+  char b[80];
+  uint64_t n;
+  if (parse_uint(v, MAX_CONNECTIONS_LIMIT, &n) != 0 || n == 0)
+    return fail(err, "%s: %s is not a whole number from 1 to %u", name, shown(v, b),
+                MAX_CONNECTIONS_LIMIT);
+  o->max_connections = (unsigned)n;
+  return 0;
+}
+
 /* Host literals only, as the library binds them. */
 static int opt_host(cli_options *o, const char *name, const char *v,
                     char err[CLI_ERR_MAX]) {
@@ -442,6 +468,8 @@ static const struct run_opt {
     {"--rules", 0, true, opt_rules},
     {"--record", 0, true, opt_record},
     {"--verbose", 'v', false, opt_verbose},
+    {"--max-bytes", 0, true, opt_max_bytes},
+    {"--max-connections", 0, true, opt_max_connections},
 };
 
 #define N_RUN_OPTS (sizeof run_opts / sizeof run_opts[0])

@@ -404,6 +404,8 @@ static int start(run_state *rs, const char *stub_path) {
                         .socket_path = o->socket_path,
                         .socket_mode = o->socket_mode,
                         .stub_path = stub_path,
+                        .max_bytes = o->max_bytes,
+                        .max_connections = o->max_connections,
                         .on_connect = on_connect,
                         .on_event = on_event,
                         .data = rs,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -129,5 +130,85 @@ ParameterizedTest(sb_transport *tr, load, hellos_that_arrived_during_a_stall_are
                (unsigned long long)st.rejected[SB_REASON_TIMEOUT]);
   cr_assert_eq(welcomed, N, "%u of %d welcomed (%u other answers, the first: %s)", welcomed,
                N, other, first_other);
+  h_fini(&h);
+}
+
+/* ---- 5. more calls at once than any fixed bound ---------------------------- */
+
+#define MAX_HELD 2048
+
+typedef struct held {
+  sb_conn *conn[MAX_HELD];
+  unsigned n, want;
+} held;
+
+static held H;
+
+/* Holds every call until `want` are open at once, then ends them all: the
+ * server had that many welcomed connections at the same time. */
+static void hold_until_all(harness *h, sb_conn *c) {
+  (void)h;
+  cr_assert_lt(H.n, MAX_HELD);
+  H.conn[H.n++] = c;
+  if (H.n < H.want)
+    return;
+  for (unsigned i = 0; i < H.n; i++)
+    cr_assert_eq(sb_conn_exit(H.conn[i], 0), 0);
+}
+
+/* Enough fds for n connections and the test's own: the soft limit raised to
+ * the hard one. False when even that is too few. */
+static bool fds_for(unsigned n) {
+  struct rlimit rl;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < n + 256)
+    return false;
+  rl.rlim_cur = rl.rlim_max;
+  return setrlimit(RLIMIT_NOFILE, &rl) == 0;
+}
+
+ParameterizedTestParameters(load, more_than_1024_calls_at_once_are_all_served) {
+  return cr_make_param_array(sb_transport, transports, 2);
+}
+
+/* Issue 15: `xargs -P 1200` of stubs lost 176 calls to `busy` (the old
+ * default bound, 1024). The default has no bound but fds: all are served. */
+ParameterizedTest(sb_transport *tr, load, more_than_1024_calls_at_once_are_all_served) {
+  enum { N = 1200 };
+  if (!fds_for(N))
+    cr_skip_test("the hard RLIMIT_NOFILE is under %d", N + 256);
+  harness h;
+  h_init(&h, &(sb_server_options){.transport = *tr});
+  H.want = N;
+  h.on_connect = hold_until_all;
+  char script[256];
+  snprintf(script, sizeof script,
+           "seq %d | xargs -P %d -n 1 \"$SOCKETBRIDGE_STUB\" 2>&1 | sort | uniq -c | "
+           "head -3; exit \"${PIPESTATUS[0]}\"",
+           N, N);
+  char *args[] = {"/bin/bash", "-c", script, NULL};
+  int out = h_create(&h, "out");
+  h_exit ex;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  h_spawn(&h, &(h_spawn_opts){.args = args, .out = out, .err = out}, &ex);
+  close(out);
+  h_wait_count(&h, &H.n, N, "every call to be open at once");
+  h_wait_exit(&h, &ex);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  char *said = h_read(&h, "out", NULL);
+  sb_server_stats st;
+  sb_server_stats_get(h.server, &st);
+  cr_log_info("%s: %u of %d calls open at once and served in %.1f s; busy %llu, "
+              "accept errors %llu",
+              tr_name(*tr), H.n, N,
+              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+              (unsigned long long)st.rejected[SB_REASON_BUSY],
+              (unsigned long long)st.accept_errors);
+  cr_assert_eq(ex.status, 0, "xargs ended %lld; the stubs said: %s", (long long)ex.status,
+               said);
+  cr_assert_eq(st.rejected[SB_REASON_BUSY], 0);
+  cr_assert_eq(st.welcomed, N);
+  free(said);
   h_fini(&h);
 }
