@@ -44,6 +44,15 @@ void sb_frame_header(uint8_t out[SB_FRAME_HEADER], sb_kind kind, uint32_t payloa
 void sb_decoder_init(sb_decoder *d, uint32_t max_bytes) {
   memset(d, 0, sizeof *d);
   d->max_bytes = max_bytes != 0 ? max_bytes : SB_DEFAULT_MAX_BYTES;
+  d->ctl_max = d->max_bytes;
+}
+
+void sb_decoder_set_ctl_max(sb_decoder *d, uint32_t ctl_max) {
+  d->ctl_max = ctl_max > d->max_bytes ? ctl_max : d->max_bytes;
+}
+
+size_t sb_decoder_held(const sb_decoder *d) {
+  return d->ctl_cap;
 }
 
 void sb_decoder_free(sb_decoder *d) {
@@ -63,24 +72,30 @@ static uint32_t hdr_length(const sb_decoder *d) {
 
 /* Checks what the header holds so far: the length once its 4 bytes are in
  * (so an oversize frame is refused before any byte of its body is read),
- * the kind once it is in. The decoder keeps no error code: a failed decoder
- * keeps the header that failed, and this recomputes the same error (and
- * diag) from it on every later call. */
+ * against the larger bound, then against its kind's once the kind is in.
+ * The decoder keeps no error code: a failed decoder keeps the header that
+ * failed, and this recomputes the same error (and diag) from it on every
+ * later call. */
 static int hdr_check(const sb_decoder *d, sb_diag *diag) {
   if (d->hdr_have >= 4) {
     uint32_t length = hdr_length(d);
     if (length == 0)
       return sb_diag_set(diag, SB_EBADMSG,
                          "frame length 0 (a frame holds at least its kind)");
-    if (length > d->max_bytes)
-      return sb_diag_set(diag, SB_EMSGSIZE, "frame length %u exceeds max_bytes %u",
-                         length, d->max_bytes);
+    if (length > d->max_bytes && length > d->ctl_max)
+      return sb_diag_set(diag, SB_EMSGSIZE, "frame length %u exceeds %s %u", length,
+                         d->ctl_max > d->max_bytes ? "the control frame bound"
+                                                   : "max_bytes",
+                         d->ctl_max);
   }
   if (d->hdr_have == SB_FRAME_HEADER) {
     uint8_t kind = d->hdr[4];
     if (kind < SB_KIND_CONTROL || kind > SB_KIND_STDERR)
       return sb_diag_set(diag, SB_EBADMSG, "unknown frame kind %u (frame length %u)",
                          kind, hdr_length(d));
+    if (kind != SB_KIND_CONTROL && hdr_length(d) > d->max_bytes)
+      return sb_diag_set(diag, SB_EMSGSIZE, "frame length %u exceeds max_bytes %u",
+                         hdr_length(d), d->max_bytes);
   }
   return 0;
 }
@@ -126,7 +141,11 @@ static int take_header(sb_decoder *d, const uint8_t **buf, size_t *len, sb_diag 
 
 /* Makes room for n more bytes of the control frame being assembled. The
  * buffer grows with what arrives, not with what the header announces, so a
- * peer cannot make us allocate max_bytes by sending a header alone. */
+ * peer cannot make us allocate max_bytes by sending a header alone. Up to
+ * SB_CTL_KEEP it doubles; past it, it grows to what is needed rounded up to
+ * SB_CTL_KEEP (large blocks are remapped, not copied): either way n bytes
+ * grow it by at most SB_DECODER_GROWTH(n), which a caller that bounds
+ * memory relies on. */
 static int ctl_reserve(sb_decoder *d, size_t n) {
   size_t need = d->ctl_len + n;
   if (need <= d->ctl_cap)
@@ -135,6 +154,8 @@ static int ctl_reserve(sb_decoder *d, size_t n) {
   size_t cap = d->ctl_cap < 256 ? 256 : d->ctl_cap * 2;
   if (cap < need)
     cap = need;
+  if (cap > SB_CTL_KEEP)
+    cap = (need + SB_CTL_KEEP - 1) / SB_CTL_KEEP * SB_CTL_KEEP;
   if (cap > total)
     cap = total;
   uint8_t *p = realloc(d->ctl, cap);

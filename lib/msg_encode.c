@@ -109,9 +109,10 @@ static int build_hello(ectx *e, const sb_hello *h) {
       !sb_token_valid(h->token) || h->pid < 1 || h->pid > INT32_MAX || h->ppid < 0 ||
       h->ppid > INT32_MAX || (h->tty & ~(SB_TTY_STDIN | SB_TTY_STDOUT | SB_TTY_STDERR)))
     return SB_EINVAL;
-  if ((r = add_int(e, "version", h->version)) < 0 ||
+  /* The token first: SB_HELLO_PREFIX (docs/protocol.md section 1). */
+  if ((r = add_item(e, "token", cJSON_CreateString(h->token))) < 0 ||
+      (r = add_int(e, "version", h->version)) < 0 ||
       (r = add_int(e, "min_version", min)) < 0 ||
-      (r = add_item(e, "token", cJSON_CreateString(h->token))) < 0 ||
       (r = add_int(e, "pid", h->pid)) < 0 || (r = add_int(e, "ppid", h->ppid)) < 0 ||
       (r = add_strv(e, "argv", &h->argv, 0)) < 0 ||
       (r = add_strv(e, "env", &h->env, ENC_ENV | ENC_HELLO)) < 0 ||

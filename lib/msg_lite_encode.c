@@ -167,12 +167,15 @@ static int put_hello(jw *w, const sb_hello *h) {
       !sb_token_valid(h->token) || h->pid < 1 || h->pid > INT32_MAX || h->ppid < 0 ||
       h->ppid > INT32_MAX || (h->tty & ~(SB_TTY_STDIN | SB_TTY_STDOUT | SB_TTY_STDERR)))
     return SB_EINVAL;
+  /* The token first, right after the type: SB_HELLO_PREFIX, which lets a
+   * supervisor authenticate a large hello before it buffers the rest
+   * (docs/protocol.md section 1). */
+  put_key(w, "token");
+  put_str(w, h->token);
   put_key(w, "version");
   put_int(w, h->version);
   put_key(w, "min_version");
   put_int(w, min);
-  put_key(w, "token");
-  put_str(w, h->token);
   put_key(w, "pid");
   put_int(w, h->pid);
   put_key(w, "ppid");

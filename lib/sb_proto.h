@@ -59,6 +59,16 @@ typedef struct sb_diag {
 #define SB_MIN_MAX_BYTES 4096u                  /* smallest accepted max_bytes */
 #define SB_MAX_MAX_BYTES (256u * 1024u * 1024u) /* largest accepted max_bytes */
 #define SB_FRAME_HEADER 5                       /* u32 length + u8 kind */
+/* The bound of the control frames that carry a command line: hello (argv,
+ * env) and exec/run. max_bytes does not bound them: what execve(2) accepts
+ * (argv + env up to 6 MiB, 3/4 of the kernel's 8 MiB stack cap, each byte up
+ * to 6 in JSON) must pass. A receiver buffers it only from a peer it trusts
+ * (docs/protocol.md section 1). */
+#define SB_CTL_MAX_BYTES (64u * 1024u * 1024u)
+/* The prefix a hello longer than max_bytes begins with, token excluded:
+ * {"type":"hello","token":"<64 hex digits>" */
+#define SB_HELLO_PREFIX "{\"type\":\"hello\",\"token\":\""
+#define SB_HELLO_PREFIX_LEN (sizeof SB_HELLO_PREFIX - 1 + SB_TOKEN_HEX + 1)
 
 #define SB_TOKEN_BYTES 32 /* 256 bits of randomness */
 #define SB_TOKEN_HEX 64   /* its lowercase hex spelling */
@@ -112,6 +122,7 @@ typedef struct sb_frame {
 
 typedef struct sb_decoder {
   uint32_t max_bytes;
+  uint32_t ctl_max; /* control frames' bound: max_bytes unless raised */
   /* Private. */
   uint8_t hdr[SB_FRAME_HEADER];
   size_t hdr_have;
@@ -125,13 +136,22 @@ typedef struct sb_decoder {
 
 /* max_bytes 0 means SB_DEFAULT_MAX_BYTES. */
 void sb_decoder_init(sb_decoder *d, uint32_t max_bytes);
+/* Bounds control frames by ctl_max instead of max_bytes (0: max_bytes
+ * again), for the frames that follow; a frame whose header is in already
+ * keeps the bound it was checked against. Data frames keep max_bytes: a
+ * length is checked against both once the kind byte is in. */
+void sb_decoder_set_ctl_max(sb_decoder *d, uint32_t ctl_max);
+/* Bytes the decoder holds now (its control buffer). Reading k more bytes
+ * grows it by at most SB_DECODER_GROWTH(k). */
+size_t sb_decoder_held(const sb_decoder *d);
+#define SB_DECODER_GROWTH(k) (2 * (size_t)(k) + 65536)
 /* Frees what the decoder holds; it may be initialised again. */
 void sb_decoder_free(sb_decoder *d);
 
 /* Takes bytes from *buf and *len (advancing both past what it used) and
  * produces at most one event in *out. Returns 1 when *out holds an event,
  * 0 when every input byte has been used and more are needed, or an error:
- * SB_EMSGSIZE (a length over max_bytes, found before any byte of its body is
+ * SB_EMSGSIZE (a length over its bound, found before any byte of its body is
  * buffered), SB_EBADMSG (length 0, unknown kind), SB_ENOMEM. After an error
  * the decoder stays failed and returns the same error. Call it in a loop
  * until it returns 0: `while ((r = sb_decoder_next(&d, &p, &n, &f)) > 0)`. */

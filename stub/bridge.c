@@ -14,6 +14,8 @@ void stub_bridge_init(stub_bridge *br, int sock, uint32_t max_bytes) {
   br->sock = sock;
   br->max_bytes = max_bytes;
   sb_decoder_init(&br->dec, max_bytes);
+  /* exec and run carry a command line as long as the hello's. */
+  sb_decoder_set_ctl_max(&br->dec, SB_CTL_MAX_BYTES);
   /* Page-aligned: the kernel copies into a buffer 16 bytes into a page
    * (where malloc puts it) at a third of the speed (measured:
    * docs/performance.md, delegate). */

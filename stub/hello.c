@@ -90,14 +90,15 @@ void stub_hello_encode(const sb_config *cfg, int argc, char **argv, unsigned tty
   /* Also says we speak `pty`: a delegated program may get a terminal. */
   h->has_winsize = tty != 0 && stub_tty_size(&h->winsize);
 
-  int r = sb__msg_encode_lite(&m, cfg->max_bytes, frame, len);
+  /* Not max_bytes: whatever execve(2) took must pass (SB_CTL_MAX_BYTES). */
+  uint32_t bound = cfg->max_bytes > SB_CTL_MAX_BYTES ? cfg->max_bytes : SB_CTL_MAX_BYTES;
+  int r = sb__msg_encode_lite(&m, bound, frame, len);
   explicit_bzero(h->token, sizeof h->token);
   free(h->env.v);
   free(h->cwd);
   free(h->exe);
   if (r == SB_EMSGSIZE)
-    stub_fail("hello (argv and environment) exceeds %s (%u bytes)", SB_ENV_MAX_BYTES,
-              cfg->max_bytes);
+    stub_fail("hello (argv and environment) exceeds %u bytes", bound);
   if (r < 0)
     stub_fail("cannot encode hello: %s", sb_strerror(r));
 }

@@ -11,7 +11,11 @@
  * waiting peers stay in the kernel's backlog, and are taken as soon as an
  * fd is freed (a connection of ours closes) or at the next retry tick, with
  * an ACCEPT_RESUMED event. Nothing is dropped: a stub waits for its welcome
- * a little longer, and the loop serves everything else meanwhile. */
+ * a little longer, and the loop serves everything else meanwhile.
+ *
+ * Accepting is also held, silently, while peers without a valid token hold
+ * all the memory they may (conn.c, SB__UNAUTH_BYTES): the next ones wait in
+ * the backlog until a handshake ends. */
 #include "sb_internal.h"
 
 #include <errno.h>
@@ -69,7 +73,8 @@ static void resume_accepting(sb_server *server) {
   server->accept_paused = false;
   uv_timer_stop(&server->accept_retry);
   /* Cannot fail on a handle that polled before: the fd is the same. */
-  uv_poll_start(&server->accept_poll, UV_READABLE, on_readable);
+  if (!server->accept_held)
+    uv_poll_start(&server->accept_poll, UV_READABLE, on_readable);
   emit_accept(server, SB_EVENT_ACCEPT_RESUMED, 0,
               uv_now(server->loop) - server->paused_at_ms);
 }
@@ -85,10 +90,33 @@ static void take(sb_server *server, int fd) {
   }
 }
 
+/* Whether one more unauthenticated connection fits; if not, accepting is
+ * held until sb__accept_unhold. */
+static bool room_for_one(sb_server *server) {
+  if (sb__unauth_room(server, SB__CONN_COST + SB_DECODER_GROWTH(SB__READ_BUF_SIZE)))
+    return true;
+  if (!server->accept_held) {
+    server->accept_held = true;
+    uv_poll_stop(&server->accept_poll);
+  }
+  return false;
+}
+
+void sb__accept_unhold(sb_server *server) {
+  if (!server->accept_held)
+    return;
+  server->accept_held = false;
+  if (!server->accept_paused && !server->closing && server->listener_handles > 0)
+    uv_poll_start(&server->accept_poll, UV_READABLE, on_readable);
+}
+
 /* Accepts up to a batch. Returns the error that stopped it: 0 (nothing
- * more waiting, or the batch is done) or an errno out_of_resources() holds. */
+ * more waiting, the batch is done, or held) or an errno out_of_resources()
+ * holds. */
 static int accept_some(sb_server *server) {
   for (int i = 0; i < SB__ACCEPT_BATCH && !server->closing; i++) {
+    if (!room_for_one(server))
+      return 0;
     int fd = accept4(server->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd >= 0) {
       if (server->accept_paused)

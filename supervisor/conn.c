@@ -80,6 +80,7 @@ void sb__conn_close(sb_conn *conn, sb_close_reason reason, int err) {
   conn->close_err = err;
   conn->reading = false;
   conn->pend_len = 0;
+  sb__conn_account(conn);
   sb__dispo_close(conn);
   if (conn->welcomed && conn->exit_sent)
     set_abortive_close(conn, false);
@@ -123,6 +124,9 @@ void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt
   conn->state = SB__CONN_REJECTING;
   server->stats.rejected[reason]++;
   uv_timer_stop(&conn->timer);
+  /* Nothing more of its hello is kept: what it sends now is dropped. */
+  sb_decoder_free(&conn->dec);
+  sb__conn_account(conn);
 
   memset(&m, 0, sizeof m);
   m.type = SB_MSG_REJECT;
@@ -153,6 +157,153 @@ void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt
     info.pid = conn->have_hello ? conn->hello.u.hello.pid : 0;
     server->on_reject(server, &info);
   }
+}
+
+/* ---- what peers without a token cost ---------------------------------------
+ *
+ * A connection that has not shown a valid token is charged for its own
+ * memory and for the hello bytes its decoder holds; all of them together at
+ * most SB__UNAUTH_BYTES. Without room for one more read, a connection is
+ * not read (starved) until some is freed; without room for one more
+ * connection, none is accepted (the peers wait in the backlog). The
+ * handshake timeout still ends each. An honest stub's hello begins with its
+ * token (SB_HELLO_PREFIX): checked on the first bytes, which are kept in
+ * the connection itself, it is never charged. */
+
+bool sb__unauth_room(const sb_server *server, size_t more) {
+  return server->unauth_bytes + more <= SB__UNAUTH_BYTES;
+}
+
+static size_t cost(const sb_conn *conn) {
+  if (conn->authed ||
+      (conn->state != SB__CONN_HANDSHAKE && conn->state != SB__CONN_REJECTING))
+    return 0;
+  return SB__CONN_COST + sb_decoder_held(&conn->dec);
+}
+
+static void unstarve(sb_conn *conn) {
+  if (!conn->starved)
+    return;
+  conn->starved = false;
+  conn->server->nstarved--;
+}
+
+/* Room came back: read the starved first (they were accepted first), then
+ * accept again. */
+static void pool_freed(sb_server *server) {
+  size_t read_room = SB_DECODER_GROWTH(SB__READ_BUF_SIZE);
+  sb__link *l;
+
+  for (l = server->conns.next; l != &server->conns && server->nstarved > 0; l = l->next) {
+    sb_conn *conn = sb__container_of(l, sb_conn, link);
+    if (!conn->starved)
+      continue;
+    if (!sb__unauth_room(server, read_room))
+      return;
+    unstarve(conn);
+    if (sb__conn_start_reading(conn) < 0)
+      sb__conn_close(conn, SB_CLOSE_PEER_LOST, UV_EIO);
+  }
+  if (sb__unauth_room(server, SB__CONN_COST + read_room))
+    sb__accept_unhold(server);
+}
+
+void sb__conn_account(sb_conn *conn) {
+  sb_server *server = conn->server;
+  size_t now = cost(conn), was = conn->charged;
+
+  server->unauth_bytes = server->unauth_bytes - was + now;
+  conn->charged = now;
+  if (conn->state != SB__CONN_HANDSHAKE)
+    unstarve(conn);
+  else if (now > 0 && conn->reading &&
+           !sb__unauth_room(server, SB_DECODER_GROWTH(SB__READ_BUF_SIZE))) {
+    sb__conn_stop_reading(conn);
+    conn->starved = true;
+    server->nstarved++;
+  }
+  if (now < was)
+    pool_freed(server);
+}
+
+/* ---- the first bytes: does the hello begin with a live token? ------------- */
+
+static uint32_t head_length(const sb_conn *conn) {
+  const uint8_t *h = conn->head;
+  return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+}
+
+/* Whether body[0..n) can begin SB_HELLO_PREFIX and a token (n at most its
+ * length). */
+static bool prefix_so_far(const uint8_t *body, size_t n) {
+  static const char fixed[] = SB_HELLO_PREFIX;
+  const size_t nfixed = sizeof fixed - 1;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = body[i];
+    if (i < nfixed ? c != (uint8_t)fixed[i]
+        : i < nfixed + SB_TOKEN_HEX
+            ? !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))
+            : c != '"')
+      return false;
+  }
+  return true;
+}
+
+/* Whether the head says enough: the decoder refuses the header, the frame
+ * cannot hold the prefix, the bytes left it, or the prefix is whole. */
+static bool head_decided(const sb_conn *conn) {
+  size_t have = conn->head_len;
+  uint32_t length;
+
+  if (have < 4)
+    return false;
+  length = head_length(conn);
+  if (length == 0 || length > conn->dec.ctl_max)
+    return true;
+  if (have < SB_FRAME_HEADER)
+    return false;
+  if (conn->head[4] != SB_KIND_CONTROL || length - 1 < SB_HELLO_PREFIX_LEN)
+    return true;
+  return !prefix_so_far(conn->head + SB_FRAME_HEADER, have - SB_FRAME_HEADER) ||
+         have == sizeof conn->head;
+}
+
+/* The token of a whole prefix, checked as on_hello checks it; the copy is
+ * wiped. */
+static bool head_token_live(sb_conn *conn) {
+  char token[SB_TOKEN_HEX + 1];
+  bool live;
+
+  if (conn->head_len != sizeof conn->head ||
+      !prefix_so_far(conn->head + SB_FRAME_HEADER, SB_HELLO_PREFIX_LEN))
+    return false;
+  memcpy(token, conn->head + SB_FRAME_HEADER + sizeof SB_HELLO_PREFIX - 1, SB_TOKEN_HEX);
+  token[SB_TOKEN_HEX] = '\0';
+  live = sb__ticket_lookup(conn->server, token) != NULL;
+  explicit_bzero(token, sizeof token);
+  return live;
+}
+
+bool sb__conn_head_take(sb_conn *conn, size_t n) {
+  uint32_t length;
+
+  conn->head_len += n;
+  if (!head_decided(conn))
+    return false;
+  conn->head_done = true;
+  conn->authed = head_token_live(conn);
+  length = conn->head_len >= 4 ? head_length(conn) : 0;
+  if (!conn->authed && conn->head_len >= SB_FRAME_HEADER &&
+      conn->head[4] == SB_KIND_CONTROL && length > conn->server->max_bytes &&
+      length <= conn->dec.ctl_max) {
+    sb__conn_reject(conn, SB_REASON_TOO_LARGE, true,
+                    "frame length %u exceeds max_bytes %u (only a hello that begins "
+                    "with a live token may be longer)",
+                    length, conn->server->max_bytes);
+    return false;
+  }
+  sb__conn_account(conn);
+  return true;
 }
 
 static void on_handshake_timeout(uv_timer_t *timer) {
@@ -192,9 +343,13 @@ static sb_conn *conn_new(sb_server *server, bool tcp) {
   conn->open_handles = 2;
   conn->state = SB__CONN_HANDSHAKE;
   sb_decoder_init(&conn->dec, server->max_bytes);
+  /* A hello may carry what execve(2) takes; only one that begins with a
+   * live token may be longer than max_bytes (sb__conn_head_take). */
+  sb_decoder_set_ctl_max(&conn->dec, SB_CTL_MAX_BYTES);
   sb__list_push(&server->conns, &conn->link);
   server->stats.open++;
   server->nactive++;
+  sb__conn_account(conn);
   return conn;
 }
 
@@ -362,6 +517,8 @@ static void on_hello(sb_conn *conn, const sb_frame *f) {
   conn->version = hi;
   conn->welcome_pending = true;
   conn->state = SB__CONN_OPEN;
+  sb_decoder_set_ctl_max(&conn->dec, 0); /* the stub's later frames are small */
+  sb__conn_account(conn);
   conn->welcomed = true;
   set_abortive_close(conn, true);
   server->stats.welcomed++;

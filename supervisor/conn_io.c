@@ -17,13 +17,35 @@
 
 /* ---- reading ------------------------------------------------------------- */
 
+/* A welcomed connection reads into its own buffer (a pause may leave bytes
+ * in it); the others into the server's, whose bytes are dispatched at once,
+ * so that a thousand idle handshakes do not hold 64 KiB each. The first
+ * bytes of a handshake go to conn->head (conn.c decides on them). */
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   sb_conn *conn = handle->data;
+  uint8_t **mem = conn->state == SB__CONN_OPEN ? &conn->rbuf : &conn->server->hs_rbuf;
   (void)suggested;
-  if (conn->rbuf == NULL)
-    conn->rbuf = sb__page_alloc(SB__READ_BUF_SIZE);
+  if (conn->state == SB__CONN_HANDSHAKE && !conn->head_done) {
+    *buf = uv_buf_init((char *)conn->head + conn->head_len,
+                       (unsigned)(sizeof conn->head - conn->head_len));
+    return;
+  }
+  if (*mem == NULL)
+    *mem = sb__page_alloc(SB__READ_BUF_SIZE);
   /* A zero-length buffer makes libuv report UV_ENOBUFS. */
-  *buf = uv_buf_init((char *)conn->rbuf, conn->rbuf != NULL ? SB__READ_BUF_SIZE : 0);
+  *buf = uv_buf_init((char *)*mem, *mem != NULL ? SB__READ_BUF_SIZE : 0);
+}
+
+/* Bytes left undispatched by a pause must outlive the next read into a
+ * shared buffer (or the handshake's head): into the connection's own. */
+static bool keep_pending(sb_conn *conn, const uint8_t **p, size_t n) {
+  if (conn->rbuf != NULL && *p >= conn->rbuf && *p < conn->rbuf + SB__READ_BUF_SIZE)
+    return true;
+  if (conn->rbuf == NULL && (conn->rbuf = sb__page_alloc(SB__READ_BUF_SIZE)) == NULL)
+    return false;
+  memmove(conn->rbuf, *p, n); /* n <= SB__READ_BUF_SIZE: one read's rest */
+  *p = conn->rbuf;
+  return true;
 }
 
 static bool live(const sb_conn *conn) {
@@ -51,6 +73,10 @@ static void process(sb_conn *conn, const uint8_t *p, size_t n) {
   conn->in_process = false;
   if (!live(conn))
     return;
+  if (n > 0 && !keep_pending(conn, &p, n)) {
+    sb__conn_close(conn, SB_CLOSE_SERVER, -ENOMEM);
+    return;
+  }
   conn->pend = n > 0 ? p : NULL;
   conn->pend_len = n;
   /* A callback may have paused and resumed; reading is on unless paused. */
@@ -78,7 +104,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     sb__conn_on_read_end(conn, (int)nread);
     return;
   }
-  process(conn, (const uint8_t *)buf->base, (size_t)nread);
+  if (conn->state == SB__CONN_HANDSHAKE && !conn->head_done) {
+    if (!sb__conn_head_take(conn, (size_t)nread))
+      return; /* more of the head to come, or refused */
+    process(conn, conn->head, conn->head_len);
+    explicit_bzero(conn->head, sizeof conn->head); /* it may hold the token */
+  } else {
+    process(conn, (const uint8_t *)buf->base, (size_t)nread);
+  }
+  if (conn->charged > 0)
+    sb__conn_account(conn); /* what the decoder holds now */
 }
 
 size_t sb__conn_feed(sb_conn *conn, const uint8_t *p, size_t n) {
@@ -370,7 +405,10 @@ int sb__conn_send_owned(sb_conn *conn, void *frame, size_t len) {
 int sb__conn_send_msg(sb_conn *conn, const sb_msg *m) {
   uint8_t *frame = NULL;
   size_t len = 0;
-  int r = sb_msg_encode(m, conn->server->max_bytes, &frame, &len);
+  /* exec and run carry a command line: SB_CTL_MAX_BYTES bounds them. */
+  uint32_t bound = conn->server->max_bytes > SB_CTL_MAX_BYTES ? conn->server->max_bytes
+                                                                : SB_CTL_MAX_BYTES;
+  int r = sb_msg_encode(m, bound, &frame, &len);
   if (r < 0)
     return r;
   return sb__conn_send_owned(conn, frame, len);

@@ -23,6 +23,7 @@
 #define SB__READ_BUF_SIZE (64u * 1024u)    /* per-connection read buffer */
 #define SB__PTY_BUF_SIZE (16u * 1024u)     /* a read of a delegated pty master */
 #define SB__PTY_DRAIN_READS 64u            /* reads of a master after its program ended */
+#define SB__UNAUTH_BYTES (64u << 20)       /* all peers without a valid token, at most */
 #define SB__WRITE_POOL_MAX 256u            /* write requests kept for reuse */
 #define SB__LISTEN_BACKLOG 4096            /* pending connections (the kernel caps it) */
 #define SB__KILL_AFTER_MS 5000u            /* grace between the stop signal and KILL */
@@ -126,6 +127,14 @@ struct sb_server {
   bool sigchld_open;   /* initialised and not yet closed */
   bool sigchld_closing;
   unsigned nactive; /* connections handshaking or welcomed */
+  /* What peers that have not shown a valid token hold (conn.c): their
+   * connections and the hello bytes buffered for them, at most
+   * SB__UNAUTH_BYTES. Without room, reading them (starved) and accepting
+   * more (accept_held) wait until some is freed. */
+  size_t unauth_bytes;
+  unsigned nstarved;
+  bool accept_held;
+  uint8_t *hs_rbuf; /* SB__READ_BUF_SIZE: the read buffer of connections not welcomed */
   sb_server_stats stats;
 
   sb__write_req *free_reqs;
@@ -277,6 +286,16 @@ struct sb_conn {
   bool out_closed[3];
   bool have_hello;
 
+  /* The handshake (conn.c). The stream's first bytes gather in head until
+   * they tell whether the hello begins with a token (SB_HELLO_PREFIX); only
+   * then do they go on to the decoder. */
+  uint8_t head[SB_FRAME_HEADER + SB_HELLO_PREFIX_LEN];
+  size_t head_len;
+  bool head_done; /* decided: head went on to the decoder */
+  bool authed;    /* the hello began with a live token: not charged */
+  bool starved;   /* not read for want of room in server->unauth_bytes */
+  size_t charged; /* this connection's part of server->unauth_bytes */
+
   size_t queued;  /* payload bytes of writes whose callback has not run */
   size_t drained; /* bytes of a rejected peer read and dropped */
 
@@ -309,6 +328,10 @@ struct sb_conn {
   bool prog_out_end[3]; /* run: the stub's relay of stdout, stderr ended */
   bool prog_exited;     /* run, exec: `exited` came */
 };
+
+/* What an unauthenticated connection costs by itself (conn.c), with the
+ * allocator's and libuv's share. */
+#define SB__CONN_COST (sizeof(sb_conn) + 512u)
 
 /* ---- server.c ------------------------------------------------------------ */
 
@@ -512,6 +535,17 @@ void sb__child_capture_pause(sb_child *child, bool paused);
  * a deadline that is about when bytes arrived: after a stall of the loop,
  * expired timers run before the reads that were waiting. */
 void sb__conn_read_pending(sb_conn *conn, size_t limit);
+/* n more bytes of the handshake's first ones are in conn->head. True when
+ * head is decided and goes on to the decoder; false while more are needed,
+ * or when the peer was refused. */
+bool sb__conn_head_take(sb_conn *conn, size_t n);
+/* Brings server->unauth_bytes up to date with what conn holds, and stops
+ * reading it when there is no room for one more read. */
+void sb__conn_account(sb_conn *conn);
+/* Whether unauthenticated peers may take `more` bytes now. */
+bool sb__unauth_room(const sb_server *server, size_t more);
+/* accept.c: there is room again for a connection. */
+void sb__accept_unhold(sb_server *server);
 int sb__conn_start_reading(sb_conn *conn);
 void sb__conn_stop_reading(sb_conn *conn);
 /* For tests/fuzz/fuzz_conn.c: what libuv does on a read, without a socket.

@@ -119,6 +119,7 @@ void sb__server_free(sb_server *server) {
     free(req);
   }
   sb_allowlist_free(&server->allow);
+  free(server->hs_rbuf);
   free(server->address);
   free(server->sock_dir);
   free(server->stub_path);

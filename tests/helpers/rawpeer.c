@@ -326,8 +326,11 @@ int main(int argc, char **argv) {
   } else if (strcmp(mode, "badversion") == 0) {
     send_hello(fd, &cfg, 99, cfg.token);
   } else if (strcmp(mode, "oversize") == 0) {
-    uint8_t hdr[SB_FRAME_HEADER];
-    sb_frame_header(hdr, SB_KIND_CONTROL, cfg.max_bytes); /* length max+1 */
+    /* length max+1, and a first body byte that is not the token prefix:
+     * only a hello that begins with a live token may exceed max_bytes. */
+    uint8_t hdr[SB_FRAME_HEADER + 1];
+    sb_frame_header(hdr, SB_KIND_CONTROL, cfg.max_bytes);
+    hdr[SB_FRAME_HEADER] = '[';
     send_all(fd, hdr, sizeof hdr);
   } else if (strcmp(mode, "silent") == 0) {
     /* Says nothing: the handshake timeout must end it. */

@@ -10,8 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "harness.h"
 
@@ -210,5 +214,149 @@ ParameterizedTest(sb_transport *tr, load, more_than_1024_calls_at_once_are_all_s
   cr_assert_eq(st.rejected[SB_REASON_BUSY], 0);
   cr_assert_eq(st.welcomed, N);
   free(said);
+  h_fini(&h);
+}
+
+/* ---- 6. argv and env as large as execve(2) takes, through a shim ----------- */
+
+/* Runs the CLI with args and envp to its end; returns its status, and what
+ * it wrote to stdout in *out (the caller frees). */
+static int cli_run(harness *h, char *const *args, char *const *envp, char **out) {
+  pid_t pid = h_proc_start(h, args, NULL, "cli", envp);
+  bool ended = h_wait_reapable(pid, 3 * H_DEADLINE * scale());
+  if (!ended)
+    kill(pid, SIGKILL);
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  cr_assert(ended, "socketbridge run did not end in time");
+  cr_assert(WIFEXITED(st), "socketbridge run died by signal %d", WTERMSIG(st));
+  *out = h_read(h, "cli.out", NULL);
+  if (WEXITSTATUS(st) != 0) {
+    char *err = h_read(h, "cli.err", NULL);
+    cr_log_error("socketbridge run: %s", err);
+    free(err);
+  }
+  return WEXITSTATUS(st);
+}
+
+/* The one call of a --record file. */
+static cJSON *the_call(harness *h, const char *name) {
+  char *text = h_read(h, name, NULL);
+  char *nl = strchr(text, '\n');
+  cr_assert_not_null(nl, "no record line");
+  cr_assert_eq(nl[1], '\0', "more than one record line");
+  cJSON *j = cJSON_Parse(text);
+  cr_assert(cJSON_IsObject(j), "the record line is not a JSON object");
+  free(text);
+  return j;
+}
+
+static const char *arg_filler(void) {
+  static char fill[121];
+  memset(fill, 'x', 120);
+  return fill;
+}
+
+ParameterizedTestParameters(load, argv_and_env_as_large_as_execve_takes_pass_a_shim) {
+  return cr_make_param_array(sb_transport, transports, 2);
+}
+
+/* Issue 15: a 1.3 MB argv (a link line) or a 2 MB environment ran without
+ * the shim and failed through it ("hello ... exceeds
+ * SOCKETBRIDGE_MAX_BYTES"). Both go through the shim, are recorded whole,
+ * and the real program (exec'd by a rule, so the exec frame is as large)
+ * gets them. */
+ParameterizedTest(sb_transport *tr, load, argv_and_env_as_large_as_execve_takes_pass_a_shim,
+                  .timeout = 240) {
+  enum { NARGS = 10000 };
+  harness h;
+  h_init(&h, NULL);
+  long arg_max = sysconf(_SC_ARG_MAX);
+  cr_assert_geq(arg_max, 2l << 20, "ARG_MAX %ld: the stack limit is under 8 MiB", arg_max);
+  FILE *f = fopen(h_path(&h, "rules.json"), "w");
+  cr_assert_not_null(f);
+  fputs("{\"rules\": [{\"exec\": {\"argv\": [\"{0}\", \"{@}\"]}}]}\n", f);
+  fclose(f);
+  char rules[600], rec[600], path_var[4200];
+  snprintf(rules, sizeof rules, "%s", h_path(&h, "rules.json"));
+  snprintf(rec, sizeof rec, "%s", h_path(&h, "argv.jsonl"));
+  snprintf(path_var, sizeof path_var, "PATH=%s", getenv("PATH"));
+
+  /* argv: NARGS arguments of 128 bytes, about 1.3 MB. */
+  char **args = calloc(NARGS + 32, sizeof *args);
+  size_t n = 0, argv_bytes = 0;
+  char *fixed[] = {SB_TEST_CLI, "run",   "--transport", (char *)tr_name(*tr), "--shim",
+                   "printf",    "--rules", rules,        "--record",          rec,
+                   "--",        "/bin/sh", "-c",         "exec printf '%s\\n' \"$@\"", "sh"};
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+    args[n++] = fixed[i];
+  for (int i = 0; i < NARGS; i++) {
+    args[n] = malloc(130);
+    snprintf(args[n], 130, "%05d-%s", i, arg_filler());
+    argv_bytes += strlen(args[n++]) + 1;
+  }
+  char *env[] = {path_var, NULL};
+  char *out = NULL;
+  cr_assert_eq(cli_run(&h, args, env, &out), 0, "the large argv did not pass the shim");
+  size_t printed = strlen(out);
+  free(out);
+  cJSON *call = the_call(&h, "argv.jsonl");
+  const cJSON *argv = cJSON_GetObjectItemCaseSensitive(call, "argv");
+  cr_assert_eq(cJSON_GetArraySize(argv), NARGS + 2, "recorded argc %d",
+               cJSON_GetArraySize(argv));
+  const cJSON *last = cJSON_GetArrayItem(argv, NARGS + 1);
+  cr_assert(cJSON_IsString(last) && strcmp(last->valuestring, args[n - 1]) == 0,
+            "the last argument was not recorded whole");
+  cJSON_Delete(call);
+  cr_assert_eq(printed, argv_bytes, "the real printf printed %zu bytes of %zu", printed,
+               argv_bytes);
+  cr_log_info("%s: argv of %zu bytes in %d arguments through a shim, recorded, and "
+              "exec'd", tr_name(*tr), argv_bytes, NARGS);
+  for (size_t i = sizeof fixed / sizeof fixed[0]; i < n; i++)
+    free(args[i]);
+
+  /* env: as much as ARG_MAX leaves, in variables of 120 KiB (each under
+   * MAX_ARG_STRLEN, 128 KiB), exec'd as the real env, which prints it. */
+  enum { VAR = 120 * 1024 };
+  size_t nvars = ((size_t)arg_max - 64 * 1024) / (VAR + 8);
+  char **big = calloc(nvars + 2, sizeof *big);
+  size_t env_bytes = 0;
+  big[0] = path_var;
+  for (size_t i = 0; i < nvars; i++) {
+    big[i + 1] = malloc(VAR + 1);
+    int k = snprintf(big[i + 1], VAR + 1, "BIG%02zu=", i);
+    memset(big[i + 1] + k, 'a' + (int)(i % 26), VAR - (size_t)k);
+    big[i + 1][VAR] = '\0';
+    env_bytes += VAR + 1;
+  }
+  snprintf(rec, sizeof rec, "%s", h_path(&h, "env.jsonl"));
+  char *env_args[] = {SB_TEST_CLI, "run",   "--transport", (char *)tr_name(*tr),
+                      "--shim",    "env",   "--rules",     rules,
+                      "--record",  rec,     "--",          "/bin/sh",
+                      "-c",        "exec env", NULL};
+  cr_assert_eq(cli_run(&h, env_args, big, &out), 0, "the large env did not pass the shim");
+  call = the_call(&h, "env.jsonl");
+  const cJSON *renv = cJSON_GetObjectItemCaseSensitive(call, "env");
+  size_t found = 0;
+  for (const cJSON *e = renv ? renv->child : NULL; e; e = e->next)
+    for (size_t i = 0; i < nvars; i++)
+      if (cJSON_IsString(e) && strcmp(e->valuestring, big[i + 1]) == 0)
+        found++;
+  cJSON_Delete(call);
+  size_t shown = 0;
+  for (size_t i = 0; i < nvars; i++)
+    if (strstr(out, big[i + 1]) != NULL)
+      shown++;
+  free(out);
+  cr_log_info("%s: environment of %zu bytes in %zu variables (ARG_MAX %ld) through a "
+              "shim: %zu recorded whole, %zu printed by the real env",
+              tr_name(*tr), env_bytes, nvars, arg_max, found, shown);
+  cr_assert_eq(found, nvars, "%zu of %zu variables recorded whole", found, nvars);
+  cr_assert_eq(shown, nvars, "%zu of %zu variables reached the real env", shown, nvars);
+  for (size_t i = 0; i < nvars; i++)
+    free(big[i + 1]);
+  free(big);
+  free(args);
   h_fini(&h);
 }
