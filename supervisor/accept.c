@@ -93,7 +93,7 @@ static void take(sb_server *server, int fd) {
 /* Whether one more unauthenticated connection fits; if not, accepting is
  * held until sb__accept_unhold. */
 static bool room_for_one(sb_server *server) {
-  if (sb__unauth_room(server, SB__CONN_COST + SB_DECODER_GROWTH(SB__READ_BUF_SIZE)))
+  if (sb__unauth_room(server, SB__CONN_COST))
     return true;
   if (!server->accept_held) {
     server->accept_held = true;

@@ -163,12 +163,14 @@ void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt
  *
  * A connection that has not shown a valid token is charged for its own
  * memory and for the hello bytes its decoder holds; all of them together at
- * most SB__UNAUTH_BYTES. Without room for one more read, a connection is
- * not read (starved) until some is freed; without room for one more
- * connection, none is accepted (the peers wait in the backlog). The
- * handshake timeout still ends each. An honest stub's hello begins with its
- * token (SB_HELLO_PREFIX): checked on the first bytes, which are kept in
- * the connection itself, it is never charged. */
+ * most SB__UNAUTH_BYTES. Without room for one more read (and a reserve), a
+ * connection is not read (starved) until some is freed; without room for
+ * one more connection, none is accepted (the peers wait in the backlog).
+ * The handshake timeout still ends each. An honest stub's hello begins with
+ * its token (SB_HELLO_PREFIX): checked on the first bytes, which are kept
+ * in the connection itself and always read, it is never charged. The
+ * reserve keeps room to accept new peers while the buffered hellos of
+ * others starve, so an honest stub gets to show its token. */
 
 bool sb__unauth_room(const sb_server *server, size_t more) {
   return server->unauth_bytes + more <= SB__UNAUTH_BYTES;
@@ -191,21 +193,39 @@ static void unstarve(sb_conn *conn) {
 /* Room came back: read the starved first (they were accepted first), then
  * accept again. */
 static void pool_freed(sb_server *server) {
-  size_t read_room = SB_DECODER_GROWTH(SB__READ_BUF_SIZE);
   sb__link *l;
 
   for (l = server->conns.next; l != &server->conns && server->nstarved > 0; l = l->next) {
     sb_conn *conn = sb__container_of(l, sb_conn, link);
     if (!conn->starved)
       continue;
-    if (!sb__unauth_room(server, read_room))
+    if (!sb__unauth_room(server, SB__READ_ROOM))
       return;
     unstarve(conn);
     if (sb__conn_start_reading(conn) < 0)
       sb__conn_close(conn, SB_CLOSE_PEER_LOST, UV_EIO);
   }
-  if (sb__unauth_room(server, SB__CONN_COST + read_room))
+  if (sb__unauth_room(server, SB__CONN_COST))
     sb__accept_unhold(server);
+}
+
+static bool starvable(const sb_conn *conn) {
+  return conn->state == SB__CONN_HANDSHAKE && conn->charged > 0 && conn->head_done &&
+         conn->reading;
+}
+
+/* No room for one more read: none of them reads until room comes back.
+ * All at once, since libuv reads any connection that is readable, and each
+ * read may take room. */
+static void starve_all(sb_server *server) {
+  for (sb__link *l = server->conns.next; l != &server->conns; l = l->next) {
+    sb_conn *conn = sb__container_of(l, sb_conn, link);
+    if (!starvable(conn))
+      continue;
+    sb__conn_stop_reading(conn);
+    conn->starved = true;
+    server->nstarved++;
+  }
 }
 
 void sb__conn_account(sb_conn *conn) {
@@ -216,14 +236,10 @@ void sb__conn_account(sb_conn *conn) {
   conn->charged = now;
   if (conn->state != SB__CONN_HANDSHAKE)
     unstarve(conn);
-  else if (now > 0 && conn->reading &&
-           !sb__unauth_room(server, SB_DECODER_GROWTH(SB__READ_BUF_SIZE))) {
-    sb__conn_stop_reading(conn);
-    conn->starved = true;
-    server->nstarved++;
-  }
   if (now < was)
     pool_freed(server);
+  else if (starvable(conn) && !sb__unauth_room(server, SB__READ_ROOM))
+    starve_all(server);
 }
 
 /* ---- the first bytes: does the hello begin with a live token? ------------- */

@@ -23,7 +23,7 @@
 #define SB__READ_BUF_SIZE (64u * 1024u)    /* per-connection read buffer */
 #define SB__PTY_BUF_SIZE (16u * 1024u)     /* a read of a delegated pty master */
 #define SB__PTY_DRAIN_READS 64u            /* reads of a master after its program ended */
-#define SB__UNAUTH_BYTES (64u << 20)       /* all peers without a valid token, at most */
+#define SB__UNAUTH_BYTES (56u << 20)       /* held for peers without a valid token, at most */
 #define SB__WRITE_POOL_MAX 256u            /* write requests kept for reuse */
 #define SB__LISTEN_BACKLOG 4096            /* pending connections (the kernel caps it) */
 #define SB__KILL_AFTER_MS 5000u            /* grace between the stop signal and KILL */
@@ -332,6 +332,9 @@ struct sb_conn {
 /* What an unauthenticated connection costs by itself (conn.c), with the
  * allocator's and libuv's share. */
 #define SB__CONN_COST (sizeof(sb_conn) + 512u)
+/* Room an unauthenticated connection needs to be read: one read's growth,
+ * and a reserve of 1 MiB for accepting new peers meanwhile (conn.c). */
+#define SB__READ_ROOM (SB_DECODER_GROWTH(SB__READ_BUF_SIZE) + (1u << 20))
 
 /* ---- server.c ------------------------------------------------------------ */
 

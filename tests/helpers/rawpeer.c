@@ -29,9 +29,16 @@
  * - stalled: opens $RAWPEER_COUNT connections (at most 1000) and prints
  *   "connected"; waits for a line on stdin; sends a valid hello on each and
  *   prints "sent"; then prints the answer of each, one a line (the test
- *   stalls the supervisor's loop between the two). */
+ *   stalls the supervisor's loop between the two).
+ * - hog: opens $RAWPEER_COUNT connections (at most 1000), no token, and on
+ *   each sends all but the last byte of a control frame of max_bytes, round
+ *   robin, as far as the supervisor reads; prints "stalled N" (bytes the
+ *   sockets took) once no socket took a byte for 1 s, then "closed" once
+ *   the supervisor has closed them all. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <time.h>
@@ -305,14 +312,86 @@ static int stalled(const sb_config *cfg) {
   return 0;
 }
 
+/* Many tokenless peers, each holding a control frame nearly whole. */
+static int hog(const sb_config *cfg) {
+  enum { MAX_FDS = 1000 };
+  static struct pollfd pfd[MAX_FDS];
+  static size_t sent[MAX_FDS];
+  static uint8_t body[64 * 1024];
+  const char *s = getenv("RAWPEER_COUNT");
+  long n = s ? atol(s) : 0;
+  size_t total = SB_FRAME_HEADER + cfg->max_bytes - 2; /* header + body - 1 */
+  uint64_t took = 0;
+  uint8_t hdr[SB_FRAME_HEADER];
+  if (n <= 0 || n > MAX_FDS)
+    return 1;
+  sb_frame_header(hdr, SB_KIND_CONTROL, cfg->max_bytes - 1);
+  memset(body, '[', sizeof body); /* JSON that never ends; no token */
+  for (long i = 0; i < n; i++) {
+    if ((pfd[i].fd = dial(cfg)) < 0)
+      return 1;
+    fcntl(pfd[i].fd, F_SETFL, O_NONBLOCK);
+  }
+  bool reported = false;
+  for (;;) {
+    long open = 0;
+    for (long i = 0; i < n; i++) {
+      pfd[i].events = 0;
+      if (pfd[i].fd < 0)
+        continue;
+      open++;
+      pfd[i].events = POLLIN | (sent[i] < total ? POLLOUT : 0);
+    }
+    if (open == 0)
+      break;
+    int r = poll(pfd, (nfds_t)n, reported ? -1 : 1000);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r == 0 && !reported) {
+      printf("stalled %llu\n", (unsigned long long)took);
+      fflush(stdout);
+      reported = true;
+      continue;
+    }
+    for (long i = 0; i < n; i++) {
+      if (pfd[i].fd < 0 || pfd[i].revents == 0)
+        continue;
+      if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        /* An answer (a reject) or the end: this one is done. */
+        close(pfd[i].fd);
+        pfd[i].fd = -1;
+        continue;
+      }
+      const uint8_t *p = sent[i] < SB_FRAME_HEADER ? hdr + sent[i] : body;
+      size_t len = sent[i] < SB_FRAME_HEADER ? SB_FRAME_HEADER - sent[i]
+                                             : total - sent[i] < sizeof body
+                                                   ? total - sent[i]
+                                                   : sizeof body;
+      ssize_t k = send(pfd[i].fd, p, len, MSG_NOSIGNAL);
+      if (k > 0) {
+        sent[i] += (size_t)k;
+        took += (uint64_t)k;
+      } else if (k < 0 && errno != EAGAIN && errno != EINTR) {
+        close(pfd[i].fd);
+        pfd[i].fd = -1;
+      }
+    }
+  }
+  if (!reported)
+    printf("stalled %llu\n", (unsigned long long)took);
+  printf("closed\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   sb_config cfg;
   sb_diag diag;
   if (argc != 2 || sb_config_from_env(NULL, &cfg, &diag) != 0)
     return 1;
   const char *mode = argv[1];
-  if (strcmp(mode, "churn") == 0 || strcmp(mode, "stalled") == 0) {
-    int r = mode[0] == 'c' ? churn(&cfg) : stalled(&cfg);
+  if (strcmp(mode, "churn") == 0 || strcmp(mode, "stalled") == 0 ||
+      strcmp(mode, "hog") == 0) {
+    int r = mode[0] == 'c' ? churn(&cfg) : mode[0] == 's' ? stalled(&cfg) : hog(&cfg);
     sb_config_free(&cfg);
     return r;
   }
