@@ -25,6 +25,8 @@
 
 #define SB__SPLICE_HIGH (1024u * 1024u)
 #define SB__SPLICE_LOW (256u * 1024u)
+/* How often a spawn that failed for want of fds or processes is tried again. */
+#define SB__SPAWN_RETRY_MS 50u
 
 /* One write of stdin to the program: the bytes are copied, as the
  * connection's read buffer is reused. */
@@ -261,7 +263,7 @@ static int pty_started(sb_conn *conn) {
 
 /* Spawns the program with its stdin from a fresh pipe (or a pty), and
  * keeps our end. */
-static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
+static int spawn_program(sb_conn *conn, const char *cwd, const char *file,
                          char *const *args, char *const *env) {
   sb__dispo *dp = conn->dp;
   sb_spawn_options o;
@@ -270,7 +272,7 @@ static int spawn_program(sb_conn *conn, const sb_program *p, const char *file,
   int fds[2], r;
 
   memset(&o, 0, sizeof o);
-  o.cwd = p->cwd != NULL ? p->cwd : conn->call.cwd;
+  o.cwd = cwd;
   if ((r = check_program(o.cwd, file)) < 0)
     return r;
   if ((targs = trampoline_argv(conn, file, args, pid)) == NULL)
@@ -330,6 +332,63 @@ static char **argv_with_first(char *const *argv, char *first) {
   return v;
 }
 
+/* Errors of the machine, not of the program: the spawn is tried again. */
+static bool out_of_resources(int err) {
+  return err == -EMFILE || err == -ENFILE || err == -EAGAIN;
+}
+
+static void on_spawn_retry(uv_timer_t *timer) {
+  sb_conn *conn = timer->data;
+  sb__dispo *dp = conn->dp;
+  int r;
+
+  if (conn->state != SB__CONN_OPEN || dp->spawn_file == NULL)
+    return;
+  r = spawn_program(conn, dp->spawn_cwd, dp->spawn_file, dp->spawn_args.v,
+                    dp->spawn_env.v);
+  if (out_of_resources(r))
+    return; /* the next tick */
+  uv_timer_stop(&dp->timer);
+  free(dp->spawn_file);
+  free(dp->spawn_cwd);
+  dp->spawn_file = dp->spawn_cwd = NULL;
+  sb_strv_free(&dp->spawn_args);
+  sb_strv_free(&dp->spawn_env);
+  if (r < 0) {
+    /* It cannot run after all: the stub ends as a shell reports that. */
+    sb_conn_exit(conn, r == -ENOENT || r == -ENOTDIR ? 127 : 126);
+    return;
+  }
+  if (conn->stdin_done)
+    close_in(conn); /* the stub's stdin ended while we waited */
+  resume_stub(conn);
+}
+
+/* Keeps what the spawn needs and tries again every SB__SPAWN_RETRY_MS, as
+ * a stub waits in the backlog when the supervisor is out of fds, rather
+ * than failing the call. Its stdin waits in the kernel meanwhile. */
+static int spawn_later(sb_conn *conn, const char *cwd, const char *file,
+                       char *const *args, char *const *env) {
+  sb__dispo *dp = conn->dp;
+
+  if ((dp->spawn_file = sb__strdup(file)) == NULL ||
+      (cwd != NULL && (dp->spawn_cwd = sb__strdup(cwd)) == NULL) ||
+      sb_strv_copy(&dp->spawn_args, args) < 0 || sb_strv_copy(&dp->spawn_env, env) < 0)
+    return -ENOMEM;
+  if (!dp->timer_open) {
+    uv_timer_init(conn->server->loop, &dp->timer);
+    dp->timer.data = conn;
+    dp->timer_open = true;
+    conn->open_handles++;
+  }
+  if (!dp->conn_paused) {
+    dp->conn_paused = true;
+    sb_conn_pause(conn);
+  }
+  return uv_timer_start(&dp->timer, on_spawn_retry, SB__SPAWN_RETRY_MS,
+                        SB__SPAWN_RETRY_MS);
+}
+
 int sb_conn_delegate(sb_conn *conn, const sb_program *p) {
   char found[PATH_MAX], **env = NULL, **args = NULL, **set, *depth;
   const char *file;
@@ -358,8 +417,12 @@ int sb_conn_delegate(sb_conn *conn, const sb_program *p) {
     if (r == 0 && (args = argv_with_first(p->argv, found)) == NULL)
       r = -ENOMEM;
   }
-  if (r == 0)
-    r = spawn_program(conn, p, file, args != NULL ? args : p->argv, env);
+  if (r == 0) {
+    const char *cwd = p->cwd != NULL ? p->cwd : conn->call.cwd;
+    r = spawn_program(conn, cwd, file, args != NULL ? args : p->argv, env);
+    if (out_of_resources(r))
+      r = spawn_later(conn, cwd, file, args != NULL ? args : p->argv, env);
+  }
   free(args);
   free(env);
   free(depth); /* sb_spawn copied the environment */

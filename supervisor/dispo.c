@@ -54,6 +54,10 @@ void sb__dispo_free(sb__dispo *dp) {
   free(dp->out);
   free(dp->err);
   free(dp->pty_buf);
+  free(dp->spawn_file);
+  free(dp->spawn_cwd);
+  sb_strv_free(&dp->spawn_args);
+  sb_strv_free(&dp->spawn_env);
   free(dp);
 }
 

@@ -250,6 +250,10 @@ typedef struct sb__dispo {
   int code, signum;
   /* delegate */
   sb_child *child;  /* the program, until it has ended */
+  /* A spawn that failed for want of fds or processes, tried again on timer
+   * (copies: the caller's sb_program lives only during its call). */
+  char *spawn_file, *spawn_cwd;
+  sb_strv spawn_args, spawn_env;
   uv_pipe_t in;     /* our end of the program's stdin */
   bool in_open;     /* in is initialised and not closing */
   bool in_eof;      /* the stub's stdin ended: close in once written */

@@ -5,6 +5,7 @@
  * without a token hold a bounded amount of memory, whatever they send. Every
  * test runs on both transports. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -486,5 +487,86 @@ ParameterizedTest(sb_transport *tr, load, peers_without_a_token_hold_at_most_64_
   for (int i = 0; i < NVARS; i++)
     free(env[i]);
   free(env);
+  h_fini(&h);
+}
+
+/* ---- 5. a delegate under fd pressure waits ---------------------------------- */
+
+#define MAX_HOG_FDS 4096
+
+typedef struct fdhog {
+  int fd[MAX_HOG_FDS];
+  unsigned n;
+  struct rlimit old;
+  uv_timer_t release;
+  int delegated; /* sb_conn_delegate's return */
+  bool called;
+} fdhog;
+
+static fdhog FH;
+
+/* Opens fds until there are none left (the soft limit lowered first, so it
+ * takes a few). */
+static void fds_exhaust(void) {
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &FH.old), 0);
+  int top = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  cr_assert_geq(top, 0);
+  close(top);
+  struct rlimit low = FH.old;
+  low.rlim_cur = (rlim_t)top + 16;
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  int fd;
+  while (FH.n < MAX_HOG_FDS && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+    FH.fd[FH.n++] = fd;
+  cr_assert_eq(errno, EMFILE, "opening fds stopped on %s", strerror(errno));
+}
+
+static void fds_release(uv_timer_t *t) {
+  for (unsigned i = 0; i < FH.n; i++)
+    close(FH.fd[i]);
+  FH.n = 0;
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &FH.old), 0);
+  uv_close((uv_handle_t *)t, close_timer);
+}
+
+static void delegate_starved(harness *h, sb_conn *c) {
+  static char *argv[] = {"/bin/echo", "delegated", NULL};
+  fds_exhaust();
+  FH.delegated = sb_conn_delegate(c, &(sb_program){.argv = argv});
+  FH.called = true;
+  if (FH.delegated < 0)
+    sb_conn_exit(c, 126); /* as the CLI did: the call failed */
+  /* The pressure lasts a while (the fault), then the fds come back. */
+  uv_timer_init(&h->loop, &FH.release);
+  uv_timer_start(&FH.release, fds_release, 300, 0);
+}
+
+ParameterizedTestParameters(load, a_delegate_out_of_fds_waits_for_them) {
+  return cr_make_param_array(sb_transport, transports, 2);
+}
+
+/* Issue 15: a delegate under fd pressure failed 126 ("Too many open files")
+ * where a stub would wait. It waits, and runs once fds are back. */
+ParameterizedTest(sb_transport *tr, load, a_delegate_out_of_fds_waits_for_them) {
+  harness h;
+  h_init(&h, &(sb_server_options){.transport = *tr});
+  h.on_connect = delegate_starved;
+  int out = h_create(&h, "out"), err = h_create(&h, "err");
+  char *args[] = {H_STUB, "delegate", NULL};
+  h_exit ex;
+  h_spawn(&h, &(h_spawn_opts){.args = args, .out = out, .err = err}, &ex);
+  close(out);
+  close(err);
+  h_wait_exit(&h, &ex);
+  char *said = h_read(&h, "out", NULL), *why = h_read(&h, "err", NULL);
+  cr_log_info("%s: delegate out of fds for 300 ms: sb_conn_delegate %d, the stub "
+              "ended %lld and printed %s",
+              tr_name(*tr), FH.delegated, (long long)ex.status, said);
+  cr_assert(FH.called);
+  cr_assert_eq(FH.delegated, 0, "sb_conn_delegate: %s", sb_strerror(FH.delegated));
+  cr_assert_eq(ex.status, 0, "the stub ended %lld: %s", (long long)ex.status, why);
+  cr_assert_str_eq(said, "delegated\n");
+  free(said);
+  free(why);
   h_fini(&h);
 }
