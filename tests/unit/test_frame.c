@@ -437,3 +437,79 @@ Test(frame, gives_back_a_large_control_buffer_when_the_next_frame_starts) {
   sb_decoder_free(&d);
   free(in);
 }
+
+/* Issue 15: hello, exec and run carry a command line, bound by ctl_max
+ * (SB_CTL_MAX_BYTES), not max_bytes; data frames keep max_bytes, checked
+ * once the kind byte is in, before any byte of the body. */
+Test(frame, a_raised_control_bound_admits_control_frames_only) {
+  buf in = {.n = 0};
+  put_raw_header(&in, 2000000, SB_KIND_CONTROL);
+  memset(in.b + in.n, '{', 100);
+  in.n += 100;
+  sb_decoder d;
+  sb_diag diag = {""};
+  const uint8_t *p = in.b;
+  size_t n = in.n;
+  sb_frame f;
+  sb_decoder_init(&d, 0);
+  sb_decoder_set_ctl_max(&d, SB_CTL_MAX_BYTES);
+  cr_assert_eq(sb_decoder_next(&d, &p, &n, &f, &diag), 0, "%s", diag.msg);
+  cr_assert_eq(n, 0);
+  cr_assert_geq(sb_decoder_held(&d), 100);
+  sb_decoder_free(&d);
+
+  in.b[4] = SB_KIND_STDOUT;
+  p = in.b;
+  n = in.n;
+  sb_decoder_init(&d, 0);
+  sb_decoder_set_ctl_max(&d, SB_CTL_MAX_BYTES);
+  int r = sb_decoder_next(&d, &p, &n, &f, &diag);
+  cr_assert_eq(r, SB_EMSGSIZE, "a data frame over max_bytes returned %d", r);
+  cr_assert_eq(in.n - n, SB_FRAME_HEADER, "%zu bytes consumed", in.n - n);
+  cr_assert_str_eq(diag.msg, "frame length 2000000 exceeds max_bytes 1048576");
+  sb_decoder_free(&d);
+
+  in.n = 0;
+  put_raw_header(&in, SB_CTL_MAX_BYTES + 1, SB_KIND_CONTROL);
+  p = in.b;
+  n = in.n;
+  sb_decoder_init(&d, 0);
+  sb_decoder_set_ctl_max(&d, SB_CTL_MAX_BYTES);
+  r = sb_decoder_next(&d, &p, &n, &f, &diag);
+  cr_assert_eq(r, SB_EMSGSIZE, "a control frame over ctl_max returned %d", r);
+  cr_assert_leq(in.n - n, 4, "refused on the four length bytes");
+  sb_decoder_free(&d);
+}
+
+/* What the supervisor's budget for tokenless peers relies on: k bytes fed
+ * grow the control buffer by at most SB_DECODER_GROWTH(k). */
+Test(frame, the_control_buffer_grows_by_at_most_the_documented_bound) {
+  enum { LEN = 3 << 20 };
+  uint8_t *in = malloc(SB_FRAME_HEADER + LEN);
+  cr_assert_not_null(in);
+  sb_frame_header(in, SB_KIND_CONTROL, LEN);
+  memset(in + SB_FRAME_HEADER, 'x', LEN);
+  sb_decoder d;
+  sb_decoder_init(&d, 0);
+  sb_decoder_set_ctl_max(&d, SB_CTL_MAX_BYTES);
+  static const size_t steps[] = {1, 100, 4096, 65536, 3, 65536, 200000};
+  size_t off = 0, i = 0;
+  while (off < SB_FRAME_HEADER + LEN) {
+    size_t k = steps[i++ % (sizeof steps / sizeof steps[0])];
+    if (k > SB_FRAME_HEADER + LEN - off)
+      k = SB_FRAME_HEADER + LEN - off;
+    size_t before = sb_decoder_held(&d);
+    const uint8_t *p = in + off;
+    size_t n = k;
+    sb_frame f;
+    while (sb_decoder_next(&d, &p, &n, &f, NULL) > 0)
+      cr_assert_eq(f.len, (size_t)LEN);
+    if (off + k < SB_FRAME_HEADER + LEN)
+      cr_assert_leq(sb_decoder_held(&d), before + SB_DECODER_GROWTH(k),
+                    "%zu bytes grew the buffer from %zu to %zu", k, before,
+                    sb_decoder_held(&d));
+    off += k;
+  }
+  sb_decoder_free(&d);
+  free(in);
+}

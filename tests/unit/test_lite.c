@@ -538,3 +538,28 @@ Test(lite, never_quotes_a_token_in_a_diag) {
   cr_assert(strstr(diag.msg, "hello.token") != NULL, "diag: %s", diag.msg);
   cr_assert(strstr(diag.msg, "0123") == NULL, "diag shows the token: %s", diag.msg);
 }
+
+/* docs/protocol.md section 1: a hello begins with its token, so that a
+ * supervisor can authenticate a hello longer than max_bytes before it
+ * buffers the rest. Both encoders write it so. */
+Test(lite, a_hello_begins_with_its_token) {
+  char *argv[] = {"cc", NULL};
+  sb_msg m = {.type = SB_MSG_HELLO};
+  m.u.hello.version = 1;
+  memcpy(m.u.hello.token, TEST_TOKEN, sizeof m.u.hello.token);
+  m.u.hello.pid = 42;
+  m.u.hello.argv = unit_strv(argv);
+  const char want[] = SB_HELLO_PREFIX TEST_TOKEN "\"";
+  cr_assert_eq(sizeof want - 1, SB_HELLO_PREFIX_LEN);
+  uint8_t *frame;
+  size_t len;
+  cr_assert_eq(sb__msg_encode_lite(&m, 0, &frame, &len), 0);
+  cr_assert(len > SB_FRAME_HEADER + SB_HELLO_PREFIX_LEN &&
+                memcmp(frame + SB_FRAME_HEADER, want, SB_HELLO_PREFIX_LEN) == 0,
+            "the stub's hello begins %.40s", frame + SB_FRAME_HEADER);
+  free(frame);
+  cr_assert_eq(sb_msg_encode(&m, 0, &frame, &len), 0);
+  cr_assert(memcmp(frame + SB_FRAME_HEADER, want, SB_HELLO_PREFIX_LEN) == 0,
+            "sb_msg_encode's hello begins %.40s", frame + SB_FRAME_HEADER);
+  free(frame);
+}
