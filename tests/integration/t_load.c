@@ -570,3 +570,29 @@ ParameterizedTest(sb_transport *tr, load, a_delegate_out_of_fds_waits_for_them) 
   free(why);
   h_fini(&h);
 }
+
+/* ---- 6. --max-bytes ------------------------------------------------------- */
+
+ParameterizedTestParameters(load, max_bytes_option_sets_the_bridge_bound) {
+  return cr_make_param_array(sb_transport, transports, 2);
+}
+
+/* Issue 15: the CLI could not raise the bound (SOCKETBRIDGE_MAX_BYTES was
+ * refused by --env with a misleading message). --max-bytes sets it for the
+ * server and every child, and a stub call goes through with it. */
+ParameterizedTest(sb_transport *tr, load, max_bytes_option_sets_the_bridge_bound) {
+  harness h;
+  h_init(&h, NULL);
+  char path_var[4200];
+  snprintf(path_var, sizeof path_var, "PATH=%s", getenv("PATH"));
+  char *env[] = {path_var, NULL};
+  char *args[] = {SB_TEST_CLI, "run", "--transport", (char *)tr_name(*tr), "--max-bytes",
+                  "2000000", "--", "/bin/sh", "-c",
+                  "echo \"$SOCKETBRIDGE_MAX_BYTES\"; \"$SOCKETBRIDGE_STUB\" call && echo ok",
+                  NULL};
+  char *out = NULL;
+  cr_assert_eq(cli_run(&h, args, env, &out), 0);
+  cr_assert_str_eq(out, "2000000\nok\n");
+  free(out);
+  h_fini(&h);
+}
