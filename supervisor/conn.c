@@ -44,6 +44,7 @@ void sb__conn_handle_closed(uv_handle_t *handle) {
     sb_msg_free(&conn->hello);
   sb__dispo_free(conn->dp);
   free(conn->rbuf);
+  explicit_bzero(conn->head, sizeof conn->head); /* a token not yet decided on */
   free(conn);
   /* Its fd is free now: a waiting peer may be accepted. */
   sb__accept_kick(server);
@@ -328,7 +329,7 @@ static void on_handshake_timeout(uv_timer_t *timer) {
    * to it: after a stall (SIGSTOP, a slow callback) this timer runs before
    * the reads that were waiting. What is in the kernel now arrived before
    * this moment: read it first. */
-  sb__conn_read_pending(conn, (size_t)conn->dec.max_bytes + SB_FRAME_HEADER);
+  sb__conn_read_pending(conn, (size_t)conn->dec.ctl_max + SB_FRAME_HEADER);
   if (conn->state != SB__CONN_HANDSHAKE)
     return; /* welcomed, or refused for what it sent */
   sb__conn_reject(conn, SB_REASON_TIMEOUT, true, "no hello within %u ms",
