@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* askpass.c - answer a command's password prompts from your own program,
  * the way an SSH_ASKPASS or GIT_ASKPASS helper does, without writing and
  * installing a helper executable.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* echo.c - the smallest complete supervisor.
  *
  * It runs a command (by default a shell that runs the stub once:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fake_tool.c - fake a command-line tool in a test: the program under test
  * finds `git` on its PATH, and every time it runs it, this process decides
  * what that git prints and how it exits, and records how it was called.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* allowlist.c - which peer addresses a TCP listener accepts. */
 #include "sb_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base64.c - RFC 4648 base64, the escape of byte strings that are not UTF-8.
  * No JSON here: the stub's encoder (msg_lite_encode.c) and the cJSON one
  * (json_bytes.c) both use it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config.c - the SOCKETBRIDGE_* variables, read and checked. */
 #include "sb_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* error.c - error names, descriptions and diagnostics. */
 #include "sb_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fmt.c - snprintf for the stub's copy of lib/ (SB_NO_CJSON): the
  * conversions the stub's messages use, and no more, so that a static stub
  * does not link the C library's printf (its float formatting alone is

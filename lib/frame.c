@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* frame.c - the frame codec: headers out, an incremental decoder in. */
 #include "sb_internal.h"
 

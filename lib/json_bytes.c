@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* json_bytes.c - byte strings (argv, env, paths) in cJSON trees: a string
  * when the bytes are UTF-8, else {"base64": "..."} (base64.c). */
 #include "sb_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* json_lite.c - control payloads read in place, without cJSON, for the stub
  * (msg_lite_parse.c reads the members). One pass checks the whole text and
  * notes where the members a reader knows are; the reader then decodes only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msg.c - control messages: names and freeing. No JSON here: the cJSON
  * parser is msg_parse.c, the stub's own msg_lite_parse.c. */
 #include "sb_internal.h"

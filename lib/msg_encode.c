@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msg_encode.c - control messages out: validated, printed into one frame. */
 #include "sb_internal.h"
 

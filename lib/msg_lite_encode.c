@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msg_lite_encode.c - sb__msg_encode_lite: the messages a stub sends,
  * written straight into their frame, without cJSON. The bytes are those
  * sb_msg_encode writes (members in the same order, strings escaped as cJSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msg_lite_parse.c - sb_msg_parse, for the stub and the supervisor alike:
  * no cJSON tree. The payload is checked and its members indexed in one pass
  * (json_lite.c); the members of the type are then read from where they

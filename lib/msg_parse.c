@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msg_parse.c - sb__msg_parse_cjson: the reference the one-pass parser
  * (sb_msg_parse, msg_lite_parse.c) is held to by tests/unit/test_lite.c and
  * tests/fuzz/fuzz_lite.c. The payload checks, a cJSON parse, and reading and

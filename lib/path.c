@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* path.c - finding a program as execvp(3) would, minus the stub itself.
  *
  * Both sides use it: the stub, to exec or spawn what the supervisor names,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sb_internal.h - helpers shared between the files of lib/. Not installed,
  * not part of the ABI: every name here starts with sb__. */
 #ifndef SB_INTERNAL_H

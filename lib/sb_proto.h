@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sb_proto.h - the socketbridge wire protocol, shared by the stub and the
  * supervisor. No libuv here; the stub links it with libc alone (no cJSON:
  * sb_msg_parse and the stub's encoder build no tree).

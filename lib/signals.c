@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* signals.c - signal names on the wire ("TERM", without "SIG"). */
 #include "sb_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* strv.c - NULL-terminated string vectors (argv, env). */
 #include "sb_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* token.c - the per-child secret: 256 random bits as 64 lowercase hex. */
 #include "sb_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* utf8.c - UTF-8 validation, and the one-pass check of control payloads. */
 #include "sb_internal.h"
 

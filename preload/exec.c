@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* exec.c - libsocketbridge-exec.so, which `socketbridge compile-db` puts in
  * LD_PRELOAD of the build it records.
  *

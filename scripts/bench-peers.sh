@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench-peers.sh - socketbridge against its peers, measured in one run,
 # alternated, medians of REPS (default 3): `bash scripts/bench.sh --peers`.
 #   - a recorded build (compile-db) against the same build plain, and under

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench.sh [bench args...] - the benchmark suite of issue 6, in one command:
 # installs what is missing (deps.sh), builds Release into build/bench, runs
 # the bench binary. Prints one table; writes build/bench/bench.json.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # build.sh DIR [cmake args...] - configures (once) and builds into DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."

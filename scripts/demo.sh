@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # demo.sh - from a fresh clone: installs what is missing, builds, and runs the
 # main job: `socketbridge run` supervises a real `git commit` whose editor is
 # socketbridge-stub. git runs the stub as its editor, the stub connects back

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # deps.sh - installs, from Debian's archive, whatever the build needs and this
 # machine lacks. Does nothing (and needs no network) when all is present.
 set -euo pipefail

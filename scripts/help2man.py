@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """help2man.py NAME SECTION VERSION < HELP > NAME.SECTION
 
 Turns `socketbridge --help` into its man page, so that the two never say

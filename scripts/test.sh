@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test.sh - from a fresh clone: installs what is missing, builds, and passes
 # every test: a plain gcc build, an ASan+UBSan build, a clang build, the
 # docs and the install (tests/docs), and the fuzzers for a bounded time

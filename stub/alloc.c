@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* alloc.c - malloc for the static musl stub (CMakeLists.txt adds this file
  * only to that build): musl's own (mallocng, ~9 KB) would take a seventh of
  * the stub's 64 KiB. The stub is one thread and allocates little: a few

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bridge.c - the socket to the supervisor: bytes in, decoded by lib/ in
  * place (data pieces point into our read buffer); frames out, gathered into
  * one sendmsg() without copying their payloads. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* connect.c - the socket to the supervisor, and the clock its deadlines use.
  * A supervisor that cannot be reached is stub_unreachable (the fallback may
  * apply); failing to make a socket at all is the stub's own failure.

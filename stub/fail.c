@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fail.c - the stub's only output of its own: one line on stderr, then an
  * exit code (125, or 126/127 when the program of an exec or run cannot be
  * started).

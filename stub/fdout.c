@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fdout.c - the stub's own fds: how to write fds 1/2 (and read fd 0) without
  * ever blocking the poll loop, and how to close them.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hello.c - who the stub is: the first frame it sends.
  *
  * argv and env go out byte for byte as the kernel handed them to us (lib/

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* launch.c - starting a real program: `exec` (proto 4, step 5), what it
  * shares with `run` (environment, directory, lookup), and the fallback of a
  * stub that cannot reach its supervisor (SOCKETBRIDGE_FALLBACK=exec).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c - socketbridge-stub: stands in for a program by relaying its
  * argv, environment, stdin, stdout, stderr and exit status over a bridge to
  * the supervisor that started the process tree it runs in.

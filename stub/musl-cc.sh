@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # musl-cc.sh MUSL_GCC compile|link COMPILER ARGS... - the compiler and linker
 # launcher of socketbridge-stub with -DSB_STUB_MUSL=ON (CMakeLists.txt):
 # CMake runs the project's compiler through it, and it runs musl-gcc with the

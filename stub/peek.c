@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* peek.c - telling a lost bridge from a finished one while fd 1/2 is full.
  *
  * The stub reads the socket only as fast as it writes fds 1/2. When the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* relay.c - the poll loop of proxy mode (proto 4, step 3).
  *
  * One poll() with no timeout: the stub sleeps until a fd is ready, and asks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run.c - run mode (proto 4, step 5): the stub spawns the program, with
  * the stub's own stdin and pipes for stdout/stderr, in the stub's process
  * group, and relays the pipes up as stdout/stderr frames from the same poll

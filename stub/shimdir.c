@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* shimdir.c - which supervisor a shim reaches: the run that made it.
  *
  * `socketbridge run --shim` writes the bridge of its own ticket into its

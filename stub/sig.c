@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sig.c - signals: caught into a self-pipe, forwarded by the relay; and
  * dying by one when the supervisor says so. */
 #include "stub.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stub.h - declarations shared between the files of socketbridge-stub. Not
  * installed; everything here is internal to the stub executable.
  *

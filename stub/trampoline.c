@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* trampoline.c - `socketbridge-stub --socketbridge-die-with PPID FILE ARGV0
  * [ARG...]`: how the supervisor starts a program it delegates a call to.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tty.c - the stub's terminal, for a call whose program runs on a
  * pseudo-terminal on the supervisor's side (`pty`, proto 2 and 4): its
  * size, sent in hello and on every SIGWINCH after `pty`; and raw mode, as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* accept.c - taking connections off the listening socket.
  *
  * The server accepts by itself (a uv_poll_t on the listening fd and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* child.c - processes the server spawns: options, each with its own ticket,
  * in a session and process group of its own (or, with a terminal, a group
  * in ours that gets the terminal); one run is one posix_spawn.

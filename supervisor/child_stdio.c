@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* child_stdio.c - what a child's stdin, stdout and stderr are: the
  * supervisor's own, /dev/null, a caller's fd, a file, a pipe captured
  * through libuv, or a buffer fed to stdin.

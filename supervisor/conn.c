@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* conn.c - one stub connection: accept, handshake (hello -> welcome or
  * reject), the events of a welcomed connection, and its close.
  *

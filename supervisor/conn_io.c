@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* conn_io.c - bytes in and out of a connection.
  *
  * Out: every sb_conn_write is one uv_write whose buffers alternate frame

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* delegate.c - sb_conn_delegate: the supervisor spawns the program (a child
  * of the server, so it is reaped, stopped and reported like any other) and
  * splices it to the stub:

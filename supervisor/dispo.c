@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dispo.c - what the one-call dispositions share, and respond: a canned
  * answer (stdout, stderr, exit or signal), now or after a delay.
  *

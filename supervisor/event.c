@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* event.c - what happens in a server, for a log or a UI: one callback per
  * server, the names of the event types, and each event as one JSON line.
  *

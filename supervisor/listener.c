@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* listener.c - the listening socket: TCP on loopback, a Unix socket in a
  * fresh 0700 directory or at the caller's path (or abstract name), and the
  * checks on who connects.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* message.c - side-band messages, server side: a peer whose first frame is
  * `send` instead of `hello` (docs/protocol.md section 7) gets the same
  * checks as a stub (conn.c's sb__conn_check_peer), then one reply, and its

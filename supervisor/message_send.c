@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* message_send.c - sb_send: the client side of side-band messages, for a
  * program in a child's tree. Blocking, on a socket of its own, with one
  * deadline for the whole exchange: connect, `send`, then one frame back

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* program.c - exec and run, where the stub starts the program itself; and
  * what every program disposition shares: checking an sb_program and
  * editing the call's environment for it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pty.c - a delegated program on a pseudo-terminal (sb_conn_delegate, when
  * the call has a terminal): the supervisor holds the master, the program
  * has the slave as its controlling terminal and stdio.

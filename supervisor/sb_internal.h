@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sb_internal.h - private declarations of the supervisor library.
  *
  * Every object here owns libuv handles, and, as in libuv, its memory is freed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server.c - the server object: options, accessors, statistics, the pool of
  * write requests, and the orderly close of everything the server owns. */
 #include "sb_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* socketbridge.h - the supervisor library.
  *
  * A server listens on a loopback bridge (TCP on 127.0.0.1 with a kernel-chosen

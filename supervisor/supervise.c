@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* supervise.c - what happens to a child once it runs: reaping through a
  * SIGCHLD watcher, the deadline, the stop sequence, and restarts with
  * exponential backoff.

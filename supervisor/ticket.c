@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ticket.c - tokens a server admits, and the environment that carries one
  * to a child. A token lives in exactly two places: its ticket, and the
  * environment of the child it is handed to. Both copies here are wiped

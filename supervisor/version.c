@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* version.c - the library's version and the names of its enums. */
 #include "sb_internal.h"
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Bench (scripts/bench.sh): a call decided live in Python against the same
 call answered by a rules file. Prints one JSON object per figure:
 {"figure", "unit", "reps": [...]} (us per call: a shell loop of N calls of a

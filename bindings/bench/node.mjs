@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Bench (scripts/bench.sh): the Node package, live, against a rules file's
 // answer (live.py has the rules figure), and against process-proxy itself
 // (installed from npm by bench.sh, never by the tests) on the same jobs:

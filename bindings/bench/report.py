@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Bench (scripts/bench.sh): the language packages' table from the JSON
 lines live.py and node.mjs print (stdin); writes them all to argv[1]."""
 

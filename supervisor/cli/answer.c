@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* answer.c - what each stub call gets under `socketbridge run`: the first
  * matching rule of --rules (respond, delegate, exec, run), else the rules'
  * default, else exit 127 with one line on the call's stderr. Without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* answer_file.c - a respond whose stdout is a file (stdout_file): streamed
  * from the file to the call, never held whole, so an answer may be any
  * size and each call costs CLI_FILE_SLOTS chunks at most, however slowly

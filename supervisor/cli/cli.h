@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli.h - the parts of the socketbridge command, one file each. */
 #ifndef SB_CLI_H
 #define SB_CLI_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* compdb.c - compile_commands.json entries from the records of a build
  * (--record's JSON Lines), as Bear writes them: one entry per source file a
  * compiler call compiles, {"arguments", "directory", "file", "output"}.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* compdb.h - compile_commands.json from a build's records (compdb.c). */
 #ifndef SB_CLI_COMPDB_H
 #define SB_CLI_COMPDB_H

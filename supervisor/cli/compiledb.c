@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* compiledb.c - `socketbridge compile-db`: runs a build under `run`, every
  * compiler call recorded and then exec'd in place, and writes
  * compile_commands.json from the records (compdb.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* compiler.c - which program names are C-family compilers, for compile-db:
  * one rule for the names shimmed, the execs redirected by the preload
  * library (preload/exec.c compiles this file too) and the calls that count

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* compiler.h - C-family compiler names (compiler.c). No dependency beyond
  * libc: the preload library compiles it too. */
 #ifndef SB_CLI_COMPILER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* control.c - the control channel's framing (docs/control.md section 2):
  * reads frames from the controller with lib/'s incremental decoder, hands
  * out whole JSON frames and pieces of data frames with their id, and writes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* control.h - the control channel of `socketbridge serve` (docs/control.md):
  * frames in and out over the controller's fds, on the loop. This file knows
  * the framing (section 2) and nothing of what the messages mean. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* env.c - -i and -u, as env(1): the environment socketbridge hands on to
  * COMMAND, less what they take out. --env, the shims' PATH and the bridge's
  * variables are added after, by run.c and the library. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* jsonl.c - the one writer of a JSON Lines output (--events, --record).
  *
  * The loop never waits on the file: lines go to a bounded queue, and libuv

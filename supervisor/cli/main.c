@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c - the socketbridge command: subcommand dispatch, --help, --version.
  * Nothing but --help, --version and stub-path writes to stdout: a child's
  * output captured through stdout stays the child's. */

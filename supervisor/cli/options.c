@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* options.c - `socketbridge run` options: parsed, checked, and turned into
  * one line of error text when wrong, before anything runs. */
 #include "options.h"

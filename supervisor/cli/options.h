@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* options.h - the `socketbridge run` command line, parsed and checked into a
  * struct. Pure: no I/O, no allocation besides the struct's own env array, so
  * every rule can be unit-tested. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* outputs.c - the files the options of run name (--stdin, --stdout,
  * --stderr, --events, --record), opened before anything runs.
  *

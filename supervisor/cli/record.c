@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* record.c - --record: one JSON line per stub call, written when the call
  * ends, however it ends (answered, exec'd, cut off, refused by a rule).
  *

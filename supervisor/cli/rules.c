@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rules.c - loading the rules file: the top level, each rule, its match;
  * the actions are in rules_action.c, positions and messages in rules_json.c. */
 #include "rules_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rules.h - the rules file of `socketbridge run --rules FILE`: which calls of
  * the stub get which answer. Pure: libc and cJSON, no libuv; the only I/O is
  * reading the rules file and opening the stdout_file of its respond actions,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rules_action.c - the actions of a rule: respond (the answer itself), and
  * delegate / exec / run (a command, as templates). */
 #include "rules_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rules_glob.c - globs: checked at load (fnmatch(3) reports no syntax
  * errors, it silently reads a broken pattern some other way), and matched
  * against calls. */

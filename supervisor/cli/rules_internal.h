@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rules_internal.h - what the rules_*.c files share; not for other callers. */
 #ifndef SB_CLI_RULES_INTERNAL_H
 #define SB_CLI_RULES_INTERNAL_H

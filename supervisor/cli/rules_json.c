@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rules_json.c - the rules file as text: reading it, parsing it with cJSON,
  * turning a node back into a line for messages (cJSON keeps no positions),
  * and the checked copies of its strings. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rules_tpl.c - templates ({@} {N} {-N} {0} {cwd} {{ }}): checked at load,
  * expanded per call by rules_expand(). One tokenizer serves both, so what
  * loads is what expands. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run.c - `socketbridge run`: the command line turned into one sb_spawn of
  * the library, which supervises the child (stop sequence, restarts, backoff,
  * events). What is left here: the files the options name, the shims, the

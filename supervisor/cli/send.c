@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* send.c - `socketbridge send [--timeout SECS] JSON`: a side-band message
  * to the supervisor this process runs under (docs/protocol.md section 7),
  * through the library's sb_send. The reply goes to stdout as one line, exit

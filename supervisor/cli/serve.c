@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* serve.c - `socketbridge serve`: the supervisor driven by a controller over
  * the control channel (docs/control.md). This file: the command line, the
  * dispatch of requests, side-band messages, events, status and the end.

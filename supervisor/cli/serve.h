@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* serve.h - `socketbridge serve` (docs/control.md): the parts shared by
  * serve.c (the channel, requests, procs, tickets, shims, messages, the end)
  * and serve_call.c (stub calls and their dispositions). */

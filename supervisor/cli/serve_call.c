@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* serve_call.c - the stub calls of `socketbridge serve` (docs/control.md
  * section 6): each announced to the controller, held until its first answer
  * (so an exec or run gets the stdin whole), its stdin streamed up, the

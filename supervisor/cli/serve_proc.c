@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* serve_proc.c - what `socketbridge serve` makes for its controller:
  * tickets (the env of a process it starts itself), shims (which names go to
  * it and which are left alone), and procs (supervised commands, their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* serve_util.c - `socketbridge serve`'s small machinery: the lists, one
  * map from id to object (one counter for calls, procs, tickets and
  * messages), the answers, and reading a request's members. */

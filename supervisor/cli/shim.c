@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* shim.c - PATH shims: links named like a program (git, cc) to the stub, in
  * a directory put first on a child's PATH, so every process of its tree
  * that runs that program by name runs the stub instead. The stub skips

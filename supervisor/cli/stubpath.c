@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stubpath.c - which socketbridge-stub the command hands to its children:
  * the one installed (or built) next to it, else the library's default. */
 #include "cli.h"

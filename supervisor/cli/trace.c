@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* trace.c - -v: one human-readable line on stderr per event and per stub
  * call, as it happens, for whoever debugs a harness at a terminal (JSON
  * stays in --events and --record):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench.c - the benchmark suite of issue 6: runs every figure and its floor,
  * interleaved rep by rep, prints one table and writes JSON.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench.h - the benchmark suite of issue 6: what its parts share.
  *
  * Every figure is measured against a floor measured by the same run, on the

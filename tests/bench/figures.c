@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* figures.c - the figures: the real stub through the real library, on a
  * libuv loop of this process (the supervisor's place). */
 #include "bench.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* floors.c - the raw floors: what this machine's kernel does for the same
  * job with no socketbridge code, no event loop and no protocol. Each one has
  * the shape of the figure it is the floor of. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gen.c - the delegated program of the delegate figure, and the first hop
  * of its floor: `bench_gen BYTES SEED` writes BYTES bytes to stdout in
  * 64 KiB write()s. SEED 0: eight fixed 64 KiB chunks, each different, in

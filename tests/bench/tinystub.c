@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tinystub.c - the floor's stub: the least a stub must do. Connects to
  * BENCH_ADDR ("tcp:PORT" on 127.0.0.1, or "unix:PATH"), writes one 300-byte
  * frame holding BENCH_TOKEN, reads the 16-byte reply, exits 0 when it is the

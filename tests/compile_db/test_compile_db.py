@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`socketbridge compile-db` against Bear (Debian's bear), on real builds.
 
 Each test builds the same project twice from the same state, once under

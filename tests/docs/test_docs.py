@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What a user copies from the docs works, and so does what a user installs.
 
 - Every ```c block of README.md and docs/*.md compiles with -Wall -Werror, as a
@@ -162,3 +163,16 @@ def test_each_subcommand_has_help(sub):
                        text=True)
     assert r.returncode == 0, r.stderr
     assert "socketbridge " + sub in r.stdout and r.stderr == ""
+
+
+def test_every_source_file_says_its_license():
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.split()
+    src = [f for f in files if "corpus" not in f and (
+        f.endswith((".c", ".h", ".py", ".sh", ".js", ".mjs", ".d.ts", ".cmake"))
+        or f.endswith("CMakeLists.txt"))]
+    assert len(src) > 100, src
+    untagged = [f for f in src
+                if "SPDX-License-Identifier: MIT" not in (ROOT / f).read_text()[:400]]
+    assert untagged == [], f"no SPDX tag: {untagged}"
+    assert "MIT License" in (ROOT / "LICENSE").read_text()

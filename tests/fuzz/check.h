@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* check.h - the fuzzers' assertion: it aborts, so libFuzzer reports the
  * input, and it stays on in every build (assert would not under NDEBUG). */
 #ifndef SB_FUZZ_CHECK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_conn.c - the supervisor's handshake and connection state machine on
  * any bytes a peer may send, cut anywhere, with no socket on the input side.
  *

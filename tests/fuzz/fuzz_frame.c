@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_frame.c - the frame decoder under any input cut at any points.
  *
  * Input: byte 0 picks max_bytes, bytes 1..2 seed the cut points, the rest

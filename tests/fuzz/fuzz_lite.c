@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_lite.c - the stub's cJSON-free messages against the cJSON ones.
  *
  * Parse: for any input, sb_msg_parse and sb__msg_parse_cjson agree on

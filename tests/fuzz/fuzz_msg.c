@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_msg.c - the control message parser on any payload.
  *
  * Checks that a parse either fails cleanly (with a diag, leaving the output

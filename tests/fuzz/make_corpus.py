@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes the seed corpora of the fuzzers (tests/fuzz/corpus/{frame,msg,conn}/).
 
 Run from anywhere; the files are small and committed, so this only needs to

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes the seed corpus of fuzz_lite (tests/fuzz/corpus/lite/): the
 control payloads of corpus/msg (fuzz_lite parses every input both ways),
 payloads on the points where cJSON is lax or strict (json_lite.c lists

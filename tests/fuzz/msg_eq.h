@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msg_eq.h - what the message fuzzers share: a check that aborts (so
  * libFuzzer reports it), and field-by-field equality of two messages. */
 #ifndef SB_FUZZ_MSG_EQ_H

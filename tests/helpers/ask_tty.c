@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ask_tty: prompts on /dev/tty as git, ssh and sudo do ("Username: "), reads
  * one line from it and prints "got LINE" on stdout. Without a controlling
  * terminal: prints "no tty: <strerror>" and exits 3. */

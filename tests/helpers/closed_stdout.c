@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* closed_stdout PROGRAM [ARG...]: runs PROGRAM with a stdout that is a pipe
  * nobody reads (its read end closed), so the first write gets EPIPE (or
  * SIGPIPE, for a program that does not ignore it). */

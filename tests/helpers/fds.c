@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fds: prints the fds this process has open, space-separated, on stdout
  * (the directory fd used to list them left out), then runs argv[1..] if
  * given. Shows what a child inherited. */

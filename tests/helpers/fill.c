@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fill SEED COUNT_FILE: writes the test stream of SEED to stdout, made
  * non-blocking, for as long as stdout takes it. Once SIGUSR1 has come and
  * stdout is full (a write fails with EAGAIN and poll finds no room), it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gen BYTES SEED: writes BYTES bytes of the test stream of SEED to stdout. */
 #include <errno.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* nonblock PROGRAM [ARG...]: sets O_NONBLOCK on the open file description of
  * stdout (shared with whoever else holds it), then runs PROGRAM, which thus
  * inherits a non-blocking stdout: its writes can fail with EAGAIN. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rawpeer MODE: a hostile or broken peer. Connects to the bridge named by the
  * SOCKETBRIDGE_* environment, misbehaves as MODE says, and prints what the
  * supervisor answered: the reject reason ("bad_token"), "welcome", or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stream.h - a deterministic byte stream and its checksum, shared by the test
  * helpers (gen, sum) and the integration tests, so a test can check that
  * every byte crossed the bridge, in order. */

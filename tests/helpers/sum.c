@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sum: reads stdin to its end and prints "BYTES HASH" (see stream.h). */
 #include <errno.h>
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tty_info: what a program learns of its terminal. Prints
  * "isatty=IOE rows=R cols=C" (I, O, E: 1 when fd 0, 1, 2 is a terminal;
  * the size of fd 0's), then for each line it reads on stdin

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tty_shell: a shell's job control, and nothing else, for terminal tests.
  * Run with fds 0..2 on a terminal (a pty slave): it makes it the
  * controlling terminal of a new session, runs ARGV as a job in a process

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* harness.h - what every integration test needs: a loop with a server on it,
  * children spawned through the library with their exit captured, a private
  * temporary directory, and waiting on an event with a deadline (never a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Child supervision: exact exit status, spawn errors, every stdio mode, the
  * stop sequence, deadlines, restarts with backoff, the server's close, and
  * events as JSON. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The socketbridge command, run as users and scripts run it: its options,
  * its exit statuses, what it writes (and never writes), its events file,
  * and the processes it leaves behind (none). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* `socketbridge serve` driven as a controller drives it (docs/control.md):
  * over a socketpair (--control-fd) or its stdio, on both bridge
  * transports. The controller here is plain blocking C with poll() and

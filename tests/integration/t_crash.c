@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Crashes (issue 15, items 1, 9, 12): what `socketbridge run` killed with
  * SIGKILL leaves behind. Each test runs the real command in a process of its
  * own (TMPDIR in the test's directory), brings a stub call into one state,

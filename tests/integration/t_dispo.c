@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Dispositions: one call answers a stub whole (respond, delegate, exec,
  * run), through the library, with the real stub. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The examples are programs users copy: each must do what its comment says. */
 #include <stdio.h>
 #include <stdlib.h>

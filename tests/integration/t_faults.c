@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Faults (issue 7): a stub killed with SIGKILL in the middle of a stream, no
  * output lost over 1,000 runs in a row, and EMFILE in the supervisor. */
 #include <dirent.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Connections and the supervisor coming and going: many stubs at once, the
  * Unix transport, a supervisor that disappears, and no fd leaking. */
 #include <errno.h>

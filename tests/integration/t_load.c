@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Calls lost under load, and what unauthenticated peers may cost (issue 15,
  * items 4, 5, 6 and 8): a stall of the loop rejects no hello that had
  * arrived; more calls than any old bound are served late, not refused; an

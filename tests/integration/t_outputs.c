@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The files `socketbridge run` reads and writes, as a hostile or careless
  * caller gives them: readers that stall, FIFOs and directories where files
  * belong, outputs that must not be truncated, answers far bigger than

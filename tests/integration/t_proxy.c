@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Proxy mode: the supervisor is the process that ran the stub. */
 #include <errno.h>
 #include <limits.h>

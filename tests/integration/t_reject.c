@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Peers that are refused: each is closed with the right reason, counted,
  * and never disturbs an honest stub streaming at the same time. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* `socketbridge run --rules/--record/--shim` and `socketbridge shim`, end to
  * end with real tools (git, make, cc, sh) as they run the stub: as an
  * editor, as an ssh command, as PATH shims several shells deep, and with no

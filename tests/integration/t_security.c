@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Who may connect: the loopback bind, the allowlist, and for a Unix socket
  * its private directory and the peer's uid. Each defence is tested alone. */
 #include <stdio.h>

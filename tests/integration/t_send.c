@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* `socketbridge send` from a shell in the tree of `socketbridge run`, on
  * both transports: ping and status answered by the supervisor, any other
  * type an error (run has no handler), a bad token, a message that is not

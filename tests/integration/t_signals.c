@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Signals and broken pipes: the stub reports, the supervisor decides. */
 #include <errno.h>
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A Unix socket where the caller says (socket_path): made with its mode,
  * removed at close only if it is still ours, a stale one (nobody listens)
  * replaced, a live one or a non-socket refused; and abstract "@name"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bulk data both ways, checksummed: every byte arrives, in order, with
  * bounded buffering on the supervisor's side. */
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A terminal (issue 16, items 4 and 5), under a pseudo-terminal: a
  * command run by `socketbridge run` in a terminal's foreground gets the
  * terminal as a shell's job does (prompts on /dev/tty, ^C, ^Z, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* support.c - helpers shared by the unit tests (no tests here). */
 #include "unit.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_config.c - SOCKETBRIDGE_* variables as a stub reads them, and the allowlist. */
 #include "unit.h"
 

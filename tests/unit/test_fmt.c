@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fmt.c - the stub's snprintf (lib/fmt.c, compiled into the stub
  * alone, so its source is compiled in here) against the C library's, for
  * every conversion it supports; and what it does with the others. */

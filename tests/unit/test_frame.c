@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_frame.c - the frame header and the incremental decoder. */
 #include "unit.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_lite.c - the stub's cJSON-free control messages (lib/json_lite.c,
  * lib/msg_lite_parse.c, lib/msg_lite_encode.c) against the cJSON ones:
  * every payload here is given to both parsers, which must agree, and every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_lite_int.c - the lite parser's integers (lib/json_lite.c,
  * sb__jl_int) against what msg_parse.c does with cJSON's double: strtod
  * (glibc's, correctly rounded), then lo <= d <= hi, then d an integer. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_msg.c - control messages: every type survives encode, frame decode
  * and parse with every field intact. */
 #include "unit.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_msg_reject.c - control payloads the parser must refuse, and the
  * diagnostics that say which field was wrong. */
 #include "unit.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_options.c - the `socketbridge run` command line as cli_parse_run
  * reads it: where COMMAND starts, long and short spellings, durations, and
  * the one-line error of each bad value. */

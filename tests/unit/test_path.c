@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_path.c - sb_path_find: execvp's lookup, minus the stub's own shims.
  *
  * Each test builds its own tree in a fresh mkdtemp directory (tests run in

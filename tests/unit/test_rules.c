@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_rules.c - the rules file of `socketbridge run --rules`: loading,
  * matching calls, expanding templates, and one-line errors with the line. */
 #include "rules.h"

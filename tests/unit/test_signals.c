@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_signals.c - signal names on the wire, errors and their names. */
 #include "unit.h"
 

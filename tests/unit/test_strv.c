@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_strv.c - string vectors. */
 #include "unit.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_token.c - token generation, validation and comparison. */
 #include "unit.h"
 

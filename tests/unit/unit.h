@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit.h - helpers shared by the unit tests of lib/. */
 #ifndef SB_UNIT_H
 #define SB_UNIT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Bridge: a `socketbridge serve` supervisor and the fakes it answers, the
 // same object as the Python package's.
 import { spawn } from 'node:child_process';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Call: one run of the stub somewhere in the tree, waiting for its answer.
 import { EventEmitter } from 'node:events';
 import { envToWire, signalName, toWire } from './channel.js';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The control channel of `socketbridge serve` (docs/control.md), version 1.
 // Frames both ways: u32 BE length | u8 kind | payload; kind 1 is a JSON
 // object, kinds 2..6 raw bytes after a u64 BE id. This module only frames

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Types of the socketbridge package (written by hand; the code is lib/*.js).
 import { EventEmitter } from 'node:events';
 import { Readable, Writable } from 'node:stream';

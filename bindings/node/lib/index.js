@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // socketbridge for Node: fake, watch and answer any process in a tree, live.
 // A thin client of `socketbridge serve` (docs/control.md): the C supervisor
 // keeps every trust decision; this package turns its calls into Node

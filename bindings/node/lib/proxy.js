@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // process-proxy's API over a Bridge: its users switch by changing the import
 // and spreading server.childEnv() into the child's environment.
 import { EventEmitter } from 'node:events';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // send(): a side-band message from a program in a supervised tree. It runs
 // `socketbridge send JSON`: the C client speaks the wire protocol (token,
 // framing), this package never does.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Bridge with real clients: a three-level shell script, a Python
 // program, socketbridge send; binary streams, dispositions, handlers that
 // throw, many calls at once. Each on both transports.

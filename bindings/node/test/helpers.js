@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared by the node:test files: deadlines scaled like the C suites', temp
 // directories, scripts.
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';

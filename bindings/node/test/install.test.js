@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // `npm install ./bindings/node` offline into a fresh project, then the
 // package is imported by its name, ESM, with its types where TypeScript
 // looks for them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // process-proxy's README examples (test/process-proxy/*.ts), unchanged but
 // for the import ('socketbridge') and the child's env (...server.childEnv()),
 // run as their users would run them: each is a module in a directory where

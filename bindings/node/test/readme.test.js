@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The README's node:test example, verbatim, run by `node --test` as a
 // user's test file in a project where the package is installed.
 import assert from 'node:assert/strict';

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The package's own suite: every test that takes ``bridge`` runs on both
 transports. The socketbridge executable comes from $SOCKETBRIDGE_CLI (the
 test script points it at the gcc build) or PATH."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What a handler sees and can do: argv/env/cwd, binary streams, every
 disposition, exceptions, many calls at once. Both transports (conftest)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Real clients of the fakes: shell scripts, a Python program, socketbridge
 send. Every test runs on both transports (conftest.py)."""
 

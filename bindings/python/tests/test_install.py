@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`pip install ./bindings/python` offline, into a fresh virtual environment
 that sees Debian's setuptools, wheel and pytest; then pytest finds the plugin
 by its entry point and the fixture works there."""

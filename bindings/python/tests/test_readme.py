@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The README's pytest example, verbatim, run by pytest as a user's test
 file next to a deploy.sh that retries its push once."""
 

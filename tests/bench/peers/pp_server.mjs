@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pp_server.mjs MODE [BYTES] - process-proxy's server for scripts/bench-peers.sh.
 // MODE exit: every call exits 0 at once. MODE stream: every call gets BYTES
 // of stdout (64 KiB writes, waiting on 'drain'), then exits 0. Prints the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """socketbridge: fake, watch and answer any process in a tree, live, from Python.
 
 A thin client of the control channel of the ``socketbridge`` executable

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Bridge, Call, CallRecord: the Python idioms over the control channel."""
 
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pytest plugin (entry point ``pytest11``): the ``bridge`` fixture.
 
     def test_push_is_retried(bridge):
