@@ -113,8 +113,8 @@ static int build_hello(ectx *e, const sb_hello *h) {
   /* The token first: SB_HELLO_PREFIX (docs/protocol.md section 1). */
   if ((r = add_item(e, "token", cJSON_CreateString(h->token))) < 0 ||
       (r = add_int(e, "version", h->version)) < 0 ||
-      (r = add_int(e, "min_version", min)) < 0 ||
-      (r = add_int(e, "pid", h->pid)) < 0 || (r = add_int(e, "ppid", h->ppid)) < 0 ||
+      (r = add_int(e, "min_version", min)) < 0 || (r = add_int(e, "pid", h->pid)) < 0 ||
+      (r = add_int(e, "ppid", h->ppid)) < 0 ||
       (r = add_strv(e, "argv", &h->argv, 0)) < 0 ||
       (r = add_strv(e, "env", &h->env, ENC_ENV | ENC_HELLO)) < 0 ||
       (r = add_bytes(e, "cwd", h->cwd)) < 0 || (r = add_bytes(e, "exe", h->exe)) < 0 ||

@@ -117,15 +117,15 @@ EXPORT int execvp(const char *file, char *const argv[]) {
 
 /* execl, execle, execlp: the variadic forms, gathered into an argv. */
 #define GATHER(first, ap, args)                                                          \
-  size_t n_ = 1;                                                                          \
-  va_start(ap, first);                                                                    \
-  while (va_arg(ap, char *) != NULL)                                                      \
-    n_++;                                                                                 \
-  va_end(ap);                                                                             \
-  char *args[n_ + 1];                                                                     \
-  va_start(ap, first);                                                                    \
-  args[0] = (char *)(first);                                                              \
-  for (size_t i_ = 1; i_ <= n_; i_++)                                                     \
+  size_t n_ = 1;                                                                         \
+  va_start(ap, first);                                                                   \
+  while (va_arg(ap, char *) != NULL)                                                     \
+    n_++;                                                                                \
+  va_end(ap);                                                                            \
+  char *args[n_ + 1];                                                                    \
+  va_start(ap, first);                                                                   \
+  args[0] = (char *)(first);                                                             \
+  for (size_t i_ = 1; i_ <= n_; i_++)                                                    \
     args[i_] = va_arg(ap, char *);
 
 EXPORT int execl(const char *path, const char *arg, ...) {
@@ -166,7 +166,8 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
   return spawn(REAL(posix_spawn), pid, path, fa, attr, argv, envp);
 }
 
-EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+EXPORT int posix_spawnp(pid_t *pid, const char *file,
+                        const posix_spawn_file_actions_t *fa,
                         const posix_spawnattr_t *attr, char *const argv[],
                         char *const envp[]) {
   typedef posix_spawn_fn posix_spawnp_fn;

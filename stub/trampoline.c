@@ -62,6 +62,7 @@ _Noreturn void stub_trampoline(int argc, char **argv) {
     exec_sh(file, args);
     err = errno;
   }
-  stub_fail_code(err == ENOENT || err == ENOTDIR ? STUB_EXIT_NOT_FOUND : STUB_EXIT_CANNOT_RUN,
+  stub_fail_code(err == ENOENT || err == ENOTDIR ? STUB_EXIT_NOT_FOUND
+                                                 : STUB_EXIT_CANNOT_RUN,
                  "cannot exec '%s': %s", file, strerror(err));
 }

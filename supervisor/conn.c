@@ -64,7 +64,8 @@ static void set_abortive_close(sb_conn *conn, bool on) {
   struct linger lg = {.l_onoff = on, .l_linger = 0};
   uv_os_fd_t fd;
 
-  if (conn->server->transport == SB_TRANSPORT_TCP && uv_fileno(&conn->io.handle, &fd) == 0)
+  if (conn->server->transport == SB_TRANSPORT_TCP &&
+      uv_fileno(&conn->io.handle, &fd) == 0)
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 }
 
@@ -258,10 +259,9 @@ static bool prefix_so_far(const uint8_t *body, size_t n) {
   const size_t nfixed = sizeof fixed - 1;
   for (size_t i = 0; i < n; i++) {
     uint8_t c = body[i];
-    if (i < nfixed ? c != (uint8_t)fixed[i]
-        : i < nfixed + SB_TOKEN_HEX
-            ? !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))
-            : c != '"')
+    if (i < nfixed                  ? c != (uint8_t)fixed[i]
+        : i < nfixed + SB_TOKEN_HEX ? !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))
+                                    : c != '"')
       return false;
   }
   return true;

@@ -408,7 +408,7 @@ int sb__conn_send_msg(sb_conn *conn, const sb_msg *m) {
   size_t len = 0;
   /* exec and run carry a command line: SB_CTL_MAX_BYTES bounds them. */
   uint32_t bound = conn->server->max_bytes > SB_CTL_MAX_BYTES ? conn->server->max_bytes
-                                                                : SB_CTL_MAX_BYTES;
+                                                              : SB_CTL_MAX_BYTES;
   int r = sb_msg_encode(m, bound, &frame, &len);
   if (r < 0)
     return r;

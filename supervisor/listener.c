@@ -123,15 +123,18 @@ static int listen_tcp(sb_server *server, const sb_server_options *opts, int *fdp
  * server. */
 static void tidy_one(int pfd, const char *name) {
   struct stat st;
-  int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  int dfd =
+      openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   int lfd = -1;
 
   if (dfd < 0)
     return;
   /* The lock is ours until lfd is closed: nobody else tidies meanwhile. */
   if (fstat(dfd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 07777) == 0700 &&
-      fstatat(dfd, SB__SOCK_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
-      (lfd = openat(dfd, SB__LOCK_NAME, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0 &&
+      fstatat(dfd, SB__SOCK_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISSOCK(st.st_mode) &&
+      (lfd = openat(dfd, SB__LOCK_NAME,
+                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0 &&
       flock(lfd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dfd, SB__SOCK_NAME, 0) == 0 &&
       unlinkat(dfd, SB__LOCK_NAME, 0) == 0)
     unlinkat(pfd, name, AT_REMOVEDIR);
@@ -161,7 +164,8 @@ static int lock_sock_dir(const char *dir) {
 
   if (dfd < 0)
     return -errno;
-  fd = openat(dfd, SB__LOCK_NAME, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  fd = openat(dfd, SB__LOCK_NAME, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0600);
   if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0)
     r = -errno;
   close(dfd);
@@ -183,7 +187,8 @@ static int make_sock_dir(sb_server *server, char **dir) {
       strlen(tmp) + sizeof "/socketbridge-XXXXXX/" SB__SOCK_NAME > room)
     tmp = "/tmp";
   tidy_dead_sock_dirs(tmp);
-  d = sb__strdupf("%s%s" SB__SOCK_DIR_TEMPLATE, tmp, tmp[strlen(tmp) - 1] == '/' ? "" : "/");
+  d = sb__strdupf("%s%s" SB__SOCK_DIR_TEMPLATE, tmp,
+                  tmp[strlen(tmp) - 1] == '/' ? "" : "/");
   if (d == NULL)
     return -ENOMEM;
   if (mkdtemp(d) == NULL) {
@@ -303,7 +308,8 @@ static void remove_socket(sb_server *server) {
     return;
   if (server->address != NULL)
     unlink(server->address);
-  if (snprintf(lock, sizeof lock, "%s/%s", server->sock_dir, SB__LOCK_NAME) < (int)sizeof lock)
+  if (snprintf(lock, sizeof lock, "%s/%s", server->sock_dir, SB__LOCK_NAME) <
+      (int)sizeof lock)
     unlink(lock);
   rmdir(server->sock_dir);
   if (server->sock_dir_lock >= 0)

@@ -92,7 +92,8 @@ static int reply_frame(const sb_message *msg, cJSON *body, uint8_t **frame, size
   n = strlen(text);
   if (n + 1 > max) {
     char big[96];
-    snprintf(big, sizeof big, "the reply is over the frame bound (%u bytes)", (unsigned)max);
+    snprintf(big, sizeof big, "the reply is over the frame bound (%u bytes)",
+             (unsigned)max);
     free(text);
     text = error_json("too_large", big);
     if (text == NULL)
@@ -234,7 +235,8 @@ int sb_server_status_json(const sb_server *server, char **out) {
   cJSON_AddNumberToObject(o, "pid", getpid());
   add_u64(o, "uptime_ms", (uv_hrtime() - server->started_ns) / 1000000u);
   children = cJSON_AddArrayToObject(o, "children");
-  for (l = server->children.next; children != NULL && l != &server->children; l = l->next) {
+  for (l = server->children.next; children != NULL && l != &server->children;
+       l = l->next) {
     const sb_child *c = sb__container_of(l, sb_child, link);
     if (c->state != SB__CHILD_ENDED)
       cJSON_AddItemToArray(children, child_json(c));
@@ -343,8 +345,9 @@ bool sb__message_first_frame(sb_conn *conn, const sb_frame *f) {
   if (!get_int(root, "version", 1, 65535, 0, &version) ||
       !get_int(root, "min_version", 1, version, version, &min_version) ||
       !get_int(root, "pid", 1, INT32_MAX, 0, &pid) || !cJSON_IsString(token)) {
-    sb__conn_reject(conn, SB_REASON_PROTOCOL, true,
-                    "bad send: version, min_version, pid or token missing or out of range");
+    sb__conn_reject(
+        conn, SB_REASON_PROTOCOL, true,
+        "bad send: version, min_version, pid or token missing or out of range");
   } else if (!cJSON_IsObject(message) || !cJSON_IsString(mtype)) {
     sb__conn_reject(conn, SB_REASON_PROTOCOL, true,
                     "bad send: message: expected a JSON object with a string \"type\"");

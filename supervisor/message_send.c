@@ -153,7 +153,8 @@ static int recv_control(int fd, uint32_t max_bytes, int64_t deadline, char **jso
     sb_frame f;
     while (*json == NULL && (r = sb_decoder_next(&dec, &p, &left, &f, diag)) > 0) {
       if (f.kind != SB_KIND_CONTROL) {
-        r = sb_diag_set(diag, SB_EPROTO, "the supervisor sent a %s frame instead of a reply",
+        r = sb_diag_set(diag, SB_EPROTO,
+                        "the supervisor sent a %s frame instead of a reply",
                         sb_kind_name((int)f.kind));
         break;
       }
@@ -217,8 +218,8 @@ static int read_answer(const char *json, char **reply, sb_diag *diag) {
     const char *why = cJSON_IsString(reason) ? reason->valuestring : "?";
     sb_reason rs = sb_reason_from_name(why);
     r = rs == SB_REASON_BAD_TOKEN || rs == SB_REASON_NOT_ALLOWED ? SB_EACCES
-        : rs == SB_REASON_TOO_LARGE                             ? SB_EMSGSIZE
-                                                                : SB_EPROTO;
+        : rs == SB_REASON_TOO_LARGE                              ? SB_EMSGSIZE
+                                                                 : SB_EPROTO;
     sb_diag_set(diag, r, "rejected by the supervisor: %s (%s)%s", why,
                 cJSON_IsString(message) ? message->valuestring : "",
                 rs == SB_REASON_PROTOCOL ? "; a supervisor without side-band messages?"
@@ -246,8 +247,9 @@ int sb_send(const char *message, int timeout_ms, char **reply, sb_diag *diag) {
   if (!cJSON_IsObject(msg) ||
       !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "type"))) {
     cJSON_Delete(msg);
-    return sb_diag_set(diag, -EINVAL, "the message is not a JSON object with a string "
-                                      "\"type\"");
+    return sb_diag_set(diag, -EINVAL,
+                       "the message is not a JSON object with a string "
+                       "\"type\"");
   }
   memset(&cfg, 0, sizeof cfg);
   if ((r = sb_config_from_env(NULL, &cfg, diag)) < 0 ||

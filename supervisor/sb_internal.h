@@ -24,7 +24,7 @@
 #define SB__READ_BUF_SIZE (64u * 1024u)    /* per-connection read buffer */
 #define SB__PTY_BUF_SIZE (16u * 1024u)     /* a read of a delegated pty master */
 #define SB__PTY_DRAIN_READS 64u            /* reads of a master after its program ended */
-#define SB__UNAUTH_BYTES (56u << 20)       /* held for peers without a valid token, at most */
+#define SB__UNAUTH_BYTES (56u << 20) /* held for peers without a valid token, at most */
 #define SB__WRITE_POOL_MAX 256u            /* write requests kept for reuse */
 #define SB__LISTEN_BACKLOG 4096            /* pending connections (the kernel caps it) */
 #define SB__KILL_AFTER_MS 5000u            /* grace between the stop signal and KILL */
@@ -325,8 +325,8 @@ struct sb_conn {
    * tells the stub to leave its stdin alone. */
   bool welcome_pending;
   bool hold_stdin;
-  bool held;        /* sb_conn_hold: the welcome waits for the caller */
-  sb_message *msg;  /* a side-band sender: its message, until replied */
+  bool held;       /* sb_conn_hold: the welcome waits for the caller */
+  sb_message *msg; /* a side-band sender: its message, until replied */
   int version; /* chosen in the handshake */
   sb__dispo_kind dispo;
   sb__dispo *dp;        /* NULL unless a disposition needs state */

@@ -29,12 +29,42 @@
 
 /* Options whose value is the next argument. */
 static const char *const takes_value[] = {
-    "-o",         "-x",         "-I",       "-D",       "-U",          "-include",
-    "-imacros",   "-isystem",   "-iquote",  "-idirafter", "-iprefix",  "-iwithprefix",
-    "-iwithprefixbefore", "-isysroot", "--sysroot", "-L", "-l",         "-Xlinker",
-    "-Xassembler", "-Xpreprocessor", "-Xclang", "-T", "-u",       "-z",          "-e",
-    "-aux-info",  "-arch",      "-target",  "--param",  "-MF",         "-MT",
-    "-MQ",        "-G",         "-A",       "-B",       "-wrapper",
+    "-o",
+    "-x",
+    "-I",
+    "-D",
+    "-U",
+    "-include",
+    "-imacros",
+    "-isystem",
+    "-iquote",
+    "-idirafter",
+    "-iprefix",
+    "-iwithprefix",
+    "-iwithprefixbefore",
+    "-isysroot",
+    "--sysroot",
+    "-L",
+    "-l",
+    "-Xlinker",
+    "-Xassembler",
+    "-Xpreprocessor",
+    "-Xclang",
+    "-T",
+    "-u",
+    "-z",
+    "-e",
+    "-aux-info",
+    "-arch",
+    "-target",
+    "--param",
+    "-MF",
+    "-MT",
+    "-MQ",
+    "-G",
+    "-A",
+    "-B",
+    "-wrapper",
 };
 
 /* Dependency-file flags: dropped, with the value of those that take one. */
@@ -42,14 +72,16 @@ static const char *const dep_flags[] = {"-MD", "-MMD", "-MP", "-MG", "-MF", "-MT
 
 /* Flags after which nothing is compiled. */
 static const char *const no_compile[] = {
-    "-E", "-M", "-MM", "--version", "-dumpversion", "-dumpmachine", "-dumpspecs",
-    "-dumpfullversion", "--help", "-###", "-fsyntax-only", "--target-help",
+    "-E",           "-M",           "-MM",           "--version",
+    "-dumpversion", "-dumpmachine", "-dumpspecs",    "-dumpfullversion",
+    "--help",       "-###",         "-fsyntax-only", "--target-help",
 };
 
 static const char *const source_ext[] = {
-    "c", "i", "ii", "cc", "cp", "cxx", "cpp", "CPP", "c++", "C", "m", "mi", "mm",
-    "M", "mii", "s", "S", "sx", "cu", "f", "for", "ftn", "F", "FOR", "fpp", "FPP",
-    "f90", "f95", "f03", "f08", "F90", "F95", "F03", "F08", "go", "d", "ads", "adb",
+    "c",   "i",   "ii",  "cc",  "cp",  "cxx", "cpp", "CPP", "c++", "C",
+    "m",   "mi",  "mm",  "M",   "mii", "s",   "S",   "sx",  "cu",  "f",
+    "for", "ftn", "F",   "FOR", "fpp", "FPP", "f90", "f95", "f03", "f08",
+    "F90", "F95", "F03", "F08", "go",  "d",   "ads", "adb",
 };
 
 #define IN(list, s) in_list(list, sizeof list / sizeof list[0], s)
@@ -123,7 +155,8 @@ static void compiler_path(const cli_compdb_call *c, char out[PATH_MAX]) {
     }
     name = cli_basename(name);
   }
-  if (sb_path_find(name, env_get(c->env, c->envc, "PATH"), shims, stub, out, PATH_MAX) < 0)
+  if (sb_path_find(name, env_get(c->env, c->envc, "PATH"), shims, stub, out, PATH_MAX) <
+      0)
     snprintf(out, PATH_MAX, "%s", c->argv[0]);
 }
 
@@ -154,7 +187,8 @@ static int add_entry(cJSON *entries, const char *compiler, bool add_c, char *con
   if (has_entry(entries, c->cwd, file, out))
     goto done;
   r = -ENOMEM;
-  if ((e = cJSON_CreateObject()) == NULL || (args = cJSON_AddArrayToObject(e, "arguments")) == NULL)
+  if ((e = cJSON_CreateObject()) == NULL ||
+      (args = cJSON_AddArrayToObject(e, "arguments")) == NULL)
     goto done;
   cJSON_AddItemToArray(args, cJSON_CreateString(compiler));
   if (add_c)
@@ -185,7 +219,8 @@ done:
 int cli_compdb_add_call(cJSON *entries, const cli_compdb_call *c) {
   if (c->argc < 2 || c->cwd == NULL || !cli_is_compiler_name(cli_basename(c->argv[0])))
     return 0;
-  char **flags = malloc(c->argc * sizeof *flags), **sources = malloc(c->argc * sizeof *sources);
+  char **flags = malloc(c->argc * sizeof *flags),
+       **sources = malloc(c->argc * sizeof *sources);
   size_t nflags = 0, nsources = 0;
   const char *output = NULL;
   bool stops = false, compiles_only = false;
@@ -203,8 +238,8 @@ int cli_compdb_add_call(cJSON *entries, const cli_compdb_call *c) {
       output = c->argv[++i];
     } else if (strncmp(a, "-o", 2) == 0 && a[2] != '\0' && !has_value) {
       output = a + 2;
-    } else if (IN(dep_flags, a) || strncmp(a, "-MF", 3) == 0 || strncmp(a, "-MT", 3) == 0 ||
-               strncmp(a, "-MQ", 3) == 0) {
+    } else if (IN(dep_flags, a) || strncmp(a, "-MF", 3) == 0 ||
+               strncmp(a, "-MT", 3) == 0 || strncmp(a, "-MQ", 3) == 0) {
       if (has_value)
         i++; /* its value goes too */
     } else if (is_source(a)) {
@@ -221,7 +256,8 @@ int cli_compdb_add_call(cJSON *entries, const cli_compdb_call *c) {
   char compiler[PATH_MAX];
   compiler_path(c, compiler);
   for (size_t s = 0; s < nsources && r == 0; s++)
-    r = add_entry(entries, compiler, !compiles_only, flags, nflags, output, c, sources[s]);
+    r = add_entry(entries, compiler, !compiles_only, flags, nflags, output, c,
+                  sources[s]);
 done:
   free(flags);
   free(sources);
@@ -290,7 +326,8 @@ int cli_compdb_add_records(cJSON *entries, const char *path, size_t *skipped) {
 int cli_compdb_load(cJSON *entries, const char *path) {
   FILE *f = fopen(path, "re");
   if (f == NULL)
-    return errno == ENOENT ? 0 : (cli_error("--append: %s: %s", path, strerror(errno)), -1);
+    return errno == ENOENT ? 0
+                           : (cli_error("--append: %s: %s", path, strerror(errno)), -1);
   char *text = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&text, &len);
@@ -330,7 +367,8 @@ int cli_compdb_write(const cJSON *entries, const char *path) {
   }
   /* A new file renamed over the old one: a reader never sees half of it. */
   int fd = mkstemp(tmp);
-  ok = fd >= 0 && (f = fdopen(fd, "w")) != NULL && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+  ok = fd >= 0 && (f = fdopen(fd, "w")) != NULL && fputs(text, f) >= 0 &&
+       fputc('\n', f) != EOF;
   ok = (f != NULL ? fclose(f) == 0 : (fd < 0 || close(fd) == 0)) && ok;
   ok = ok && fchmodat(AT_FDCWD, tmp, 0644, 0) == 0 && rename(tmp, path) == 0;
   if (!ok) {

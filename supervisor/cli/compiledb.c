@@ -30,7 +30,8 @@ extern char **environ;
   "       socketbridge compile-db [--output FILE] [--append] --from-record FILE"
 
 /* Every call is the real program, exec'd in place once recorded. */
-static const char exec_rules[] = "{\"rules\": [{\"exec\": {\"argv\": [\"{0}\", \"{@}\"]}}]}\n";
+static const char exec_rules[] =
+    "{\"rules\": [{\"exec\": {\"argv\": [\"{0}\", \"{@}\"]}}]}\n";
 /* Shimmed even when not on PATH: a build may add them to it. */
 static const char *const base_names[] = {"cc", "c++", "gcc", "g++", "clang", "clang++"};
 #define MAX_NAMES 512
@@ -75,8 +76,8 @@ static int parse(int argc, char **argv, cdb_options *o) {
   if (i < argc)
     o->build = argv + i;
   if ((o->build == NULL) == (o->from_record == NULL))
-    return usage_error(o->build ? "--from-record runs no build" : "missing the build command",
-                       NULL);
+    return usage_error(
+        o->build ? "--from-record runs no build" : "missing the build command", NULL);
   if (o->from_record != NULL && o->record != NULL)
     return usage_error("--record goes with a build, not --from-record", NULL);
   return 0;

@@ -30,7 +30,7 @@ struct ctl_chan {
   char *rbuf;
   bool reading, ended, write_failed, closing, handles_closing;
   /* The data frame being received. */
-  size_t id_have;     /* id bytes received */
+  size_t id_have; /* id bytes received */
   uint64_t id;
   size_t frame_bytes; /* payload bytes received */
   size_t queued, high, low;

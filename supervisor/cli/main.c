@@ -214,8 +214,7 @@ static const char help_text[] =
     "  {cwd} the call's cwd, {{ and }} literal braces. A rule with \"times\": N\n"
     "  answers N calls, then the next matching rule answers. A bad rules file:\n"
     "  exit 125 with FILE:LINE: reason.\n"
-    "\n"
-    SHIM_HELP "\n" STUB_PATH_HELP "\n"
+    "\n" SHIM_HELP "\n" STUB_PATH_HELP "\n"
     "compile-db: runs BUILD under run, every C or C++ compiler call it makes\n"
     "recorded and then exec'd in place, and writes compile_commands.json\n"
     "(--output FILE) with Bear's entries; --append keeps FILE's entries,\n"
@@ -297,7 +296,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(cmd, sub_help[i].name) == 0 &&
         (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
       return print_stdout(sub_help[i].usage) == 0 ? print_stdout(sub_help[i].text)
-                                                   : CLI_EXIT_FAILURE;
+                                                  : CLI_EXIT_FAILURE;
   if (strcmp(cmd, "run") == 0)
     return run(argc - 1, argv + 1);
   if (strcmp(cmd, "shim") == 0)

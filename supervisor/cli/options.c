@@ -146,9 +146,9 @@ static int parse_env(const char *v, char err[CLI_ERR_MAX]) {
   for (size_t i = 0; i < sizeof bridge_vars / sizeof bridge_vars[0]; i++) {
     size_t n = strlen(bridge_vars[i]);
     if ((size_t)(eq - v) == n && memcmp(v, bridge_vars[i], n) == 0)
-      return fail(err, "--env: %s is set by socketbridge for each child%s", bridge_vars[i],
-                  strcmp(bridge_vars[i], SB_ENV_MAX_BYTES) == 0 ? " (use --max-bytes N)"
-                                                                 : "");
+      return fail(
+          err, "--env: %s is set by socketbridge for each child%s", bridge_vars[i],
+          strcmp(bridge_vars[i], SB_ENV_MAX_BYTES) == 0 ? " (use --max-bytes N)" : "");
   }
   return 0;
 }
@@ -296,7 +296,8 @@ static int opt_stop_signal(cli_options *o, const char *name, const char *v,
   return 0;
 }
 
-static int opt_no_tty(cli_options *o, const char *name, const char *v, char err[CLI_ERR_MAX]) {
+static int opt_no_tty(cli_options *o, const char *name, const char *v,
+                      char err[CLI_ERR_MAX]) {
   (void)name, (void)v, (void)err;
   o->no_tty = true;
   return 0;

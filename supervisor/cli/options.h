@@ -72,10 +72,10 @@ typedef struct cli_options {
   cli_restart restart;
   unsigned max_restarts;
   uint64_t backoff_min_ms, backoff_max_ms;
-  bool no_tty;    /* --no-tty: COMMAND detached from the terminal */
+  bool no_tty;              /* --no-tty: COMMAND detached from the terminal */
   uint32_t max_bytes;       /* --max-bytes: 0, the default (1 MiB) */
   unsigned max_connections; /* --max-connections: 0, no bound but fds */
-  char **command; /* the first non-option word on, or the words after "--" */
+  char **command;           /* the first non-option word on, or the words after "--" */
 } cli_options;
 
 /* Parses the arguments of `socketbridge run` (argv[0] is "run"; argc counts

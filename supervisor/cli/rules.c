@@ -91,8 +91,9 @@ static int parse_rule(rules_ctx *c, const cJSON *obj, bool is_default, rule *r) 
     return rules__fail_key(c, match, "the default has no \"match\"");
   const cJSON *times = rules__field(obj, "times");
   if (is_default && times != NULL)
-    return rules__fail_key(c, times, "the default has no \"times\" (it answers every "
-                                     "call no rule takes)");
+    return rules__fail_key(c, times,
+                           "the default has no \"times\" (it answers every "
+                           "call no rule takes)");
   if (times != NULL && parse_times(c, times, &r->times) < 0)
     return -1;
   rule_action a = RULE_RESPOND;

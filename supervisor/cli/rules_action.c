@@ -15,8 +15,8 @@
 
 /* ---- respond ------------------------------------------------------------ */
 
-static const char *const respond_keys[] = {"stdout",   "stderr", "stdout_file", "exit",
-                                           "signal",   "delay_ms", "stdin",     NULL};
+static const char *const respond_keys[] = {"stdout", "stderr",   "stdout_file", "exit",
+                                           "signal", "delay_ms", "stdin",       NULL};
 
 /* A JSON number that is a whole number in [lo, hi] (small bounds: the cast
  * cannot overflow once the range holds). */
@@ -120,8 +120,9 @@ int rules__respond(rules_ctx *c, const cJSON *obj, rule_respond *out) {
       get_bytes(c, v, &out->err, &out->err_len) < 0)
     return -1;
   if ((v = rules__field(obj, "stdin")) != NULL && !cJSON_IsBool(v))
-    return rules__fail(c, v, "expected true (read the call's stdin to its end first) "
-                             "or false (answer at once, the default)");
+    return rules__fail(c, v,
+                       "expected true (read the call's stdin to its end first) "
+                       "or false (answer at once, the default)");
   out->at_once = !cJSON_IsTrue(v);
   return 0;
 }

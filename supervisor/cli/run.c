@@ -128,8 +128,9 @@ static int make_shims(run_state *rs) {
     return -1;
   }
   if (rs->o->shim_dir != NULL)
-    rs->shim_dir = cli_shim_dir_keep(rs->o->shim_dir, rs->o->shims,
-                                     sb_server_stub_path(rs->server), sb_ticket_env(ticket));
+    rs->shim_dir =
+        cli_shim_dir_keep(rs->o->shim_dir, rs->o->shims, sb_server_stub_path(rs->server),
+                          sb_ticket_env(ticket));
   else
     rs->shim_dir = cli_shim_dir_new(rs->o->shims, sb_server_stub_path(rs->server),
                                     sb_ticket_env(ticket));

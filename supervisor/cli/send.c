@@ -26,7 +26,8 @@ static int error_reply(const char *reply) {
   if (is_error)
     cli_error("send: the supervisor answered an error: %s%s%s",
               cJSON_IsString(code) ? code->valuestring : "error",
-              cJSON_IsString(msg) ? ": " : "", cJSON_IsString(msg) ? msg->valuestring : "");
+              cJSON_IsString(msg) ? ": " : "",
+              cJSON_IsString(msg) ? msg->valuestring : "");
   cJSON_Delete(o);
   return is_error;
 }
@@ -42,8 +43,9 @@ int cli_send(int argc, char **argv) {
     if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
       double secs = strtod(argv[++i], &end);
       if (*argv[i] == '\0' || *end != '\0' || !(secs > 0) || secs > 86400) {
-        cli_error("send: --timeout: \"%s\" is not a number of seconds (0 < SECS <= 86400)",
-                  argv[i]);
+        cli_error(
+            "send: --timeout: \"%s\" is not a number of seconds (0 < SECS <= 86400)",
+            argv[i]);
         return CLI_EXIT_FAILURE;
       }
       timeout_ms = (long)(secs * 1000);
@@ -56,7 +58,8 @@ int cli_send(int argc, char **argv) {
     }
   }
   if (json == NULL) {
-    cli_error("send: missing the message (usage: socketbridge send [--timeout SECS] JSON)");
+    cli_error(
+        "send: missing the message (usage: socketbridge send [--timeout SECS] JSON)");
     return CLI_EXIT_FAILURE;
   }
   memset(&diag, 0, sizeof diag);

@@ -42,14 +42,16 @@ static void reply_error(sb_message *msg, const char *code, const char *text) {
   cJSON_AddStringToObject(o, "message", text);
   json = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
-  sb_message_reply(msg, json != NULL ? json : "{\"type\":\"error\",\"error\":\"failed\"}");
+  sb_message_reply(msg,
+                   json != NULL ? json : "{\"type\":\"error\",\"error\":\"failed\"}");
   free(json);
 }
 
 static srv_message *pending_head(serve *s) {
   if (s->pending.next == &s->pending)
     return NULL;
-  return (srv_message *)(void *)((char *)s->pending.next - offsetof(srv_message, pending));
+  return (srv_message *)(void *)((char *)s->pending.next -
+                                 offsetof(srv_message, pending));
 }
 
 static void on_message_timer(uv_timer_t *t) {
@@ -61,7 +63,8 @@ static void on_message_timer(uv_timer_t *t) {
     message_done(s, m);
   }
   if (m != NULL)
-    uv_timer_start(&s->message_timer, on_message_timer, SRV_MESSAGE_MS - (now - m->at), 0);
+    uv_timer_start(&s->message_timer, on_message_timer, SRV_MESSAGE_MS - (now - m->at),
+                   0);
 }
 
 static void on_message(sb_server *server, sb_message *msg) {
@@ -200,16 +203,19 @@ static const struct {
   const char *type;
   req_fn fn;
 } requests[] = {
-    {"ticket", srv_req_ticket},     {"ticket_free", srv_req_ticket_free}, {"shim", srv_req_shim},
-    {"spawn", srv_req_spawn},       {"stop", srv_req_stop},               {"kill", srv_req_kill},
-    {"messages", req_messages}, {"reply", req_reply},             {"events", req_events},
-    {"status", req_status},     {"shutdown", req_shutdown},
+    {"ticket", srv_req_ticket}, {"ticket_free", srv_req_ticket_free},
+    {"shim", srv_req_shim},     {"spawn", srv_req_spawn},
+    {"stop", srv_req_stop},     {"kill", srv_req_kill},
+    {"messages", req_messages}, {"reply", req_reply},
+    {"events", req_events},     {"status", req_status},
+    {"shutdown", req_shutdown},
 };
 
 static void answer_error(serve *s, const cJSON *id, const srv_err *err) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "type", "error");
-  cJSON_AddItemToObject(o, "id", id != NULL ? cJSON_Duplicate(id, false) : cJSON_CreateNull());
+  cJSON_AddItemToObject(o, "id",
+                        id != NULL ? cJSON_Duplicate(id, false) : cJSON_CreateNull());
   cJSON_AddStringToObject(o, "error", err->code);
   cJSON_AddStringToObject(o, "message", err->msg);
   if (err->errno_name != NULL)
@@ -274,7 +280,8 @@ static void on_json(ctl_chan *ch, const char *buf, size_t len) {
     shutdown_serve(s, 0);
 }
 
-/* ---- the channel's events ----------------------------------------------------------- */
+/* ---- the channel's events -----------------------------------------------------------
+ */
 
 static void on_data(ctl_chan *ch, ctl_kind kind, uint64_t id, const char *buf, size_t len,
                     bool end) {
@@ -317,7 +324,8 @@ static const ctl_chan_cbs chan_cbs = {
     .on_write_error = on_write_error,
 };
 
-/* ---- the end ------------------------------------------------------------------------ */
+/* ---- the end ------------------------------------------------------------------------
+ */
 
 static void on_server_closed(sb_server *server) {
   serve *s = sb_server_data(server);

@@ -14,14 +14,14 @@
 #include "control.h"
 #include "socketbridge.h"
 
-#define SRV_HOLD_MS 10000u                     /* a held call opens by itself after */
-#define SRV_MESSAGE_MS 60000u                  /* a message unanswered gets an error */
-#define SRV_WRITE_HIGH (1024u * 1024u)         /* a call's queue: write_pause above */
-#define SRV_WRITE_LOW (256u * 1024u)           /* write_resume at or below */
-#define SRV_STUBS_MAX (64u * 1024u * 1024u)    /* all calls' queues: stop reading */
-#define SRV_CHAN_HIGH (4u * 1024u * 1024u)     /* channel backlog: pause the stubs */
-#define SRV_CHAN_LOW (1024u * 1024u)           /* resume them */
-#define SRV_ID_MAX ((uint64_t)1 << 53)         /* ids are JSON integers */
+#define SRV_HOLD_MS 10000u                  /* a held call opens by itself after */
+#define SRV_MESSAGE_MS 60000u               /* a message unanswered gets an error */
+#define SRV_WRITE_HIGH (1024u * 1024u)      /* a call's queue: write_pause above */
+#define SRV_WRITE_LOW (256u * 1024u)        /* write_resume at or below */
+#define SRV_STUBS_MAX (64u * 1024u * 1024u) /* all calls' queues: stop reading */
+#define SRV_CHAN_HIGH (4u * 1024u * 1024u)  /* channel backlog: pause the stubs */
+#define SRV_CHAN_LOW (1024u * 1024u)        /* resume them */
+#define SRV_ID_MAX ((uint64_t)1 << 53)      /* ids are JSON integers */
 
 /* An intrusive list (held calls, pending messages, all calls). */
 typedef struct srv_link {
@@ -51,28 +51,28 @@ typedef struct serve {
   int status; /* serve's exit status */
   bool shutting_down;
   bool shutdown_requested; /* `shutdown`: ends once its answer is queued */
-  bool events;   /* `events` enabled */
-  bool messages; /* `messages` enabled */
+  bool events;             /* `events` enabled */
+  bool messages;           /* `messages` enabled */
 
   uint64_t next_id;
   srv_obj **buckets;
   size_t nbuckets, nobjs;
 
-  srv_link calls; /* every srv_call */
-  srv_link held;  /* calls held, oldest first */
+  srv_link calls;   /* every srv_call */
+  srv_link held;    /* calls held, oldest first */
   srv_link pending; /* messages waiting for a reply, oldest first */
   srv_link procs;   /* live srv_procs */
   void *spawning;   /* the srv_proc of the sb_spawn running now */
   uv_timer_t hold_timer, message_timer;
   uv_signal_t signals[3];
 
-  size_t stub_queued;   /* controller bytes queued for stubs, all calls */
-  bool chan_paused;     /* reading the channel stopped: stub_queued too high */
-  bool stubs_paused;    /* every call paused: the channel is congested */
+  size_t stub_queued; /* controller bytes queued for stubs, all calls */
+  bool chan_paused;   /* reading the channel stopped: stub_queued too high */
+  bool stubs_paused;  /* every call paused: the channel is congested */
 
-  char *shim_dir;       /* NULL until the first `shim` */
-  char **shim_names;    /* NULL-terminated */
-  bool *shim_exec;      /* per name: route "exec" */
+  char *shim_dir;    /* NULL until the first `shim` */
+  char **shim_names; /* NULL-terminated */
+  bool *shim_exec;   /* per name: route "exec" */
   size_t nshims;
 } serve;
 

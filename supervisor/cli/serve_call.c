@@ -21,12 +21,12 @@ typedef struct srv_call {
   uint64_t held_at; /* uv_now() when held */
   bool announced;   /* `call` was sent: `call_end` will be */
   bool is_held;
-  bool decided;     /* exit, respond, delegate, exec or run was given */
-  bool no_writes;   /* later stdout/stderr data is dropped */
-  bool ctl_paused;  /* the controller paused its stdin */
+  bool decided;      /* exit, respond, delegate, exec or run was given */
+  bool no_writes;    /* later stdout/stderr data is dropped */
+  bool ctl_paused;   /* the controller paused its stdin */
   bool write_paused; /* write_pause sent */
   bool prog_end[2];  /* the program's stdout, stderr ended (sent) */
-  size_t queued;    /* controller bytes queued for this stub */
+  size_t queued;     /* controller bytes queued for this stub */
 } srv_call;
 
 /* A copy of controller bytes on their way to a stub. */
@@ -205,10 +205,10 @@ static void announce(srv_call *c) {
 
   cJSON_AddItemToObject(o, "argv", strv_json(call->argv, call->argc));
   cJSON_AddItemToObject(o, "env", strv_json(call->env, call->envc));
-  cJSON_AddItemToObject(o, "cwd", call->cwd != NULL ? srv_bytes_json(call->cwd)
-                                                    : cJSON_CreateNull());
-  cJSON_AddItemToObject(o, "exe", call->exe != NULL ? srv_bytes_json(call->exe)
-                                                    : cJSON_CreateNull());
+  cJSON_AddItemToObject(
+      o, "cwd", call->cwd != NULL ? srv_bytes_json(call->cwd) : cJSON_CreateNull());
+  cJSON_AddItemToObject(
+      o, "exe", call->exe != NULL ? srv_bytes_json(call->exe) : cJSON_CreateNull());
   cJSON_AddNumberToObject(o, "pid", (double)call->pid);
   cJSON_AddNumberToObject(o, "ppid", (double)call->ppid);
   tty = cJSON_AddObjectToObject(o, "tty");
@@ -376,7 +376,8 @@ static int get_blob(const cJSON *req, const char *name, char **out, size_t *len,
     return *out != NULL ? 0 : srv_fail(err, "failed", "out of memory");
   }
   if (!cJSON_IsString(b))
-    return srv_fail(err, "bad_request", "%s: expected a string or {\"base64\": ...}", name);
+    return srv_fail(err, "bad_request", "%s: expected a string or {\"base64\": ...}",
+                    name);
   *out = malloc(strlen(b->valuestring) / 4 * 3 + 1);
   if (*out == NULL)
     return srv_fail(err, "failed", "out of memory");
@@ -519,8 +520,9 @@ static int do_program(srv_call *c, const char *type, const cJSON *req, srv_err *
   return r;
 }
 
-static const char *const call_requests[] = {"open",  "exit", "respond", "delegate", "exec",
-                                            "run",   "close", "pause",  "resume",   NULL};
+static const char *const call_requests[] = {"open",   "exit", "respond", "delegate",
+                                            "exec",   "run",  "close",   "pause",
+                                            "resume", NULL};
 
 bool srv_call_request_known(const char *type) {
   for (size_t i = 0; call_requests[i] != NULL; i++)

@@ -19,8 +19,8 @@
 typedef struct srv_ticket {
   srv_obj obj;
   sb_ticket *ticket;
-  bool owned;     /* made by `ticket` (else a proc's, freed with it) */
-  uint64_t proc;  /* the proc it belongs to, or 0 */
+  bool owned;    /* made by `ticket` (else a proc's, freed with it) */
+  uint64_t proc; /* the proc it belongs to, or 0 */
 } srv_ticket;
 
 uint64_t srv_ticket_id(const sb_ticket *t, uint64_t *proc) {
@@ -68,7 +68,8 @@ static cJSON *env_json(const serve *s, char *const *base) {
   char *vars[2];
   for (size_t i = 0; base != NULL && base[i] != NULL; i++)
     cJSON_AddItemToArray(a, srv_bytes_json(base[i]));
-  if (s->shim_dir != NULL && shim_vars(s, getenv("PATH"), getenv(SB_ENV_SHIMS), vars) == 0) {
+  if (s->shim_dir != NULL &&
+      shim_vars(s, getenv("PATH"), getenv(SB_ENV_SHIMS), vars) == 0) {
     cJSON_AddItemToArray(a, srv_bytes_json(vars[0]));
     cJSON_AddItemToArray(a, srv_bytes_json(vars[1]));
     free(vars[0]);
@@ -147,8 +148,9 @@ int srv_req_shim(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
 
   if (srv_get_strv(req, "names", false, true, &names, err) < 0)
     return -1;
-  if (route != NULL && (!cJSON_IsString(route) || (strcmp(route->valuestring, "exec") != 0 &&
-                                                    strcmp(route->valuestring, "controller") != 0))) {
+  if (route != NULL &&
+      (!cJSON_IsString(route) || (strcmp(route->valuestring, "exec") != 0 &&
+                                  strcmp(route->valuestring, "controller") != 0))) {
     srv_fail(err, "bad_request", "route: expected \"controller\" or \"exec\"");
     goto out;
   }
@@ -197,7 +199,7 @@ typedef struct srv_proc {
   serve *s;
   sb_child *child;
   srv_ticket *ticket;
-  srv_link link; /* in s->procs */
+  srv_link link;   /* in s->procs */
   bool capture[2]; /* stdout, stderr captured: their ends are sent */
   bool timed_out;
 } srv_proc;
@@ -239,8 +241,8 @@ static void on_proc_exit(sb_child *child, int64_t status, int signum) {
 
   for (int i = 0; i < 2; i++)
     if (p->capture[i])
-      ctl_chan_send_data(s->chan, i == 0 ? CTL_PROC_STDOUT : CTL_PROC_STDERR, p->obj.id, "",
-                         0);
+      ctl_chan_send_data(s->chan, i == 0 ? CTL_PROC_STDOUT : CTL_PROC_STDERR, p->obj.id,
+                         "", 0);
   cJSON_AddStringToObject(o, "type", "proc_end");
   cJSON_AddNumberToObject(o, "proc", (double)p->obj.id);
   if (name != NULL)
@@ -332,7 +334,8 @@ static int get_restart(const cJSON *req, sb_restart *out, srv_err *err) {
   else if (cJSON_IsString(v) && strcmp(v->valuestring, "always") == 0)
     *out = SB_RESTART_ALWAYS;
   else
-    return srv_fail(err, "bad_request", "restart: expected \"no\", \"on-failure\" or \"always\"");
+    return srv_fail(err, "bad_request",
+                    "restart: expected \"no\", \"on-failure\" or \"always\"");
   return 0;
 }
 
@@ -450,7 +453,6 @@ int srv_req_kill(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
   r = sb_child_kill(p->child, sig);
   return r < 0 ? srv_failed(err, r, "kill") : 0;
 }
-
 
 /* The proc that child is, or NULL: a delegated program is a child too, of
  * the library's, whose data is not ours. Also while sb_spawn runs (SPAWN),

@@ -161,7 +161,8 @@ int srv_get_signal(const cJSON *req, const char *name, int *out, srv_err *err) {
   return 0;
 }
 
-int srv_get_bytes(const cJSON *req, const char *name, bool opt, char **out, srv_err *err) {
+int srv_get_bytes(const cJSON *req, const char *name, bool opt, char **out,
+                  srv_err *err) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, name);
   sb_diag diag;
   int r;
@@ -194,8 +195,8 @@ int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, ch
   if (a == NULL && opt)
     return 0;
   if (!cJSON_IsArray(a) || (nonempty && cJSON_GetArraySize(a) == 0))
-    return srv_fail(err, "bad_request", "%s: expected %sarray of byte strings",
-                    name, nonempty ? "a non-empty " : "an ");
+    return srv_fail(err, "bad_request", "%s: expected %sarray of byte strings", name,
+                    nonempty ? "a non-empty " : "an ");
   n = (size_t)cJSON_GetArraySize(a);
   *out = calloc(n + 1, sizeof **out);
   if (*out == NULL)
@@ -215,4 +216,3 @@ int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, ch
 cJSON *srv_bytes_json(const char *s) {
   return sb__json_bytes_new(s);
 }
-

@@ -68,8 +68,8 @@ static int write_bridge_file(const char *dir, char *const *env) {
       len += n + 1;
     }
   }
-  if (err == 0 && snprintf(path, sizeof path, "%s/%s", dir, SB_SHIM_BRIDGE_FILE) >=
-                      (int)sizeof path)
+  if (err == 0 &&
+      snprintf(path, sizeof path, "%s/%s", dir, SB_SHIM_BRIDGE_FILE) >= (int)sizeof path)
     err = ENAMETOOLONG;
   if (err == 0) {
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);

@@ -364,9 +364,8 @@ static int hog(const sb_config *cfg) {
         continue;
       }
       const uint8_t *p = sent[i] < SB_FRAME_HEADER ? hdr + sent[i] : body;
-      size_t len = sent[i] < SB_FRAME_HEADER ? SB_FRAME_HEADER - sent[i]
-                                             : total - sent[i] < sizeof body
-                                                   ? total - sent[i]
+      size_t len = sent[i] < SB_FRAME_HEADER       ? SB_FRAME_HEADER - sent[i]
+                   : total - sent[i] < sizeof body ? total - sent[i]
                                                    : sizeof body;
       ssize_t k = send(pfd[i].fd, p, len, MSG_NOSIGNAL);
       if (k > 0) {

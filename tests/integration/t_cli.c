@@ -335,8 +335,8 @@ Test(cli, a_program_linked_statically_finds_the_stub_on_path) {
   cr_assert_str_eq(r.out, want);
   cli_free(&r);
   cli_env(&h, &r, NULL,
-          (char *[]){copy, "run", "--shim", "tool", "--", "sh", "-c", "tool; echo code=$?",
-                     NULL});
+          (char *[]){copy, "run", "--shim", "tool", "--", "sh", "-c",
+                     "tool; echo code=$?", NULL});
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
   cr_assert_str_eq(r.out, "code=0\n", "answered by the default: exit 0");
   cli_free(&r);

@@ -94,7 +94,8 @@ static void parse_frames(ctl *c) {
   size_t off = 0;
   while (c->in_len - off >= 5) {
     const uint8_t *p = c->in + off;
-    uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    uint32_t len =
+        (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
     cr_assert_geq(len, 1, "a frame of length 0 from serve");
     if (c->in_len - off < 4 + (size_t)len)
       break;
@@ -108,7 +109,8 @@ static void parse_frames(ctl *c) {
       cr_assert_lt(c->nmsgs, 4096);
       c->msgs[c->nmsgs++] = o;
     } else {
-      cr_assert(kind >= K_STDIN && kind <= K_PROC_STDERR, "frame kind %d from serve", kind);
+      cr_assert(kind >= K_STDIN && kind <= K_PROC_STDERR, "frame kind %d from serve",
+                kind);
       cr_assert_geq(blen, 8, "a data frame without its id");
       uint64_t id = 0;
       for (int i = 0; i < 8; i++)
@@ -247,9 +249,8 @@ static cJSON *expect(ctl *c, const char *type, const char *member, double value)
       c->msgs[i] = NULL;
       return o;
     }
-    cr_assert(pump(c, end) || now() < end,
-              "no \"%s\" message%s%s within the deadline", type, member ? " with " : "",
-              member ? member : "");
+    cr_assert(pump(c, end) || now() < end, "no \"%s\" message%s%s within the deadline",
+              type, member ? " with " : "", member ? member : "");
     cr_assert(!c->eof || c->in_len > 0, "serve closed the channel before a \"%s\"", type);
   }
 }
@@ -279,8 +280,8 @@ static cJSON *error_of(ctl *c, uint64_t id, const char *code) {
     for (size_t i = 0; i < c->nmsgs; i++) {
       cJSON *o = c->msgs[i];
       const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, "id") : NULL;
-      if (o == NULL || (id ? !(cJSON_IsNumber(v) && v->valuedouble == (double)id)
-                           : !cJSON_IsNull(v)))
+      if (o == NULL ||
+          (id ? !(cJSON_IsNumber(v) && v->valuedouble == (double)id) : !cJSON_IsNull(v)))
         continue;
       cr_assert(is_type(o, "error"), "request %llu answered %s", (unsigned long long)id,
                 cJSON_PrintUnformatted(o));
@@ -311,8 +312,13 @@ static stream_buf *stream_end(ctl *c, int kind, uint64_t id) {
 static void ctl_start(ctl *c, harness *h, sb_transport tr, bool stdio) {
   int sv[2], in[2], out[2];
   posix_spawn_file_actions_t fa;
-  char *args[] = {SB_TEST_CLI, "serve", "--transport", tr == SB_TRANSPORT_UNIX ? "unix" : "tcp",
-                  stdio ? NULL : "--control-fd", "3", NULL};
+  char *args[] = {SB_TEST_CLI,
+                  "serve",
+                  "--transport",
+                  tr == SB_TRANSPORT_UNIX ? "unix" : "tcp",
+                  stdio ? NULL : "--control-fd",
+                  "3",
+                  NULL};
   char err[600];
 
   memset(c, 0, sizeof *c);
@@ -442,10 +448,11 @@ TRANSPORT_TEST(many_calls_at_once_with_stdin_and_streamed_answers) {
   h_init(&h, NULL);
   ctl_start(&c, &h, *tr, false);
   shim_git(&c);
-  snprintf(script, sizeof script,
-           "cd '%s' && for i in $(seq 1 %d); do (echo in$i | git call $i > out$i; echo $? > "
-           "rc$i) & done; wait; for i in $(seq 1 %d); do echo $(cat out$i) $(cat rc$i); done",
-           h.dir, NCALLS, NCALLS);
+  snprintf(
+      script, sizeof script,
+      "cd '%s' && for i in $(seq 1 %d); do (echo in$i | git call $i > out$i; echo $? > "
+      "rc$i) & done; wait; for i in $(seq 1 %d); do echo $(cat out$i) $(cat rc$i); done",
+      h.dir, NCALLS, NCALLS);
   uint64_t proc = spawn_sh(&c, script);
   for (int i = 0; i < NCALLS; i++) {
     cJSON *call = expect(&c, "call", NULL, 0);
@@ -458,8 +465,9 @@ TRANSPORT_TEST(many_calls_at_once_with_stdin_and_streamed_answers) {
   }
   /* All twenty are open at once, none answered yet. */
   cJSON *st = ok(&c, REQ(&c, "\"type\":\"status\""));
-  cr_assert_eq(num(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "status"), "calls"), "open"),
-               NCALLS);
+  cr_assert_eq(
+      num(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "status"), "calls"), "open"),
+      NCALLS);
   cJSON_Delete(st);
   for (int i = NCALLS - 1; i >= 0; i--) {
     char want[32], part[32];
@@ -504,7 +512,8 @@ TRANSPORT_TEST(delegate_exec_and_run_answer_calls) {
   uint64_t id = (uint64_t)num(call, "call");
   cJSON_Delete(call);
   okf(&c, REQ(&c,
-              "\"type\":\"delegate\",\"call\":%llu,\"argv\":[\"sh\",\"-c\",\"cat; echo D; exit 4\"]",
+              "\"type\":\"delegate\",\"call\":%llu,\"argv\":[\"sh\",\"-c\",\"cat; echo "
+              "D; exit 4\"]",
               (unsigned long long)id));
   cJSON *pe = expect(&c, "program_exit", "call", (double)id);
   cr_assert_eq(num(pe, "code"), 4);
@@ -515,8 +524,9 @@ TRANSPORT_TEST(delegate_exec_and_run_answer_calls) {
   cr_assert_str_eq(arg(call, 1), "e");
   id = (uint64_t)num(call, "call");
   cJSON_Delete(call);
-  okf(&c, REQ(&c, "\"type\":\"exec\",\"call\":%llu,\"argv\":[\"sh\",\"-c\",\"cat; exit 5\"]",
-              (unsigned long long)id));
+  okf(&c,
+      REQ(&c, "\"type\":\"exec\",\"call\":%llu,\"argv\":[\"sh\",\"-c\",\"cat; exit 5\"]",
+          (unsigned long long)id));
   cJSON *end = expect(&c, "call_end", "call", (double)id);
   cr_assert_str_eq(str(end, "reason"), "exec");
   cJSON_Delete(end);
@@ -525,8 +535,9 @@ TRANSPORT_TEST(delegate_exec_and_run_answer_calls) {
   cr_assert_str_eq(arg(call, 1), "r");
   id = (uint64_t)num(call, "call");
   cJSON_Delete(call);
-  okf(&c, REQ(&c, "\"type\":\"run\",\"call\":%llu,\"argv\":[\"sh\",\"-c\",\"cat; exit 6\"]",
-              (unsigned long long)id));
+  okf(&c,
+      REQ(&c, "\"type\":\"run\",\"call\":%llu,\"argv\":[\"sh\",\"-c\",\"cat; exit 6\"]",
+          (unsigned long long)id));
   pe = expect(&c, "program_exit", "call", (double)id);
   cr_assert_eq(num(pe, "code"), 6);
   cJSON_Delete(pe);
@@ -560,10 +571,11 @@ TRANSPORT_TEST(respond_and_events) {
   /* Both requests in one write: serve reads them together, before the
    * call can end, so the second meets an answered call, not a gone one. */
   char two[1024];
-  int n1 = snprintf(two + 5, sizeof two - 5,
-                    "{\"id\":%llu,\"type\":\"respond\",\"call\":%llu,\"stdout\":\"hello\\n\","
-                    "\"stderr\":{\"base64\":\"ZXJy\"},\"code\":3}",
-                    (unsigned long long)++c.next_req, (unsigned long long)id);
+  int n1 =
+      snprintf(two + 5, sizeof two - 5,
+               "{\"id\":%llu,\"type\":\"respond\",\"call\":%llu,\"stdout\":\"hello\\n\","
+               "\"stderr\":{\"base64\":\"ZXJy\"},\"code\":3}",
+               (unsigned long long)++c.next_req, (unsigned long long)id);
   uint64_t rid = c.next_req;
   two[0] = two[1] = 0;
   two[2] = (char)((n1 + 1) >> 8);
@@ -624,7 +636,8 @@ TRANSPORT_TEST(tickets_admit_processes_the_controller_starts) {
   cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
   waitpid(pid, &st, 0);
   cr_assert_eq(WEXITSTATUS(st), 7);
-  okf(&c, REQ(&c, "\"type\":\"ticket_free\",\"ticket\":%llu", (unsigned long long)ticket));
+  okf(&c,
+      REQ(&c, "\"type\":\"ticket_free\",\"ticket\":%llu", (unsigned long long)ticket));
   pid = h_proc_start(&h, (char *[]){H_STUB, "again", NULL}, NULL, "stub2", envp);
   cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
   waitpid(pid, &st, 0);
@@ -656,9 +669,10 @@ TRANSPORT_TEST(spawn_stop_kill_and_status) {
   cr_assert_str_eq(str(s, "type"), "status");
   cr_assert_str_eq(str(s, "version"), sb_version_string());
   cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(s, "children")), 2);
-  cr_assert_str_eq(str(cJSON_GetArrayItem(cJSON_GetObjectItem(s, "children"), 0), "state"),
-                   "running");
-  cr_assert_not_null(cJSON_GetObjectItem(cJSON_GetObjectItem(s, "connections"), "rejected"));
+  cr_assert_str_eq(
+      str(cJSON_GetArrayItem(cJSON_GetObjectItem(s, "children"), 0), "state"), "running");
+  cr_assert_not_null(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(s, "connections"), "rejected"));
   cJSON_Delete(st);
   okf(&c, REQ(&c, "\"type\":\"stop\",\"proc\":%llu", (unsigned long long)a));
   cJSON *e = expect(&c, "proc_end", "proc", (double)a);
@@ -670,10 +684,11 @@ TRANSPORT_TEST(spawn_stop_kill_and_status) {
   e = expect(&c, "proc_end", "proc", (double)b);
   cr_assert_str_eq(str(e, "signal"), "KILL");
   cJSON_Delete(e);
-  cJSON_Delete(error_of(&c, REQ(&c, "\"type\":\"stop\",\"proc\":%llu", (unsigned long long)a),
+  cJSON_Delete(error_of(&c,
+                        REQ(&c, "\"type\":\"stop\",\"proc\":%llu", (unsigned long long)a),
                         "no_such_proc"));
-  cJSON *f = error_of(&c, REQ(&c, "\"type\":\"spawn\",\"argv\":[\"no-such-program-xyz\"]"),
-                      "failed");
+  cJSON *f = error_of(
+      &c, REQ(&c, "\"type\":\"spawn\",\"argv\":[\"no-such-program-xyz\"]"), "failed");
   cr_assert_str_eq(str(f, "errno"), "ENOENT");
   cJSON_Delete(f);
   cr_assert_eq(ctl_end(&c), 0);
@@ -686,7 +701,8 @@ TRANSPORT_TEST(shims_routed_exec_are_left_alone) {
   ctl c;
   h_init(&h, NULL);
   ctl_start(&c, &h, *tr, false);
-  cJSON *o = ok(&c, REQ(&c, "\"type\":\"shim\",\"names\":[\"printf\"],\"route\":\"exec\""));
+  cJSON *o =
+      ok(&c, REQ(&c, "\"type\":\"shim\",\"names\":[\"printf\"],\"route\":\"exec\""));
   const char *dir = str(o, "dir");
   char path[600];
   snprintf(path, sizeof path, "%s/printf", dir);
@@ -743,8 +759,9 @@ TRANSPORT_TEST(messages_reach_the_controller) {
   cr_assert_eq(num(body, "n"), 2);
   cr_assert_eq(num(m, "proc"), (double)proc);
   unsigned long long mid = (unsigned long long)num(m, "message");
-  okf(&c, REQ(&c, "\"type\":\"reply\",\"message\":%llu,\"body\":{\"type\":\"hi\",\"x\":[1]}",
-              mid));
+  okf(&c,
+      REQ(&c, "\"type\":\"reply\",\"message\":%llu,\"body\":{\"type\":\"hi\",\"x\":[1]}",
+          mid));
   /* Once only. */
   cJSON_Delete(error_of(
       &c, REQ(&c, "\"type\":\"reply\",\"message\":%llu,\"body\":{\"type\":\"x\"}", mid),
@@ -781,7 +798,7 @@ TRANSPORT_TEST(malformed_frames_get_errors_not_a_crash) {
   data(&c, K_STDOUT, 123456789, "x", 1);
   cJSON_Delete(error_of(&c, 0, "no_such_call"));
   okf(&c, REQ(&c, "\"type\":\"status\"")); /* still serving */
-  uint8_t bad[] = {0, 0, 0, 2, 9, 0};     /* kind 9 */
+  uint8_t bad[] = {0, 0, 0, 2, 9, 0};      /* kind 9 */
   write_all(&c, bad, sizeof bad);
   cJSON_Delete(error_of(&c, 0, "bad_frame"));
   cr_assert_eq(ctl_end(&c), 125);
@@ -911,11 +928,13 @@ Test(control, bad_options_exit_125_with_one_line) {
   harness h;
   int st;
   h_init(&h, NULL);
-  const char *cases[][2] = {{"--transport", "udp"}, {"--control-fd", "9999"}, {"--frob", NULL}};
-  const char *want[] = {"socketbridge: serve: --transport: \"udp\" is not tcp or unix\n",
-                        ("socketbridge: serve: --control-fd: \"9999\" is not an open file "
-                         "descriptor\n"),
-                        "socketbridge: serve: --frob: unknown option (see socketbridge --help)\n"};
+  const char *cases[][2] = {
+      {"--transport", "udp"}, {"--control-fd", "9999"}, {"--frob", NULL}};
+  const char *want[] = {
+      "socketbridge: serve: --transport: \"udp\" is not tcp or unix\n",
+      ("socketbridge: serve: --control-fd: \"9999\" is not an open file "
+       "descriptor\n"),
+      "socketbridge: serve: --frob: unknown option (see socketbridge --help)\n"};
   for (int i = 0; i < 3; i++) {
     char *args[] = {SB_TEST_CLI, "serve", (char *)cases[i][0], (char *)cases[i][1], NULL};
     pid_t pid = h_proc_start(&h, args, NULL, "bad", environ);

@@ -57,8 +57,8 @@ static void write_text(const char *path, const char *text) {
  * sh -c SCRIPT` with TMPDIR in the test's directory, stdin from in (-1:
  * /dev/null), stdout on out, and stderr on a pipe whose read end goes to
  * *err_fd: the script writes the stub's status there (`echo $? >&2`). */
-static pid_t cli_start(harness *h, bool tcp, const char *rules, const char *script, int in,
-                       int out, int *err_fd) {
+static pid_t cli_start(harness *h, bool tcp, const char *rules, const char *script,
+                       int in, int out, int *err_fd) {
   char rules_path[300], events[300];
   int ep[2];
   snprintf(rules_path, sizeof rules_path, "%s/rules.json", h->dir);
@@ -77,8 +77,9 @@ static pid_t cli_start(harness *h, bool tcp, const char *rules, const char *scri
     dup2(in, 0);
     dup2(out, 1);
     dup2(ep[1], 2);
-    execl(SB_TEST_CLI, SB_TEST_CLI, "run", "--transport", tcp ? "tcp" : "unix", "--events",
-          events, "--rules", rules_path, "--", "sh", "-c", script, (char *)NULL);
+    execl(SB_TEST_CLI, SB_TEST_CLI, "run", "--transport", tcp ? "tcp" : "unix",
+          "--events", events, "--rules", rules_path, "--", "sh", "-c", script,
+          (char *)NULL);
     _exit(127);
   }
   close(ep[1]);
@@ -178,11 +179,17 @@ static void assert_one_stub_line(harness *h) {
 
 /* ---- 1. the stub of a killed supervisor fails at once, in every state ------ */
 
-typedef enum crash_state { C_WAITING, C_STREAMING, C_BLOCKED, C_DELEGATE, C_RUN } crash_state;
+typedef enum crash_state {
+  C_WAITING,
+  C_STREAMING,
+  C_BLOCKED,
+  C_DELEGATE,
+  C_RUN
+} crash_state;
 
-static const char *const state_names[] = {"waiting for its answer", "streaming to a slow reader",
-                                          "blocked on its stdout",
-                                          "a delegate's output unread", "running a program"};
+static const char *const state_names[] = {
+    "waiting for its answer", "streaming to a slow reader", "blocked on its stdout",
+    "a delegate's output unread", "running a program"};
 
 typedef struct crash_case {
   int tcp;
@@ -191,8 +198,8 @@ typedef struct crash_case {
 
 ParameterizedTestParameters(crash, kill9_of_the_supervisor_fails_the_stub_at_once) {
   static crash_case cases[] = {
-      {1, C_WAITING},  {1, C_STREAMING}, {1, C_BLOCKED}, {1, C_DELEGATE}, {1, C_RUN},
-      {0, C_WAITING},  {0, C_STREAMING}, {0, C_BLOCKED}, {0, C_DELEGATE}, {0, C_RUN},
+      {1, C_WAITING}, {1, C_STREAMING}, {1, C_BLOCKED}, {1, C_DELEGATE}, {1, C_RUN},
+      {0, C_WAITING}, {0, C_STREAMING}, {0, C_BLOCKED}, {0, C_DELEGATE}, {0, C_RUN},
   };
   return cr_make_param_array(crash_case, cases, sizeof cases / sizeof cases[0]);
 }
@@ -215,9 +222,10 @@ static void crash_rules(harness *h, int c, char *buf, size_t size) {
     break;
   }
   case C_DELEGATE:
-    snprintf(buf, size,
-             "{\"default\": {\"delegate\": {\"argv\": [\"%s\", \"1099511627776\", \"7\"]}}}",
-             HELPER_GEN);
+    snprintf(
+        buf, size,
+        "{\"default\": {\"delegate\": {\"argv\": [\"%s\", \"1099511627776\", \"7\"]}}}",
+        HELPER_GEN);
     break;
   default:
     snprintf(buf, size,
@@ -258,13 +266,15 @@ ParameterizedTest(crash_case *c, crash, kill9_of_the_supervisor_fails_the_stub_a
   h_init(&h, NULL);
   char rules[1024], script[512];
   crash_rules(&h, c->state, rules, sizeof rules);
-  snprintf(script, sizeof script, "\"$SOCKETBRIDGE_STUB\" 2>'%s/stub.err'; echo $? >&2", h.dir);
+  snprintf(script, sizeof script, "\"$SOCKETBRIDGE_STUB\" 2>'%s/stub.err'; echo $? >&2",
+           h.dir);
 
   /* The stub's stdout: nowhere, a slow reader, or a pipe nobody reads. */
   int out[2];
   cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
   int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  bool to_pipe = c->state == C_STREAMING || c->state == C_BLOCKED || c->state == C_DELEGATE;
+  bool to_pipe =
+      c->state == C_STREAMING || c->state == C_BLOCKED || c->state == C_DELEGATE;
   int err_fd;
   pid_t cli = cli_start(&h, c->tcp, rules, script, -1, to_pipe ? out[1] : null, &err_fd);
   close(out[1]);
@@ -312,12 +322,14 @@ ParameterizedTest(crash_case *c, crash, kill9_of_the_supervisor_fails_the_stub_a
  * and no CAP_DAC_OVERRIDE for the command and what it runs): it writes the
  * blocking fd itself, only when poll() says it has room, and still notices
  * the bridge's loss while the pipe is full. */
-ParameterizedTestParameters(crash, kill9_finds_a_stub_blocked_on_a_pipe_it_cannot_reopen) {
+ParameterizedTestParameters(crash,
+                            kill9_finds_a_stub_blocked_on_a_pipe_it_cannot_reopen) {
   static int tcp[] = {1, 0};
   return cr_make_param_array(int, tcp, 2);
 }
 
-ParameterizedTest(int *tcp, crash, kill9_finds_a_stub_blocked_on_a_pipe_it_cannot_reopen) {
+ParameterizedTest(int *tcp, crash,
+                  kill9_finds_a_stub_blocked_on_a_pipe_it_cannot_reopen) {
   /* Root re-opens anything: the programs started from here on may not. */
   if (geteuid() == 0 && (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) != 0 ||
                          prctl(PR_CAPBSET_DROP, CAP_DAC_READ_SEARCH, 0, 0, 0) != 0))
@@ -326,7 +338,8 @@ ParameterizedTest(int *tcp, crash, kill9_finds_a_stub_blocked_on_a_pipe_it_canno
   h_init(&h, NULL);
   char rules[1024], script[512];
   crash_rules(&h, C_BLOCKED, rules, sizeof rules);
-  snprintf(script, sizeof script, "\"$SOCKETBRIDGE_STUB\" 2>'%s/stub.err'; echo $? >&2", h.dir);
+  snprintf(script, sizeof script, "\"$SOCKETBRIDGE_STUB\" 2>'%s/stub.err'; echo $? >&2",
+           h.dir);
   int out[2], err_fd;
   cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
   cr_assert_eq(fchmod(out[1], 0), 0);
@@ -335,8 +348,9 @@ ParameterizedTest(int *tcp, crash, kill9_finds_a_stub_blocked_on_a_pipe_it_canno
   h_poll_until(&h, pipe_full, &out[0], "the stub's stdout never filled");
   int status;
   double ms = kill_and_time(cli, err_fd, &status);
-  cr_log_info("kill -9 over %s, stub blocked on a pipe it cannot re-open: 125 after %.1f ms",
-              *tcp ? "TCP" : "Unix", ms);
+  cr_log_info(
+      "kill -9 over %s, stub blocked on a pipe it cannot re-open: 125 after %.1f ms",
+      *tcp ? "TCP" : "Unix", ms);
   cr_assert_eq(status, 125, "the stub ended with %d", status);
   assert_one_stub_line(&h);
   cr_assert_leq(ms, CRASH_BOUND_MS * scale(), "the stub took %.1f ms to fail", ms);
@@ -362,7 +376,8 @@ ParameterizedTest(int *tcp, crash, kill9_of_the_supervisor_ends_its_delegates) {
            "{\"default\": {\"delegate\": {\"argv\": [\"sh\", \"-c\", "
            "\"echo $$ > '%s/pid'; exec sleep 300\"]}}}",
            h.dir);
-  snprintf(script, sizeof script, "\"$SOCKETBRIDGE_STUB\" 2>'%s/stub.err'; echo $? >&2", h.dir);
+  snprintf(script, sizeof script, "\"$SOCKETBRIDGE_STUB\" 2>'%s/stub.err'; echo $? >&2",
+           h.dir);
   int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
   int err_fd;
   pid_t cli = cli_start(&h, *tcp, rules, script, -1, null, &err_fd);
@@ -377,8 +392,9 @@ ParameterizedTest(int *tcp, crash, kill9_of_the_supervisor_ends_its_delegates) {
   double prog_ms = now_ms() - t0;
   if (!gone)
     kill(prog, SIGKILL); /* do not leave it behind */
-  cr_log_info("kill -9 over %s: the delegate ended within %.1f ms, the stub 125 after %.1f ms",
-              *tcp ? "TCP" : "Unix", prog_ms, stub_ms);
+  cr_log_info(
+      "kill -9 over %s: the delegate ended within %.1f ms, the stub 125 after %.1f ms",
+      *tcp ? "TCP" : "Unix", prog_ms, stub_ms);
   cr_assert(gone, "the delegated program outlived the supervisor");
   cr_assert_eq(status, 125, "the stub ended with %d", status);
   assert_one_stub_line(&h);
@@ -421,12 +437,12 @@ Test(crash, a_run_tidies_socket_dirs_of_dead_supervisors) {
   int in_a[2], in_b[2], err_a, err_b;
   cr_assert_eq(pipe2(in_a, O_CLOEXEC), 0);
   cr_assert_eq(pipe2(in_b, O_CLOEXEC), 0);
-  snprintf(script, sizeof script, "echo \"$SOCKETBRIDGE_SOCKET\" > '%s/sock.a'; read x || :",
-           h.dir);
+  snprintf(script, sizeof script,
+           "echo \"$SOCKETBRIDGE_SOCKET\" > '%s/sock.a'; read x || :", h.dir);
   pid_t a = cli_start(&h, false, "{\"rules\": []}", script, in_a[0], 1, &err_a);
   char *dir_a = sock_dir_of(&h, "sock.a");
-  snprintf(script, sizeof script, "echo \"$SOCKETBRIDGE_SOCKET\" > '%s/sock.b'; read x || :",
-           h.dir);
+  snprintf(script, sizeof script,
+           "echo \"$SOCKETBRIDGE_SOCKET\" > '%s/sock.b'; read x || :", h.dir);
   pid_t b = cli_start(&h, false, "{\"rules\": []}", script, in_b[0], 1, &err_b);
   char *dir_b = sock_dir_of(&h, "sock.b");
   snprintf(sock_b, sizeof sock_b, "%s/sock", dir_b);
@@ -450,7 +466,8 @@ Test(crash, a_run_tidies_socket_dirs_of_dead_supervisors) {
   bool a_left = exists(dir_a), b_kept = exists(sock_b), foreign_kept = exists(foreign);
   /* The living one ends: its child reads EOF. */
   close(in_b[1]);
-  cr_assert(h_wait_reapable(b, H_DEADLINE * scale()), "the living supervisor did not end");
+  cr_assert(h_wait_reapable(b, H_DEADLINE * scale()),
+            "the living supervisor did not end");
   cr_assert_eq(waitpid(b, &st, 0), b);
   close(in_a[1]);
   close(err_a);

@@ -74,10 +74,12 @@ ParameterizedTestParameters(load, hellos_that_arrived_during_a_stall_are_welcome
  * until well past the handshake timeout; the hellos arrive meanwhile. On
  * resuming, libuv runs the expired timers before the reads that waited:
  * every hello must still be welcomed. */
-ParameterizedTest(sb_transport *tr, load, hellos_that_arrived_during_a_stall_are_welcomed) {
+ParameterizedTest(sb_transport *tr, load,
+                  hellos_that_arrived_during_a_stall_are_welcomed) {
   enum { N = 50, HANDSHAKE_MS = 200 };
   harness h;
-  h_init(&h, &(sb_server_options){.transport = *tr, .handshake_timeout_ms = HANDSHAKE_MS});
+  h_init(&h,
+         &(sb_server_options){.transport = *tr, .handshake_timeout_ms = HANDSHAKE_MS});
   h.on_connect = exit_zero;
   int in[2], out[2];
   cr_assert_eq(pipe(in), 0);
@@ -109,8 +111,8 @@ ParameterizedTest(sb_transport *tr, load, hellos_that_arrived_during_a_stall_are
   while (nanosleep(&stall, &stall) != 0 && errno == EINTR)
     ;
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  double stalled_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  double stalled_ms =
+      (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 
   h_wait_exit(&h, &peer);
   cr_assert_eq(peer.status, 0, "rawpeer stalled failed (%lld)", (long long)peer.status);
@@ -134,8 +136,8 @@ ParameterizedTest(sb_transport *tr, load, hellos_that_arrived_during_a_stall_are
   cr_assert_eq(st.rejected[SB_REASON_TIMEOUT], 0,
                "%llu hellos that had arrived were rejected timeout",
                (unsigned long long)st.rejected[SB_REASON_TIMEOUT]);
-  cr_assert_eq(welcomed, N, "%u of %d welcomed (%u other answers, the first: %s)", welcomed,
-               N, other, first_other);
+  cr_assert_eq(welcomed, N, "%u of %d welcomed (%u other answers, the first: %s)",
+               welcomed, N, other, first_other);
   h_fini(&h);
 }
 
@@ -269,13 +271,14 @@ ParameterizedTestParameters(load, argv_and_env_as_large_as_execve_takes_pass_a_s
  * SOCKETBRIDGE_MAX_BYTES"). Both go through the shim, are recorded whole,
  * and the real program (exec'd by a rule, so the exec frame is as large)
  * gets them. */
-ParameterizedTest(sb_transport *tr, load, argv_and_env_as_large_as_execve_takes_pass_a_shim,
-                  .timeout = 240) {
+ParameterizedTest(sb_transport *tr, load,
+                  argv_and_env_as_large_as_execve_takes_pass_a_shim, .timeout = 240) {
   enum { NARGS = 10000 };
   harness h;
   h_init(&h, NULL);
   long arg_max = sysconf(_SC_ARG_MAX);
-  cr_assert_geq(arg_max, 2l << 20, "ARG_MAX %ld: the stack limit is under 8 MiB", arg_max);
+  cr_assert_geq(arg_max, 2l << 20, "ARG_MAX %ld: the stack limit is under 8 MiB",
+                arg_max);
   FILE *f = fopen(h_path(&h, "rules.json"), "w");
   cr_assert_not_null(f);
   fputs("{\"rules\": [{\"exec\": {\"argv\": [\"{0}\", \"{@}\"]}}]}\n", f);
@@ -288,9 +291,14 @@ ParameterizedTest(sb_transport *tr, load, argv_and_env_as_large_as_execve_takes_
   /* argv: NARGS arguments of 128 bytes, about 1.3 MB. */
   char **args = calloc(NARGS + 32, sizeof *args);
   size_t n = 0, argv_bytes = 0;
-  char *fixed[] = {SB_TEST_CLI, "run",   "--transport", (char *)tr_name(*tr), "--shim",
-                   "printf",    "--rules", rules,        "--record",          rec,
-                   "--",        "/bin/sh", "-c",         "exec printf '%s\\n' \"$@\"", "sh"};
+  char *fixed[] = {SB_TEST_CLI,   "run",
+                   "--transport", (char *)tr_name(*tr),
+                   "--shim",      "printf",
+                   "--rules",     rules,
+                   "--record",    rec,
+                   "--",          "/bin/sh",
+                   "-c",          "exec printf '%s\\n' \"$@\"",
+                   "sh"};
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
     args[n++] = fixed[i];
   for (int i = 0; i < NARGS; i++) {
@@ -314,7 +322,8 @@ ParameterizedTest(sb_transport *tr, load, argv_and_env_as_large_as_execve_takes_
   cr_assert_eq(printed, argv_bytes, "the real printf printed %zu bytes of %zu", printed,
                argv_bytes);
   cr_log_info("%s: argv of %zu bytes in %d arguments through a shim, recorded, and "
-              "exec'd", tr_name(*tr), argv_bytes, NARGS);
+              "exec'd",
+              tr_name(*tr), argv_bytes, NARGS);
   for (size_t i = sizeof fixed / sizeof fixed[0]; i < n; i++)
     free(args[i]);
 
@@ -333,11 +342,12 @@ ParameterizedTest(sb_transport *tr, load, argv_and_env_as_large_as_execve_takes_
     env_bytes += VAR + 1;
   }
   snprintf(rec, sizeof rec, "%s", h_path(&h, "env.jsonl"));
-  char *env_args[] = {SB_TEST_CLI, "run",   "--transport", (char *)tr_name(*tr),
-                      "--shim",    "env",   "--rules",     rules,
-                      "--record",  rec,     "--",          "/bin/sh",
+  char *env_args[] = {SB_TEST_CLI, "run",      "--transport", (char *)tr_name(*tr),
+                      "--shim",    "env",      "--rules",     rules,
+                      "--record",  rec,        "--",          "/bin/sh",
                       "-c",        "exec env", NULL};
-  cr_assert_eq(cli_run(&h, env_args, big, &out), 0, "the large env did not pass the shim");
+  cr_assert_eq(cli_run(&h, env_args, big, &out), 0,
+               "the large env did not pass the shim");
   call = the_call(&h, "env.jsonl");
   const cJSON *renv = cJSON_GetObjectItemCaseSensitive(call, "env");
   size_t found = 0;
@@ -462,18 +472,19 @@ ParameterizedTest(sb_transport *tr, load, peers_without_a_token_hold_at_most_64_
   uv_close((uv_handle_t *)&sampler, close_timer);
   sb_server_stats st;
   sb_server_stats_get(h.server, &st);
-  cr_log_info("%s: %d tokenless peers offered %d MiB; the sockets took %llu MiB; RSS "
-              "%zu MiB before, peak %zu MiB (+%zu MiB) while they held it, %zu MiB "
-              "peak overall; honest 1.8 MB hello welcomed %.1f s after the peers began "
-              "(exit %lld); they ended after %.1f s (handshake timeout %.1f s): timeout %llu, "
-              "welcomed %llu",
-              tr_name(*tr), PEERS, PEERS, taken >> 20, rss0 >> 20, hog_peak >> 20,
-              (hog_peak - rss0) >> 20, rss_peak >> 20,
-              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-              (long long)honest.status,
-              (double)(t2.tv_sec - t0.tv_sec) + (double)(t2.tv_nsec - t0.tv_nsec) / 1e9,
-              HANDSHAKE_MS * scale() / 1000, (unsigned long long)st.rejected[SB_REASON_TIMEOUT],
-              (unsigned long long)st.welcomed);
+  cr_log_info(
+      "%s: %d tokenless peers offered %d MiB; the sockets took %llu MiB; RSS "
+      "%zu MiB before, peak %zu MiB (+%zu MiB) while they held it, %zu MiB "
+      "peak overall; honest 1.8 MB hello welcomed %.1f s after the peers began "
+      "(exit %lld); they ended after %.1f s (handshake timeout %.1f s): timeout %llu, "
+      "welcomed %llu",
+      tr_name(*tr), PEERS, PEERS, taken >> 20, rss0 >> 20, hog_peak >> 20,
+      (hog_peak - rss0) >> 20, rss_peak >> 20,
+      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+      (long long)honest.status,
+      (double)(t2.tv_sec - t0.tv_sec) + (double)(t2.tv_nsec - t0.tv_nsec) / 1e9,
+      HANDSHAKE_MS * scale() / 1000, (unsigned long long)st.rejected[SB_REASON_TIMEOUT],
+      (unsigned long long)st.welcomed);
   cr_assert(strstr(said, "closed\n") != NULL, "the peers were not all closed: %s", said);
   free(said);
   cr_assert_eq(honest.status, 0, "the honest stub ended %lld", (long long)honest.status);
@@ -587,10 +598,18 @@ ParameterizedTest(sb_transport *tr, load, max_bytes_option_sets_the_bridge_bound
   char path_var[4200];
   snprintf(path_var, sizeof path_var, "PATH=%s", getenv("PATH"));
   char *env[] = {path_var, NULL};
-  char *args[] = {SB_TEST_CLI, "run", "--transport", (char *)tr_name(*tr), "--max-bytes",
-                  "2000000", "--", "/bin/sh", "-c",
-                  "echo \"$SOCKETBRIDGE_MAX_BYTES\"; \"$SOCKETBRIDGE_STUB\" call && echo ok",
-                  NULL};
+  char *args[] = {
+      SB_TEST_CLI,
+      "run",
+      "--transport",
+      (char *)tr_name(*tr),
+      "--max-bytes",
+      "2000000",
+      "--",
+      "/bin/sh",
+      "-c",
+      "echo \"$SOCKETBRIDGE_MAX_BYTES\"; \"$SOCKETBRIDGE_STUB\" call && echo ok",
+      NULL};
   char *out = NULL;
   cr_assert_eq(cli_run(&h, args, env, &out), 0);
   cr_assert_str_eq(out, "2000000\nok\n");

@@ -516,7 +516,8 @@ static char *readme_block(const char *heading, int n) {
   char *next = strstr(at + 1, "\n#");
   for (int i = 0; i <= n; i++) {
     at = strstr(at, "\n```sh\n");
-    cr_assert(at != NULL && (next == NULL || at < next), "%s: no sh block %d", heading, i);
+    cr_assert(at != NULL && (next == NULL || at < next), "%s: no sh block %d", heading,
+              i);
     at += 7;
   }
   char *end = strstr(at, "\n```\n");
@@ -736,8 +737,8 @@ Test(rules, a_git_shim_that_runs_git_runs_the_real_one) {
 
 /* `socketbridge run --shim tool --rules R --record rec -- socketbridge run
  * --transport T INNER... -- sh script.sh`. */
-static void run_nested(harness *h, result *r, const char *transport, const char *inner_shim,
-                       const char *script) {
+static void run_nested(harness *h, result *r, const char *transport,
+                       const char *inner_shim, const char *script) {
   const char *rules = write_rules(
       h, "rules.json", "{'rules': [{'respond': {'stdout': 'outer\\n', 'exit': 3}}]}");
   write_text(h, "script.sh", script, 0600);
@@ -888,8 +889,9 @@ Test(rules, without_a_supervisor_or_a_fallback_the_shim_exits_125) {
 /* ---- 6b. loops: a program started for a stub that is the stub again ---------- */
 
 /* A real `tool` in $T/bin, after the run's shim directory on PATH. */
-#define TOOL_AFTER_SHIMS                                                               \
-  "mkdir -p \"$T/bin\" && printf '#!/bin/sh\\necho \"real tool $*\"\\n' > \"$T/bin/tool\" " \
+#define TOOL_AFTER_SHIMS                                                                 \
+  "mkdir -p \"$T/bin\" && printf '#!/bin/sh\\necho \"real tool $*\"\\n' > "              \
+  "\"$T/bin/tool\" "                                                                     \
   "&& chmod +x \"$T/bin/tool\" && PATH=\"${PATH%%:*}:$T/bin:${PATH#*:}\" || exit 90\n"
 
 /* gcc's collect2 runs `ld` by the shim's path, cmake the compiler: {0} is

@@ -34,9 +34,10 @@ typedef struct result {
 
 /* Runs `socketbridge run --transport T -- sh -c script` to its end. */
 static void run_sh(harness *h, sb_transport tr, const char *script, result *r) {
-  char *args[] = {SB_TEST_CLI, "run",    "--transport", tr == SB_TRANSPORT_UNIX ? "unix" : "tcp",
-                  "--",        "sh",     "-c",          (char *)script,
-                  NULL};
+  char *args[] = {
+      SB_TEST_CLI, "run", "--transport", tr == SB_TRANSPORT_UNIX ? "unix" : "tcp",
+      "--",        "sh",  "-c",          (char *)script,
+      NULL};
   int st;
   pid_t pid = h_proc_start(h, args, NULL, "run", environ);
   bool ended = h_wait_reapable(pid, H_DEADLINE * scale());
@@ -58,7 +59,7 @@ static void result_free(result *r) {
 #define SEND SB_TEST_CLI " send "
 
 #define TRANSPORT_TEST(name)                                                             \
-  ParameterizedTestParameters(sideband, name) {                                              \
+  ParameterizedTestParameters(sideband, name) {                                          \
     static sb_transport t[] = {SB_TRANSPORT_TCP, SB_TRANSPORT_UNIX};                     \
     return cr_make_param_array(sb_transport, t, 2);                                      \
   }                                                                                      \
@@ -117,8 +118,9 @@ TRANSPORT_TEST(another_type_without_a_handler_is_an_error) {
   run_sh(&h, *tr, SEND "'{\"type\":\"deploy\",\"x\":1}'; echo rc=$?", &r);
   cr_assert_eq(r.status, 0);
   cr_assert_str_eq(r.out, "rc=1\n");
-  cr_assert_str_eq(r.err, "socketbridge: send: the supervisor answered an error: no_handler: "
-                          "no handler for messages of type \"deploy\"\n");
+  cr_assert_str_eq(r.err,
+                   "socketbridge: send: the supervisor answered an error: no_handler: "
+                   "no handler for messages of type \"deploy\"\n");
   result_free(&r);
   h_fini(&h);
 }
@@ -130,12 +132,14 @@ TRANSPORT_TEST(a_bad_token_is_refused_clearly) {
   result r;
   h_init(&h, NULL);
   run_sh(&h, *tr,
-         "SOCKETBRIDGE_TOKEN=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef "
-         SEND "'{\"type\":\"ping\"}'; echo rc=$?",
+         "SOCKETBRIDGE_TOKEN="
+         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef " SEND
+         "'{\"type\":\"ping\"}'; echo rc=$?",
          &r);
   cr_assert_str_eq(r.out, "rc=125\n");
-  cr_assert_not_null(strstr(r.err, "socketbridge: send: rejected by the supervisor: bad_token"),
-                     "%s", r.err);
+  cr_assert_not_null(
+      strstr(r.err, "socketbridge: send: rejected by the supervisor: bad_token"), "%s",
+      r.err);
   cr_assert_null(strstr(r.err, "0123456789abcdef"), "the token was echoed: %s", r.err);
   result_free(&r);
   h_fini(&h);
@@ -148,7 +152,8 @@ TRANSPORT_TEST(bad_messages_and_no_supervisor_fail_with_one_line) {
   h_init(&h, NULL);
   run_sh(&h, *tr,
          SEND "'not json'; echo rc=$?; " SEND "'{\"x\":1}'; echo rc=$?; " SEND
-              "; echo rc=$?; env -u SOCKETBRIDGE_TOKEN " SEND "'{\"type\":\"ping\"}'; echo rc=$?",
+              "; echo rc=$?; env -u SOCKETBRIDGE_TOKEN " SEND
+              "'{\"type\":\"ping\"}'; echo rc=$?",
          &r);
   cr_assert_str_eq(r.out, "rc=125\nrc=125\nrc=125\nrc=125\n");
   cr_assert_str_eq(r.err,
@@ -189,9 +194,10 @@ Test(sideband, the_readme_snippet_prints_pong) {
   char *envp[] = {path, NULL};
   pid_t pid = h_proc_start(
       &h,
-      (char *[]){"sh", "-c",
-                 "socketbridge run -- sh -c 'socketbridge send \"{\\\"type\\\":\\\"ping\\\"}\"'",
-                 NULL},
+      (char *[]){
+          "sh", "-c",
+          "socketbridge run -- sh -c 'socketbridge send \"{\\\"type\\\":\\\"ping\\\"}\"'",
+          NULL},
       NULL, "readme", envp);
   cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
   waitpid(pid, &st, 0);
@@ -245,7 +251,8 @@ TRANSPORT_TEST(the_library_on_message_handler_answers) {
   uv_timer_init(&h.loop, &st.later);
   st.later.data = &st;
   int out = h_create(&h, "out");
-  snprintf(script, sizeof script, "%s send '{\"type\":\"job\",\"args\":[1,\"a\"]}'", SB_TEST_CLI);
+  snprintf(script, sizeof script, "%s send '{\"type\":\"job\",\"args\":[1,\"a\"]}'",
+           SB_TEST_CLI);
   h_sh(&h, script, out, 0, &ex);
   h_wait_exit(&h, &ex);
   close(out);
@@ -269,12 +276,14 @@ Test(sideband, help_names_serve_and_send) {
   harness h;
   int st;
   h_init(&h, NULL);
-  pid_t pid = h_proc_start(&h, (char *[]){SB_TEST_CLI, "--help", NULL}, NULL, "help", environ);
+  pid_t pid =
+      h_proc_start(&h, (char *[]){SB_TEST_CLI, "--help", NULL}, NULL, "help", environ);
   cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
   waitpid(pid, &st, 0);
   char *out = h_read(&h, "help.out", NULL);
   cr_assert_eq(WEXITSTATUS(st), 0);
-  cr_assert_not_null(strstr(out, "socketbridge serve [--transport tcp|unix] [--control-fd N]"));
+  cr_assert_not_null(
+      strstr(out, "socketbridge serve [--transport tcp|unix] [--control-fd N]"));
   cr_assert_not_null(strstr(out, "socketbridge send [--timeout SECS] JSON"));
   cr_assert_not_null(strstr(out, "docs/control.md"));
   free(out);

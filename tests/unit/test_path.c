@@ -162,9 +162,9 @@ Test(path, a_name_with_a_slash_is_taken_as_it_is) {
   cr_assert_eq(sb_path_find("no/such/prog", path_of("a"), NULL, NULL, out, sizeof out),
                0);
   cr_assert_str_eq(out, "no/such/prog");
-  cr_assert_eq(sb_path_find(at("a/prog"), path_of("b"), path_of("b"), at("self"), out,
-                            sizeof out),
-               0);
+  cr_assert_eq(
+      sb_path_find(at("a/prog"), path_of("b"), path_of("b"), at("self"), out, sizeof out),
+      0);
   cr_assert_str_eq(out, at("a/prog"), "a path that is not the stub is not looked up");
 }
 
@@ -174,22 +174,20 @@ Test(path, a_path_to_the_stub_is_looked_up_by_its_name_past_the_stub) {
   /* The same file as the stub, under another name. */
   find_ok(path_of("e:b"), NULL, at("self"), "b/prog");
   char out[PATH_MAX];
-  cr_assert_eq(sb_path_find(at("e/prog"), path_of("e:b"), NULL, at("self"), out,
-                            sizeof out),
-               0);
+  cr_assert_eq(
+      sb_path_find(at("e/prog"), path_of("e:b"), NULL, at("self"), out, sizeof out), 0);
   cr_assert_str_eq(out, at("b/prog"), "by identity");
   /* A file in a shim directory, whatever it is. */
-  cr_assert_eq(sb_path_find(at("a/prog"), path_of("a:b"), path_of("a"), NULL, out,
-                            sizeof out),
-               0);
+  cr_assert_eq(
+      sb_path_find(at("a/prog"), path_of("a:b"), path_of("a"), NULL, out, sizeof out), 0);
   cr_assert_str_eq(out, at("b/prog"), "by its directory");
   /* The stub itself, by its own path: nothing else is named like it. */
-  cr_assert_eq(sb_path_find(at("self"), path_of("a:b"), NULL, at("self"), out,
-                            sizeof out),
-               -ENOENT);
-  cr_assert_eq(sb_path_find(at("e/prog"), path_of("e"), NULL, at("self"), out,
-                            sizeof out),
-               -ENOENT);
+  cr_assert_eq(
+      sb_path_find(at("self"), path_of("a:b"), NULL, at("self"), out, sizeof out),
+      -ENOENT);
+  cr_assert_eq(
+      sb_path_find(at("e/prog"), path_of("e"), NULL, at("self"), out, sizeof out),
+      -ENOENT);
 }
 
 Test(path, an_empty_element_is_the_current_directory) {

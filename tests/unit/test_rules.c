@@ -538,10 +538,10 @@ Test(rules, an_unknown_template_names_the_brace_escapes) {
 
 /* argv0 is matched against a basename, which holds no '/'. */
 Test(rules, an_argv0_glob_with_a_slash_is_a_load_error) {
-  expect_error("{\"rules\": [\n{\"match\": {\"argv0\": \"/usr/bin/git\"}, \"respond\": {}}]}",
-               2,
-               "rules[0].match.argv0: \"/usr/bin/git\" can never match: argv0 is matched "
-               "against the basename of argv[0] (write \"git\")");
+  expect_error(
+      "{\"rules\": [\n{\"match\": {\"argv0\": \"/usr/bin/git\"}, \"respond\": {}}]}", 2,
+      "rules[0].match.argv0: \"/usr/bin/git\" can never match: argv0 is matched "
+      "against the basename of argv[0] (write \"git\")");
   expect_error("{\"rules\": [{\"match\": {\"argv0\": \"*/cc\"}, \"respond\": {}}]}", 1,
                "(write \"cc\")");
   expect_error("{\"rules\": [{\"match\": {\"argv0\": \"a\\\\/b\"}, \"respond\": {}}]}", 1,
@@ -555,11 +555,12 @@ Test(rules, an_argv0_glob_with_a_slash_is_a_load_error) {
 /* Sequenced answers, as bats-mock and pytest-subprocess give them. */
 Test(rules, a_rule_with_times_answers_that_many_calls_then_the_next_matches) {
   rules r;
-  load_ok("{\"rules\": [{\"match\": {\"argv0\": \"git\"}, \"times\": 2, \"respond\": {}},\n"
-          "           {\"match\": {\"argv0\": \"git\"}, \"times\": 1, \"respond\": {}},\n"
-          "           {\"match\": {\"argv0\": \"curl\"}, \"respond\": {}}],\n"
-          " \"default\": {\"respond\": {\"exit\": 127}}}",
-          &r);
+  load_ok(
+      "{\"rules\": [{\"match\": {\"argv0\": \"git\"}, \"times\": 2, \"respond\": {}},\n"
+      "           {\"match\": {\"argv0\": \"git\"}, \"times\": 1, \"respond\": {}},\n"
+      "           {\"match\": {\"argv0\": \"curl\"}, \"respond\": {}}],\n"
+      " \"default\": {\"respond\": {\"exit\": 127}}}",
+      &r);
   cr_assert_eq(hit(&r, CALL("curl")), 2);
   cr_assert_eq(hit(&r, CALL("git", "fetch")), 0);
   cr_assert_eq(hit(&r, CALL("ls")), -1, "a call no rule takes counts against none");
@@ -572,7 +573,8 @@ Test(rules, a_rule_with_times_answers_that_many_calls_then_the_next_matches) {
   expect_error("{\"rules\": [{\"times\": 0, \"respond\": {}}]}", 1,
                "rules[0].times: expected a number of calls 1..1000000000");
   expect_error("{\"rules\": [{\"times\": 1.5, \"respond\": {}}]}", 1, "number of calls");
-  expect_error("{\"rules\": [{\"times\": \"2\", \"respond\": {}}]}", 1, "number of calls");
+  expect_error("{\"rules\": [{\"times\": \"2\", \"respond\": {}}]}", 1,
+               "number of calls");
   expect_error("{\"default\": {\"times\": 2, \"respond\": {}}}", 1,
                "the default has no \"times\"");
 }
