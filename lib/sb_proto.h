@@ -273,8 +273,8 @@ typedef struct sb_msg {
       int stream;
       int err;
       char *message;
-    } stream_error;   /* err: negative errno */
-    sb_launch launch; /* SB_MSG_EXEC, SB_MSG_RUN */
+    } stream_error;     /* err: negative errno */
+    sb_launch launch;   /* SB_MSG_EXEC, SB_MSG_RUN */
     sb_winsize winsize; /* SB_MSG_WINSIZE; SB_MSG_PTY has no member */
   } u;
 } sb_msg;
@@ -357,7 +357,7 @@ typedef struct sb_config {
   /* SOCKETBRIDGE_SOCKET, "" when unset; wins over host/port. An absolute
    * path, or "@name" for a Linux abstract socket (see sb_unix_address). */
   char socket_path[108];
-  uint32_t max_bytes;     /* SOCKETBRIDGE_MAX_BYTES, default SB_DEFAULT_MAX_BYTES */
+  uint32_t max_bytes; /* SOCKETBRIDGE_MAX_BYTES, default SB_DEFAULT_MAX_BYTES */
   /* SOCKETBRIDGE_ALLOWLIST is the supervisor's (socketbridge run reads
    * it): a stub has no use for it, and a malformed one never stops it. */
 } sb_config;

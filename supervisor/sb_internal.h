@@ -17,21 +17,21 @@
 
 /* ---- defaults and limits ------------------------------------------------ */
 
-#define SB__DEFAULT_HOST "127.0.0.1"       /* TCP bind address */
-#define SB__DEFAULT_HANDSHAKE_MS 10000u    /* accept to complete hello */
-#define SB__LINGER_MS 1000u                /* drain a rejected peer at most so long */
-#define SB__LINGER_BYTES (1024u * 1024u)   /* and at most so many of its bytes */
-#define SB__READ_BUF_SIZE (64u * 1024u)    /* per-connection read buffer */
-#define SB__PTY_BUF_SIZE (16u * 1024u)     /* a read of a delegated pty master */
-#define SB__PTY_DRAIN_READS 64u            /* reads of a master after its program ended */
+#define SB__DEFAULT_HOST "127.0.0.1"     /* TCP bind address */
+#define SB__DEFAULT_HANDSHAKE_MS 10000u  /* accept to complete hello */
+#define SB__LINGER_MS 1000u              /* drain a rejected peer at most so long */
+#define SB__LINGER_BYTES (1024u * 1024u) /* and at most so many of its bytes */
+#define SB__READ_BUF_SIZE (64u * 1024u)  /* per-connection read buffer */
+#define SB__PTY_BUF_SIZE (16u * 1024u)   /* a read of a delegated pty master */
+#define SB__PTY_DRAIN_READS 64u          /* reads of a master after its program ended */
 #define SB__UNAUTH_BYTES (56u << 20) /* held for peers without a valid token, at most */
-#define SB__WRITE_POOL_MAX 256u            /* write requests kept for reuse */
-#define SB__LISTEN_BACKLOG 4096            /* pending connections (the kernel caps it) */
-#define SB__KILL_AFTER_MS 5000u            /* grace between the stop signal and KILL */
-#define SB__MAX_RESTARTS 5u                /* restarts in a row before giving up */
-#define SB__BACKOFF_MIN_MS 100u            /* the first restart's delay */
-#define SB__BACKOFF_MAX_MS 30000u          /* the longest delay */
-#define SB__BACKOFF_RESET_MS 10000u        /* a run this long resets the backoff */
+#define SB__WRITE_POOL_MAX 256u      /* write requests kept for reuse */
+#define SB__LISTEN_BACKLOG 4096      /* pending connections (the kernel caps it) */
+#define SB__KILL_AFTER_MS 5000u      /* grace between the stop signal and KILL */
+#define SB__MAX_RESTARTS 5u          /* restarts in a row before giving up */
+#define SB__BACKOFF_MIN_MS 100u      /* the first restart's delay */
+#define SB__BACKOFF_MAX_MS 30000u    /* the longest delay */
+#define SB__BACKOFF_RESET_MS 10000u  /* a run this long resets the backoff */
 #define SB__CAPTURE_BUF_SIZE (64u * 1024u) /* per-child read buffer for captures */
 
 /* ---- intrusive doubly linked lists --------------------------------------- */
@@ -106,7 +106,7 @@ struct sb_server {
   bool own_sock_file;        /* Unix: a socket_path file we bound, removed at close */
   dev_t sock_dev;            /* ... if it is still that file */
   ino_t sock_ino;
-  char *stub_path;           /* absolute */
+  char *stub_path; /* absolute */
   uint16_t port;
   uint32_t max_bytes;
   unsigned max_connections; /* 0: no bound but fds (accept pauses on EMFILE) */
@@ -119,7 +119,7 @@ struct sb_server {
   void *data;
   sb_message_cb on_message; /* side-band messages (message.c), or NULL */
   uint64_t started_ns;      /* uv_hrtime() at sb_server_new: status uptime */
-  uint64_t rng; /* xorshift64 state for backoff jitter; never 0 */
+  uint64_t rng;             /* xorshift64 state for backoff jitter; never 0 */
 
   sb__link tickets;    /* sb_ticket.link */
   sb__link conns;      /* sb_conn.link, until freed */
@@ -250,7 +250,7 @@ typedef struct sb__dispo {
   size_t out_len, err_len;
   int code, signum;
   /* delegate */
-  sb_child *child;  /* the program, until it has ended */
+  sb_child *child; /* the program, until it has ended */
   /* A spawn that failed for want of fds or processes, tried again on timer
    * (copies: the caller's sb_program lives only during its call). */
   char *spawn_file, *spawn_cwd;
@@ -327,7 +327,7 @@ struct sb_conn {
   bool hold_stdin;
   bool held;       /* sb_conn_hold: the welcome waits for the caller */
   sb_message *msg; /* a side-band sender: its message, until replied */
-  int version; /* chosen in the handshake */
+  int version;     /* chosen in the handshake */
   sb__dispo_kind dispo;
   sb__dispo *dp;        /* NULL unless a disposition needs state */
   bool prog_out_end[3]; /* run: the stub's relay of stdout, stderr ended */

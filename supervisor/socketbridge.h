@@ -50,11 +50,11 @@ extern "C" {
 /* "0.1.0". */
 const char *sb_version_string(void);
 
-typedef struct sb_server sb_server; /* a listening bridge */
-typedef struct sb_ticket sb_ticket; /* a token admitted by a server */
-typedef struct sb_child sb_child;   /* a process the server spawned */
-typedef struct sb_conn sb_conn;     /* one stub connected through a ticket */
-typedef struct sb_event sb_event;   /* something that happened (see events) */
+typedef struct sb_server sb_server;   /* a listening bridge */
+typedef struct sb_ticket sb_ticket;   /* a token admitted by a server */
+typedef struct sb_child sb_child;     /* a process the server spawned */
+typedef struct sb_conn sb_conn;       /* one stub connected through a ticket */
+typedef struct sb_event sb_event;     /* something that happened (see events) */
 typedef struct sb_message sb_message; /* a side-band message awaiting its reply */
 
 typedef void (*sb_event_cb)(sb_server *server, const sb_event *ev);

@@ -50,7 +50,7 @@ typedef struct cli_options {
   const char *socket_path; /* --socket: NULL, a fresh directory; "@name": abstract */
   unsigned socket_mode;    /* --socket-mode, 0: not given (0600) */
   const char *shim_dir;    /* --shim-dir: NULL, a fresh one removed after the run */
-  char **env; /* "NAME=VALUE" of each --env, NULL-terminated (never NULL) */
+  char **env;              /* "NAME=VALUE" of each --env, NULL-terminated (never NULL) */
   size_t envc;
   char **unset; /* -u NAMEs, NULL-terminated (never NULL) */
   size_t nunset;
