@@ -96,14 +96,8 @@ static void on_message(sb_server *server, sb_message *msg) {
   cJSON_AddNumberToObject(o, "message", (double)m->obj.id);
   cJSON_AddRawToObject(o, "body", sb_message_json(msg));
   cJSON_AddNumberToObject(o, "pid", (double)sb_message_pid(msg));
-  if (ticket != 0)
-    cJSON_AddNumberToObject(o, "ticket", (double)ticket);
-  else
-    cJSON_AddNullToObject(o, "ticket");
-  if (proc != 0)
-    cJSON_AddNumberToObject(o, "proc", (double)proc);
-  else
-    cJSON_AddNullToObject(o, "proc");
+  srv_add_id(o, "ticket", ticket);
+  srv_add_id(o, "proc", proc);
   srv_send(s, o);
 }
 

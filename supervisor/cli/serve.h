@@ -114,6 +114,8 @@ int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, ch
 void srv_strv_free(char **v);
 /* A byte string as JSON; NULL when out of memory. */
 cJSON *srv_bytes_json(const char *s);
+/* Adds name: id, or null when id is 0 (no such object). */
+void srv_add_id(cJSON *o, const char *name, uint64_t id);
 
 /* ---- serve_proc.c: tickets, shims, procs ---------------------------------- */
 

@@ -215,14 +215,8 @@ static void announce(srv_call *c) {
   cJSON_AddBoolToObject(tty, "stdin", (call->tty & SB_TTY_STDIN) != 0);
   cJSON_AddBoolToObject(tty, "stdout", (call->tty & SB_TTY_STDOUT) != 0);
   cJSON_AddBoolToObject(tty, "stderr", (call->tty & SB_TTY_STDERR) != 0);
-  if (ticket != 0)
-    cJSON_AddNumberToObject(o, "ticket", (double)ticket);
-  else
-    cJSON_AddNullToObject(o, "ticket");
-  if (proc != 0)
-    cJSON_AddNumberToObject(o, "proc", (double)proc);
-  else
-    cJSON_AddNullToObject(o, "proc");
+  srv_add_id(o, "ticket", ticket);
+  srv_add_id(o, "proc", proc);
   c->announced = true;
   srv_send(c->s, o);
 }

@@ -216,3 +216,10 @@ int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, ch
 cJSON *srv_bytes_json(const char *s) {
   return sb__json_bytes_new(s);
 }
+
+void srv_add_id(cJSON *o, const char *name, uint64_t id) {
+  if (id != 0)
+    cJSON_AddNumberToObject(o, name, (double)id);
+  else
+    cJSON_AddNullToObject(o, name);
+}
