@@ -2,7 +2,7 @@
 /* base64.c - RFC 4648 base64, the escape of byte strings that are not UTF-8.
  * No JSON here: the stub's encoder (msg_lite_encode.c) and the cJSON one
  * (json_bytes.c) both use it. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdlib.h>
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* config.c - the SOCKETBRIDGE_* variables, read and checked. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

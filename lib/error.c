@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* error.c - error names, descriptions and diagnostics. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <limits.h>
 #include <stdarg.h>

@@ -10,7 +10,7 @@
  * as it stands from there on, and no further argument is read. Output is
  * cut to size - 1 bytes and NUL-terminated (size > 0); the return value is
  * the length the whole text has, as vsnprintf's. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* frame.c - the frame codec: headers out, an incremental decoder in. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <assert.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* json_bytes.c - byte strings (argv, env, paths) in cJSON trees: a string
  * when the bytes are UTF-8, else {"base64": "..."} (base64.c). */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -19,7 +19,7 @@
  *   floating point: sb__jl_int).
  * Names given twice: see msg_lite_parse.c (the reader decides, as
  * msg_parse.c does). */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* msg.c - control messages: names and freeing. No JSON here: the cJSON
  * parser is msg_parse.c, the stub's own msg_lite_parse.c. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* msg_encode.c - control messages out: validated, printed into one frame. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,7 @@
  * string is checked for UTF-8 and escaped in the same walk. So there is no
  * copy, and no stray copy of the hello's token left in freed memory by a
  * buffer that grew. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdlib.h>
 #include <string.h>

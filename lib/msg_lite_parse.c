@@ -10,7 +10,7 @@
  * when given twice (two parsers might pick different ones); other members
  * are ignored, duplicates included; in a byte string object, the first
  * "base64" is the one read (cJSON_GetObjectItemCaseSensitive). */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * validating the members of each control message, with the path of a bad
  * member ("hello.argv[3]") in the diag: the same rules written over a
  * tree, so that a mistake would have to be made twice the same way. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <limits.h>
 #include <stdarg.h>

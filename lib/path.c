@@ -10,7 +10,7 @@
  * slash that is the stub (in a shim directory, or the same file) is looked
  * up by its last component the same way: gcc's collect2 runs `ld` by the
  * shim's absolute path, cmake runs the compiler so, and `{0}` repeats it. */
-#include "sb_proto.h"
+#include "proto.h"
 
 #include <fcntl.h>
 #include <limits.h>

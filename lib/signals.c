@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* signals.c - signal names on the wire ("TERM", without "SIG"). */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <signal.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* strv.c - NULL-terminated string vectors (argv, env). */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* token.c - the per-child secret: 256 random bits as 64 lowercase hex. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <string.h>
 #include <sys/random.h>

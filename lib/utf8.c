@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* utf8.c - UTF-8 validation, and the one-pass check of control payloads. */
-#include "sb_internal.h"
+#include "proto.h"
 
 /* The well-formed byte sequences of Unicode (Table 3-7): the ranges of the
  * second byte are what excludes overlongs (E0, F0), surrogates (ED) and

@@ -17,7 +17,7 @@
 
 /* lib/'s internals too: the stub reads and writes control messages with
  * the cJSON-free sb_msg_parse / sb__msg_encode_lite. */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -316,7 +316,7 @@ STUB_COLD _Noreturn void stub_exec(stub *st, sb_launch *l);
 
 /* ---- trampoline.c: how a delegated program starts ------------------------- */
 
-/* Run as `stub SB_TRAMPOLINE_ARG PPID FILE ARGV0 [ARG...]` (sb_proto.h):
+/* Run as `stub SB_TRAMPOLINE_ARG PPID FILE ARGV0 [ARG...]` (proto.h):
  * sets PR_SET_PDEATHSIG (SIGKILL), checks the parent is PPID, and execs
  * FILE with ARGV0...; exits 126/127 with the line when it cannot. */
 STUB_COLD _Noreturn void stub_trampoline(int argc, char **argv);

@@ -18,7 +18,7 @@
 
 /* lib/'s private header (same file name as ours, other directory): the byte
  * string to JSON helper the wire protocol uses. */
-#include "../lib/sb_internal.h"
+#include "proto.h"
 
 uint64_t sb__realtime_ns(void) {
   struct timespec ts;

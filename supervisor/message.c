@@ -15,7 +15,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../lib/sb_internal.h"
+#include "proto.h"
 
 struct sb_message {
   sb_conn *conn; /* the sender's connection; NULL once it is gone */

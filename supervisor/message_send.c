@@ -22,7 +22,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../lib/sb_internal.h"
+#include "proto.h"
 
 static int64_t now_ms(void) {
   struct timespec ts;

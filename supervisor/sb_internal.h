@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
 #include "socketbridge.h"
 
 /* ---- defaults and limits ------------------------------------------------ */

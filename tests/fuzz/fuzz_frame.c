@@ -5,12 +5,12 @@
  * is the byte stream. Checks that
  * - every cut of the stream gives the same frames and the same end (error
  *   code or a clean stop) as the stream in one piece;
- * - every event keeps the promises of sb_proto.h (data pieces point into the
+ * - every event keeps the promises of proto.h (data pieces point into the
  *   input, are non-empty unless they are a whole empty frame; control frames
  *   come whole; lengths within max_bytes);
  * - re-encoding the frames gives back the stream's bytes, exactly, up to the
  *   end of the last whole frame. */
-#include "sb_proto.h"
+#include "proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  * signal, an exited, a stream_error); sb__msg_encode_lite and sb_msg_encode
  * must agree on the result and write the same bytes, which sb__msg_parse_cjson
  * reads back into the message sent (less the token entries of env). */
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>

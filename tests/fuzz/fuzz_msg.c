@@ -5,7 +5,7 @@
  * empty) or gives a message that encodes, decodes as one control frame and
  * parses back to an equal message, whose encoding is then byte for byte the
  * same (the encoding is canonical). */
-#include "sb_proto.h"
+#include "proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>

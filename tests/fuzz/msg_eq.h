@@ -4,7 +4,7 @@
 #ifndef SB_FUZZ_MSG_EQ_H
 #define SB_FUZZ_MSG_EQ_H
 
-#include "sb_proto.h"
+#include "proto.h"
 
 #include <stdbool.h>
 #include <stdio.h>

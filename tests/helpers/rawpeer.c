@@ -50,7 +50,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "sb_proto.h"
+#include "proto.h"
 #include "stream.h"
 
 static int dial(const sb_config *cfg) {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proto.h"
 #include "harness.h"
 
 TestSuite(proxy, .timeout = 60);

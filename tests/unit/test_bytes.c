@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_bytes.c - UTF-8 validation and the base64 of byte strings. */
 #include "unit.h"
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * same bytes. tests/fuzz/fuzz_lite.c does the same on any input. */
 #include "unit.h"
 
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <signal.h>
 #include <stdlib.h>

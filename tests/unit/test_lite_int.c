@@ -6,7 +6,7 @@
  * 0 and 2^32 is tried here, then random numbers of every shape. */
 #include "unit.h"
 
-#include "sb_internal.h"
+#include "proto.h"
 
 #include <stdint.h>
 #include <stdlib.h>

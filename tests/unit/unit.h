@@ -3,7 +3,7 @@
 #ifndef SB_UNIT_H
 #define SB_UNIT_H
 
-#include "sb_proto.h"
+#include "proto.h"
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>

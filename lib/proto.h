@@ -1,64 +1,32 @@
 /* SPDX-License-Identifier: MIT */
-/* sb_proto.h - the socketbridge wire protocol, shared by the stub and the
- * supervisor. No libuv here; the stub links it with libc alone (no cJSON:
- * sb_msg_parse and the stub's encoder build no tree).
+/* proto.h - the wire protocol's internals, shared by the stub and the
+ * supervisor: frames, control messages, the environment's configuration,
+ * program lookup and the helpers of lib/. Not installed and not exported
+ * (the library is built with hidden visibility): the wire structs may
+ * change without an ABI break. The protocol's public names (errors, reject
+ * reasons, signal names, environment variables) are in socketbridge.h.
  *
  * docs/protocol.md is the byte-level specification; this header is its C
  * face. Conventions, as in libuv:
- * - Functions that can fail return 0 or a negative errno value (SB_E* below
+ * - Functions that can fail return 0 or a negative errno value (SB_E*
  *   names the ones this layer produces); sb_strerror() describes one.
  * - Where the cause of an error is worth more than its code (which field of
  *   which message, which environment variable), the function also fills an
  *   sb_diag the caller passes (may be NULL). The diag never contains a token.
  * - Nothing here writes to stdout or stderr.
+ * - Names of lib/'s own helpers, used only between its files, start sb__.
  */
 #ifndef SB_PROTO_H
 #define SB_PROTO_H
 
-#include <errno.h>
+#include "socketbridge.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
 
-/* Everything declared here is part of libsocketbridge's ABI; the library is
- * otherwise built with hidden visibility. */
-#pragma GCC visibility push(default)
 
-/* ---- errors ------------------------------------------------------------ */
-
-/* The errors this layer produces, as negative errno values. */
-#define SB_ENOMEM (-ENOMEM)                   /* allocation failed */
-#define SB_EINVAL (-EINVAL)                   /* bad argument or malformed value */
-#define SB_EMSGSIZE (-EMSGSIZE)               /* frame length over max_bytes */
-#define SB_EBADMSG (-EBADMSG)                 /* frame or control message malformed */
-#define SB_EPROTO (-EPROTO)                   /* well formed, but not allowed here */
-#define SB_EPROTONOSUPPORT (-EPROTONOSUPPORT) /* no protocol version in common */
-#define SB_EACCES (-EACCES)                   /* bad token or peer not allowed */
-#define SB_ENOENT (-ENOENT)                   /* required variable missing */
-
-/* Describes any negative errno value (ours or the system's). Never NULL. */
-const char *sb_strerror(int err);
-/* The symbolic name of an error ("EMSGSIZE"), or "UNKNOWN". Never NULL. */
-const char *sb_err_name(int err);
-
-/* Human-readable detail for the last error of a call: what was wrong and
- * where ("hello.argv[2]: expected a string or {\"base64\": ...}"). */
-typedef struct sb_diag {
-  char msg[256];
-} sb_diag;
-
-/* ---- limits and constants ---------------------------------------------- */
-
-#define SB_PROTOCOL_VERSION 1     /* the highest version this build speaks */
-#define SB_PROTOCOL_MIN_VERSION 1 /* the lowest version this build speaks */
-
-#define SB_DEFAULT_MAX_BYTES (1024u * 1024u)    /* default frame bound: 1 MiB */
-#define SB_MIN_MAX_BYTES 4096u                  /* smallest accepted max_bytes */
-#define SB_MAX_MAX_BYTES (256u * 1024u * 1024u) /* largest accepted max_bytes */
 #define SB_FRAME_HEADER 5                       /* u32 length + u8 kind */
 /* The bound of the control frames that carry a command line: hello (argv,
  * env) and exec/run. max_bytes does not bound them: what execve(2) accepts
@@ -70,18 +38,6 @@ typedef struct sb_diag {
  * {"type":"hello","token":"<64 hex digits>" */
 #define SB_HELLO_PREFIX "{\"type\":\"hello\",\"token\":\""
 #define SB_HELLO_PREFIX_LEN (sizeof SB_HELLO_PREFIX - 1 + SB_TOKEN_HEX + 1)
-
-#define SB_TOKEN_BYTES 32 /* 256 bits of randomness */
-#define SB_TOKEN_HEX 64   /* its lowercase hex spelling */
-
-/* Environment variable names. */
-#define SB_ENV_TOKEN "SOCKETBRIDGE_TOKEN"
-#define SB_ENV_PORT "SOCKETBRIDGE_PORT"
-#define SB_ENV_HOST "SOCKETBRIDGE_HOST"
-#define SB_ENV_SOCKET "SOCKETBRIDGE_SOCKET"
-#define SB_ENV_MAX_BYTES "SOCKETBRIDGE_MAX_BYTES"
-#define SB_ENV_ALLOWLIST "SOCKETBRIDGE_ALLOWLIST"
-#define SB_ENV_STUB "SOCKETBRIDGE_STUB"
 
 /* ---- frames ------------------------------------------------------------ */
 
@@ -183,31 +139,6 @@ typedef enum sb_msg_type {
 /* The wire name of a type ("hello"), or NULL. */
 const char *sb_msg_type_name(sb_msg_type t);
 
-/* Machine-readable reasons of a reject. */
-typedef enum sb_reason {
-  SB_REASON_BAD_TOKEN = 1, /* "bad_token" */
-  SB_REASON_VERSION,       /* "version": no version in common */
-  SB_REASON_TOO_LARGE,     /* "too_large": a frame over max_bytes */
-  SB_REASON_NOT_ALLOWED,   /* "not_allowed": peer address or uid refused */
-  SB_REASON_BUSY,          /* "busy": too many connections */
-  SB_REASON_TIMEOUT,       /* "timeout": no hello in time */
-  SB_REASON_PROTOCOL,      /* "protocol": malformed or unexpected input */
-} sb_reason;
-
-/* "bad_token", ...; NULL for an unknown value. */
-const char *sb_reason_name(sb_reason r);
-/* 0 when the name is not a reason. */
-sb_reason sb_reason_from_name(const char *name);
-
-/* tty flags of hello: which of the stub's fds were terminals. */
-#define SB_TTY_STDIN 1u
-#define SB_TTY_STDOUT 2u
-#define SB_TTY_STDERR 4u
-
-/* A terminal's size in character cells (TIOCGWINSZ), 0..65535 each. */
-typedef struct sb_winsize {
-  uint16_t rows, cols;
-} sb_winsize;
 
 /* A NULL-terminated list of NUL-terminated byte strings (argv, env).
  * Strings are bytes, as on POSIX: they need not be UTF-8. */
@@ -297,11 +228,6 @@ void sb_msg_free(sb_msg *m);
 int sb_msg_encode(const sb_msg *m, uint32_t max_bytes, uint8_t **frame,
                   size_t *frame_len);
 
-/* Signals go over the wire by name, without "SIG" ("TERM"). */
-const char *sb_signal_name(int signum); /* NULL for a signal without a name here */
-/* Accepts "TERM", "SIGTERM", "term" and "15". Returns the number or 0. */
-int sb_signal_from_name(const char *name);
-
 /* ---- byte strings in JSON ---------------------------------------------- */
 
 /* True when buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
@@ -383,28 +309,6 @@ struct sockaddr_un;
 int sb_unix_address(const char *name, struct sockaddr_un *sa, uint32_t *len);
 
 /* ---- program lookup ------------------------------------------------------ */
-
-/* PATH directories the stub is linked into as a shim, colon-separated. A
- * program lookup skips them, so a shim named `git` that forwards to `git`
- * never finds itself. */
-#define SB_ENV_SHIMS "SOCKETBRIDGE_SHIMS"
-/* The file in a shim directory of `socketbridge run` that names the run's
- * bridge: "NAME=VALUE" lines of the SOCKETBRIDGE_* variables (its own
- * ticket), mode 0600. A stub run as a shim from that directory connects
- * there rather than to the bridge of its environment, so each shim reaches
- * the run that made it (docs/protocol.md, section 5). */
-#define SB_SHIM_BRIDGE_FILE ".socketbridge-bridge"
-/* How many stubs a process descends from: each stub hands its count plus
- * one to the program it execs, runs or falls back to, and the supervisor
- * to a program it delegates to. A stub that finds SB_MAX_DEPTH or more
- * fails at once: a program it started ran the stub again (a rule's argv
- * that finds a shim, a wrapper script calling its own name), and without a
- * bound that chain never ends. */
-#define SB_ENV_DEPTH "SOCKETBRIDGE_DEPTH"
-#define SB_MAX_DEPTH 16
-/* "exec": a stub that cannot reach its supervisor execs the real program
- * (found as sb_path_find says) instead of failing with 125. */
-#define SB_ENV_FALLBACK "SOCKETBRIDGE_FALLBACK"
 /* argv[1] of a stub the supervisor starts as a trampoline for a delegated
  * program: `stub --socketbridge-die-with PPID FILE ARGV0 [ARG...]` sets
  * PR_SET_PDEATHSIG (SIGKILL), checks its parent is PPID, and execs FILE
@@ -436,10 +340,183 @@ void sb_strv_free(sb_strv *s);
 /* Deep copy of a NULL-terminated vector (src may be NULL: empty result). */
 int sb_strv_copy(sb_strv *dst, char *const *src);
 
-#pragma GCC visibility pop
 
-#ifdef __cplusplus
+
+/* ---- helpers between the files of lib/ --------------------------------- */
+
+#include <stdarg.h>
+
+/* Length of the valid UTF-8 sequence starting at p (at most left bytes are
+ * readable), or 0 when the bytes there are not one. */
+size_t sb__utf8_seq(const uint8_t *p, size_t left);
+
+/* Checks a control payload in one pass before cJSON sees it: valid UTF-8,
+ * no NUL byte, no control character inside a string, every \u escape with
+ * 4 hex digits and none \u0000. Returns 0 or SB_EBADMSG with diag set. */
+int sb__json_precheck(const uint8_t *buf, size_t len, sb_diag *diag);
+
+/* Base64 (RFC 4648, standard alphabet, padded). */
+size_t sb__b64_encoded_len(size_t n); /* without the NUL */
+/* Writes sb__b64_encoded_len(n) characters and a NUL into out. */
+void sb__b64_encode(const uint8_t *in, size_t n, char *out);
+/* Strict decoding: the length is a multiple of 4, only alphabet characters
+ * and trailing padding, and unused bits zero (one spelling per byte string).
+ * out must hold len / 4 * 3 bytes. Returns the decoded length or -1. */
+ptrdiff_t sb__b64_decode(const char *in, size_t len, uint8_t *out);
+
+/* Allocates room for n strings plus the terminating NULL (all NULL). */
+int sb__strv_alloc(sb_strv *s, size_t n);
+
+/* Signal name lookup for the wire: exact names only ("TERM"), or 0. */
+int sb__signal_from_wire(const char *name);
+
+/* Writes src into dst (size bytes) quoted for a message: printable ASCII as
+ * is, other bytes as \xNN, cut with "..." when too long, and any run of 16
+ * or more hex digits as <hex digits> (a token must not reach a log, even
+ * from a field it was not meant for). */
+void sb__quote(char *dst, size_t size, const char *src);
+
+/* The value of a hex digit, or -1. */
+static inline int sb__hex_value(uint8_t c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  uint8_t lower = (uint8_t)(c | 0x20);
+  return lower >= 'a' && lower <= 'f' ? lower - 'a' + 10 : -1;
 }
+
+/* fmt.c, the stub's copy of lib/ only: snprintf and vsnprintf for the
+ * conversions the stub's messages use (fmt.c lists them), so that a static
+ * stub links no printf. SB_VSNPRINTF is the one lib/ formats with. */
+int sb__vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+int sb__snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#ifdef SB_NO_CJSON
+#define SB_VSNPRINTF sb__vsnprintf
+#else
+#define SB_VSNPRINTF vsnprintf
 #endif
+
+/* The type whose wire name is name ("hello"), or 0. */
+sb_msg_type sb__msg_type_from_name(const char *name);
+
+/* ---- the stub's JSON, without cJSON (json_lite.c, msg_lite_*.c) --------
+ *
+ * The stub links neither cJSON nor anything that calls it (its process
+ * start is the stub cycle's cost; see docs/performance.md). These read and
+ * write control messages without building a tree, and say what the cJSON
+ * functions say: sb_msg_parse (msg_lite_parse.c, everyone's parser) accepts
+ * exactly the payloads sb__msg_parse_cjson accepts, with the same sb_msg
+ * (tests/fuzz/fuzz_lite.c checks both on any input), and
+ * sb__msg_encode_lite writes the bytes
+ * sb_msg_encode writes. Where cJSON is lax the lite parser is lax the same
+ * way, so the stub takes what it took before (json_lite.c lists how). */
+
+/* A byte a JSON string holds as it is, with nothing to check or escape:
+ * 0x20..0x7f, not '"' nor '\\'. */
+static inline bool sb__json_plain(uint8_t c) {
+  return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* The same for each of the 8 bytes of x. (x - ONES * n) & ~x has a high
+ * bit set where a byte is below n, when x has none of its own: the usual
+ * word-at-a-time test, so that the ASCII of argv and env costs about a
+ * cycle per byte. */
+static inline bool sb__json_plain8(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+  uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+  uint64_t special = ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b);
+  return ((special | x) & high) == 0;
+}
+
+/* msg_parse.c: sb_msg_parse written over a cJSON tree, kept only as the
+ * reference the tests hold sb_msg_parse to (not called by the library). */
+int sb__msg_parse_cjson(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag);
+
+/* As sb_msg_encode, for the messages a stub sends: hello, signal,
+ * stream_error, exited (and exit, of the same shape); SB_EINVAL for the
+ * others. */
+int sb__msg_encode_lite(const sb_msg *m, uint32_t max_bytes, uint8_t **frame,
+                        size_t *frame_len);
+
+/* json_lite.c: a control payload, read in place. Offsets are into p. */
+typedef struct sb__jl {
+  const uint8_t *p;
+  size_t len;
+  sb_diag *diag;
+} sb__jl;
+
+/* The JSON kind of the value at an offset, by its first byte. */
+typedef enum sb__jl_kind {
+  SB__JL_BAD = 0,
+  SB__JL_OBJECT,
+  SB__JL_ARRAY,
+  SB__JL_STRING,
+  SB__JL_NUMBER,
+  SB__JL_TRUE,
+  SB__JL_FALSE,
+  SB__JL_NULL,
+} sb__jl_kind;
+
+/* The most names an object reader looks for (every member name of every
+ * message type). */
+#define SB__JL_MAX_NAMES 24
+
+/* Where the members an object reader knows are: for each of names[], the
+ * offset of the first value given under it and how many times it is given.
+ * Other members are checked as JSON and skipped. */
+typedef struct sb__jl_index {
+  const char *const *names;
+  size_t n;
+  size_t at[SB__JL_MAX_NAMES];
+  unsigned count[SB__JL_MAX_NAMES];
+} sb__jl_index;
+
+sb__jl_kind sb__jl_kind_at(const sb__jl *j, size_t at);
+/* Checks the whole payload: one JSON object (after an optional UTF-8 BOM and
+ * whitespace, before trailing whitespace), nested at most 1000 deep, every
+ * string valid UTF-8 without control characters or \u0000, and indexes
+ * its members (top). Returns 0 or SB_EBADMSG with diag set. */
+int sb__jl_document(const sb__jl *j, sb__jl_index *top);
+/* Indexes the members of the (already checked) object at offset at. */
+int sb__jl_object_index(const sb__jl *j, size_t at, sb__jl_index *ix);
+/* Decodes the (checked) string at offset at into a fresh C string. Returns
+ * 0, SB_EBADMSG or SB_ENOMEM. */
+int sb__jl_string(const sb__jl *j, size_t at, char **out);
+/* The (checked) number at offset at as an integer in lo..hi, judged as
+ * msg_parse.c judges cJSON's value: the double d strtod reads (correctly
+ * rounded), then lo <= d <= hi, then d an integer. Read exactly, without
+ * floating point or strtod (the stub has neither). Returns 0 with *out = d,
+ * SB__JL_INT_RANGE (d outside lo..hi), SB__JL_INT_FRACTION (d in lo..hi,
+ * not an integer), or SB_EBADMSG for a number not checked by
+ * sb__jl_document. lo and hi must lie within +-(2^32 - 1). */
+#define SB__JL_INT_RANGE 1
+#define SB__JL_INT_FRACTION 2
+int sb__jl_int(const sb__jl *j, size_t at, int64_t lo, int64_t hi, int64_t *out);
+/* The elements of the (checked) array at offset *at: the first call (with
+ * *at at the '[') and each next one set *elem to the next element's offset
+ * and return 1; 0 after the last; a negative error only for an array not
+ * checked by sb__jl_document. */
+int sb__jl_array_next(const sb__jl *j, size_t *at, size_t *elem);
+
+/* ---- the supervisor's JSON: cJSON (not in the stub, which defines
+ * SB_NO_CJSON so that any use of these fails to compile) ----------------- */
+#ifndef SB_NO_CJSON
+#include <cjson/cJSON.h>
+
+/* A byte string (NUL-terminated C string) as JSON: a string when it is UTF-8,
+ * else {"base64": ...}. NULL when out of memory. */
+cJSON *sb__json_bytes_new(const char *s);
+
+/* Reads a byte string from JSON into a fresh C string (*out). Returns 0,
+ * SB_EBADMSG (diag names `path` and what was wrong) or SB_ENOMEM. */
+int sb__json_bytes_get(const cJSON *item, const char *path, char **out, sb_diag *diag);
+
+/* Reads a message from its parsed JSON object (the payload checks done):
+ * the type, then every member the type has. Returns 0, SB_EBADMSG with diag
+ * naming the member, or SB_ENOMEM; *out may hold parts on error. */
+int sb__msg_parse_object(const cJSON *root, sb_msg *out, sb_diag *diag);
+#endif
+
 
 #endif

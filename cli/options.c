@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "sb_proto.h"
+#include "proto.h"
 
 /* Durations above this are refused: they would be a mistake (about 31
  * years), and milliseconds of it still fit any timer. */

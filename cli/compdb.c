@@ -25,7 +25,7 @@
 
 #include "cli.h"
 #include "compiler.h"
-#include "sb_proto.h"
+#include "proto.h"
 
 /* Options whose value is the next argument. */
 static const char *const takes_value[] = {

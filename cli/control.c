@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sb_proto.h"
+#include "proto.h"
 
 #define CTL_READ_BUF (64u * 1024u)
 

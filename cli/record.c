@@ -6,6 +6,7 @@
  * as the protocol encodes them: a JSON string when they are UTF-8 without a
  * NUL, else {"base64": ...}. The data of each stream is kept up to
  * CLI_RECORD_CAP bytes; "bytes" counts all of it. */
+#include "proto.h"
 #include "cli.h"
 
 #include <cjson/cJSON.h>

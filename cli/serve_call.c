@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/sb_internal.h"
+#include "proto.h"
 
 typedef struct srv_call {
   srv_obj obj;

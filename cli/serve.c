@@ -17,7 +17,7 @@
 
 #include "cli.h"
 
-#include "../../lib/sb_internal.h"
+#include "proto.h"
 
 /* ---- side-band messages ---------------------------------------------------------- */
 

@@ -14,7 +14,7 @@
  * - Everything runs on the caller's uv_loop_t, on the loop's thread. No
  *   function here may be called from another thread.
  * - Functions that can fail return 0 or a negative errno value; sb_strerror()
- *   and sb_err_name() (sb_proto.h) describe it.
+ *   and sb_err_name() describe it.
  * - Objects are freed by the library only after every libuv handle they own
  *   has been closed; a close callback tells the caller when that is.
  * - The library never writes to stdout or stderr, and never reports a token:
@@ -28,14 +28,18 @@
 #ifndef SOCKETBRIDGE_H
 #define SOCKETBRIDGE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+/* SB_WIRE_ONLY: the stub and lib/, built without libuv, see only the first
+ * part of this header (errors, names, constants), which they share with the
+ * library. */
+#ifndef SB_WIRE_ONLY
 #include <uv.h>
-
-#include "sb_proto.h"
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,6 +53,108 @@ extern "C" {
 
 /* "0.1.0". */
 const char *sb_version_string(void);
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* The errors this layer produces, as negative errno values. */
+#define SB_ENOMEM (-ENOMEM)                   /* allocation failed */
+#define SB_EINVAL (-EINVAL)                   /* bad argument or malformed value */
+#define SB_EMSGSIZE (-EMSGSIZE)               /* frame length over max_bytes */
+#define SB_EBADMSG (-EBADMSG)                 /* frame or control message malformed */
+#define SB_EPROTO (-EPROTO)                   /* well formed, but not allowed here */
+#define SB_EPROTONOSUPPORT (-EPROTONOSUPPORT) /* no protocol version in common */
+#define SB_EACCES (-EACCES)                   /* bad token or peer not allowed */
+#define SB_ENOENT (-ENOENT)                   /* required variable missing */
+
+/* Describes any negative errno value (ours or the system's). Never NULL. */
+const char *sb_strerror(int err);
+/* The symbolic name of an error ("EMSGSIZE"), or "UNKNOWN". Never NULL. */
+const char *sb_err_name(int err);
+
+/* Human-readable detail for the last error of a call: what was wrong and
+ * where ("hello.argv[2]: expected a string or {\"base64\": ...}"). */
+typedef struct sb_diag {
+  char msg[256];
+} sb_diag;
+
+/* ---- limits, names and constants -------------------------------------- */
+
+#define SB_PROTOCOL_VERSION 1     /* the highest version this build speaks */
+#define SB_PROTOCOL_MIN_VERSION 1 /* the lowest version this build speaks */
+
+#define SB_DEFAULT_MAX_BYTES (1024u * 1024u)    /* default frame bound: 1 MiB */
+#define SB_MIN_MAX_BYTES 4096u                  /* smallest accepted max_bytes */
+#define SB_MAX_MAX_BYTES (256u * 1024u * 1024u) /* largest accepted max_bytes */
+
+
+#define SB_TOKEN_BYTES 32 /* 256 bits of randomness */
+#define SB_TOKEN_HEX 64   /* its lowercase hex spelling */
+
+/* Environment variable names. */
+#define SB_ENV_TOKEN "SOCKETBRIDGE_TOKEN"
+#define SB_ENV_PORT "SOCKETBRIDGE_PORT"
+#define SB_ENV_HOST "SOCKETBRIDGE_HOST"
+#define SB_ENV_SOCKET "SOCKETBRIDGE_SOCKET"
+#define SB_ENV_MAX_BYTES "SOCKETBRIDGE_MAX_BYTES"
+#define SB_ENV_ALLOWLIST "SOCKETBRIDGE_ALLOWLIST"
+#define SB_ENV_STUB "SOCKETBRIDGE_STUB"
+
+
+/* PATH directories the stub is linked into as a shim, colon-separated. A
+ * program lookup skips them, so a shim named `git` that forwards to `git`
+ * never finds itself. */
+#define SB_ENV_SHIMS "SOCKETBRIDGE_SHIMS"
+/* The file in a shim directory of `socketbridge run` that names the run's
+ * bridge: "NAME=VALUE" lines of the SOCKETBRIDGE_* variables (its own
+ * ticket), mode 0600. A stub run as a shim from that directory connects
+ * there rather than to the bridge of its environment, so each shim reaches
+ * the run that made it (docs/protocol.md, section 5). */
+#define SB_SHIM_BRIDGE_FILE ".socketbridge-bridge"
+/* How many stubs a process descends from: each stub hands its count plus
+ * one to the program it execs, runs or falls back to, and the supervisor
+ * to a program it delegates to. A stub that finds SB_MAX_DEPTH or more
+ * fails at once: a program it started ran the stub again (a rule's argv
+ * that finds a shim, a wrapper script calling its own name), and without a
+ * bound that chain never ends. */
+#define SB_ENV_DEPTH "SOCKETBRIDGE_DEPTH"
+#define SB_MAX_DEPTH 16
+/* "exec": a stub that cannot reach its supervisor execs the real program
+ * (found as sb_path_find says) instead of failing with 125. */
+#define SB_ENV_FALLBACK "SOCKETBRIDGE_FALLBACK"
+
+/* Machine-readable reasons of a reject. */
+typedef enum sb_reason {
+  SB_REASON_BAD_TOKEN = 1, /* "bad_token" */
+  SB_REASON_VERSION,       /* "version": no version in common */
+  SB_REASON_TOO_LARGE,     /* "too_large": a frame over max_bytes */
+  SB_REASON_NOT_ALLOWED,   /* "not_allowed": peer address or uid refused */
+  SB_REASON_BUSY,          /* "busy": too many connections */
+  SB_REASON_TIMEOUT,       /* "timeout": no hello in time */
+  SB_REASON_PROTOCOL,      /* "protocol": malformed or unexpected input */
+} sb_reason;
+
+/* "bad_token", ...; NULL for an unknown value. */
+const char *sb_reason_name(sb_reason r);
+/* 0 when the name is not a reason. */
+sb_reason sb_reason_from_name(const char *name);
+
+/* tty flags of hello: which of the stub's fds were terminals. */
+#define SB_TTY_STDIN 1u
+#define SB_TTY_STDOUT 2u
+#define SB_TTY_STDERR 4u
+
+/* A terminal's size in character cells (TIOCGWINSZ), 0..65535 each. */
+typedef struct sb_winsize {
+  uint16_t rows, cols;
+} sb_winsize;
+
+
+/* Signals go over the wire by name, without "SIG" ("TERM"). */
+const char *sb_signal_name(int signum); /* NULL for a signal without a name here */
+/* Accepts "TERM", "SIGTERM", "term" and "15". Returns the number or 0. */
+int sb_signal_from_name(const char *name);
+
+#ifndef SB_WIRE_ONLY
 
 typedef struct sb_server sb_server;   /* a listening bridge */
 typedef struct sb_ticket sb_ticket;   /* a token admitted by a server */
@@ -702,6 +808,8 @@ int sb_server_status_json(const sb_server *server, char **out);
  * that breaks the protocol), -ETIMEDOUT, connect and I/O errors
  * (-ECONNREFUSED...), -ENOMEM. Never reports the token. */
 int sb_send(const char *message, int timeout_ms, char **reply, sb_diag *diag);
+
+#endif /* SB_WIRE_ONLY */
 
 #pragma GCC visibility pop
 

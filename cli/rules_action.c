@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sb_proto.h"
+#include "proto.h"
 
 /* ---- respond ------------------------------------------------------------ */
 

@@ -12,7 +12,7 @@
 
 #include "cli.h"
 
-#include "../../lib/sb_internal.h"
+#include "proto.h"
 
 /* ---- lists and ids ----------------------------------------------------------- */
 
