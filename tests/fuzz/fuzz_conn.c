@@ -37,7 +37,7 @@
  * - the server's stats: welcomed + rejected <= accepted = 1, open back to 0;
  *   sb_server_close finishes, and uv_loop_close then returns 0;
  * - no fd leaks from one input to the next. */
-#include "proto.h"
+#include "sb_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
