@@ -1,10 +1,48 @@
 /* SPDX-License-Identifier: MIT */
-/* conn.c - one stub connection: accept, handshake (hello -> welcome or
- * reject), the events of a welcomed connection, and its close.
+/* conn.c - one stub connection's state, and every transition of it. Only
+ * this file assigns the state fields of sb_conn (sb_internal.h); the
+ * dispositions (dispo.c, program.c, delegate.c) and message.c call its
+ * verbs, and it calls down into conn_read.c (bytes in), wire.c (frames
+ * out) and conn_hello.c (what a hello says). Those report back only
+ * through the callbacks in `events`.
  *
- * A connection owns two handles, its stream and a timer. It is freed in the
- * close callback of the last of them; on_close runs just before, after the
- * callbacks of every pending write (UV_ECANCELED). */
+ *        adopt_fd
+ *           |
+ *           v          busy, not allowed, bad hello or token,
+ *       HANDSHAKE ---- timeout, too large, EOF ---------------> REJECTING
+ *        |      |      (reject sent: FIN, then drain the peer)      |
+ *  hello |      | send (message.c)                                  | EOF, drain
+ *        v      v                                                   | bound, linger
+ *          OPEN ------- exit, kill, exec, reply ------> ENDING      |
+ *           |                                             |         |
+ *           | peer lost, protocol error,                  | the     |
+ *           | sb_conn_close, the server's close           | peer    |
+ *           v                                             | closes  |
+ *        CLOSING <----------------------------------------+---------+
+ *           |
+ *           | the last handle's close callback: STUB_EXIT, on_close, free
+ *
+ * sb__conn_close takes any state but CLOSING to CLOSING (a reject that
+ * cannot be sent too). What each state does with each event:
+ *
+ *   event          HANDSHAKE            OPEN, ENDING               REJECTING
+ *   frame          on_hello             on_control, on_stdin,      (dropped)
+ *                                       on_program_output
+ *   decode error   reject (OOM: close)  close PROTOCOL             -
+ *   read end       reject, unsent       close EXEC, EXITED or      close
+ *                                       PEER_LOST
+ *   timer          reject TIMEOUT       deferred reads (conn_read) close (linger)
+ *   write failed   close PEER_LOST      close PEER_LOST            -
+ *
+ * ENDING is OPEN with its end told: the caller may write nothing more,
+ * nor choose a disposition; frames are still read (stdin, signals, a run's
+ * output and `exited`) until the stub closes, which is then the end it was
+ * told (SB_CLOSE_EXITED; SB_CLOSE_EXEC after an exec).
+ *
+ * A connection owns two handles, its stream and a timer (and a
+ * disposition's, sb__conn_own_handle). It is freed in the close callback of
+ * the last of them; on_close runs just before, after the callbacks of every
+ * pending write (UV_ECANCELED). */
 #include "sb_internal.h"
 
 #include <stdarg.h>
@@ -12,6 +50,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+static const sb__conn_events events;
+
+/* ---- closing ------------------------------------------------------------------ */
 
 /* STUB_EXIT: how a welcomed connection ended, and what the stub was told. */
 static void emit_stub_exit(sb_conn *conn) {
@@ -21,9 +63,22 @@ static void emit_stub_exit(sb_conn *conn) {
   ev.child = conn->child;
   ev.pid = conn->call.pid;
   ev.close_reason = conn->close_reason;
-  ev.status = conn->exit_sent ? conn->told_code : -1;
-  ev.signal = conn->exit_sent ? conn->told_signal : 0;
+  ev.status = conn->told ? conn->told_code : -1;
+  ev.signal = conn->told ? conn->told_signal : 0;
   sb__emit(conn->server, &ev);
+}
+
+static void dispo_free(sb__dispo *dp) {
+  if (dp == NULL)
+    return;
+  free(dp->out);
+  free(dp->err);
+  free(dp->pty_buf);
+  free(dp->spawn_file);
+  free(dp->spawn_cwd);
+  sb_strv_free(&dp->spawn_args);
+  sb_strv_free(&dp->spawn_env);
+  free(dp);
 }
 
 void sb__conn_handle_closed(uv_handle_t *handle) {
@@ -43,7 +98,7 @@ void sb__conn_handle_closed(uv_handle_t *handle) {
   sb_decoder_free(&conn->dec);
   if (conn->have_hello)
     sb_msg_free(&conn->hello);
-  sb__dispo_free(conn->dp);
+  dispo_free(conn->dp);
   free(conn->rbuf);
   explicit_bzero(conn->head, sizeof conn->head); /* a token not yet decided on */
   free(conn);
@@ -53,10 +108,10 @@ void sb__conn_handle_closed(uv_handle_t *handle) {
 }
 
 /* How a welcomed TCP connection ends when its socket is closed with no end
- * agreed (no exit sent), here or by the kernel when the supervisor dies
+ * agreed (not ENDING), here or by the kernel when the supervisor dies
  * (kill -9): a reset, at once, dropping what is unsent. A FIN would queue
  * behind unsent data the stub may never read (its stdout is full), and the
- * stub would wait for it as long as its reader sleeps. Once an exit is sent
+ * stub would wait for it as long as its reader sleeps. Once an end is told
  * the close is the normal one, so the stub gets everything before it. A
  * Unix socket's peer sees the close at once whatever is queued: nothing to
  * do there. */
@@ -69,27 +124,62 @@ static void set_abortive_close(sb_conn *conn, bool on) {
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 }
 
+/* The connection is closing: closes the disposition's handles, and stops a
+ * delegated program. */
+static void dispo_close(sb_conn *conn) {
+  sb__dispo *dp = conn->dp;
+
+  if (dp == NULL)
+    return;
+  if (dp->timer_open) {
+    dp->timer_open = false;
+    uv_close((uv_handle_t *)&dp->timer, sb__conn_handle_closed);
+  }
+  if (dp->in_open) {
+    dp->in_open = false;
+    uv_close((uv_handle_t *)&dp->in, sb__conn_handle_closed);
+  }
+  if (dp->child != NULL) {
+    /* The stub is gone: nobody reads the program's output any more, and
+     * it must not outlive the call. Its callbacks find no connection. */
+    dp->child->data = NULL;
+    sb_child_stop(dp->child);
+    dp->child = NULL;
+  }
+}
+
 void sb__conn_close(sb_conn *conn, sb_close_reason reason, int err) {
   sb_server *server = conn->server;
+  bool ending = conn->state == SB__CONN_ENDING;
 
   if (conn->state == SB__CONN_CLOSING)
     return;
-  if (conn->state == SB__CONN_HANDSHAKE || conn->state == SB__CONN_OPEN)
+  if (sb__conn_live(conn))
     server->nactive--;
-  if (conn->state == SB__CONN_OPEN && reason == SB_CLOSE_PEER_LOST)
+  if (sb__conn_accepted(conn) && reason == SB_CLOSE_PEER_LOST)
     server->stats.lost++;
   conn->state = SB__CONN_CLOSING;
   conn->close_reason = reason;
   conn->close_err = err;
-  conn->reading = false;
-  conn->pend_len = 0;
-  sb__conn_account(conn);
-  sb__dispo_close(conn);
-  if (conn->welcomed && conn->exit_sent)
+  sb__read_closed(conn);
+  dispo_close(conn);
+  if (conn->welcomed && ending)
     set_abortive_close(conn, false);
   uv_close(&conn->io.handle, sb__conn_handle_closed);
   uv_close((uv_handle_t *)&conn->timer, sb__conn_handle_closed);
 }
+
+/* What read and write failures close: a connection still talking. */
+static void on_failed(sb_conn *conn, sb_close_reason reason, int err) {
+  if (sb__conn_live(conn))
+    sb__conn_close(conn, reason, err);
+}
+
+static void protocol_error(sb_conn *conn, int err) {
+  sb__conn_close(conn, SB_CLOSE_PROTOCOL, err);
+}
+
+/* ---- rejecting ---------------------------------------------------------------- */
 
 static void on_linger_timeout(uv_timer_t *timer) {
   sb__conn_close(timer->data, SB_CLOSE_PROTOCOL, 0);
@@ -100,21 +190,55 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
 }
 
-static void emit_stub_reject(sb_conn *conn, sb_reason reason, const char *msg) {
+/* Sends the reject and drains the peer; closes when that cannot be done.
+ * Closing at once could lose the reject: a TCP socket closed with unread
+ * input (the rest of an oversize frame, say) resets the connection. So:
+ * FIN after the reject, drain what the peer still sends, and close on its
+ * EOF (or the drain's bound) or after a short linger. */
+static void send_reject(sb_conn *conn, sb_reason reason, const char *msg) {
+  unsigned timeout = conn->server->handshake_timeout_ms;
+  sb_msg m;
+
+  memset(&m, 0, sizeof m);
+  m.type = SB_MSG_REJECT;
+  m.u.reject.reason = reason;
+  m.u.reject.message = (char *)(uintptr_t)msg;
+  if (sb__wire_send_msg(conn, &m) < 0) {
+    sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
+    return;
+  }
+  uv_shutdown(&conn->shutdown_req, &conn->io.stream, on_shutdown);
+  uv_timer_start(&conn->timer, on_linger_timeout,
+                 timeout < SB__LINGER_MS ? timeout : SB__LINGER_MS, 0);
+  if (sb__conn_start_reading(conn) < 0)
+    sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
+}
+
+/* STUB_REJECT and on_reject. Last: the callbacks may close the server, and
+ * with it this connection (whose memory stays until its close callbacks
+ * have run). */
+static void report_reject(sb_conn *conn, sb_reason reason, const char *msg) {
+  sb_server *server = conn->server;
+  int64_t pid = conn->have_hello ? conn->hello.u.hello.pid : 0;
   sb_event ev = {0};
+  sb_reject_info info;
+
   ev.type = SB_EVENT_STUB_REJECT;
   ev.reason = reason;
   ev.message = msg;
-  ev.pid = conn->have_hello ? conn->hello.u.hello.pid : 0;
-  sb__emit(conn->server, &ev);
+  ev.pid = pid;
+  sb__emit(server, &ev);
+  if (server->on_reject != NULL) {
+    info.reason = reason;
+    info.message = msg;
+    info.ticket = conn->ticket;
+    info.pid = pid;
+    server->on_reject(server, &info);
+  }
 }
 
 void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt, ...) {
-  sb_server *server = conn->server;
-  sb_reject_info info;
-  sb_msg m;
   char msg[256];
-  unsigned linger;
   va_list ap;
 
   if (conn->state != SB__CONN_HANDSHAKE)
@@ -123,206 +247,21 @@ void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
 
-  server->nactive--;
+  conn->server->nactive--;
   conn->state = SB__CONN_REJECTING;
-  server->stats.rejected[reason]++;
+  conn->server->stats.rejected[reason]++;
   uv_timer_stop(&conn->timer);
   /* Nothing more of its hello is kept: what it sends now is dropped. */
   sb_decoder_free(&conn->dec);
   sb__conn_account(conn);
-
-  memset(&m, 0, sizeof m);
-  m.type = SB_MSG_REJECT;
-  m.u.reject.reason = reason;
-  m.u.reject.message = msg;
-  if (send && sb__conn_send_msg(conn, &m) == 0) {
-    /* Closing at once could lose the reject: a TCP socket closed with
-     * unread input (the rest of an oversize frame, say) resets the
-     * connection. So: FIN after the reject, drain what the peer still
-     * sends, and close on its EOF or after a short linger. */
-    uv_shutdown(&conn->shutdown_req, &conn->io.stream, on_shutdown);
-    linger = server->handshake_timeout_ms < SB__LINGER_MS ? server->handshake_timeout_ms
-                                                          : SB__LINGER_MS;
-    uv_timer_start(&conn->timer, on_linger_timeout, linger, 0);
-    if (sb__conn_start_reading(conn) < 0)
-      sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
-  } else {
+  if (send)
+    send_reject(conn, reason, msg);
+  else
     sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
-  }
-
-  /* Last: the callbacks may close the server, and with it this connection
-   * (whose memory stays until its close callbacks have run). */
-  emit_stub_reject(conn, reason, msg);
-  if (server->on_reject != NULL) {
-    info.reason = reason;
-    info.message = msg;
-    info.ticket = conn->ticket;
-    info.pid = conn->have_hello ? conn->hello.u.hello.pid : 0;
-    server->on_reject(server, &info);
-  }
+  report_reject(conn, reason, msg);
 }
 
-/* ---- what peers without a token cost ---------------------------------------
- *
- * A connection that has not shown a valid token is charged for its own
- * memory and for the hello bytes its decoder holds; all of them together at
- * most SB__UNAUTH_BYTES. Without room for one more read (and a reserve), a
- * connection is not read (starved) until some is freed; without room for
- * one more connection, none is accepted (the peers wait in the backlog).
- * The handshake timeout still ends each. An honest stub's hello begins with
- * its token (SB_HELLO_PREFIX): checked on the first bytes, which are kept
- * in the connection itself and always read, it is never charged. The
- * reserve keeps room to accept new peers while the buffered hellos of
- * others starve, so an honest stub gets to show its token. */
-
-bool sb__unauth_room(const sb_server *server, size_t more) {
-  return server->unauth_bytes + more <= SB__UNAUTH_BYTES;
-}
-
-static size_t cost(const sb_conn *conn) {
-  if (conn->authed ||
-      (conn->state != SB__CONN_HANDSHAKE && conn->state != SB__CONN_REJECTING))
-    return 0;
-  return SB__CONN_COST + sb_decoder_held(&conn->dec);
-}
-
-static void unstarve(sb_conn *conn) {
-  if (!conn->starved)
-    return;
-  conn->starved = false;
-  conn->server->nstarved--;
-}
-
-/* Room came back: read the starved first (they were accepted first), then
- * accept again. */
-static void pool_freed(sb_server *server) {
-  sb__link *l;
-
-  for (l = server->conns.next; l != &server->conns && server->nstarved > 0; l = l->next) {
-    sb_conn *conn = sb__container_of(l, sb_conn, link);
-    if (!conn->starved)
-      continue;
-    if (!sb__unauth_room(server, SB__READ_ROOM))
-      return;
-    unstarve(conn);
-    if (sb__conn_start_reading(conn) < 0)
-      sb__conn_close(conn, SB_CLOSE_PEER_LOST, UV_EIO);
-  }
-  if (sb__unauth_room(server, SB__CONN_COST))
-    sb__accept_unhold(server);
-}
-
-static bool starvable(const sb_conn *conn) {
-  return conn->state == SB__CONN_HANDSHAKE && conn->charged > 0 && conn->head_done &&
-         conn->reading;
-}
-
-/* No room for one more read: none of them reads until room comes back.
- * All at once, since libuv reads any connection that is readable, and each
- * read may take room. */
-static void starve_all(sb_server *server) {
-  for (sb__link *l = server->conns.next; l != &server->conns; l = l->next) {
-    sb_conn *conn = sb__container_of(l, sb_conn, link);
-    if (!starvable(conn))
-      continue;
-    sb__conn_stop_reading(conn);
-    conn->starved = true;
-    server->nstarved++;
-  }
-}
-
-void sb__conn_account(sb_conn *conn) {
-  sb_server *server = conn->server;
-  size_t now = cost(conn), was = conn->charged;
-
-  server->unauth_bytes = server->unauth_bytes - was + now;
-  conn->charged = now;
-  if (conn->state != SB__CONN_HANDSHAKE)
-    unstarve(conn);
-  if (now < was)
-    pool_freed(server);
-  else if (starvable(conn) && !sb__unauth_room(server, SB__READ_ROOM))
-    starve_all(server);
-}
-
-/* ---- the first bytes: does the hello begin with a live token? ------------- */
-
-static uint32_t head_length(const sb_conn *conn) {
-  const uint8_t *h = conn->head;
-  return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-}
-
-/* Whether body[0..n) can begin SB_HELLO_PREFIX and a token (n at most its
- * length). */
-static bool prefix_so_far(const uint8_t *body, size_t n) {
-  static const char fixed[] = SB_HELLO_PREFIX;
-  const size_t nfixed = sizeof fixed - 1;
-  for (size_t i = 0; i < n; i++) {
-    uint8_t c = body[i];
-    if (i < nfixed                  ? c != (uint8_t)fixed[i]
-        : i < nfixed + SB_TOKEN_HEX ? !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))
-                                    : c != '"')
-      return false;
-  }
-  return true;
-}
-
-/* Whether the head says enough: the decoder refuses the header, the frame
- * cannot hold the prefix, the bytes left it, or the prefix is whole. */
-static bool head_decided(const sb_conn *conn) {
-  size_t have = conn->head_len;
-  uint32_t length;
-
-  if (have < 4)
-    return false;
-  length = head_length(conn);
-  if (length == 0 || length > conn->dec.ctl_max)
-    return true;
-  if (have < SB_FRAME_HEADER)
-    return false;
-  if (conn->head[4] != SB_KIND_CONTROL || length - 1 < SB_HELLO_PREFIX_LEN)
-    return true;
-  return !prefix_so_far(conn->head + SB_FRAME_HEADER, have - SB_FRAME_HEADER) ||
-         have == sizeof conn->head;
-}
-
-/* The token of a whole prefix, checked as on_hello checks it; the copy is
- * wiped. */
-static bool head_token_live(sb_conn *conn) {
-  char token[SB_TOKEN_HEX + 1];
-  bool live;
-
-  if (conn->head_len != sizeof conn->head ||
-      !prefix_so_far(conn->head + SB_FRAME_HEADER, SB_HELLO_PREFIX_LEN))
-    return false;
-  memcpy(token, conn->head + SB_FRAME_HEADER + sizeof SB_HELLO_PREFIX - 1, SB_TOKEN_HEX);
-  token[SB_TOKEN_HEX] = '\0';
-  live = sb__ticket_lookup(conn->server, token) != NULL;
-  explicit_bzero(token, sizeof token);
-  return live;
-}
-
-bool sb__conn_head_take(sb_conn *conn, size_t n) {
-  uint32_t length;
-
-  conn->head_len += n;
-  if (!head_decided(conn))
-    return false;
-  conn->head_done = true;
-  conn->authed = head_token_live(conn);
-  length = conn->head_len >= 4 ? head_length(conn) : 0;
-  if (!conn->authed && conn->head_len >= SB_FRAME_HEADER &&
-      conn->head[4] == SB_KIND_CONTROL && length > conn->server->max_bytes &&
-      length <= conn->dec.ctl_max) {
-    sb__conn_reject(conn, SB_REASON_TOO_LARGE, true,
-                    "frame length %u exceeds max_bytes %u (only a hello that begins "
-                    "with a live token may be longer)",
-                    length, conn->server->max_bytes);
-    return false;
-  }
-  sb__conn_account(conn);
-  return true;
-}
+/* ---- a new connection ----------------------------------------------------------- */
 
 static void on_handshake_timeout(uv_timer_t *timer) {
   sb_conn *conn = timer->data;
@@ -347,6 +286,7 @@ static sb_conn *conn_new(sb_server *server, bool tcp) {
   if (conn == NULL)
     return NULL;
   conn->server = server;
+  conn->ev = &events;
   if (tcp)
     r = uv_tcp_init(server->loop, &conn->io.tcp);
   else
@@ -362,7 +302,7 @@ static sb_conn *conn_new(sb_server *server, bool tcp) {
   conn->state = SB__CONN_HANDSHAKE;
   sb_decoder_init(&conn->dec, server->max_bytes);
   /* A hello may carry what execve(2) takes; only one that begins with a
-   * live token may be longer than max_bytes (sb__conn_head_take). */
+   * live token may be longer than max_bytes (on_head). */
   sb_decoder_set_ctl_max(&conn->dec, SB_CTL_MAX_BYTES);
   sb__list_push(&server->conns, &conn->link);
   server->stats.open++;
@@ -424,61 +364,40 @@ int sb__conn_adopt_fd(sb_server *server, int fd, sb_conn **out) {
   return 0;
 }
 
-/* lib/ already leaves SOCKETBRIDGE_TOKEN out of hello.env; this keeps the
- * guarantee whatever a peer sends. */
-static void drop_token_env(sb_hello *h) {
-  static const char prefix[] = SB_ENV_TOKEN "=";
-  size_t i, n = 0;
-  if (h->env.v == NULL)
-    return;
-  for (i = 0; i < h->env.n; i++) {
-    char *e = h->env.v[i];
-    if (strncmp(e, prefix, sizeof prefix - 1) == 0) {
-      explicit_bzero(e, strlen(e));
-      free(e);
-    } else {
-      h->env.v[n++] = e;
-    }
-  }
-  h->env.v[n] = NULL;
-  h->env.n = n;
-}
+/* ---- the handshake -------------------------------------------------------------- */
 
-static void fill_call(sb_conn *conn) {
-  static char *const empty[1] = {NULL};
-  const sb_hello *h = &conn->hello.u.hello;
-  sb_call *c = &conn->call;
-  c->pid = h->pid;
-  c->ppid = h->ppid;
-  c->argc = h->argv.v != NULL ? h->argv.n : 0;
-  c->argv = h->argv.v != NULL ? h->argv.v : empty;
-  c->envc = h->env.v != NULL ? h->env.n : 0;
-  c->env = h->env.v != NULL ? h->env.v : empty;
-  c->cwd = h->cwd;
-  c->exe = h->exe;
-  c->tty = h->tty;
-  c->has_winsize = h->has_winsize;
-  c->winsize = h->winsize;
+/* events.head: the first bytes decide whether the hello is charged (it
+ * does not begin with a live token) and so held to max_bytes. */
+static bool on_head(sb_conn *conn) {
+  uint32_t length;
+
+  if (!sb__head_decided(conn->head, conn->head_len, conn->dec.ctl_max))
+    return false;
+  conn->head_done = true;
+  conn->authed = sb__head_token_live(conn->server, conn->head, conn->head_len);
+  length = conn->head_len >= 4 ? sb__head_length(conn->head) : 0;
+  if (!conn->authed && conn->head_len >= SB_FRAME_HEADER &&
+      conn->head[4] == SB_KIND_CONTROL && length > conn->server->max_bytes &&
+      length <= conn->dec.ctl_max) {
+    sb__conn_reject(conn, SB_REASON_TOO_LARGE, true,
+                    "frame length %u exceeds max_bytes %u (only a hello that begins "
+                    "with a live token may be longer)",
+                    length, conn->server->max_bytes);
+    return false;
+  }
+  sb__conn_account(conn);
+  return true;
 }
 
 int sb__conn_check_peer(sb_conn *conn, int version, int min_version, char *token) {
-  sb_server *server = conn->server;
-  int lo, hi;
+  char msg[160];
+  int hi;
 
-  conn->ticket = sb_token_valid(token) ? sb__ticket_lookup(server, token) : NULL;
+  conn->ticket = sb_token_valid(token) ? sb__ticket_lookup(conn->server, token) : NULL;
   explicit_bzero(token, strlen(token));
-
-  /* docs/protocol.md section 3: the highest version both sides speak. */
-  lo = min_version > 0 ? min_version : version;
-  if (lo < SB_PROTOCOL_MIN_VERSION)
-    lo = SB_PROTOCOL_MIN_VERSION;
-  hi = version < SB_PROTOCOL_VERSION ? version : SB_PROTOCOL_VERSION;
-  if (hi < lo) {
-    sb__conn_reject(conn, SB_REASON_VERSION, true,
-                    "no protocol version in common: the stub speaks %d..%d, the "
-                    "supervisor %d..%d",
-                    min_version > 0 ? min_version : version, version,
-                    SB_PROTOCOL_MIN_VERSION, SB_PROTOCOL_VERSION);
+  hi = sb__version_choose(version, min_version, msg, sizeof msg);
+  if (hi == 0) {
+    sb__conn_reject(conn, SB_REASON_VERSION, true, "%s", msg);
     return 0;
   }
   if (conn->ticket == NULL) {
@@ -489,72 +408,91 @@ int sb__conn_check_peer(sb_conn *conn, int version, int min_version, char *token
   return hi;
 }
 
-static void on_hello(sb_conn *conn, const sb_frame *f) {
-  sb_server *server = conn->server;
-  sb_event ev;
+/* The first frame parsed as a hello (into conn->hello), or a side-band
+ * send handled by message.c: true when it is a hello; else the peer was
+ * refused, closed, or handed over. */
+static bool read_hello(sb_conn *conn, const sb_frame *f) {
   sb_diag diag;
-  sb_hello *h;
-  int hi, r;
+  const char *name;
+  int r;
 
   if (f->kind != SB_KIND_CONTROL) {
     sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "a %s frame before welcome",
                     sb_kind_name((int)f->kind));
-    return;
+    return false;
   }
   memset(&diag, 0, sizeof diag);
   r = sb_msg_parse(f->data, f->len, &conn->hello, &diag);
-  if (r == SB_ENOMEM) {
-    sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
-    return;
-  }
-  if (r < 0 && sb__message_first_frame(conn, f))
-    return; /* a side-band message (message.c), not a stub */
-  if (r < 0) {
+  if (r == SB_ENOMEM)
+    protocol_error(conn, r);
+  else if (r < 0 && !sb__message_first_frame(conn, f))
     sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "bad hello: %s",
                     diag.msg[0] != '\0' ? diag.msg : sb_strerror(r));
-    return;
-  }
+  if (r < 0)
+    return false;
   conn->have_hello = true;
-  if (conn->hello.type != SB_MSG_HELLO) {
-    const char *name = sb_msg_type_name(conn->hello.type);
-    sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "expected hello, got %s",
-                    name != NULL ? name : "an unknown message");
-    return;
-  }
-  h = &conn->hello.u.hello;
-  hi = sb__conn_check_peer(conn, h->version, h->min_version, h->token);
-  if (hi == 0)
-    return;
+  if (conn->hello.type == SB_MSG_HELLO)
+    return true;
+  name = sb_msg_type_name(conn->hello.type);
+  sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "expected hello, got %s",
+                  name != NULL ? name : "an unknown message");
+  return false;
+}
 
-  drop_token_env(h);
-  fill_call(conn);
+/* HANDSHAKE -> OPEN: the stub is welcomed (the welcome itself waits for
+ * on_connect, or the first frame it queues). */
+static void accept_stub(sb_conn *conn, int version) {
+  sb_hello *h = &conn->hello.u.hello;
+
+  sb__hello_drop_token(h);
+  sb__hello_call(h, &conn->call);
   if (conn->ticket->child != NULL && conn->ticket->child->state < SB__CHILD_ENDING)
     conn->child = conn->ticket->child;
-
   uv_timer_stop(&conn->timer);
-  conn->version = hi;
+  conn->version = version;
   conn->welcome_pending = true;
   conn->state = SB__CONN_OPEN;
   sb_decoder_set_ctl_max(&conn->dec, 0); /* the stub's later frames are small */
   sb__conn_account(conn);
   conn->welcomed = true;
   set_abortive_close(conn, true);
-  server->stats.welcomed++;
-  memset(&ev, 0, sizeof ev);
+  conn->server->stats.welcomed++;
+}
+
+/* STUB_CONNECT, on_connect, then the welcome unless held. Each callback may
+ * close the connection (sb_server_close), or end it. */
+static void connect_stub(sb_conn *conn) {
+  sb_server *server = conn->server;
+  sb_event ev = {0};
+  int r;
+
   ev.type = SB_EVENT_STUB_CONNECT;
   ev.conn = conn;
   ev.child = conn->child;
   ev.pid = conn->call.pid;
   sb__emit(server, &ev);
-  /* The event's callback may have closed the connection (sb_server_close). */
-  if (conn->state == SB__CONN_OPEN)
+  if (sb__conn_accepted(conn))
     server->on_connect(server, conn);
-  if (conn->state == SB__CONN_OPEN && !conn->held && (r = sb__conn_welcome(conn)) < 0)
-    sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
+  if (sb__conn_accepted(conn) && !conn->held && (r = sb__conn_welcome(conn)) < 0)
+    protocol_error(conn, r);
+}
+
+static void on_hello(sb_conn *conn, const sb_frame *f) {
+  sb_hello *h;
+  int version;
+
+  if (!read_hello(conn, f))
+    return;
+  h = &conn->hello.u.hello;
+  version = sb__conn_check_peer(conn, h->version, h->min_version, h->token);
+  if (version == 0)
+    return;
+  accept_stub(conn, version);
+  connect_stub(conn);
 }
 
 int sb_conn_hold(sb_conn *conn) {
-  if (conn == NULL || conn->state != SB__CONN_OPEN)
+  if (conn == NULL || !sb__conn_accepted(conn))
     return -ENOTCONN;
   conn->held = true;
   return 0;
@@ -562,11 +500,11 @@ int sb_conn_hold(sb_conn *conn) {
 
 int sb_conn_open(sb_conn *conn) {
   int r;
-  if (conn == NULL || conn->state != SB__CONN_OPEN)
+  if (conn == NULL || !sb__conn_accepted(conn))
     return -ENOTCONN;
   conn->held = false;
   if ((r = sb__conn_welcome(conn)) < 0)
-    sb__conn_close(conn, SB_CLOSE_PROTOCOL, r);
+    protocol_error(conn, r);
   return r;
 }
 
@@ -575,16 +513,62 @@ int sb__conn_welcome(sb_conn *conn) {
 
   if (!conn->welcome_pending)
     return 0;
-  conn->welcome_pending = false; /* first: sending it queues a frame too */
+  conn->welcome_pending = false;
   memset(&m, 0, sizeof m);
   m.type = SB_MSG_WELCOME;
   m.u.welcome.version = conn->version;
   m.u.welcome.hold_stdin = conn->hold_stdin;
-  return sb__conn_send_msg(conn, &m);
+  return sb__wire_send_msg(conn, &m);
 }
 
-static void protocol_error(sb_conn *conn, int err) {
-  sb__conn_close(conn, SB_CLOSE_PROTOCOL, err);
+/* ---- side-band senders (message.c) -------------------------------------------- */
+
+void sb__conn_accept_sender(sb_conn *conn, int version) {
+  uv_timer_stop(&conn->timer);
+  conn->state = SB__CONN_OPEN;
+  conn->version = version;
+}
+
+void sb__conn_set_message(sb_conn *conn, sb_message *msg) {
+  conn->msg = msg;
+}
+
+static void on_reply_shutdown(uv_shutdown_t *req, int status) {
+  (void)req;
+  (void)status;
+}
+
+void sb__conn_replied(sb_conn *conn) {
+  conn->state = SB__CONN_ENDING;
+  uv_shutdown(&conn->shutdown_req, &conn->io.stream, on_reply_shutdown);
+  sb_conn_resume(conn);
+}
+
+/* ---- the frames of an accepted connection -------------------------------------- */
+
+static void on_signal_msg(sb_conn *conn, int signum) {
+  if (conn->cbs.on_signal != NULL)
+    conn->cbs.on_signal(conn, signum);
+  else if (conn->ops != NULL && conn->ops->on_signal != NULL)
+    conn->ops->on_signal(conn, signum);
+  else if (conn->state == SB__CONN_OPEN)
+    sb_conn_kill(conn, signum);
+}
+
+/* run, exec: `exited`, once, and only when we asked for a program. */
+static void on_exited_msg(sb_conn *conn, const sb_status *st) {
+  if (conn->ops == NULL || conn->ops->on_exited == NULL || conn->prog_exited) {
+    protocol_error(conn, SB_EPROTO);
+    return;
+  }
+  conn->prog_exited = true;
+  if (conn->dispo == SB__DISPO_EXEC) {
+    /* The exec failed; the stub ends with this status by itself. */
+    conn->told = true;
+    conn->told_code = st->code;
+    conn->told_signal = st->signal;
+  }
+  conn->ops->on_exited(conn, st);
 }
 
 static void on_control(sb_conn *conn, const sb_frame *f) {
@@ -598,37 +582,36 @@ static void on_control(sb_conn *conn, const sb_frame *f) {
     protocol_error(conn, r);
     return;
   }
-  switch (m.type) {
-  case SB_MSG_SIGNAL:
-    if (conn->cbs.on_signal != NULL)
-      conn->cbs.on_signal(conn, m.u.signal.signal);
-    else if (conn->dispo == SB__DISPO_DELEGATE)
-      sb__delegate_signal(conn, m.u.signal.signal);
-    else if (!conn->exit_sent)
-      sb_conn_kill(conn, m.u.signal.signal);
-    break;
-  case SB_MSG_EXITED:
-    if ((conn->dispo != SB__DISPO_RUN && conn->dispo != SB__DISPO_EXEC) ||
-        conn->prog_exited)
-      protocol_error(conn, SB_EPROTO); /* we asked for no program, or it ended twice */
-    else
-      sb__program_exited(conn, &m.u.exit);
-    break;
-  case SB_MSG_WINSIZE:
+  if (m.type == SB_MSG_SIGNAL) {
+    on_signal_msg(conn, m.u.signal.signal);
+  } else if (m.type == SB_MSG_EXITED) {
+    on_exited_msg(conn, &m.u.exit);
+  } else if (m.type == SB_MSG_WINSIZE) {
     conn->call.winsize = m.u.winsize;
-    if (conn->dispo == SB__DISPO_DELEGATE)
-      sb__pty_resize(conn);
-    break;
-  case SB_MSG_STREAM_ERROR:
+    if (conn->ops != NULL && conn->ops->on_winsize != NULL)
+      conn->ops->on_winsize(conn);
+  } else if (m.type == SB_MSG_STREAM_ERROR) {
     if (conn->cbs.on_stream_error != NULL)
       conn->cbs.on_stream_error(conn, m.u.stream_error.stream, m.u.stream_error.err);
-    break;
-  default:
-    /* A second hello, or a message only the supervisor sends. */
-    protocol_error(conn, SB_EPROTO);
-    break;
+  } else {
+    protocol_error(conn, SB_EPROTO); /* a second hello, or a supervisor's message */
   }
   sb_msg_free(&m);
+}
+
+static void on_stdin(sb_conn *conn, const sb_frame *f) {
+  const char *buf = f->len != 0 ? (const char *)f->data : "";
+
+  if (conn->stdin_done) {
+    protocol_error(conn, SB_EPROTO); /* data after the end of stdin */
+    return;
+  }
+  if (f->len == 0)
+    conn->stdin_done = true;
+  if (conn->ops != NULL && conn->ops->on_stdin != NULL)
+    conn->ops->on_stdin(conn, buf, f->len);
+  if (conn->cbs.on_stdin != NULL && sb__conn_accepted(conn))
+    conn->cbs.on_stdin(conn, buf, f->len);
 }
 
 /* run: the program's stdout or stderr, relayed by the stub. Only then, and
@@ -648,81 +631,251 @@ static void on_program_output(sb_conn *conn, const sb_frame *f) {
                                 f->len);
 }
 
-static void on_open_frame(sb_conn *conn, const sb_frame *f) {
-  switch (f->kind) {
-  case SB_KIND_CONTROL:
-    on_control(conn, f);
-    return;
-  case SB_KIND_STDIN:
-    if (conn->stdin_done) {
-      protocol_error(conn, SB_EPROTO); /* data after the end of stdin */
-      return;
-    }
-    if (f->len == 0)
-      conn->stdin_done = true;
-    if (conn->dispo == SB__DISPO_DELEGATE)
-      sb__delegate_stdin(conn, f->len != 0 ? (const char *)f->data : "", f->len);
-    if (conn->cbs.on_stdin != NULL && conn->state == SB__CONN_OPEN)
-      conn->cbs.on_stdin(conn, f->len != 0 ? (const char *)f->data : "", f->len);
-    return;
-  default:
-    on_program_output(conn, f);
-    return;
-  }
-}
-
-void sb__conn_on_frame(sb_conn *conn, const sb_frame *f) {
+/* events.frame */
+static void on_frame(sb_conn *conn, const sb_frame *f) {
   if (conn->state == SB__CONN_HANDSHAKE)
     on_hello(conn, f);
-  else if (conn->state == SB__CONN_OPEN)
-    on_open_frame(conn, f);
+  else if (!sb__conn_accepted(conn))
+    return;
+  else if (f->kind == SB_KIND_CONTROL)
+    on_control(conn, f);
+  else if (f->kind == SB_KIND_STDIN)
+    on_stdin(conn, f);
+  else
+    on_program_output(conn, f);
 }
 
-void sb__conn_on_decode_error(sb_conn *conn, int err, const sb_diag *diag) {
+/* events.decode_error */
+static void on_decode_error(sb_conn *conn, int err, const sb_diag *diag) {
   const char *why = diag->msg[0] != '\0' ? diag->msg : sb_strerror(err);
 
-  if (conn->state == SB__CONN_OPEN) {
+  if (sb__conn_accepted(conn))
     protocol_error(conn, err);
-  } else if (conn->state == SB__CONN_HANDSHAKE) {
-    if (err == SB_EMSGSIZE)
-      sb__conn_reject(conn, SB_REASON_TOO_LARGE, true, "%s", why);
-    else if (err == SB_ENOMEM)
-      sb__conn_close(conn, SB_CLOSE_PROTOCOL, err);
-    else
-      sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "%s", why);
-  }
+  else if (conn->state != SB__CONN_HANDSHAKE)
+    return;
+  else if (err == SB_EMSGSIZE)
+    sb__conn_reject(conn, SB_REASON_TOO_LARGE, true, "%s", why);
+  else if (err == SB_ENOMEM)
+    protocol_error(conn, err);
+  else
+    sb__conn_reject(conn, SB_REASON_PROTOCOL, true, "%s", why);
 }
 
-void sb__conn_on_read_end(sb_conn *conn, int err) {
-  switch (conn->state) {
-  case SB__CONN_HANDSHAKE:
-    if (err == UV_EOF)
-      sb__conn_reject(conn, SB_REASON_PROTOCOL, false,
-                      "the peer closed the connection before its hello");
-    else
-      sb__conn_reject(conn, SB_REASON_PROTOCOL, false,
-                      "reading the connection failed before hello: %s", uv_strerror(err));
-    break;
-  case SB__CONN_OPEN:
-    if (conn->dispo == SB__DISPO_EXEC && !conn->prog_exited)
-      /* The socket is close-on-exec: the stub is the program now. */
-      sb__conn_close(conn, SB_CLOSE_EXEC,
-                     (err == UV_EOF || err == UV_ECONNRESET) ? 0 : err);
-    else if (conn->exit_sent)
-      /* The stub was told how to end, and its socket closed: it did. A
-       * reset instead of a FIN says nothing more. */
-      sb__conn_close(conn, SB_CLOSE_EXITED,
-                     (err == UV_EOF || err == UV_ECONNRESET) ? 0 : err);
-    else
-      sb__conn_close(conn, SB_CLOSE_PEER_LOST, err == UV_EOF ? 0 : err);
-    break;
-  case SB__CONN_REJECTING:
-    sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
-    break;
-  case SB__CONN_CLOSING:
-    break;
-  }
+/* How an accepted connection ends when the peer closes: an exec'd stub
+ * (its socket is close-on-exec: the stub is the program now), a stub that
+ * did as told, or one lost. After an end was told, a reset instead of a
+ * FIN says nothing more. */
+static void accepted_read_end(sb_conn *conn, int err) {
+  int quiet = (err == UV_EOF || err == UV_ECONNRESET) ? 0 : err;
+
+  if (conn->dispo == SB__DISPO_EXEC && !conn->prog_exited)
+    sb__conn_close(conn, SB_CLOSE_EXEC, quiet);
+  else if (conn->state == SB__CONN_ENDING)
+    sb__conn_close(conn, SB_CLOSE_EXITED, quiet);
+  else
+    sb__conn_close(conn, SB_CLOSE_PEER_LOST, err == UV_EOF ? 0 : err);
 }
+
+/* events.read_end */
+static void on_read_end(sb_conn *conn, int err) {
+  if (sb__conn_accepted(conn))
+    accepted_read_end(conn, err);
+  else if (conn->state == SB__CONN_REJECTING)
+    sb__conn_close(conn, SB_CLOSE_PROTOCOL, 0);
+  else if (conn->state != SB__CONN_HANDSHAKE)
+    return;
+  else if (err == UV_EOF)
+    sb__conn_reject(conn, SB_REASON_PROTOCOL, false,
+                    "the peer closed the connection before its hello");
+  else
+    sb__conn_reject(conn, SB_REASON_PROTOCOL, false,
+                    "reading the connection failed before hello: %s", uv_strerror(err));
+}
+
+static const sb__conn_events events = {
+    .head = on_head,
+    .frame = on_frame,
+    .decode_error = on_decode_error,
+    .read_end = on_read_end,
+    .failed = on_failed,
+};
+
+/* ---- verbs: pause, resume, and how the stub ends -------------------------------- */
+
+int sb_conn_pause(sb_conn *conn) {
+  if (conn == NULL)
+    return -EINVAL;
+  if (!sb__conn_accepted(conn))
+    return -ENOTCONN;
+  /* Once its end is told the connection reads until the stub closes. */
+  if (conn->state == SB__CONN_ENDING || conn->paused)
+    return 0;
+  conn->paused = true;
+  sb__read_pause(conn);
+  return 0;
+}
+
+static int unpause(sb_conn *conn) {
+  int r;
+  conn->paused = false;
+  r = sb__read_resume(conn);
+  if (r < 0)
+    sb__conn_close(conn, SB_CLOSE_PEER_LOST, r);
+  return r;
+}
+
+int sb_conn_resume(sb_conn *conn) {
+  if (conn == NULL)
+    return -EINVAL;
+  if (!sb__conn_accepted(conn))
+    return -ENOTCONN;
+  if (!conn->paused)
+    return 0;
+  return unpause(conn);
+}
+
+/* OPEN -> ENDING, told how (told: a status the stub will end with). The
+ * stub closes once it has ended; read on to see that, even if the caller
+ * had paused. */
+static void end(sb_conn *conn, bool told, int code, int signum) {
+  conn->state = SB__CONN_ENDING;
+  conn->told = told;
+  conn->told_code = code;
+  conn->told_signal = signum;
+  if (conn->paused)
+    unpause(conn);
+}
+
+static int send_exit(sb_conn *conn, int code, int signum) {
+  sb_msg m;
+  int r;
+
+  if (!sb__conn_accepted(conn))
+    return -ENOTCONN;
+  if (conn->state == SB__CONN_ENDING)
+    return -EALREADY;
+  memset(&m, 0, sizeof m);
+  m.type = SB_MSG_EXIT;
+  m.u.exit.code = code;
+  m.u.exit.signal = signum;
+  r = sb__conn_send_msg(conn, &m);
+  if (r == 0)
+    end(conn, true, code, signum);
+  return r;
+}
+
+int sb_conn_exit(sb_conn *conn, int code) {
+  if (conn == NULL || code < 0 || code > 255)
+    return -EINVAL;
+  return send_exit(conn, code, 0);
+}
+
+int sb_conn_kill(sb_conn *conn, int signum) {
+  if (conn == NULL || signum <= 0 || sb_signal_name(signum) == NULL)
+    return -EINVAL;
+  return send_exit(conn, 0, signum);
+}
+
+bool sb_conn_told(const sb_conn *conn, int *code, int *signum) {
+  if (conn == NULL || !conn->told)
+    return false;
+  if (code != NULL)
+    *code = conn->told_code;
+  if (signum != NULL)
+    *signum = conn->told_signal;
+  return true;
+}
+
+/* ---- verbs: dispositions ---------------------------------------------------------- */
+
+int sb__dispo_check(const sb_conn *conn) {
+  if (conn == NULL)
+    return -EINVAL;
+  if (!sb__conn_accepted(conn))
+    return -ENOTCONN;
+  if (conn->dispo != SB__DISPO_NONE || conn->state == SB__CONN_ENDING)
+    return -EALREADY;
+  return 0;
+}
+
+sb__dispo *sb__dispo_get(sb_conn *conn) {
+  if (conn->dp == NULL)
+    conn->dp = calloc(1, sizeof *conn->dp);
+  return conn->dp;
+}
+
+void sb__conn_choose(sb_conn *conn, sb__dispo_kind kind, const sb__dispo_ops *ops) {
+  conn->dispo = kind;
+  conn->ops = ops;
+}
+
+int sb__conn_launch(sb_conn *conn, const sb_msg *m, sb__dispo_kind kind,
+                    const sb__dispo_ops *ops) {
+  int r;
+
+  /* An exec is learnt of by the connection's end: read on whatever the
+   * caller paused. */
+  if (kind == SB__DISPO_EXEC)
+    sb_conn_resume(conn);
+  /* Chosen before the welcome left: the stub leaves its stdin alone, so
+   * the program gets all of it. */
+  conn->hold_stdin = conn->welcome_pending;
+  if ((r = sb__conn_send_msg(conn, m)) < 0)
+    return r;
+  sb__conn_choose(conn, kind, ops);
+  /* Nothing may follow an exec; the stub's own status is not ours to
+   * know (unless the exec fails: on_exited_msg). */
+  if (kind == SB__DISPO_EXEC)
+    end(conn, false, 0, 0);
+  return 0;
+}
+
+void sb__conn_own_handle(sb_conn *conn, uv_handle_t *handle) {
+  handle->data = conn;
+  conn->open_handles++;
+}
+
+/* ---- verbs: what may be written, and the welcome first ------------------------------------------------------------- */
+
+int sb__conn_send_owned(sb_conn *conn, void *frame, size_t len) {
+  int r = sb__conn_welcome(conn);
+  if (r < 0) {
+    free(frame);
+    return r;
+  }
+  return sb__wire_send_owned(conn, frame, len);
+}
+
+int sb__conn_send_msg(sb_conn *conn, const sb_msg *m) {
+  int r = sb__conn_welcome(conn);
+  return r < 0 ? r : sb__wire_send_msg(conn, m);
+}
+
+int sb__conn_writable(const sb_conn *conn, int stream) {
+  if (conn == NULL || (stream != 1 && stream != 2))
+    return -EINVAL;
+  if (!sb__conn_accepted(conn))
+    return -ENOTCONN;
+  /* After exec and run the program writes; the caller cannot. */
+  if (conn->state == SB__CONN_ENDING || conn->out_closed[stream] ||
+      conn->dispo == SB__DISPO_EXEC || conn->dispo == SB__DISPO_RUN)
+    return -EPIPE;
+  return 0;
+}
+
+int sb_conn_close_stream(sb_conn *conn, int stream) {
+  int r = sb__conn_writable(conn, stream);
+  if (r == -EPIPE && conn->state != SB__CONN_ENDING)
+    return 0; /* already closed */
+  if (r < 0 || (r = sb__conn_welcome(conn)) < 0)
+    return r;
+  r = sb__wire_write(conn, (sb_kind)sb_stream_kind(stream), NULL, 0, NULL, NULL, NULL);
+  if (r == 0)
+    conn->out_closed[stream] = true;
+  return r;
+}
+
+/* ---- links and accessors ---------------------------------------------------------- */
 
 void sb__conns_forget(sb_server *server, const sb_ticket *ticket, const sb_child *child) {
   sb__link *l;
@@ -735,49 +888,12 @@ void sb__conns_forget(sb_server *server, const sb_ticket *ticket, const sb_child
   }
 }
 
-/* ---- accessors ----------------------------------------------------------- */
-
 void sb_conn_set_callbacks(sb_conn *conn, const sb_conn_callbacks *cbs, void *data) {
   if (cbs != NULL)
     conn->cbs = *cbs;
   else
     memset(&conn->cbs, 0, sizeof conn->cbs);
   conn->data = data;
-}
-
-void *sb_conn_data(const sb_conn *conn) {
-  return conn->data;
-}
-
-const sb_call *sb_conn_call(const sb_conn *conn) {
-  return &conn->call;
-}
-
-const char *sb_conn_getenv(const sb_conn *conn, const char *name) {
-  size_t i, len;
-  if (conn == NULL || name == NULL)
-    return NULL;
-  len = strlen(name);
-  if (len == 0 || strchr(name, '=') != NULL)
-    return NULL;
-  for (i = 0; i < conn->call.envc; i++) {
-    const char *e = conn->call.env[i];
-    if (strncmp(e, name, len) == 0 && e[len] == '=')
-      return e + len + 1;
-  }
-  return NULL;
-}
-
-sb_ticket *sb_conn_ticket(const sb_conn *conn) {
-  return conn->ticket;
-}
-
-sb_child *sb_conn_child(const sb_conn *conn) {
-  return conn->child;
-}
-
-sb_server *sb_conn_server(const sb_conn *conn) {
-  return conn->server;
 }
 
 void sb_conn_close(sb_conn *conn) {

@@ -77,7 +77,7 @@ static void on_in_written(uv_write_t *req, int status) {
   }
 }
 
-void sb__delegate_stdin(sb_conn *conn, const char *buf, size_t len) {
+static void on_stdin(sb_conn *conn, const char *buf, size_t len) {
   sb__dispo *dp = conn->dp;
   in_write *w;
   uv_buf_t b;
@@ -114,7 +114,7 @@ void sb__delegate_stdin(sb_conn *conn, const char *buf, size_t len) {
   }
 }
 
-void sb__delegate_signal(sb_conn *conn, int signum) {
+static void on_signal(sb_conn *conn, int signum) {
   if (conn->dp->child != NULL)
     sb_child_kill(conn->dp->child, signum);
 }
@@ -152,7 +152,7 @@ void sb__delegate_output(sb_conn *conn, int stream, const char *buf, size_t len)
 
   if (conn->cbs.on_program_output != NULL)
     conn->cbs.on_program_output(conn, stream, buf, len);
-  if (conn->state != SB__CONN_OPEN)
+  if (!sb__conn_accepted(conn))
     return;
   copy = malloc(len);
   if (copy == NULL) {
@@ -183,7 +183,7 @@ static void on_program_exit(sb_child *child, int64_t status, int signum) {
   resume_stub(conn);
   if (conn->cbs.on_program_exit != NULL)
     conn->cbs.on_program_exit(conn, status, signum);
-  if (conn->state != SB__CONN_OPEN || conn->exit_sent)
+  if (conn->state != SB__CONN_OPEN)
     return;
   if (signum != 0 && sb_conn_kill(conn, signum) == 0)
     return;
@@ -306,9 +306,8 @@ static int spawn_program(sb_conn *conn, const char *cwd, const char *file,
     return r;
   }
   uv_pipe_init(conn->server->loop, &dp->in, 0);
-  dp->in.data = conn;
+  sb__conn_own_handle(conn, (uv_handle_t *)&dp->in);
   dp->in_open = true;
-  conn->open_handles++;
   if (uv_pipe_open(&dp->in, fds[1]) < 0) {
     close(fds[1]);
     dp->in_broken = true;
@@ -343,7 +342,7 @@ static void on_spawn_retry(uv_timer_t *timer) {
   sb__dispo *dp = conn->dp;
   int r;
 
-  if (conn->state != SB__CONN_OPEN || dp->spawn_file == NULL)
+  if (!sb__conn_accepted(conn) || dp->spawn_file == NULL)
     return;
   r = spawn_program(conn, dp->spawn_cwd, dp->spawn_file, dp->spawn_args.v,
                     dp->spawn_env.v);
@@ -378,9 +377,8 @@ static int spawn_later(sb_conn *conn, const char *cwd, const char *file,
     return -ENOMEM;
   if (!dp->timer_open) {
     uv_timer_init(conn->server->loop, &dp->timer);
-    dp->timer.data = conn;
+    sb__conn_own_handle(conn, (uv_handle_t *)&dp->timer);
     dp->timer_open = true;
-    conn->open_handles++;
   }
   if (!dp->conn_paused) {
     dp->conn_paused = true;
@@ -389,6 +387,13 @@ static int spawn_later(sb_conn *conn, const char *cwd, const char *file,
   return uv_timer_start(&dp->timer, on_spawn_retry, SB__SPAWN_RETRY_MS,
                         SB__SPAWN_RETRY_MS);
 }
+
+/* The stub's stdin, signals and window size go to the program. */
+static const sb__dispo_ops delegate_ops = {
+    .on_stdin = on_stdin,
+    .on_signal = on_signal,
+    .on_winsize = sb__pty_resize,
+};
 
 int sb_conn_delegate(sb_conn *conn, const sb_program *p) {
   char found[PATH_MAX], **env = NULL, **args = NULL, **set, *depth;
@@ -429,7 +434,7 @@ int sb_conn_delegate(sb_conn *conn, const sb_program *p) {
   free(depth); /* sb_spawn copied the environment */
   if (r < 0)
     return r;
-  conn->dispo = SB__DISPO_DELEGATE;
+  sb__conn_choose(conn, SB__DISPO_DELEGATE, &delegate_ops);
   if (conn->stdin_done)
     close_in(conn); /* the stub's stdin ended before we were asked */
   return 0;

@@ -1,66 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* dispo.c - what the one-call dispositions share, and respond: a canned
- * answer (stdout, stderr, exit or signal), now or after a delay.
+/* dispo.c - respond: a canned answer (stdout, stderr, exit or signal), now
+ * or after a delay.
  *
  * A disposition that outlives its call keeps its state in an sb__dispo
- * owned by the connection; its handles are the connection's (closed by its
- * close, counted in open_handles), so the connection is freed only after
- * them, and sb_server_close waits for them too. */
+ * owned by the connection (conn.c's sb__dispo_get); its handles are the
+ * connection's (sb__conn_own_handle: closed by its close), so the
+ * connection is freed only after them, and sb_server_close waits for them
+ * too. The connection's state changes only through conn.c's verbs. */
 #include "sb_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int sb__dispo_check(const sb_conn *conn) {
-  if (conn == NULL)
-    return -EINVAL;
-  if (conn->state != SB__CONN_OPEN)
-    return -ENOTCONN;
-  if (conn->dispo != SB__DISPO_NONE || conn->exit_sent)
-    return -EALREADY;
-  return 0;
-}
-
-sb__dispo *sb__dispo_get(sb_conn *conn) {
-  if (conn->dp == NULL)
-    conn->dp = calloc(1, sizeof *conn->dp);
-  return conn->dp;
-}
-
-void sb__dispo_close(sb_conn *conn) {
-  sb__dispo *dp = conn->dp;
-
-  if (dp == NULL)
-    return;
-  if (dp->timer_open) {
-    dp->timer_open = false;
-    uv_close((uv_handle_t *)&dp->timer, sb__conn_handle_closed);
-  }
-  if (dp->in_open) {
-    dp->in_open = false;
-    uv_close((uv_handle_t *)&dp->in, sb__conn_handle_closed);
-  }
-  if (dp->child != NULL) {
-    /* The stub is gone: nobody reads the program's output any more, and
-     * it must not outlive the call. Its callbacks find no connection. */
-    dp->child->data = NULL;
-    sb_child_stop(dp->child);
-    dp->child = NULL;
-  }
-}
-
-void sb__dispo_free(sb__dispo *dp) {
-  if (dp == NULL)
-    return;
-  free(dp->out);
-  free(dp->err);
-  free(dp->pty_buf);
-  free(dp->spawn_file);
-  free(dp->spawn_cwd);
-  sb_strv_free(&dp->spawn_args);
-  sb_strv_free(&dp->spawn_env);
-  free(dp);
-}
 
 /* ---- respond ---------------------------------------------------------------- */
 
@@ -81,7 +31,7 @@ static void on_delay_over(uv_timer_t *timer) {
   sb__dispo *dp = conn->dp;
   int r;
 
-  if (conn->state != SB__CONN_OPEN || conn->exit_sent)
+  if (conn->state != SB__CONN_OPEN)
     return; /* the caller ended it otherwise meanwhile */
   r = answer(conn, dp->out, dp->out_len, dp->err, dp->err_len, dp->code, dp->signum);
   if (r < 0)
@@ -111,9 +61,8 @@ static int respond_later(sb_conn *conn, const sb_response *rs) {
   dp->code = rs->code;
   dp->signum = rs->signum;
   uv_timer_init(conn->server->loop, &dp->timer);
-  dp->timer.data = conn;
+  sb__conn_own_handle(conn, (uv_handle_t *)&dp->timer);
   dp->timer_open = true;
-  conn->open_handles++;
   return uv_timer_start(&dp->timer, on_delay_over, rs->delay_ms, 0);
 }
 
@@ -133,6 +82,6 @@ int sb_conn_respond(sb_conn *conn, const sb_response *rs) {
   else
     r = answer(conn, rs->out, rs->out_len, rs->err, rs->err_len, rs->code, rs->signum);
   if (r == 0)
-    conn->dispo = SB__DISPO_RESPOND;
+    sb__conn_choose(conn, SB__DISPO_RESPOND, NULL);
   return r;
 }

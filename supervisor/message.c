@@ -27,7 +27,7 @@ struct sb_message {
 
 static void message_free(sb_message *msg) {
   if (msg->conn != NULL)
-    msg->conn->msg = NULL;
+    sb__conn_set_message(msg->conn, NULL);
   free(msg->json);
   free(msg->type);
   free(msg);
@@ -54,11 +54,6 @@ sb_ticket *sb_message_ticket(const sb_message *msg) {
 }
 
 /* ---- replying --------------------------------------------------------------- */
-
-static void on_reply_shutdown(uv_shutdown_t *req, int status) {
-  (void)req;
-  (void)status;
-}
 
 /* {"type":"error","error":code,"message":text}, compact; NULL without memory. */
 static char *error_json(const char *code, const char *text) {
@@ -136,7 +131,7 @@ int sb_message_reply(sb_message *msg, const char *json) {
     return -EINVAL;
   }
   conn = msg->conn;
-  if (conn == NULL || conn->state != SB__CONN_OPEN || conn->exit_sent) {
+  if (conn == NULL || conn->state != SB__CONN_OPEN) {
     cJSON_Delete(body);
     message_free(msg);
     return -ENOTCONN;
@@ -150,9 +145,7 @@ int sb_message_reply(sb_message *msg, const char *json) {
     return r;
   /* Nothing follows the reply: FIN after it, and read on until the sender
    * closes its end, which conn.c sees as a connection that ended as told. */
-  conn->exit_sent = true;
-  uv_shutdown(&conn->shutdown_req, &conn->io.stream, on_reply_shutdown);
-  sb_conn_resume(conn);
+  sb__conn_replied(conn);
   return 0;
 }
 
@@ -302,9 +295,7 @@ static void accept_sender(sb_conn *conn, const cJSON *message, int64_t pid, int 
   const cJSON *type = cJSON_GetObjectItemCaseSensitive(message, "type");
   sb_message *msg = calloc(1, sizeof *msg);
 
-  uv_timer_stop(&conn->timer);
-  conn->state = SB__CONN_OPEN;
-  conn->version = version;
+  sb__conn_accept_sender(conn, version);
   server->stats.messages++;
   /* Nothing more is read from the sender until it has its reply. */
   sb_conn_pause(conn);
@@ -321,7 +312,7 @@ static void accept_sender(sb_conn *conn, const cJSON *message, int64_t pid, int 
   msg->conn = conn;
   msg->pid = pid;
   msg->version = version;
-  conn->msg = msg;
+  sb__conn_set_message(conn, msg);
   dispatch(server, msg);
 }
 

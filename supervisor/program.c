@@ -104,9 +104,28 @@ static sb_strv borrow(char *const *v) {
   return s;
 }
 
-static int send_launch(sb_conn *conn, sb_msg_type type, const sb_program *p) {
+/* The stub reported how the program ended (conn.c has taken note):
+ * on_program_exit; then, for run, the stub ends as the program did, unless
+ * the callback ended it otherwise. (A failed exec ends the stub by itself.) */
+static void program_exited(sb_conn *conn, const sb_status *st) {
+  if (conn->cbs.on_program_exit != NULL)
+    conn->cbs.on_program_exit(conn, st->signal != 0 ? 0 : st->code, st->signal);
+  if (conn->dispo != SB__DISPO_RUN || conn->state != SB__CONN_OPEN)
+    return;
+  if (st->signal != 0)
+    sb_conn_kill(conn, st->signal);
+  else
+    sb_conn_exit(conn, st->code);
+}
+
+static const sb__dispo_ops program_ops = {.on_exited = program_exited};
+
+static int launch(sb_conn *conn, sb_msg_type type, const sb_program *p) {
+  int r = sb__program_check(conn, p);
   sb_msg m;
 
+  if (r < 0)
+    return r;
   memset(&m, 0, sizeof m);
   m.type = type;
   m.u.launch.argv = borrow(p->argv);
@@ -115,56 +134,14 @@ static int send_launch(sb_conn *conn, sb_msg_type type, const sb_program *p) {
   m.u.launch.set = borrow(p->set);
   m.u.launch.unset = borrow(p->unset);
   m.u.launch.tee = p->tee;
-  /* Chosen before the welcome left: the stub leaves its stdin alone, so
-   * the program gets all of it. */
-  conn->hold_stdin = conn->welcome_pending;
-  return sb__conn_send_msg(conn, &m);
+  return sb__conn_launch(conn, &m, type == SB_MSG_EXEC ? SB__DISPO_EXEC : SB__DISPO_RUN,
+                         &program_ops);
 }
 
 int sb_conn_exec(sb_conn *conn, const sb_program *p) {
-  int r = sb__program_check(conn, p);
-
-  if (r < 0)
-    return r;
-  /* Read on whatever the caller paused: the end of the connection is how
-   * we learn the exec happened. */
-  sb_conn_resume(conn);
-  if ((r = send_launch(conn, SB_MSG_EXEC, p)) < 0)
-    return r;
-  conn->dispo = SB__DISPO_EXEC;
-  /* Nothing may follow; the stub's own status is not ours to know. */
-  conn->exit_sent = true;
-  conn->told_code = -1;
-  conn->told_signal = 0;
-  return 0;
+  return launch(conn, SB_MSG_EXEC, p);
 }
 
 int sb_conn_run(sb_conn *conn, const sb_program *p) {
-  int r = sb__program_check(conn, p);
-
-  if (r < 0)
-    return r;
-  if ((r = send_launch(conn, SB_MSG_RUN, p)) < 0)
-    return r;
-  conn->dispo = SB__DISPO_RUN;
-  return 0;
-}
-
-void sb__program_exited(sb_conn *conn, const sb_status *st) {
-  int64_t code = st->signal != 0 ? 0 : st->code;
-
-  conn->prog_exited = true;
-  if (conn->dispo == SB__DISPO_EXEC) {
-    /* The exec failed; the stub ends with this code by itself. */
-    conn->told_code = st->code;
-    conn->told_signal = st->signal;
-  }
-  if (conn->cbs.on_program_exit != NULL)
-    conn->cbs.on_program_exit(conn, code, st->signal);
-  if (conn->dispo != SB__DISPO_RUN || conn->state != SB__CONN_OPEN || conn->exit_sent)
-    return;
-  if (st->signal != 0)
-    sb_conn_kill(conn, st->signal);
-  else
-    sb_conn_exit(conn, st->code);
+  return launch(conn, SB_MSG_RUN, p);
 }

@@ -89,7 +89,7 @@ void sb__pty_drain(sb_conn *conn) {
 
   if (!dp->on_pty || !dp->in_open || uv_fileno((uv_handle_t *)&dp->in, &fd) != 0)
     return;
-  for (unsigned i = 0; i < SB__PTY_DRAIN_READS && conn->state == SB__CONN_OPEN; i++) {
+  for (unsigned i = 0; i < SB__PTY_DRAIN_READS && sb__conn_accepted(conn); i++) {
     ssize_t n = read(fd, dp->pty_buf, SB__PTY_BUF_SIZE);
     if (n < 0 && errno == EINTR)
       continue;

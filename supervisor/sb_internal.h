@@ -268,12 +268,41 @@ typedef struct sb__dispo {
   char *pty_buf; /* SB__PTY_BUF_SIZE bytes, for reads of the master */
 } sb__dispo;
 
+/* What a disposition does with its connection's events; conn.c calls them
+ * (a NULL member, or no table: the default). */
+typedef struct sb__dispo_ops {
+  void (*on_stdin)(sb_conn *conn, const char *buf, size_t len); /* len 0: its end */
+  void (*on_signal)(sb_conn *conn, int signum);                 /* the stub got it */
+  void (*on_winsize)(sb_conn *conn);                    /* call.winsize changed */
+  void (*on_exited)(sb_conn *conn, const sb_status *st); /* run, exec: `exited` */
+} sb__dispo_ops;
+
+/* Where a connection is in its life; conn.c's diagram has the transitions. */
 typedef enum sb__conn_state {
-  SB__CONN_HANDSHAKE = 0, /* waiting for hello */
-  SB__CONN_OPEN,          /* welcomed: the caller has it */
+  SB__CONN_HANDSHAKE = 0, /* waiting for hello (or a side-band send) */
+  SB__CONN_OPEN,          /* accepted: the caller (or message.c) has it */
+  SB__CONN_ENDING,        /* its end is told (exit, kill, exec, a reply): nothing more
+                             is written; read on until the peer closes */
   SB__CONN_REJECTING,     /* reject sent; draining the peer until it closes */
   SB__CONN_CLOSING,       /* handles closing; freed in the last close callback */
 } sb__conn_state;
+
+/* What the read layer (conn_read.c) and the write layer (wire.c) report to
+ * the state's owner (conn.c): callbacks, so that calls between the files
+ * go one way, down. */
+typedef struct sb__conn_events {
+  /* head_len grew: true when head is decided and goes on to the decoder;
+   * false while more is needed, or when the peer was refused. */
+  bool (*head)(sb_conn *conn);
+  void (*frame)(sb_conn *conn, const sb_frame *f);
+  void (*decode_error)(sb_conn *conn, int err, const sb_diag *diag);
+  /* The peer closed (UV_EOF), a read failed, or a rejected peer's drain is
+   * over. */
+  void (*read_end)(sb_conn *conn, int err);
+  /* Reading or writing failed on our side or the peer's: close, unless
+   * the connection is past talking (rejecting, closing). */
+  void (*failed)(sb_conn *conn, sb_close_reason reason, int err);
+} sb__conn_events;
 
 struct sb_conn {
   sb_server *server;
@@ -282,58 +311,72 @@ struct sb_conn {
   uv_timer_t timer; /* handshake timeout, then deferred reads, or the linger */
   uv_shutdown_t shutdown_req;
   int open_handles; /* handles whose close callback has not run */
+  const sb__conn_events *ev;
+
+  /* The state machine: assigned in conn.c only, by its transitions and the
+   * verbs the other files call. */
   sb__conn_state state;
   bool welcomed;   /* on_connect ran: on_close will too */
-  bool reading;    /* uv_read_start is in effect */
   bool paused;     /* the caller paused reading */
-  bool in_process; /* frames are being dispatched (reentrancy guard) */
-  bool exit_sent;  /* exit or kill was queued: nothing may follow */
   bool stdin_done; /* the stub's stdin ended */
   bool out_closed[3];
   bool have_hello;
-
-  /* The handshake (conn.c). The stream's first bytes gather in head until
-   * they tell whether the hello begins with a token (SB_HELLO_PREFIX); only
-   * then do they go on to the decoder. */
-  uint8_t head[SB_FRAME_HEADER + SB_HELLO_PREFIX_LEN];
-  size_t head_len;
   bool head_done; /* decided: head went on to the decoder */
   bool authed;    /* the hello began with a live token: not charged */
-  bool starved;   /* not read for want of room in server->unauth_bytes */
-  size_t charged; /* this connection's part of server->unauth_bytes */
-
-  size_t queued;  /* payload bytes of writes whose callback has not run */
-  size_t drained; /* bytes of a rejected peer read and dropped */
-
-  sb_decoder dec;
-  uint8_t *rbuf;       /* SB__READ_BUF_SIZE bytes, reused for every read */
-  const uint8_t *pend; /* bytes of rbuf read but not dispatched (paused) */
-  size_t pend_len;
-
-  sb_msg hello; /* owns what call points to */
-  sb_call call;
-  sb_ticket *ticket;
-  sb_child *child;
-  sb_conn_callbacks cbs;
-  void *data;
-  sb_close_reason close_reason;
-  int close_err;
-  int told_code;   /* what sb_conn_exit/sb_conn_kill told the stub, once */
-  int told_signal; /* exit_sent says whether one of them was */
-
   /* welcome goes out after on_connect returns, or before the first frame
    * the caller queues from it: by then an exec or run chosen in on_connect
    * tells the stub to leave its stdin alone. */
   bool welcome_pending;
   bool hold_stdin;
   bool held;       /* sb_conn_hold: the welcome waits for the caller */
-  sb_message *msg; /* a side-band sender: its message, until replied */
-  int version;     /* chosen in the handshake */
+  bool told;       /* the stub was told how to end (told_code, told_signal): by
+                      sb_conn_exit or sb_conn_kill, or a failed exec's report */
+  int told_code;
+  int told_signal;
   sb__dispo_kind dispo;
-  sb__dispo *dp;        /* NULL unless a disposition needs state */
-  bool prog_out_end[3]; /* run: the stub's relay of stdout, stderr ended */
-  bool prog_exited;     /* run, exec: `exited` came */
+  const sb__dispo_ops *ops; /* the disposition's, or NULL */
+  sb__dispo *dp;            /* NULL unless a disposition needs state */
+  bool prog_out_end[3];     /* run: the stub's relay of stdout, stderr ended */
+  bool prog_exited;         /* run, exec: `exited` came */
+  sb_close_reason close_reason;
+  int close_err;
+  int version;     /* chosen in the handshake */
+  sb_msg hello;    /* owns what call points to */
+  sb_call call;
+  sb_ticket *ticket;
+  sb_child *child;
+  sb_message *msg; /* a side-band sender: its message, until replied */
+  sb_conn_callbacks cbs;
+  void *data;
+
+  /* Reading (conn_read.c). The stream's first bytes gather in head until
+   * they tell whether the hello begins with a token (SB_HELLO_PREFIX); only
+   * then do they go on to the decoder. */
+  uint8_t head[SB_FRAME_HEADER + SB_HELLO_PREFIX_LEN];
+  size_t head_len;
+  bool reading;    /* uv_read_start is in effect */
+  bool in_process; /* frames are being dispatched (reentrancy guard) */
+  bool starved;    /* not read for want of room in server->unauth_bytes */
+  size_t charged;  /* this connection's part of server->unauth_bytes */
+  size_t drained;  /* bytes of a rejected peer read and dropped */
+  sb_decoder dec;
+  uint8_t *rbuf;       /* SB__READ_BUF_SIZE bytes, reused for every read */
+  const uint8_t *pend; /* bytes of rbuf read but not dispatched (paused) */
+  size_t pend_len;
+
+  /* Writing (wire.c). */
+  size_t queued; /* payload bytes of writes whose callback has not run */
 };
+
+/* Past the handshake and not closing: OPEN or ENDING. */
+static inline bool sb__conn_accepted(const sb_conn *conn) {
+  return conn->state == SB__CONN_OPEN || conn->state == SB__CONN_ENDING;
+}
+
+/* Reading and dispatching what it reads: HANDSHAKE, OPEN or ENDING. */
+static inline bool sb__conn_live(const sb_conn *conn) {
+  return conn->state == SB__CONN_HANDSHAKE || sb__conn_accepted(conn);
+}
 
 /* What an unauthenticated connection costs by itself (conn.c), with the
  * allocator's and libuv's share. */
@@ -443,7 +486,7 @@ void sb__emit(sb_server *server, sb_event *ev);
 void sb__emit_child(sb_child *child, sb_event_type type, sb_event *ev);
 uint64_t sb__realtime_ns(void);
 
-/* ---- conn.c -------------------------------------------------------------- */
+/* ---- conn.c: a connection's state and every transition of it ------------- */
 
 /* A connection on fd, an accepted socket of the server's transport (and,
  * for tests/fuzz/fuzz_conn.c, any connected Unix socket on a Unix
@@ -459,19 +502,116 @@ void sb__conn_close(sb_conn *conn, sb_close_reason reason, int err);
  * a bounded drain, then close. */
 void sb__conn_reject(sb_conn *conn, sb_reason reason, bool send, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* One decoded event (a control frame or a piece of a data frame). */
-void sb__conn_on_frame(sb_conn *conn, const sb_frame *f);
-void sb__conn_on_decode_error(sb_conn *conn, int err, const sb_diag *diag);
-/* The peer closed (UV_EOF) or the read failed. */
-void sb__conn_on_read_end(sb_conn *conn, int err);
 /* Clears what connections know of a ticket or child about to disappear. */
 void sb__conns_forget(sb_server *server, const sb_ticket *ticket, const sb_child *child);
-
 /* The checks hello and send share: the version range the peer speaks
  * against ours, then its token. On success sets conn->ticket and returns
  * the version chosen; else rejects the peer and returns 0. The token is
  * wiped either way. */
 int sb__conn_check_peer(sb_conn *conn, int version, int min_version, char *token);
+/* message.c: the checked side-band sender is accepted (OPEN, not
+ * welcomed), and msg is its message until replied (or NULL). */
+void sb__conn_accept_sender(sb_conn *conn, int version);
+void sb__conn_set_message(sb_conn *conn, sb_message *msg);
+/* message.c: the reply was queued; nothing follows it (ENDING): FIN, and
+ * read until the sender closes. */
+void sb__conn_replied(sb_conn *conn);
+/* Sends the deferred welcome now, if it is still due (else 0). Nothing
+ * may precede it: every write calls it first. */
+int sb__conn_welcome(sb_conn *conn);
+/* Whether the caller may write to stream (1, 2) now: 0, -EINVAL,
+ * -ENOTCONN, -EPIPE (ended, exec or run, or that stream closed). */
+int sb__conn_writable(const sb_conn *conn, int stream);
+/* Queue a whole frame the library built (taking frame), or a control
+ * message; the welcome, if due, goes first. */
+int sb__conn_send_owned(sb_conn *conn, void *frame, size_t len);
+int sb__conn_send_msg(sb_conn *conn, const sb_msg *m);
+/* A handle of a disposition becomes the connection's: its data is conn,
+ * and the connection is freed only after its close. */
+void sb__conn_own_handle(sb_conn *conn, uv_handle_t *handle);
+void sb__conn_handle_closed(uv_handle_t *handle);
+
+/* Dispositions. Whether one may be chosen now: 0, -EINVAL, -ENOTCONN,
+ * -EALREADY. */
+int sb__dispo_check(const sb_conn *conn);
+/* The disposition's state, allocated on first use; NULL when out of memory. */
+sb__dispo *sb__dispo_get(sb_conn *conn);
+/* The caller chose kind; ops (static, or NULL) get its events from now on. */
+void sb__conn_choose(sb_conn *conn, sb__dispo_kind kind, const sb__dispo_ops *ops);
+/* exec, run: sends the launch message m (welcome first, saying the stub is
+ * to leave its stdin alone when it was still due), and chooses kind. exec
+ * reads on whatever the caller paused, and is ENDING, told nothing. */
+int sb__conn_launch(sb_conn *conn, const sb_msg *m, sb__dispo_kind kind,
+                    const sb__dispo_ops *ops);
+
+/* ---- conn_hello.c: what a handshake's bytes say (no state) ---------------- */
+
+/* The frame length the first 4 bytes of head say. */
+uint32_t sb__head_length(const uint8_t *head);
+/* Whether head[0..len) says enough to go on: the decoder refuses the
+ * header, the frame cannot hold SB_HELLO_PREFIX, the bytes left it, or the
+ * prefix is whole (len == SB_FRAME_HEADER + SB_HELLO_PREFIX_LEN). */
+bool sb__head_decided(const uint8_t *head, size_t len, uint32_t ctl_max);
+/* Whether a whole head begins with a token of a live ticket; the copy of
+ * the token is wiped. */
+bool sb__head_token_live(sb_server *server, const uint8_t *head, size_t len);
+/* docs/protocol.md section 3: the highest version both sides speak, or 0;
+ * on 0, why into msg. */
+int sb__version_choose(int version, int min_version, char *msg, size_t len);
+/* lib/ already leaves SOCKETBRIDGE_TOKEN out of hello.env; this keeps the
+ * guarantee whatever a peer sends. */
+void sb__hello_drop_token(sb_hello *h);
+/* The call a hello describes; strings borrowed from h. */
+void sb__hello_call(const sb_hello *h, sb_call *c);
+
+/* ---- conn_read.c: reading, and what peers without a token cost ------------ */
+
+/* Start or stop libuv reading the stream (idempotent). */
+int sb__conn_start_reading(sb_conn *conn);
+void sb__conn_stop_reading(sb_conn *conn);
+/* The caller paused (stops reading and deferred dispatch) or resumed:
+ * first what was left undispatched, on the next loop iteration, then the
+ * socket. A resume that fails returns its error (the caller closes). */
+void sb__read_pause(sb_conn *conn);
+int sb__read_resume(sb_conn *conn);
+/* The connection is closing (closing its stream stops reading): nothing
+ * more is read or dispatched, and it holds no room any more. */
+void sb__read_closed(sb_conn *conn);
+/* Reads and dispatches, without waiting, what the kernel already holds for
+ * the connection (at most limit bytes), as libuv's read callback would. For
+ * a deadline that is about when bytes arrived: after a stall of the loop,
+ * expired timers run before the reads that were waiting. */
+void sb__conn_read_pending(sb_conn *conn, size_t limit);
+/* Brings server->unauth_bytes up to date with what conn holds, and stops
+ * reading it when there is no room for one more read. */
+void sb__conn_account(sb_conn *conn);
+/* Whether unauthenticated peers may take `more` bytes now. */
+bool sb__unauth_room(const sb_server *server, size_t more);
+/* accept.c: there is room again for a connection. */
+void sb__accept_unhold(sb_server *server);
+/* For tests/fuzz/fuzz_conn.c: what libuv does on a read, without a socket.
+ * sb__conn_feed copies up to SB__READ_BUF_SIZE bytes of p[0..n) into the
+ * connection's read buffer and dispatches them exactly as a read of them;
+ * sb__conn_feed_end delivers a read error or UV_EOF. Both do nothing (0,
+ * false) when libuv would not read now: the connection is paused, has bytes
+ * left from before a pause, or is closing. Returns the bytes taken. */
+size_t sb__conn_feed(sb_conn *conn, const uint8_t *p, size_t n);
+bool sb__conn_feed_end(sb_conn *conn, int err);
+
+/* ---- wire.c: frames and write requests ------------------------------------ */
+
+/* Frames buf[0..len) as data of kind, cut at max_bytes - 1, in one
+ * uv_write. len 0 sends one empty frame (the end of that stream). owned, if
+ * not NULL, is freed when the write ends, or now on error. cb, if not NULL,
+ * runs when the write ends (after a failed one has closed the connection). */
+int sb__wire_write(sb_conn *conn, sb_kind kind, const void *buf, size_t len,
+                   sb_write_cb cb, void *data, void *owned);
+/* A write of nothing: its callback runs in order with the writes before. */
+int sb__wire_nothing(sb_conn *conn, sb_write_cb cb, void *data);
+/* A whole frame the library built; takes ownership of frame. */
+int sb__wire_send_owned(sb_conn *conn, void *frame, size_t len);
+/* Encodes and queues a control message. */
+int sb__wire_send_msg(sb_conn *conn, const sb_msg *m);
 
 /* ---- message.c: side-band messages --------------------------------------- */
 
@@ -482,22 +622,10 @@ bool sb__message_first_frame(sb_conn *conn, const sb_frame *f);
 /* The sender's connection is gone: its message can no longer be replied. */
 void sb__message_detach(sb_message *msg);
 
-/* Sends the deferred welcome now, if it is still due. */
-int sb__conn_welcome(sb_conn *conn);
-void sb__conn_handle_closed(uv_handle_t *handle);
+/* ---- dispo.c, program.c, delegate.c: dispositions ------------------------- */
 
-/* ---- respond.c, program.c, delegate.c: dispositions ------------------------ */
-
-/* Whether a disposition may be chosen now: 0, -EINVAL, -ENOTCONN, -EALREADY. */
-int sb__dispo_check(const sb_conn *conn);
 /* sb__dispo_check, then the checks of an sb_program. */
 int sb__program_check(const sb_conn *conn, const sb_program *p);
-/* The disposition's state, allocated on first use; NULL when out of memory. */
-sb__dispo *sb__dispo_get(sb_conn *conn);
-/* The connection is closing: closes the disposition's handles, stops a
- * delegated program. */
-void sb__dispo_close(sb_conn *conn);
-void sb__dispo_free(sb__dispo *dp);
 /* The program's environment: base (the call's) less unset and less the
  * names set, then set. Borrowed strings; the array is malloc'd. */
 int sb__env_edit(char *const *base, char *const *set, char *const *unset, char ***out);
@@ -507,10 +635,6 @@ int sb__env_edit(char *const *base, char *const *set, char *const *unset, char *
 char **sb__set_with_depth(char *const *call_env, char *const *set, char **entry);
 /* The value of name in env, or NULL. */
 const char *sb__env_get(char *const *env, const char *name);
-/* Delegate: stdin from the stub for the program; len == 0 is its end. */
-void sb__delegate_stdin(sb_conn *conn, const char *buf, size_t len);
-/* Delegate: the stub received signum; the program gets it. */
-void sb__delegate_signal(sb_conn *conn, int signum);
 /* Delegate: the program wrote buf/len to stream (1, 2): on to the stub. */
 void sb__delegate_output(sb_conn *conn, int stream, const char *buf, size_t len);
 
@@ -529,46 +653,11 @@ void sb__pty_drain(sb_conn *conn);
 /* Applies conn->call.winsize to a delegated program's master, if there is
  * one: the program gets SIGWINCH. */
 void sb__pty_resize(sb_conn *conn);
-/* run, exec: the stub reported how the program ended. */
-void sb__program_exited(sb_conn *conn, const sb_status *st);
 
 /* ---- child_stdio.c, for delegate ------------------------------------------ */
 
 /* Stops (paused) or resumes reading a child's captured stdout and stderr. */
 void sb__child_capture_pause(sb_child *child, bool paused);
-
-/* ---- conn_io.c ----------------------------------------------------------- */
-
-/* Reads and dispatches, without waiting, what the kernel already holds for
- * the connection (at most limit bytes), as libuv's read callback would. For
- * a deadline that is about when bytes arrived: after a stall of the loop,
- * expired timers run before the reads that were waiting. */
-void sb__conn_read_pending(sb_conn *conn, size_t limit);
-/* n more bytes of the handshake's first ones are in conn->head. True when
- * head is decided and goes on to the decoder; false while more are needed,
- * or when the peer was refused. */
-bool sb__conn_head_take(sb_conn *conn, size_t n);
-/* Brings server->unauth_bytes up to date with what conn holds, and stops
- * reading it when there is no room for one more read. */
-void sb__conn_account(sb_conn *conn);
-/* Whether unauthenticated peers may take `more` bytes now. */
-bool sb__unauth_room(const sb_server *server, size_t more);
-/* accept.c: there is room again for a connection. */
-void sb__accept_unhold(sb_server *server);
-int sb__conn_start_reading(sb_conn *conn);
-void sb__conn_stop_reading(sb_conn *conn);
-/* For tests/fuzz/fuzz_conn.c: what libuv does on a read, without a socket.
- * sb__conn_feed copies up to SB__READ_BUF_SIZE bytes of p[0..n) into the
- * connection's read buffer and dispatches them exactly as a read of them;
- * sb__conn_feed_end delivers a read error or UV_EOF. Both do nothing (0,
- * false) when libuv would not read now: the connection is paused, has bytes
- * left from before a pause, or is closing. Returns the bytes taken. */
-size_t sb__conn_feed(sb_conn *conn, const uint8_t *p, size_t n);
-bool sb__conn_feed_end(sb_conn *conn, int err);
-/* Queues a whole frame the library built; takes ownership of frame. */
-int sb__conn_send_owned(sb_conn *conn, void *frame, size_t len);
-/* Encodes and queues a control message. */
-int sb__conn_send_msg(sb_conn *conn, const sb_msg *m);
 
 /* ---- small helpers -------------------------------------------------------- */
 
