@@ -262,19 +262,34 @@ static int pty_started(sb_conn *conn) {
   return r < 0 ? r : sb__pty_start(conn);
 }
 
+/* Our end of the program's stdin (a pipe's, or a pty's master) becomes
+ * dp->in, a handle of the connection. */
+static void keep_in(sb_conn *conn, int fd, bool pty) {
+  sb__dispo *dp = conn->dp;
+  int r;
+
+  uv_pipe_init(conn->server->loop, &dp->in, 0);
+  sb__conn_own_handle(conn, (uv_handle_t *)&dp->in);
+  dp->in_open = true;
+  if (uv_pipe_open(&dp->in, fd) < 0) {
+    close(fd);
+    dp->in_broken = true;
+    close_in(conn);
+  } else if (pty && (r = pty_started(conn)) < 0) {
+    sb__conn_close(conn, SB_CLOSE_SERVER, r); /* the program is stopped */
+  }
+}
+
 /* Spawns the program with its stdin from a fresh pipe (or a pty), and
  * keeps our end. */
 static int spawn_program(sb_conn *conn, const char *cwd, const char *file,
                          char *const *args, char *const *env) {
-  sb__dispo *dp = conn->dp;
-  sb_spawn_options o;
+  sb_spawn_options o = {.cwd = cwd, .env = env, .env_replace = true};
   char pid[24], **targs, slave[128];
   bool pty = wants_pty(conn);
   int fds[2], r;
 
-  memset(&o, 0, sizeof o);
-  o.cwd = cwd;
-  if ((r = check_program(o.cwd, file)) < 0)
+  if ((r = check_program(cwd, file)) < 0)
     return r;
   if ((targs = trampoline_argv(conn, file, args, pid)) == NULL)
     return -ENOMEM;
@@ -288,34 +303,21 @@ static int spawn_program(sb_conn *conn, const char *cwd, const char *file,
   }
   o.file = conn->server->stub_path;
   o.args = targs;
-  o.env = env;
-  o.env_replace = true;
-  o.stdio[0].mode = SB_STDIO_FD;
-  o.stdio[0].fd = fds[0];
+  o.stdio[0] = (sb_stdio){.mode = SB_STDIO_FD, .fd = fds[0]};
   o.stdio[1].mode = o.stdio[2].mode = SB_STDIO_CAPTURE;
   o.on_output = on_output;
   o.on_exit = on_program_exit;
   o.data = conn;
   if (pty)
     pty_stdio(conn, &o, fds[0]);
-  r = sb__spawn(conn->server, &o, pty ? slave : NULL, &dp->child);
+  r = sb__spawn(conn->server, &o, pty ? slave : NULL, &conn->dp->child);
   free(targs);
   close(fds[0]); /* no restart: the child has its copy */
-  if (r < 0) {
+  if (r < 0)
     close(fds[1]);
-    return r;
-  }
-  uv_pipe_init(conn->server->loop, &dp->in, 0);
-  sb__conn_own_handle(conn, (uv_handle_t *)&dp->in);
-  dp->in_open = true;
-  if (uv_pipe_open(&dp->in, fds[1]) < 0) {
-    close(fds[1]);
-    dp->in_broken = true;
-    close_in(conn);
-  } else if (pty && (r = pty_started(conn)) < 0) {
-    sb__conn_close(conn, SB_CLOSE_SERVER, r); /* the program is stopped */
-  }
-  return 0;
+  else
+    keep_in(conn, fds[1], pty);
+  return r < 0 ? r : 0;
 }
 
 /* A copy of the array argv (strings borrowed) with first in place of argv[0]. */
