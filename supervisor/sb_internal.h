@@ -129,7 +129,7 @@ struct sb_server {
   bool sigchld_open;   /* initialised and not yet closed */
   bool sigchld_closing;
   unsigned nactive; /* connections handshaking or welcomed */
-  /* What peers that have not shown a valid token hold (conn.c): their
+  /* What peers that have not shown a valid token hold (conn_read.c): their
    * connections and the hello bytes buffered for them, at most
    * SB__UNAUTH_BYTES. Without room, reading them (starved) and accepting
    * more (accept_held) wait until some is freed. */
@@ -378,11 +378,11 @@ static inline bool sb__conn_live(const sb_conn *conn) {
   return conn->state == SB__CONN_HANDSHAKE || sb__conn_accepted(conn);
 }
 
-/* What an unauthenticated connection costs by itself (conn.c), with the
+/* What an unauthenticated connection costs by itself (conn_read.c), with the
  * allocator's and libuv's share. */
 #define SB__CONN_COST (sizeof(sb_conn) + 512u)
 /* Room an unauthenticated connection needs to be read: one read's growth,
- * and a reserve of 1 MiB for accepting new peers meanwhile (conn.c). */
+ * and a reserve of 1 MiB for accepting new peers meanwhile (conn_read.c). */
 #define SB__READ_ROOM (SB_DECODER_GROWTH(SB__READ_BUF_SIZE) + (1u << 20))
 
 /* ---- server.c ------------------------------------------------------------ */
