@@ -30,7 +30,7 @@ static void one_line(char *s) {
 static void write_line(const char *p, size_t len) {
   stub_fd err;
   int64_t deadline = stub_now_ms() + STUB_FAIL_WRITE_MS;
-  stub_fd_setup(&err, 2, true, false);
+  stub_fd_setup(&err, 2, true, false, -1);
   while (len > 0) {
     ssize_t n = stub_fd_write(&err, p, len);
     if (n > 0) {

@@ -32,10 +32,22 @@
 
 unsigned stub_std_closed;
 
-unsigned stub_guard_std_fds(void) {
+_Static_assert(SB_TTY_STDIN == 1u << 0 && SB_TTY_STDOUT == 1u << 1 &&
+                   SB_TTY_STDERR == 1u << 2,
+               "a tty mask bit is 1 << fd");
+
+/* One ioctl per fd tells both: a terminal, or EBADF for a closed fd (and
+ * ENOTTY for any other open one). Only an EBADF is asked again: an O_PATH
+ * fd is open, yet refuses every ioctl with EBADF. */
+unsigned stub_guard_std_fds(unsigned *tty) {
   unsigned closed = 0;
+  *tty = 0;
   for (int fd = 0; fd <= 2; fd++) {
-    if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+    if (isatty(fd)) {
+      *tty |= 1u << fd;
+      continue;
+    }
+    if (errno != EBADF || fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
       continue;
     closed |= 1u << fd;
     /* open() returns the lowest free fd, which is this one: the ones below
@@ -61,7 +73,7 @@ static int reopen_private(int fd, bool writing) {
   return open(path, (writing ? O_WRONLY : O_RDONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 }
 
-void stub_fd_setup(stub_fd *f, int fd, bool writing, bool was_closed) {
+void stub_fd_setup(stub_fd *f, int fd, bool writing, bool was_closed, int tty) {
   struct stat st;
   f->fd = fd;
   f->io = fd;
@@ -86,7 +98,7 @@ void stub_fd_setup(stub_fd *f, int fd, bool writing, bool was_closed) {
     f->mode = STUB_IO_NONBLOCK;
     return;
   }
-  if (!S_ISFIFO(st.st_mode) && !isatty(fd))
+  if (!S_ISFIFO(st.st_mode) && !(tty >= 0 ? tty : isatty(fd)))
     return;
   int p = reopen_private(fd, writing);
   /* Else the blocking fd, polled: see the comment at the top. */

@@ -30,11 +30,6 @@ static void read_config(sb_config *cfg, const char *argv0) {
     stub_unreachable("%s", diag.msg);
 }
 
-static unsigned tty_flags(void) {
-  return (isatty(0) ? SB_TTY_STDIN : 0u) | (isatty(1) ? SB_TTY_STDOUT : 0u) |
-         (isatty(2) ? SB_TTY_STDERR : 0u);
-}
-
 _Noreturn static void rejected(const sb_msg *m) {
   const char *reason = sb_reason_name(m->u.reject.reason);
   const char *text = m->u.reject.message != NULL ? m->u.reject.message : "";
@@ -177,10 +172,12 @@ static bool handshake(stub *st, const uint8_t *frame, size_t len, int64_t deadli
 }
 
 /* Sets up fds 0/1/2 for the relay, and stdin buffer bounded by one frame.
- * A held stdin is never touched: not even re-opened. */
-static void setup_fds(stub *st, unsigned closed, bool hold_stdin) {
+ * A held stdin is never touched: not even re-opened. closed and tty: the
+ * masks stub_guard_std_fds gave (fds 0-2 have not changed since). */
+static void setup_fds(stub *st, unsigned closed, unsigned tty, bool hold_stdin) {
   for (int fd = hold_stdin ? 1 : 0; fd <= 2; fd++)
-    stub_fd_setup(&st->std[fd], fd, fd != 0, (closed & (1u << fd)) != 0);
+    stub_fd_setup(&st->std[fd], fd, fd != 0, (closed & (1u << fd)) != 0,
+                  (tty & (1u << fd)) != 0);
   if (hold_stdin)
     st->std[0] = (stub_fd){.fd = 0, .io = -1, .done = true};
   st->ibuf_len = STUB_IBUF_SIZE;
@@ -201,8 +198,8 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], SB_TRAMPOLINE_ARG) == 0)
     stub_trampoline(argc, argv);
   memset(&st, 0, sizeof st);
-  unsigned tty = tty_flags();
-  unsigned closed = stub_guard_std_fds();
+  unsigned tty;
+  unsigned closed = stub_guard_std_fds(&tty);
   stub_depth_check();
   st.sigfd = stub_signals_init();
   stub_fallback_init(argv);
@@ -219,6 +216,6 @@ int main(int argc, char **argv) {
   explicit_bzero(hello, hello_len);
   free(hello);
 
-  setup_fds(&st, closed, hold_stdin);
+  setup_fds(&st, closed, tty, hold_stdin);
   stub_relay(&st);
 }

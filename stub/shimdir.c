@@ -18,43 +18,53 @@
 #define STUB_BRIDGE_FILE_MAX 4096
 #define STUB_BRIDGE_VARS 15
 
-/* The directory of the shim we were started as, into dir (PATH_MAX
- * bytes); false when we were not started through one: argv[0] with a slash
- * that is not the stub, or a bare argv[0] whose first hit on PATH is not
- * the stub (as execvp would have found it). */
-static bool shim_dir(const char *argv0, char *dir) {
-  struct stat self, st;
+/* The program argv0 names, as execvp would find it, into found (PATH_MAX
+ * bytes). Returns the length of its directory, found[0..len), or 0 when
+ * there is none. Whether that program is the stub is asked only once its
+ * directory holds a bridge file (is_stub): most stubs run from a directory
+ * without one, and the first look at /proc/self of a new process costs
+ * more than the rest of what the stub does before it connects. */
+static size_t candidate_dir(const char *argv0, char *found) {
   if (argv0 == NULL || *argv0 == '\0')
-    return false;
-  if (sb_path_find(argv0, getenv("PATH"), NULL, NULL, dir, PATH_MAX) != 0)
-    return false;
-  /* Without /proc the stub cannot tell; the file's checks still hold. */
-  if (stat("/proc/self/exe", &self) == 0 &&
-      (stat(dir, &st) != 0 || st.st_dev != self.st_dev || st.st_ino != self.st_ino))
-    return false;
-  char *slash = strrchr(dir, '/');
+    return 0;
+  if (sb_path_find(argv0, getenv("PATH"), NULL, NULL, found, PATH_MAX) != 0)
+    return 0;
+  char *slash = strrchr(found, '/');
   if (slash == NULL)
-    return false; /* "./name" keeps a slash: never here */
-  slash[slash == dir] = '\0';
-  return true;
+    return 0; /* "./name" keeps a slash: never here */
+  return (size_t)(slash - found) + (slash == found);
 }
 
-/* Reads the bridge file of dir into buf (NUL-terminated). Returns its
+/* Whether found is the stub itself: argv[0] with a slash that is not the
+ * stub, or a bare argv[0] whose first hit on PATH is not the stub, was not
+ * started through a shim. Without /proc the stub cannot tell; the file's
+ * checks still hold. */
+static bool is_stub(const char *found) {
+  struct stat self, st;
+  return stat("/proc/self/exe", &self) != 0 ||
+         (stat(found, &st) == 0 && st.st_dev == self.st_dev && st.st_ino == self.st_ino);
+}
+
+/* Reads the bridge file of found's directory (found[0..dirlen)) into buf
+ * (NUL-terminated), when we were started as the shim found. Returns its
  * length, 0 when there is none worth reading, or -1 with diag. Only a
  * regular file of our own user that nobody else may read or write counts:
  * it holds a token, and names where we connect. */
-static ssize_t read_bridge_file(const char *dir, char *buf, sb_diag *diag) {
+static ssize_t read_bridge_file(const char *found, size_t dirlen, char *buf,
+                                sb_diag *diag) {
+  static const char name[] = "/" SB_SHIM_BRIDGE_FILE;
   char path[PATH_MAX];
   struct stat st;
-  if (sb__snprintf(path, sizeof path, "%s/%s", dir, SB_SHIM_BRIDGE_FILE) >=
-      (int)sizeof path)
+  if (dirlen + sizeof name > sizeof path)
     return 0;
+  memcpy(path, found, dirlen);
+  memcpy(path + dirlen - (found[dirlen - 1] == '/'), name, sizeof name);
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return 0;
   ssize_t n = 0;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-      (st.st_mode & 077) == 0) {
+  if (is_stub(found) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      st.st_uid == geteuid() && (st.st_mode & 077) == 0) {
     do
       n = read(fd, buf, STUB_BRIDGE_FILE_MAX);
     while (n < 0 && errno == EINTR);
@@ -72,9 +82,11 @@ int stub_shim_config(const char *argv0, sb_config *cfg, sb_diag *diag) {
   char dir[PATH_MAX], buf[STUB_BRIDGE_FILE_MAX + 1];
   char *env[STUB_BRIDGE_VARS + 1];
   size_t n = 0;
-  if (!shim_dir(argv0, dir))
+  size_t dirlen = candidate_dir(argv0, dir);
+  if (dirlen == 0)
     return 0;
-  ssize_t len = read_bridge_file(dir, buf, diag);
+  ssize_t len = read_bridge_file(dir, dirlen, buf, diag);
+  dir[dirlen] = '\0';
   if (len <= 0)
     return len < 0 ? -1 : 0;
   for (char *line = buf; *line != '\0' && n < STUB_BRIDGE_VARS;) {

@@ -66,9 +66,10 @@ int stub_signals_init(void) {
 
   /* A closed reader of fd 1/2 or of the socket is an error code to handle,
    * not a reason to die. */
-  stub_pipe_was_ignored =
-      sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_IGN;
-  set_handler(SIGPIPE, SIG_IGN);
+  struct sigaction ign;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  stub_pipe_was_ignored = sigaction(SIGPIPE, &ign, &old) == 0 && old.sa_handler == SIG_IGN;
 
   for (size_t i = 0; i < sizeof stub_forwarded / sizeof stub_forwarded[0]; i++) {
     /* A signal the parent left ignored (nohup, `cmd &` in a script) stays

@@ -86,14 +86,16 @@ typedef struct stub_fd {
 
 /* Makes sure fds 0, 1 and 2 are open (on /dev/null where they were not), so
  * no socket or pipe of ours lands on them. Returns a bit mask of the ones
- * that were closed, also kept in stub_std_closed. */
-unsigned stub_guard_std_fds(void);
+ * that were closed, also kept in stub_std_closed; *tty gets the mask of
+ * the ones that are terminals (bit fd: SB_TTY_STDIN, _STDOUT, _STDERR). */
+unsigned stub_guard_std_fds(unsigned *tty);
 extern unsigned stub_std_closed;
 /* Closes the placeholders again: a program we exec gets the fds we got. */
 STUB_COLD void stub_unguard_std_fds(void);
 /* Chooses how to do I/O on fd (see stub_io_mode); may open a private
- * non-blocking description of it. was_closed: fd is only a placeholder. */
-void stub_fd_setup(stub_fd *f, int fd, bool writing, bool was_closed);
+ * non-blocking description of it. was_closed: fd is only a placeholder.
+ * tty: whether fd is a terminal, as stub_guard_std_fds found; -1 to ask. */
+void stub_fd_setup(stub_fd *f, int fd, bool writing, bool was_closed, int tty);
 /* One write or read attempt: bytes moved, or a negative errno (-EAGAIN when
  * the fd is not ready). */
 ssize_t stub_fd_write(const stub_fd *f, const void *buf, size_t len);

@@ -51,6 +51,47 @@ Test(signals, a_closed_stdout_is_reported_as_epipe_and_does_not_kill_the_stub) {
   h_fini(&h);
 }
 
+/* The stub's start finds fds 0-2 with one ioctl each (a terminal, or EBADF
+ * for a closed fd): a closed stdout gets a placeholder, so no fd of the
+ * stub's lands on 1, and its writes are reported as EBADF, as the parent
+ * set them up; an O_PATH stdin is open, though it refuses every ioctl with
+ * EBADF too, and must not be taken for a closed one (the placeholder's
+ * open would land elsewhere: exit 125). Both run to the exit told. */
+static void exit_9(harness *h, sb_conn *c) {
+  (void)h;
+  cr_assert_eq(sb_conn_exit(c, 9), 0);
+}
+
+Test(signals, closed_and_o_path_std_fds_are_told_apart_on_both_transports) {
+  static const char o_path_stdin[] =
+      "import os, sys\n"
+      "os.dup2(os.open('/', os.O_PATH), 0)\n"
+      "os.execv(sys.argv[1], sys.argv[1:])\n";
+  sb_transport transports[] = {SB_TRANSPORT_TCP, SB_TRANSPORT_UNIX};
+  for (size_t t = 0; t < 2; t++) {
+    harness h;
+    report r = {0};
+    h_init(&h, &(sb_server_options){.transport = transports[t]});
+    h.on_connect = write_into_a_closed_pipe;
+    h.user = &r;
+    char *closed[] = {"/bin/sh", "-c", "exec \"$0\" >&-", H_STUB, NULL};
+    h_exit ex;
+    h_spawn(&h, &(h_spawn_opts){.args = closed}, &ex);
+    h_wait_exit(&h, &ex);
+    cr_assert_eq(ex.signal, 0, "the stub died by signal %d", ex.signal);
+    cr_assert_eq(ex.status, 7, "stdout closed: status %lld", (long long)ex.status);
+    cr_assert_eq(r.stream, 1);
+    cr_assert_eq(r.err, -EBADF, "err %s", sb_err_name(r.err));
+
+    h.on_connect = exit_9;
+    char *o_path[] = {"/usr/bin/python3", "-c", (char *)o_path_stdin, H_STUB, NULL};
+    h_spawn(&h, &(h_spawn_opts){.args = o_path}, &ex);
+    h_wait_exit(&h, &ex);
+    cr_assert_eq(ex.status, 9, "O_PATH stdin: status %lld", (long long)ex.status);
+    h_fini(&h);
+  }
+}
+
 static void on_signal(sb_conn *c, int signum) {
   report *r = sb_conn_data(c);
   r->signum = signum;
