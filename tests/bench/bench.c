@@ -45,6 +45,17 @@ uint64_t b_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+double b_median_us(uint64_t *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_u64);
+  double m = n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2;
+  return m / 1e3;
+}
+
 _Noreturn void b_die(const char *fmt, ...) {
   va_list ap;
   fputs("bench: ", stderr);

@@ -25,6 +25,10 @@ static inline const char *bench_transport_name(int t) {
 /* ---- bench.c: utilities --------------------------------------------------- */
 
 uint64_t b_now_ns(void);
+/* The median of v[0..n) (sorts v), in µs. The stub cycles report the median
+ * cycle, not the mean: on a shared host the few cycles that waited for a
+ * core (2-20x the others) move a mean by more than the code does. */
+double b_median_us(uint64_t *v, int n);
 _Noreturn void b_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads exactly n bytes (less only at EOF); dies on error. */
 size_t b_read_full(int fd, void *buf, size_t n);

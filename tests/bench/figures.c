@@ -121,19 +121,23 @@ double fig_cycle_us(int transport, int n) {
   bl b;
   int in = open_null(O_RDONLY), out = open_null(O_WRONLY);
   int warm = n / 10 + 2;
-  uint64_t t0 = 0;
+  uint64_t *ns = calloc((size_t)n, sizeof *ns);
+  if (ns == NULL)
+    b_die("out of memory");
   bl_init(&b, transport, cycle_connect);
   for (int i = 0; i < warm + n; i++) {
-    if (i == warm)
-      t0 = b_now_ns();
+    uint64_t t0 = b_now_ns();
     bl_spawn_stub(&b, in, out);
     bl_wait_child(&b);
+    if (i >= warm)
+      ns[i - warm] = b_now_ns() - t0;
   }
-  uint64_t t1 = b_now_ns();
   bl_fini(&b);
   close(in);
   close(out);
-  return (double)(t1 - t0) / n / 1e3;
+  double us = b_median_us(ns, n);
+  free(ns);
+  return us;
 }
 
 /* ---- stdout stream --------------------------------------------------------------- */

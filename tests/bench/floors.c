@@ -94,10 +94,11 @@ double floor_cycle_us_with(int transport, int n, const char *tiny) {
                                           'e', 'l', 'c', 'o', 'm', 'e'};
   unsigned char hello[300];
   int warm = n / 10 + 2;
-  uint64_t t0 = 0;
+  uint64_t *ns = calloc((size_t)n, sizeof *ns);
+  if (ns == NULL)
+    b_die("out of memory");
   for (int i = 0; i < warm + n; i++) {
-    if (i == warm)
-      t0 = b_now_ns();
+    uint64_t t0 = b_now_ns();
     pid_t pid;
     int e = posix_spawn(&pid, tiny, NULL, NULL, args, env);
     if (e != 0)
@@ -120,11 +121,14 @@ double floor_cycle_us_with(int transport, int n, const char *tiny) {
     b_write_full(c, reply, sizeof reply);
     b_wait_ok(pid, "tiny stub");
     close(c);
+    if (i >= warm)
+      ns[i - warm] = b_now_ns() - t0;
   }
-  uint64_t t1 = b_now_ns();
   free(env);
   unlisten(l, addr, dir);
-  return (double)(t1 - t0) / n / 1e3;
+  double us = b_median_us(ns, n);
+  free(ns);
+  return us;
 }
 
 /* ---- streams ---------------------------------------------------------------- */
