@@ -69,7 +69,8 @@ int stub_signals_init(void) {
   struct sigaction ign;
   memset(&ign, 0, sizeof ign);
   ign.sa_handler = SIG_IGN;
-  stub_pipe_was_ignored = sigaction(SIGPIPE, &ign, &old) == 0 && old.sa_handler == SIG_IGN;
+  stub_pipe_was_ignored =
+      sigaction(SIGPIPE, &ign, &old) == 0 && old.sa_handler == SIG_IGN;
 
   for (size_t i = 0; i < sizeof stub_forwarded / sizeof stub_forwarded[0]; i++) {
     /* A signal the parent left ignored (nohup, `cmd &` in a script) stays

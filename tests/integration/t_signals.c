@@ -63,10 +63,9 @@ static void exit_9(harness *h, sb_conn *c) {
 }
 
 Test(signals, closed_and_o_path_std_fds_are_told_apart_on_both_transports) {
-  static const char o_path_stdin[] =
-      "import os, sys\n"
-      "os.dup2(os.open('/', os.O_PATH), 0)\n"
-      "os.execv(sys.argv[1], sys.argv[1:])\n";
+  static const char o_path_stdin[] = "import os, sys\n"
+                                     "os.dup2(os.open('/', os.O_PATH), 0)\n"
+                                     "os.execv(sys.argv[1], sys.argv[1:])\n";
   sb_transport transports[] = {SB_TRANSPORT_TCP, SB_TRANSPORT_UNIX};
   for (size_t t = 0; t < 2; t++) {
     harness h;
