@@ -135,22 +135,22 @@ int cli_stream_start(cli_call *c, sb_conn *conn, const rule_respond *rr);
  * once libuv has let go of it. */
 void cli_stream_detach(cli_stream *s);
 
-/* ---- shim.c: PATH shims ----------------------------------------------------- */
+/* ---- shim.c: PATH shims (the library's sb_shim_dir_make), errors printed ---- */
 
-/* Creates DIR/NAME -> stub for each name (a link already there to the same
- * stub is kept). Returns 0, or -1 after writing the error. */
+/* Adds a shim for each name to DIR (made if needed). Returns 0, or -1 after
+ * writing the error. */
 int cli_shim_make(const char *dir, char *const *names, const char *stub);
-/* A fresh directory of shims for one run (in $TMPDIR, else /tmp), with the
- * variables of bridge (a ticket's environment) in its SB_SHIM_BRIDGE_FILE,
- * or NULL after writing the error. */
-char *cli_shim_dir_new(char *const *names, const char *stub, char *const *bridge);
+/* A fresh directory of shims for one run (in $TMPDIR, else /tmp), with
+ * ticket's variables in its SB_SHIM_BRIDGE_FILE, or NULL after writing the
+ * error. */
+char *cli_shim_dir_new(char *const *names, const char *stub, const sb_ticket *ticket);
 void cli_shim_dir_remove(const char *dir, char *const *names);
 /* DIR (made if needed, one level) with a shim for each name, kept after
- * the run (--shim-dir, and `shim`), and with bridge (may be NULL: `shim`)
- * as its bridge file: dir's absolute path, malloc'd, or NULL after writing
- * the error. */
+ * the run (--shim-dir, and `shim`), and with ticket's bridge (may be NULL:
+ * `shim`) as its bridge file: dir's absolute path, malloc'd, or NULL after
+ * writing the error. */
 char *cli_shim_dir_keep(const char *dir, char *const *names, const char *stub,
-                        char *const *bridge);
+                        const sb_ticket *ticket);
 /* Removes DIR's bridge file (a kept --shim-dir, once the run is over). */
 void cli_shim_bridge_remove(const char *dir);
 /* `socketbridge shim DIR NAME...`; argv[0] is "shim". The exit status. */
@@ -158,8 +158,6 @@ int cli_shim(int argc, char **argv);
 
 /* ---- env.c: -i, -u: socketbridge's environment as COMMAND gets it --------- */
 
-/* Our NAME as COMMAND inherits it: NULL under -i or -u NAME, else getenv. */
-const char *cli_env_inherited(const cli_options *o, const char *name);
 /* Under -i or -u, *out is COMMAND's whole environment before the bridge's
  * variables (ours, edited, then added), a malloc'd array of pointers into
  * environ and added; else NULL (ours is kept, added are added). 0, or -1

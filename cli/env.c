@@ -18,15 +18,6 @@ static bool unset_by(const cli_options *o, const char *e) {
   return false;
 }
 
-const char *cli_env_inherited(const cli_options *o, const char *name) {
-  if (o->ignore_env)
-    return NULL;
-  for (size_t i = 0; i < o->nunset; i++)
-    if (strcmp(o->unset[i], name) == 0)
-      return NULL;
-  return getenv(name);
-}
-
 int cli_env_edit(const cli_options *o, char *const *added, char ***out) {
   size_t n = 0, m = 0, k = 0;
   char **env;

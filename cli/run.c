@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* run.c - `socketbridge run`: the command line turned into one sb_spawn of
  * the library, which supervises the child (stop sequence, restarts, backoff,
- * events). What is left here: the files the options name, the shims, the
- * signals that stop the child, the whole-run --timeout, and the exit status.
+ * events, the whole-run --timeout as deadline_ms, the shims' PATH). What is
+ * left here: the files the options name, the shim directory, the signals
+ * that stop the child, and the exit status.
  * What each stub call gets is answer.c's. */
 #include "cli.h"
 
@@ -12,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "socketbridge.h"
@@ -34,15 +34,14 @@ typedef struct run_state {
   cli_file files[5];
   cli_jsonl *events, *record; /* their writers, from the start on */
   uv_signal_t signals[N_STOP_SIGNALS];
-  uv_timer_t timeout; /* --timeout: one deadline for the whole run */
-  bool stopping;      /* sb_child_stop was called: the next signal kills */
-  bool timed_out;     /* --timeout fired: exit 124 */
+  uv_timer_t linger; /* how long stubs may take to close after the child */
+  bool stopping;     /* sb_child_stop was called, or the deadline: the next signal kills */
+  bool timed_out;    /* --timeout fired (the library's TIMEOUT): exit 124 */
   bool killed;        /* the stop needed SIGKILL: exit 137, as timeout -k */
   int status;         /* the exit status of run */
   bool finished;      /* finish() ran */
   cli_answer *answer; /* what each stub call gets */
   char *shim_dir;     /* --shim: this run's directory of links, or NULL */
-  char **env;         /* --env, then PATH and SOCKETBRIDGE_SHIMS for --shim */
   char **child_env;   /* -i, -u: COMMAND's whole environment (env.c), or NULL */
   cli_trace *trace;   /* -v, or NULL */
 } run_state;
@@ -70,6 +69,9 @@ static void on_event(sb_server *server, const sb_event *ev) {
     lseek(rs->files[0].fd, 0, SEEK_SET);
   if (ev->type == SB_EVENT_STOP && ev->signal == SIGKILL)
     rs->killed = true;
+  /* Only --timeout (deadline_ms) makes one: this run sets no timeout_ms. */
+  if (ev->type == SB_EVENT_TIMEOUT)
+    rs->timed_out = rs->stopping = true;
   write_event(rs, ev);
   cli_trace_event(rs->trace, ev);
 }
@@ -82,38 +84,6 @@ static void on_connect(sb_server *server, sb_conn *conn) {
 }
 
 /* ---- --shim: a directory of links first on the child's PATH ----------------- */
-
-/* The child's PATH and SOCKETBRIDGE_SHIMS with the shim directory first,
- * after every --env (a PATH given there is the one extended). */
-static int shim_env(run_state *rs) {
-  const cli_options *o = rs->o;
-  const char *path = cli_env_inherited(o, "PATH");
-  const char *shims = cli_env_inherited(o, SB_ENV_SHIMS);
-  size_t i;
-
-  for (i = 0; i < o->envc; i++) {
-    if (strncmp(o->env[i], "PATH=", 5) == 0)
-      path = o->env[i] + 5;
-    else if (strncmp(o->env[i], SB_ENV_SHIMS "=", sizeof SB_ENV_SHIMS) == 0)
-      shims = o->env[i] + sizeof SB_ENV_SHIMS;
-  }
-  rs->env = calloc(o->envc + 3, sizeof *rs->env);
-  if (rs->env == NULL)
-    return -1;
-  memcpy(rs->env, o->env, o->envc * sizeof *rs->env);
-  if (asprintf(&rs->env[o->envc], "PATH=%s%s%s", rs->shim_dir, path != NULL ? ":" : "",
-               path != NULL ? path : "") < 0) {
-    rs->env[o->envc] = NULL;
-    return -1;
-  }
-  /* An outer supervisor's shims are skipped too. */
-  if (asprintf(&rs->env[o->envc + 1], SB_ENV_SHIMS "=%s%s%s", rs->shim_dir,
-               shims != NULL ? ":" : "", shims != NULL ? shims : "") < 0) {
-    rs->env[o->envc + 1] = NULL;
-    return -1;
-  }
-  return 0;
-}
 
 static int make_shims(run_state *rs) {
   sb_ticket *ticket;
@@ -128,27 +98,16 @@ static int make_shims(run_state *rs) {
     return -1;
   }
   if (rs->o->shim_dir != NULL)
-    rs->shim_dir =
-        cli_shim_dir_keep(rs->o->shim_dir, rs->o->shims, sb_server_stub_path(rs->server),
-                          sb_ticket_env(ticket));
+    rs->shim_dir = cli_shim_dir_keep(rs->o->shim_dir, rs->o->shims,
+                                     sb_server_stub_path(rs->server), ticket);
   else
-    rs->shim_dir = cli_shim_dir_new(rs->o->shims, sb_server_stub_path(rs->server),
-                                    sb_ticket_env(ticket));
-  if (rs->shim_dir == NULL)
-    return -1;
-  if (shim_env(rs) < 0) {
-    cli_error("--shim: out of memory");
-    return -1;
-  }
-  return 0;
+    rs->shim_dir =
+        cli_shim_dir_new(rs->o->shims, sb_server_stub_path(rs->server), ticket);
+  /* sb_spawn puts it first on the child's PATH and SOCKETBRIDGE_SHIMS. */
+  return rs->shim_dir != NULL ? 0 : -1;
 }
 
 static void remove_shims(run_state *rs) {
-  if (rs->env != NULL) {
-    free(rs->env[rs->o->envc]);
-    free(rs->env[rs->o->envc + 1]);
-    free(rs->env);
-  }
   /* --shim-dir stays: a build configured under the run keeps its paths;
    * its bridge file, which names this run's token, goes. */
   if (rs->shim_dir != NULL && rs->o->shim_dir == NULL)
@@ -226,24 +185,6 @@ static void stop_child(run_state *rs) {
   sb_child_stop(rs->child);
 }
 
-/* The library's timeout_ms is per run; --timeout bounds the whole run,
- * restarts and backoffs included, as timeout(1) does. So the deadline is
- * ours, and so is its TIMEOUT event, made as the library makes its own. */
-static void on_timeout(uv_timer_t *t) {
-  run_state *rs = t->data;
-  struct timespec ts;
-  sb_event ev = {.type = SB_EVENT_TIMEOUT, .child = rs->child};
-
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ev.ts_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-  ev.pid = sb_child_pid(rs->child);
-  ev.restarts = sb_child_restarts(rs->child);
-  rs->timed_out = true;
-  write_event(rs, &ev);
-  cli_trace_event(rs->trace, &ev);
-  stop_child(rs);
-}
-
 static void on_signal(uv_signal_t *handle, int signum) {
   run_state *rs = handle->data;
   (void)signum;
@@ -273,7 +214,7 @@ static void finish(run_state *rs) {
   rs->finished = true;
   for (size_t i = 0; i < N_STOP_SIGNALS; i++)
     uv_close((uv_handle_t *)&rs->signals[i], NULL);
-  uv_close((uv_handle_t *)&rs->timeout, NULL);
+  uv_close((uv_handle_t *)&rs->linger, NULL);
   cli_trace_close(rs->trace);
   sb_server_close(rs->server, on_server_closed);
 }
@@ -292,8 +233,7 @@ static void on_linger_over(uv_timer_t *t) {
  * still waiting for an answer then (a grandchild that outlived the child)
  * are cut off. */
 static void end_after_calls(run_state *rs) {
-  uv_timer_stop(&rs->timeout);
-  uv_timer_start(&rs->timeout, on_linger_over, CLI_LINGER_MS, 0);
+  uv_timer_start(&rs->linger, on_linger_over, CLI_LINGER_MS, 0);
   cli_answer_when_idle(rs->answer, finish_when_idle, rs);
 }
 
@@ -354,20 +294,21 @@ static int spawn_child(run_state *rs) {
                       .file = o->command[0],
                       .args = o->command,
                       .cwd = o->chdir,
-                      .env = rs->child_env != NULL ? rs->child_env
-                             : rs->env != NULL     ? rs->env
-                                                   : o->env,
+                      .env = rs->child_env != NULL ? rs->child_env : o->env,
                       .env_replace = rs->child_env != NULL,
+                      .shim_dir = rs->shim_dir,
                       .stdio = {stdio_of(rs->files[0].fd), stdio_of(rs->files[1].fd),
                                 stdio_of(rs->files[2].fd)},
-                      /* The library reads 0 as 5000; --kill-after 0 means
-                       * SIGKILL at once. */
-                      .kill_after_ms = o->kill_after_ms > 0 ? o->kill_after_ms : 1,
+                      /* --timeout bounds the whole run, restarts and
+                       * backoffs included, as timeout(1) does. */
+                      .deadline_ms = o->timeout_ms,
+                      /* Our defaults are in o: 0 is 0 (SIGKILL at once). */
+                      .kill_after_ms = o->kill_after_ms,
+                      .kill_after_set = true,
                       .stop_signal = o->stop_signal,
-                      /* The library reads max_restarts 0 as 5: options.c
-                       * turns --max-restarts 0 into --restart no. */
                       .restart = restart_of(o->restart),
                       .max_restarts = o->max_restarts,
+                      .max_restarts_set = true,
                       .backoff_min_ms = o->backoff_min_ms,
                       .backoff_max_ms = o->backoff_max_ms,
                       .terminal = o->no_tty ? SB_TERMINAL_DETACH : SB_TERMINAL_FOREGROUND,
@@ -425,15 +366,15 @@ static int start(run_state *rs, const char *stub_path) {
     rs->signals[i].data = rs;
     uv_signal_start(&rs->signals[i], on_signal, stop_signals[i]);
   }
-  uv_timer_init(&rs->loop, &rs->timeout);
-  rs->timeout.data = rs;
+  uv_timer_init(&rs->loop, &rs->linger);
+  rs->linger.data = rs;
 
   if (make_shims(rs) < 0 || start_files(rs) < 0) {
     rs->status = CLI_EXIT_FAILURE;
     finish(rs);
     return 0;
   }
-  if (cli_env_edit(o, rs->env != NULL ? rs->env : o->env, &rs->child_env) < 0) {
+  if (cli_env_edit(o, o->env, &rs->child_env) < 0) {
     cli_error("out of memory");
     rs->status = CLI_EXIT_FAILURE;
     finish(rs);
@@ -445,8 +386,6 @@ static int start(run_state *rs, const char *stub_path) {
     finish(rs);
     return 0;
   }
-  if (o->timeout_ms > 0)
-    uv_timer_start(&rs->timeout, on_timeout, o->timeout_ms, 0);
   return 0;
 }
 

@@ -170,7 +170,7 @@ int srv_req_shim(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
       goto out;
     }
     ticket_track(s, t, false, 0);
-    s->shim_dir = cli_shim_dir_new(names, stub, sb_ticket_env(t));
+    s->shim_dir = cli_shim_dir_new(names, stub, t);
     if (s->shim_dir == NULL) {
       srv_fail(err, "failed", "cannot create the shim directory (see serve's stderr)");
       goto out;

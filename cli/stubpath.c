@@ -50,34 +50,15 @@ char *cli_stub_sibling(void) {
   return path;
 }
 
-static void on_connect_none(sb_server *server, sb_conn *conn) {
-  (void)server;
-  sb_conn_close(conn);
-}
-
-static void on_closed(sb_server *server) {
-  (void)server;
-}
-
-/* The library's default ($SOCKETBRIDGE_STUB when absolute, else the
- * installed path) is decided inside it: ask a server that is closed at
- * once, rather than repeat the rule here. */
+/* The library's default ($SOCKETBRIDGE_STUB when absolute, else beside
+ * the library, on PATH, or the installed path): its rule, not repeated. */
 static int library_default(char **out) {
-  uv_loop_t loop;
-  sb_server *server;
-  int r = uv_loop_init(&loop);
+  char path[PATH_MAX];
+  int r = sb_default_stub_path(path, sizeof path);
   if (r < 0)
     return r;
-  r = sb_server_new(&loop, &(sb_server_options){.on_connect = on_connect_none}, &server);
-  if (r == 0) {
-    *out = strdup(sb_server_stub_path(server));
-    sb_server_close(server, on_closed);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    if (*out == NULL)
-      r = -ENOMEM;
-  }
-  uv_loop_close(&loop);
-  return r;
+  *out = strdup(path);
+  return *out != NULL ? 0 : -ENOMEM;
 }
 
 char *cli_stub_resolve(const char *who) {

@@ -170,6 +170,11 @@ typedef void (*sb_event_cb)(sb_server *server, const sb_event *ev);
 typedef enum sb_transport {
   SB_TRANSPORT_TCP = 0,  /* TCP on loopback (the default) */
   SB_TRANSPORT_UNIX = 1, /* a Unix socket in a fresh 0700 directory */
+  /* No bridge: no listener, no tokens. The server only supervises: its
+   * children get no SOCKETBRIDGE_* variable (inherited ones are dropped, as
+   * always), on_connect is not needed, sb_ticket_new() is -ENOTSUP,
+   * sb_server_address() NULL and sb_server_port() 0. */
+  SB_TRANSPORT_NONE = 2,
 } sb_transport;
 /* Unix: the directory, socketbridge-XXXXXX under $TMPDIR (or /tmp), holds
  * the socket and a lock file, and is removed when the server closes. One a
@@ -232,7 +237,7 @@ typedef struct sb_server_options {
    * else the first on PATH, else the configured install path. Whether
    * that file exists is not checked here. */
   const char *stub_path;
-  sb_connect_cb on_connect; /* required: a stub was welcomed */
+  sb_connect_cb on_connect; /* required (but with SB_TRANSPORT_NONE): a stub was welcomed */
   sb_reject_cb on_reject;   /* optional: a peer was refused */
   sb_event_cb on_event;     /* optional: everything that happens (see events) */
   void *data;               /* for the caller: sb_server_data() */
@@ -262,13 +267,24 @@ void sb_server_close(sb_server *server, sb_server_close_cb cb);
 
 void *sb_server_data(const sb_server *server);
 uv_loop_t *sb_server_loop(const sb_server *server);
-/* The TCP port bound, or 0 for a Unix socket. */
+/* The TCP port bound, or 0 for a Unix socket or no bridge. */
 uint16_t sb_server_port(const sb_server *server);
-/* The bound host ("127.0.0.1") or the Unix socket's path. Owned by the
- * server. */
+/* The bound host ("127.0.0.1") or the Unix socket's path; NULL without a
+ * bridge. Owned by the server. */
 const char *sb_server_address(const sb_server *server);
 /* The stub path handed to children. Owned by the server. */
 const char *sb_server_stub_path(const sb_server *server);
+
+/* ---- the stub's default path -------------------------------------------- */
+
+/* The stub path a server made now without stub_path would hand its
+ * children (see sb_server_options.stub_path: $SOCKETBRIDGE_STUB when
+ * absolute, else the one installed beside the library, else the first on
+ * PATH, else the configured install path), absolute, into buf (size bytes,
+ * the NUL included). No server is needed, and whether the file exists is
+ * not checked. Errors: -EINVAL (buf NULL), -ENAMETOOLONG (buf too small;
+ * PATH_MAX is enough), getcwd(3) errors, -ENOMEM. */
+int sb_default_stub_path(char *buf, size_t size);
 
 /* Counters, for monitoring and tests. */
 typedef struct sb_server_stats {
@@ -288,7 +304,8 @@ void sb_server_stats_get(const sb_server *server, sb_server_stats *out);
 /* Creates a ticket: a fresh token admitted by the server. sb_spawn() makes
  * one per child; call this directly to let a process that someone else
  * spawns connect (a Python or shell harness). Errors: -ENOMEM, getrandom(2)
- * errors, -ECANCELED (sb_server_close was called). */
+ * errors, -ECANCELED (sb_server_close was called), -ENOTSUP (a server
+ * without a bridge, SB_TRANSPORT_NONE). */
 int sb_ticket_new(sb_server *server, sb_ticket **out);
 
 /* Revokes and frees the ticket: later stubs presenting it are rejected with
@@ -404,7 +421,10 @@ typedef enum sb_terminal {
 typedef void (*sb_output_cb)(sb_child *child, int stream, const char *buf, size_t len,
                              uint64_t ts_ns);
 
-/* The zero value of every field is its default. */
+/* The zero value of every field is its default. Where 0 is also a value
+ * one may want (kill_after_ms, max_restarts), a bool NAME_set beside the
+ * field says whether it is given: false, and 0 means the default; true, and
+ * the field is taken as it is, 0 included. */
 typedef struct sb_spawn_options {
   const char *file;  /* required; looked up in PATH when it has no slash */
   char *const *args; /* argv, NULL-terminated; NULL: { file, NULL } */
@@ -414,6 +434,22 @@ typedef struct sb_spawn_options {
    * always added last, so a child cannot be given another child's token. */
   char *const *env;
   bool env_replace;
+  /* Names of variables set to the stub's path (sb_server_stub_path) in the
+   * child's environment, after env: {"GIT_EDITOR", "SSH_ASKPASS", NULL}
+   * makes each such call of the child's tree a stub call. NULL: none. */
+  char *const *stub_vars;
+  /* Shims: names ("git", "cc") linked to the stub in a fresh directory
+   * ($TMPDIR, else /tmp; socketbridge-shims.XXXXXX) with the child's bridge
+   * file (SB_SHIM_BRIDGE_FILE: its ticket's variables, mode 0600), put
+   * first on the child's PATH and in its SOCKETBRIDGE_SHIMS; any process of
+   * its tree that runs one by name makes a stub call, and a stub that looks
+   * the real program up skips the directory. The directory is removed when
+   * the child ends for good. Needs a bridge. NULL: none. */
+  char *const *shims;
+  /* Or a directory of shims the caller made (sb_shim_dir_make) and keeps,
+   * put first on PATH and in SOCKETBRIDGE_SHIMS the same way. Not with
+   * shims. NULL: none. */
+  const char *shim_dir;
   sb_stdio stdio[3];      /* stdin, stdout, stderr */
   sb_output_cb on_output; /* required when a stream is SB_STDIO_CAPTURE */
   sb_terminal terminal;   /* see sb_terminal; an unknown value is -EINVAL */
@@ -427,13 +463,20 @@ typedef struct sb_spawn_options {
    * normal exit leaves the group alone. No restart follows a stop or a
    * deadline. */
   uint64_t timeout_ms;    /* 0: no deadline; else per run, from its start */
-  uint64_t kill_after_ms; /* 0: 5000 */
+  /* 0: none; else a deadline for the child's whole life, from sb_spawn:
+   * every run, restart and backoff (as timeout(1) bounds a command). When
+   * it passes: a TIMEOUT event, then the stop sequence for a run, or the
+   * end for a child waiting to restart; no restart follows. */
+  uint64_t deadline_ms;
+  uint64_t kill_after_ms; /* 0: 5000, unless kill_after_set */
+  bool kill_after_set;    /* kill_after_ms given: 0 is SIGKILL right after the stop signal */
   int stop_signal;        /* 0: SIGTERM */
   sb_restart restart;
   /* Restarts in a row: the count starts again, with the backoff, after a run
    * that stayed up backoff_reset_ms. When it is reached, GIVE_UP and
    * on_exit. */
-  unsigned max_restarts; /* 0: 5 */
+  unsigned max_restarts; /* 0: 5, unless max_restarts_set */
+  bool max_restarts_set; /* max_restarts given: 0 never restarts (GIVE_UP after the first run) */
   /* The k-th delay in a row (k = 0, 1, ...) is d = min(max, min * 2^k),
    * with jitter: uniform in [max(min, d / 2), d] ms. So the first restart
    * waits backoff_min_ms exactly. min > max (both given) is -EINVAL; a min
@@ -457,8 +500,9 @@ typedef struct sb_spawn_options {
  * reported here and never as a fake exit status (nothing is written to the
  * child's stderr either); -EINVAL for a bad option (see sb_stdio_mode;
  * stop_signal not a signal; an unknown restart; env strings without '=');
- * errors opening a FILE path (-ENOENT, -EACCES...); -ECANCELED after
- * sb_server_close. The SPAWN event is emitted from inside this call. A
+ * errors opening a FILE path (-ENOENT, -EACCES...); shims: -EINVAL (with
+ * shim_dir, without a bridge, or a name that is not a file name) and the
+ * errors of sb_shim_dir_make; -ECANCELED after sb_server_close. The SPAWN event is emitted from inside this call. A
  * restart that cannot exec is not an exit: it counts as a failed restart
  * (BACKOFF or GIVE_UP with a message), and on_exit reports the last run
  * that did run. The child object lives until on_exit has returned; its
@@ -480,6 +524,91 @@ int sb_child_kill(sb_child *child, int signum);
 int sb_child_stop(sb_child *child);
 /* How many times the child has been restarted so far, in all. */
 unsigned sb_child_restarts(const sb_child *child);
+
+/* ---- shims: a directory of links to the stub ------------------------------
+ *
+ * sb_spawn_options.shims makes one per child and removes it after; these
+ * make one that outlives a child (`socketbridge shim DIR NAME...`, a build
+ * configured under a run that must keep its compiler's path). */
+
+/* Makes a directory of shims: for each of names (NULL-terminated file
+ * names: no '/', not "." or ".."), a symbolic link NAME -> stub_path (an
+ * absolute path; a link already there to the same stub is kept). dir: the
+ * directory, made (one level, 0755) when missing; NULL: a fresh one in
+ * $TMPDIR (else /tmp), socketbridge-shims.XXXXXX, 0700. ticket (may be
+ * NULL): its variables go to the directory's bridge file
+ * (SB_SHIM_BRIDGE_FILE, mode 0600, one written before is replaced), so
+ * the stub run as a shim from there reaches that ticket's server even
+ * under a nested supervisor. *path: the directory's absolute path,
+ * malloc'd, the caller frees it (may be NULL when not wanted). Blocking
+ * (a few small file operations; the bridge file is one write of a new
+ * regular file). Errors, with diag (may be NULL) saying what and where:
+ * -EINVAL (a bad name, stub_path not absolute), -EEXIST (something that is
+ * not a link to stub_path is there), -ENOTDIR, -E2BIG (the ticket's
+ * variables over 4 KiB), errors of mkdir, mkdtemp, symlink and open;
+ * -ENOMEM. On error a fresh directory is removed again. */
+int sb_shim_dir_make(const char *dir, char *const *names, const char *stub_path,
+                     const sb_ticket *ticket, char **path, sb_diag *diag);
+/* Removes dir's bridge file, and with names (NULL: none) the links of
+ * names and then dir itself, if that left it empty. Errors are ignored. */
+void sb_shim_dir_remove(const char *dir, char *const *names);
+
+/* ---- running a command whole: sb_run ---------------------------------------
+ *
+ * The simple case in one call, as system(3) with a timeout: sb_run makes a
+ * loop of its own, a server on it (with a bridge only when
+ * server.on_connect is set), spawns argv, runs the loop until the command
+ * has ended for good and everything is closed, and returns how it ended
+ * with what it wrote. */
+
+#define SB_RUN_MAX_OUTPUT (16u * 1024u * 1024u) /* default bound per captured stream */
+
+/* The zero value of every field is its default. */
+typedef struct sb_run_options {
+  /* How to run it, as for sb_spawn: env, cwd, stdio (stdin: SB_STDIO_BUFFER
+   * feeds bytes), timeout_ms, deadline_ms, the stop sequence, restarts,
+   * stub_vars, shims. file and args are argv's; on_exit, on_output and data
+   * are sb_run's own (ignored). */
+  sb_spawn_options spawn;
+  /* The bridge, made only when on_connect is set (then as sb_server_new;
+   * server.data is yours: sb_server_data); else the command runs without
+   * one (SB_TRANSPORT_NONE), and transport is ignored. Stubs still
+   * connected when the command has ended are closed (SB_CLOSE_SERVER). */
+  sb_server_options server;
+  /* Capture stdout and stderr into the result (spawn.stdio[1] and [2] are
+   * then ignored); false: they are as spawn.stdio says (inherited by
+   * default). */
+  bool capture;
+  size_t max_output; /* bytes kept per captured stream; 0: SB_RUN_MAX_OUTPUT */
+} sb_run_options;
+
+typedef struct sb_run_result {
+  /* How the command ended, as on_exit says: status (0..255; -1 when lost)
+   * when signal is 0, else the signal that killed it. */
+  int64_t status;
+  int signal;
+  bool timed_out; /* a deadline (timeout_ms or deadline_ms) stopped it */
+  unsigned restarts;
+  /* With capture: malloc'd, NUL-terminated (the bytes may hold NULs too),
+   * the first max_output bytes of each stream; truncated when it wrote
+   * more (the rest was read and dropped). NULL without capture. */
+  char *out, *err;
+  size_t out_len, err_len;
+  bool out_truncated, err_truncated;
+} sb_run_result;
+
+/* Runs argv (NULL-terminated; argv[0] is looked up in PATH when it has no
+ * slash, in the child's environment) to its end, and fills *result. Blocks
+ * the calling thread (its own loop: do not call it from a callback of
+ * another loop's server unless blocking that loop is fine). opts may be
+ * NULL (all defaults: inherited stdio, no bridge, no deadline). Returns 0
+ * once the command ran, whatever its status: the result then owns out and
+ * err (sb_run_result_free). Errors: sb_spawn's (-ENOENT not found,
+ * -EACCES, -EINVAL...), sb_server_new's, uv_loop_init's, -ENOMEM; the
+ * result then owns nothing (and sb_run_result_free is still safe). */
+int sb_run(char *const *argv, const sb_run_options *opts, sb_run_result *result);
+/* Frees out and err and sets them NULL. result may be NULL. */
+void sb_run_result_free(sb_run_result *result);
 
 /* ---- connections -------------------------------------------------------- */
 

@@ -52,38 +52,72 @@ static size_t count(char *const *v) {
   return n;
 }
 
-/* The child's environment: the supervisor's (unless replaced), then
- * opts->env, then the ticket's. Where a name occurs twice the later one
- * wins, and only it is kept: getenv(3) would find the first. The strings are
- * borrowed; only the array is allocated. */
-static int build_env(const sb_child *child, const sb_ticket *ticket, char ***out) {
-  size_t nbase = child->env_replace ? 0 : count(environ);
-  size_t nopt = count(child->env), ntick = count(ticket->env);
-  size_t total = nbase + nopt + ntick, i, j, n = 0;
-  char **all;
+/* With a shim directory, PATH and SOCKETBRIDGE_SHIMS of env (compacted:
+ * each name once) get it first, in strings of their own (owned[0..1],
+ * freed by the caller); a missing one is appended (env has room for two
+ * more). An outer supervisor's shims stay listed after ours. */
+static int add_shim_dir(const char *dir, char **env, size_t *n, char *owned[2]) {
+  static const char *const names[2] = {"PATH", SB_ENV_SHIMS};
+  for (int k = 0; k < 2; k++) {
+    size_t len = strlen(names[k]), i;
+    for (i = 0; i < *n; i++)
+      if (strncmp(env[i], names[k], len) == 0 && env[i][len] == '=')
+        break;
+    owned[k] = i < *n ? sb__strdupf("%s=%s:%s", names[k], dir, env[i] + len + 1)
+                      : sb__strdupf("%s=%s", names[k], dir);
+    if (owned[k] == NULL)
+      return -ENOMEM;
+    env[i] = owned[k];
+    if (i == *n)
+      env[++*n] = NULL;
+  }
+  return 0;
+}
 
-  all = malloc((total + 1) * sizeof *all);
+/* The child's environment: the supervisor's (unless replaced), then
+ * opts->env, then stub_vars, then the shim directory on PATH, then the
+ * ticket's. Where a name occurs twice the later one wins, and only it is
+ * kept: getenv(3) would find the first. The strings are borrowed but for
+ * owned[0..1] (the caller frees them); the array is allocated. */
+static int build_env(const sb_child *child, const sb_ticket *ticket, char ***out,
+                     char *owned[2]) {
+  size_t nbase = child->env_replace ? 0 : count(environ);
+  size_t nopt = count(child->env), nstub = count(child->stub_env);
+  size_t ntick = count(ticket->env);
+  size_t total = nbase + nopt + nstub, i, j, n = 0;
+  char **all;
+  int r;
+
+  all = malloc((total + ntick + 3) * sizeof *all);
   if (all == NULL)
     return -ENOMEM;
   for (i = 0; i < nbase; i++)
     all[n++] = environ[i];
   for (i = 0; i < nopt; i++)
     all[n++] = child->env[i];
-  for (i = 0; i < ntick; i++)
-    all[n++] = ticket->env[i];
+  for (i = 0; i < nstub; i++)
+    all[n++] = child->stub_env[i];
 
   n = 0;
   for (i = 0; i < total; i++) {
     const char *e = all[i];
     size_t len = name_len(e);
     bool later = false;
-    if (i < nbase + nopt && is_bridge_var(e))
+    if (is_bridge_var(e))
       continue;
     for (j = i + 1; j < total && !later; j++)
       later = name_len(all[j]) == len && memcmp(all[j], e, len) == 0;
     if (!later)
       all[n++] = all[i]; /* n <= i: compacting in place is safe */
   }
+  all[n] = NULL;
+  if (child->shim_dir != NULL && (r = add_shim_dir(child->shim_dir, all, &n, owned)) < 0) {
+    free(all);
+    return r;
+  }
+  /* The ticket's last: no name of it is left above. */
+  for (i = 0; i < ntick; i++)
+    all[n++] = ticket->env[i];
   all[n] = NULL;
   *out = all;
   return 0;
@@ -336,7 +370,7 @@ static int spawn(const sb_child *child, const sb__stdio_plan *plan, char **env,
 
 int sb__child_start(sb_child *child) {
   sb__stdio_plan plan;
-  char **env = NULL;
+  char **env = NULL, *owned[2] = {NULL, NULL};
   pid_t pid = -1;
   int r, tty_fd;
 
@@ -344,16 +378,19 @@ int sb__child_start(sb_child *child) {
    * revoked when the child ends for good) would have none. */
   if (child->ticket == NULL)
     return -ECANCELED;
-  r = build_env(child, child->ticket, &env);
-  if (r < 0)
-    return r;
-  r = sb__stdio_plan_open(child, &plan);
+  r = build_env(child, child->ticket, &env, owned);
+  if (r == 0)
+    r = sb__stdio_plan_open(child, &plan);
   if (r < 0) {
+    free(owned[0]);
+    free(owned[1]);
     free(env);
     return r;
   }
   tty_fd = child->terminal == SB_TERMINAL_FOREGROUND ? foreground_tty() : -1;
   r = spawn(child, &plan, env, tty_fd, &pid);
+  free(owned[0]);
+  free(owned[1]);
   free(env);
   sb__stdio_plan_finish(child, &plan, r == 0);
   if (r < 0) {
@@ -419,10 +456,15 @@ static int copy_policy(sb_child *child, const sb_spawn_options *opts) {
       opts->backoff_min_ms > opts->backoff_max_ms)
     return -EINVAL;
   child->timeout_ms = opts->timeout_ms;
-  child->kill_after_ms = or_default(opts->kill_after_ms, SB__KILL_AFTER_MS);
+  child->deadline_ms = opts->deadline_ms;
+  child->kill_after_ms = opts->kill_after_set
+                             ? opts->kill_after_ms
+                             : or_default(opts->kill_after_ms, SB__KILL_AFTER_MS);
   child->stop_signal = opts->stop_signal != 0 ? opts->stop_signal : SIGTERM;
   child->restart = opts->restart;
-  child->max_restarts = opts->max_restarts != 0 ? opts->max_restarts : SB__MAX_RESTARTS;
+  child->max_restarts = opts->max_restarts_set || opts->max_restarts != 0
+                            ? opts->max_restarts
+                            : SB__MAX_RESTARTS;
   child->backoff_min_ms = or_default(opts->backoff_min_ms, SB__BACKOFF_MIN_MS);
   child->backoff_max_ms = or_default(opts->backoff_max_ms, SB__BACKOFF_MAX_MS);
   if (child->backoff_max_ms < child->backoff_min_ms)
@@ -430,6 +472,8 @@ static int copy_policy(sb_child *child, const sb_spawn_options *opts) {
   child->backoff_reset_ms = or_default(opts->backoff_reset_ms, SB__BACKOFF_RESET_MS);
   return 0;
 }
+
+static int copy_stub_vars(sb_child *child, char *const *names);
 
 /* What to run, copied: a restart runs it again after the caller's strings
  * are gone. */
@@ -450,11 +494,59 @@ static int copy_command(sb_child *child, const sb_spawn_options *opts) {
   if (r == 0)
     r = strv_dup(opts->env, &child->env);
   child->env_replace = opts->env_replace;
+  if (r == 0)
+    r = copy_stub_vars(child, opts->stub_vars);
+  return r;
+}
+
+/* "NAME=<stub path>" for each name: the child's tools find the stub by
+ * those variables (GIT_EDITOR, SSH_ASKPASS). */
+static int copy_stub_vars(sb_child *child, char *const *names) {
+  size_t n = count(names), i;
+  if (n == 0)
+    return 0;
+  child->stub_env = calloc(n + 1, sizeof *child->stub_env);
+  if (child->stub_env == NULL)
+    return -ENOMEM;
+  for (i = 0; i < n; i++) {
+    if (names[i][0] == '\0' || strchr(names[i], '=') != NULL)
+      return -EINVAL;
+    child->stub_env[i] = sb__strdupf("%s=%s", names[i], child->server->stub_path);
+    if (child->stub_env[i] == NULL)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+/* opts->shims: a directory of ours, with the child's ticket in its bridge
+ * file, removed with the child; opts->shim_dir: the caller's. Called once
+ * the ticket exists. */
+static int setup_shims(sb_child *child, const sb_spawn_options *opts) {
+  if (opts->shims == NULL && opts->shim_dir == NULL)
+    return 0;
+  if ((opts->shims != NULL && opts->shim_dir != NULL) ||
+      child->server->transport == SB_TRANSPORT_NONE)
+    return -EINVAL;
+  if (opts->shim_dir != NULL) {
+    if (opts->shim_dir[0] != '/')
+      return -EINVAL; /* a relative PATH entry would follow each process's cwd */
+    child->shim_dir = sb__strdup(opts->shim_dir);
+    return child->shim_dir != NULL ? 0 : -ENOMEM;
+  }
+  int r = sb_shim_dir_make(NULL, opts->shims, child->server->stub_path, child->ticket,
+                           &child->shim_dir, NULL);
+  if (r == 0)
+    r = strv_dup(opts->shims, &child->own_shims);
   return r;
 }
 
 void sb__child_free(sb_child *child) {
   sb__stdio_cleanup(child);
+  if (child->own_shims != NULL && child->shim_dir != NULL)
+    sb_shim_dir_remove(child->shim_dir, child->own_shims);
+  strv_free(child->own_shims);
+  free(child->shim_dir);
+  strv_free(child->stub_env);
   free(child->file);
   free(child->cwd);
   free(child->ctty);
@@ -503,6 +595,8 @@ int sb__spawn(sb_server *server, const sb_spawn_options *opts, const char *ctty,
   if (r == 0)
     r = sb__ticket_create(server, child, &child->ticket);
   if (r == 0)
+    r = setup_shims(child, opts);
+  if (r == 0)
     r = sb__children_watch(server);
   if (r == 0)
     r = sb__child_start(child);
@@ -514,8 +608,12 @@ int sb__spawn(sb_server *server, const sb_spawn_options *opts, const char *ctty,
   uv_timer_init(server->loop, &child->timer);
   child->timer.data = child;
   child->open_handles++;
+  uv_timer_init(server->loop, &child->deadline);
+  child->deadline.data = child;
+  child->open_handles++;
   sb__list_push(&server->children, &child->link);
   *out = child;
+  sb__supervise_deadline(child);
   sb__supervise_started(child);
   return 0;
 

@@ -189,6 +189,10 @@ struct sb_child {
   char *cwd;
   char **env; /* opts->env; the supervisor's is read again at each run */
   bool env_replace;
+  char **stub_env;   /* "NAME=<stub path>" for each of opts->stub_vars, or NULL */
+  char *shim_dir;    /* first on PATH and SOCKETBRIDGE_SHIMS (shim.c), or NULL */
+  char **own_shims;  /* opts->shims: shim_dir is ours, removed when freed */
+  uint64_t deadline_ms; /* the whole life's, or 0 */
   sb__stdio_cfg stdio[3];
   uint64_t timeout_ms, kill_after_ms;
   int stop_signal;
@@ -220,6 +224,7 @@ struct sb_child {
    * lives as long as the child; the pipes live for one run. The child is
    * freed when the last of them has closed after on_exit. */
   uv_timer_t timer;
+  uv_timer_t deadline; /* deadline_ms, from sb_spawn on */
   uv_pipe_t out[2]; /* CAPTURE of stdout, stderr */
   bool out_open[2];
   uv_pipe_t in; /* BUFFER stdin */
@@ -471,6 +476,8 @@ void sb__child_handle_closed(uv_handle_t *handle);
 
 /* A run started: arms the deadline, emits SPAWN. */
 void sb__supervise_started(sb_child *child);
+/* sb_spawn: arms deadline_ms, the whole life's (before the first SPAWN). */
+void sb__supervise_deadline(sb_child *child);
 /* Starts watching SIGCHLD (before the first spawn). */
 int sb__children_watch(sb_server *server);
 void sb__children_kill_all(sb_server *server);

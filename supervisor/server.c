@@ -97,6 +97,24 @@ static int resolve_stub_path(const char *given, char **out) {
   return *out != NULL ? 0 : -ENOMEM;
 }
 
+int sb_default_stub_path(char *buf, size_t size) {
+  char *path;
+  size_t n;
+  int r;
+
+  if (buf == NULL)
+    return -EINVAL;
+  r = resolve_stub_path(NULL, &path);
+  if (r < 0)
+    return r;
+  n = strlen(path);
+  r = n < size ? 0 : -ENAMETOOLONG;
+  if (r == 0)
+    memcpy(buf, path, n + 1);
+  free(path);
+  return r;
+}
+
 /* A stub that dies while we write to it would otherwise kill the whole
  * supervisor with SIGPIPE: libuv writes with writev(2), which has no
  * MSG_NOSIGNAL. A caller who installed a handler keeps it. Children are not
@@ -134,9 +152,12 @@ int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **ou
 
   if (out != NULL)
     *out = NULL;
-  if (loop == NULL || opts == NULL || out == NULL || opts->on_connect == NULL)
+  if (loop == NULL || opts == NULL || out == NULL)
     return -EINVAL;
-  if (opts->transport != SB_TRANSPORT_TCP && opts->transport != SB_TRANSPORT_UNIX)
+  if (opts->transport != SB_TRANSPORT_TCP && opts->transport != SB_TRANSPORT_UNIX &&
+      opts->transport != SB_TRANSPORT_NONE)
+    return -EINVAL;
+  if (opts->on_connect == NULL && opts->transport != SB_TRANSPORT_NONE)
     return -EINVAL;
   if (opts->socket_path != NULL && opts->transport != SB_TRANSPORT_UNIX)
     return -EINVAL;
@@ -176,7 +197,8 @@ int sb_server_new(uv_loop_t *loop, const sb_server_options *opts, sb_server **ou
   if (r < 0)
     goto error;
 
-  r = sb__listener_start(server, opts);
+  /* Without a bridge, nothing listens: the server only supervises. */
+  r = opts->transport != SB_TRANSPORT_NONE ? sb__listener_start(server, opts) : 0;
   if (r < 0)
     goto error;
 

@@ -75,15 +75,52 @@ static void stop_run(sb_child *child) {
   emit_stop(child, child->stop_signal, NULL);
 }
 
-static void on_deadline(uv_timer_t *timer) {
-  sb_child *child = timer->data;
+/* A deadline passed while a run is RUNNING: TIMEOUT, then the stop
+ * sequence. */
+static void run_timed_out(sb_child *child) {
   sb_event ev = {0};
-  if (child->state != SB__CHILD_RUNNING)
-    return;
   child->timed_out = true;
   child->stopping = true;
   sb__emit_child(child, SB_EVENT_TIMEOUT, &ev);
   stop_run(child); /* does nothing if the callback already stopped it */
+}
+
+static void on_deadline(uv_timer_t *timer) {
+  sb_child *child = timer->data;
+  if (child->state == SB__CHILD_RUNNING)
+    run_timed_out(child);
+}
+
+static void end_waiting(sb_child *child);
+
+/* deadline_ms, the whole life's: a run is stopped as by its own deadline;
+ * a child waiting to restart ends. Either way no restart follows. */
+static void on_life_deadline(uv_timer_t *timer) {
+  sb_child *child = timer->data;
+  sb_event ev = {0};
+  switch (child->state) {
+  case SB__CHILD_RUNNING:
+    run_timed_out(child);
+    break;
+  case SB__CHILD_BACKOFF:
+    child->timed_out = true;
+    child->stopping = true;
+    sb__emit_child(child, SB_EVENT_TIMEOUT, &ev);
+    if (child->state == SB__CHILD_BACKOFF) /* unless the callback stopped it */
+      end_waiting(child);
+    break;
+  case SB__CHILD_REAPED: /* a decision is under way: it sees stopping */
+    child->stopping = true;
+    break;
+  case SB__CHILD_ENDING:
+  case SB__CHILD_ENDED:
+    break;
+  }
+}
+
+void sb__supervise_deadline(sb_child *child) {
+  if (child->deadline_ms > 0)
+    uv_timer_start(&child->deadline, on_life_deadline, child->deadline_ms, 0);
 }
 
 void sb__supervise_started(sb_child *child) {
@@ -284,11 +321,13 @@ static void finish(sb_child *child) {
 
   child->state = SB__CHILD_ENDED;
   uv_timer_stop(&child->timer);
+  uv_timer_stop(&child->deadline);
   child->on_exit(child, child->last_status, child->last_signal);
   sb__conns_forget(server, NULL, child);
   if (child->ticket != NULL)
     sb_ticket_free(child->ticket);
   uv_close((uv_handle_t *)&child->timer, sb__child_handle_closed);
+  uv_close((uv_handle_t *)&child->deadline, sb__child_handle_closed);
 }
 
 static void on_finish_due(uv_timer_t *timer) {

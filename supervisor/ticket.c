@@ -19,6 +19,9 @@ static int build_env(sb_ticket *t) {
   const sb_server *server = t->server;
   size_t i = 0;
 
+  /* No bridge: nothing to reach, so the child learns nothing of one. */
+  if (server->transport == SB_TRANSPORT_NONE)
+    return 0;
   t->env[i++] = sb__strdupf("%s=%s", SB_ENV_TOKEN, t->token);
   if (server->transport == SB_TRANSPORT_UNIX) {
     t->env[i++] = sb__strdupf("%s=%s", SB_ENV_SOCKET, server->address);
@@ -73,6 +76,8 @@ int sb_ticket_new(sb_server *server, sb_ticket **out) {
     *out = NULL;
   if (server == NULL || out == NULL)
     return -EINVAL;
+  if (server->transport == SB_TRANSPORT_NONE)
+    return -ENOTSUP;
   return sb__ticket_create(server, NULL, out);
 }
 
