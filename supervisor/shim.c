@@ -44,12 +44,13 @@ static int make_links(const char *dir, char *const *names, const char *stub,
                          strerror(ENAMETOOLONG));
     if (symlink(stub, path) == 0)
       continue;
+    int err = errno; /* links_to's readlink sets its own */
     /* Made by an earlier run: keep it, so a command can be repeated. */
-    if (errno == EEXIST && links_to(path, stub))
+    if (err == EEXIST && links_to(path, stub))
       continue;
-    if (errno == EEXIST)
+    if (err == EEXIST)
       return sb_diag_set(diag, -EEXIST, "%s exists and is not a link to %s", path, stub);
-    return sb_diag_set(diag, -errno, "%s: %s", path, strerror(errno));
+    return sb_diag_set(diag, -err, "%s: %s", path, strerror(err));
   }
   return 0;
 }
