@@ -84,11 +84,7 @@ int main(int argc, char **argv) {
   int r;
 
   uv_loop_init(&loop);
-  sb_server_options opts = {.on_connect = on_connect};
-#ifdef SB_EXAMPLE_STUB
-  opts.stub_path = SB_EXAMPLE_STUB; /* the stub built next to this example */
-#endif
-  r = sb_server_new(&loop, &opts, &server);
+  r = sb_server_new(&loop, &(sb_server_options){.on_connect = on_connect}, &server);
   if (r < 0) {
     fprintf(stderr, "echo: cannot start the bridge: %s\n", strerror(-r));
     return 125;
