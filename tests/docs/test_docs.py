@@ -110,6 +110,20 @@ def test_examples_build_standalone_against_an_install(prefix, tmp_path):
     assert r.stdout.splitlines()[1:] == ["argv[1] = a", "argv[2] = b c"], r.stdout
 
 
+@pytest.mark.parametrize("name", ["wrap", "fake_tool", "askpass"])
+def test_the_readme_shows_the_three_jobs_as_examples_has_them(name):
+    """The C section's programs are examples/*.c (run by t_examples) verbatim,
+    from the first #include on, and each is 15 lines of code at most."""
+    text = (ROOT / "examples" / f"{name}.c").read_text()
+    code = text[text.index("#include"):]
+    assert "```c\n" + code + "```" in (ROOT / "README.md").read_text(), name
+    lines = [ln for ln in code.splitlines()
+             if ln.strip() and not ln.startswith("#include")]
+    # Comment lines do not count; there are none between the code lines here.
+    assert not any(ln.lstrip().startswith(("/*", "*")) for ln in lines), name
+    assert len(lines) <= 15, f"{name}: {len(lines)} lines of code"
+
+
 def libuv_only_pkgconfig(tmp_path):
     """A pkg-config directory with libuv's file and nothing of libcjson's."""
     d = tmp_path / "pc"
