@@ -34,9 +34,9 @@ typedef struct run_state {
   cli_file files[5];
   cli_jsonl *events, *record; /* their writers, from the start on */
   uv_signal_t signals[N_STOP_SIGNALS];
-  uv_timer_t linger; /* how long stubs may take to close after the child */
-  bool stopping;     /* sb_child_stop was called, or the deadline: the next signal kills */
-  bool timed_out;    /* --timeout fired (the library's TIMEOUT): exit 124 */
+  uv_timer_t linger;  /* how long stubs may take to close after the child */
+  bool stopping;      /* stopped (by us or the deadline): the next signal kills */
+  bool timed_out;     /* --timeout fired (the library's TIMEOUT): exit 124 */
   bool killed;        /* the stop needed SIGKILL: exit 137, as timeout -k */
   int status;         /* the exit status of run */
   bool finished;      /* finish() ran */

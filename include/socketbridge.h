@@ -237,7 +237,7 @@ typedef struct sb_server_options {
    * else the first on PATH, else the configured install path. Whether
    * that file exists is not checked here. */
   const char *stub_path;
-  sb_connect_cb on_connect; /* required (but with SB_TRANSPORT_NONE): a stub was welcomed */
+  sb_connect_cb on_connect; /* required but for SB_TRANSPORT_NONE: a stub came */
   sb_reject_cb on_reject;   /* optional: a peer was refused */
   sb_event_cb on_event;     /* optional: everything that happens (see events) */
   void *data;               /* for the caller: sb_server_data() */
@@ -469,14 +469,14 @@ typedef struct sb_spawn_options {
    * end for a child waiting to restart; no restart follows. */
   uint64_t deadline_ms;
   uint64_t kill_after_ms; /* 0: 5000, unless kill_after_set */
-  bool kill_after_set;    /* kill_after_ms given: 0 is SIGKILL right after the stop signal */
+  bool kill_after_set;    /* given: 0 is SIGKILL right after the stop signal */
   int stop_signal;        /* 0: SIGTERM */
   sb_restart restart;
   /* Restarts in a row: the count starts again, with the backoff, after a run
    * that stayed up backoff_reset_ms. When it is reached, GIVE_UP and
    * on_exit. */
   unsigned max_restarts; /* 0: 5, unless max_restarts_set */
-  bool max_restarts_set; /* max_restarts given: 0 never restarts (GIVE_UP after the first run) */
+  bool max_restarts_set; /* given: 0 never restarts (GIVE_UP after one run) */
   /* The k-th delay in a row (k = 0, 1, ...) is d = min(max, min * 2^k),
    * with jitter: uniform in [max(min, d / 2), d] ms. So the first restart
    * waits backoff_min_ms exactly. min > max (both given) is -EINVAL; a min
@@ -502,9 +502,10 @@ typedef struct sb_spawn_options {
  * stop_signal not a signal; an unknown restart; env strings without '=');
  * errors opening a FILE path (-ENOENT, -EACCES...); shims: -EINVAL (with
  * shim_dir, without a bridge, or a name that is not a file name) and the
- * errors of sb_shim_dir_make; -ECANCELED after sb_server_close. The SPAWN event is emitted from inside this call. A
- * restart that cannot exec is not an exit: it counts as a failed restart
- * (BACKOFF or GIVE_UP with a message), and on_exit reports the last run
+ * errors of sb_shim_dir_make; -ECANCELED after sb_server_close. The SPAWN
+ * event is emitted from inside this call. A restart that cannot exec is
+ * not an exit: it counts as a failed restart (BACKOFF or GIVE_UP with a
+ * message), and on_exit reports the last run
  * that did run. The child object lives until on_exit has returned; its
  * ticket (the same for every run) is revoked then. */
 int sb_spawn(sb_server *server, const sb_spawn_options *opts, sb_child **out);

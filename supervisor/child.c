@@ -111,7 +111,8 @@ static int build_env(const sb_child *child, const sb_ticket *ticket, char ***out
       all[n++] = all[i]; /* n <= i: compacting in place is safe */
   }
   all[n] = NULL;
-  if (child->shim_dir != NULL && (r = add_shim_dir(child->shim_dir, all, &n, owned)) < 0) {
+  if (child->shim_dir != NULL &&
+      (r = add_shim_dir(child->shim_dir, all, &n, owned)) < 0) {
     free(all);
     return r;
   }

@@ -189,9 +189,9 @@ struct sb_child {
   char *cwd;
   char **env; /* opts->env; the supervisor's is read again at each run */
   bool env_replace;
-  char **stub_env;   /* "NAME=<stub path>" for each of opts->stub_vars, or NULL */
-  char *shim_dir;    /* first on PATH and SOCKETBRIDGE_SHIMS (shim.c), or NULL */
-  char **own_shims;  /* opts->shims: shim_dir is ours, removed when freed */
+  char **stub_env;      /* "NAME=<stub path>" for each of opts->stub_vars, or NULL */
+  char *shim_dir;       /* first on PATH and SOCKETBRIDGE_SHIMS (shim.c), or NULL */
+  char **own_shims;     /* opts->shims: shim_dir is ours, removed when freed */
   uint64_t deadline_ms; /* the whole life's, or 0 */
   sb__stdio_cfg stdio[3];
   uint64_t timeout_ms, kill_after_ms;

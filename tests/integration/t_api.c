@@ -97,12 +97,13 @@ static sb_spawn_options sh(harness *h, seen *w, char **args, const char *script)
   args[1] = "-c";
   args[2] = (char *)script;
   args[3] = NULL;
-  return (sb_spawn_options){.file = args[0],
-                            .args = args,
-                            .stdio = {{SB_STDIO_FD, .fd = h->devnull}, {SB_STDIO_CAPTURE}},
-                            .on_output = on_output_seen,
-                            .on_exit = on_exit_seen,
-                            .data = w};
+  return (sb_spawn_options){
+      .file = args[0],
+      .args = args,
+      .stdio = {{.mode = SB_STDIO_FD, .fd = h->devnull}, {.mode = SB_STDIO_CAPTURE}},
+      .on_output = on_output_seen,
+      .on_exit = on_exit_seen,
+      .data = w};
 }
 
 static void spawn_ok(harness *h, const sb_spawn_options *o) {
@@ -120,7 +121,8 @@ static void answer_fake(harness *h, sb_conn *conn) {
   w->conn_child = sb_conn_child(conn);
   snprintf(w->argv1, sizeof w->argv1, "%s", call->argc > 1 ? call->argv[1] : "");
   n = snprintf(line, sizeof line, "fake %s\n", w->argv1);
-  cr_assert_eq(sb_conn_respond(conn, &(sb_response){.out = line, .out_len = (size_t)n}), 0);
+  cr_assert_eq(sb_conn_respond(conn, &(sb_response){.out = line, .out_len = (size_t)n}),
+               0);
 }
 
 ParameterizedTestParameters(api, shims_in_the_spawn_options_make_a_tool_a_stub_call) {
@@ -143,21 +145,23 @@ Test(api, the_default_stub_path_is_the_one_a_server_hands_its_children) {
   cr_assert_eq(buf[0], '/', "not absolute: %s", buf);
   cr_assert_eq(uv_loop_init(&h.loop), 0);
   sb_server *s;
-  cr_assert_eq(sb_server_new(&h.loop, &(sb_server_options){.transport = SB_TRANSPORT_NONE},
-                             &s),
-               0);
+  cr_assert_eq(
+      sb_server_new(&h.loop, &(sb_server_options){.transport = SB_TRANSPORT_NONE}, &s),
+      0);
   cr_assert_str_eq(buf, sb_server_stub_path(s));
   sb_server_close(s, NULL);
   uv_run(&h.loop, UV_RUN_DEFAULT);
   cr_assert_eq(uv_loop_close(&h.loop), 0);
 
-  cr_assert_eq(sb_default_stub_path(buf, strlen(buf)), -ENAMETOOLONG, "no room for the NUL");
+  cr_assert_eq(sb_default_stub_path(buf, strlen(buf)), -ENAMETOOLONG,
+               "no room for the NUL");
   cr_assert_eq(sb_default_stub_path(NULL, 10), -EINVAL);
 }
 
 /* ---- a server without a bridge ------------------------------------------- */
 
-Test(api, a_server_without_a_bridge_supervises_with_no_on_connect_and_no_bridge_variable) {
+Test(api,
+     a_server_without_a_bridge_supervises_with_no_on_connect_and_no_bridge_variable) {
   uv_loop_t loop;
   sb_server *s;
   cr_assert_eq(uv_loop_init(&loop), 0);
@@ -298,7 +302,8 @@ ParameterizedTest(sb_transport *t, api, stub_vars_point_a_tool_at_the_stub) {
   h_fini(&h);
 }
 
-ParameterizedTest(sb_transport *t, api, shims_in_the_spawn_options_make_a_tool_a_stub_call) {
+ParameterizedTest(sb_transport *t, api,
+                  shims_in_the_spawn_options_make_a_tool_a_stub_call) {
   harness h;
   seen w;
   char *args[4];
@@ -461,14 +466,15 @@ Test(api, sb_run_keeps_max_output_bytes_and_says_it_dropped_the_rest) {
 Test(api, sb_run_feeds_stdin_and_counts_restarts) {
   sb_run_result res;
   char *argv[] = {"sh", "-c", "cat; exit 1", NULL};
-  int r = sb_run(argv,
-                 &(sb_run_options){.capture = true,
-                                   .spawn = {.stdio = {{SB_STDIO_BUFFER, .data = "in\n",
-                                                        .len = 3}},
-                                             .restart = SB_RESTART_ON_FAILURE,
-                                             .max_restarts = 2,
-                                             .backoff_min_ms = 1}},
-                 &res);
+  int r =
+      sb_run(argv,
+             &(sb_run_options){
+                 .capture = true,
+                 .spawn = {.stdio = {{.mode = SB_STDIO_BUFFER, .data = "in\n", .len = 3}},
+                           .restart = SB_RESTART_ON_FAILURE,
+                           .max_restarts = 2,
+                           .backoff_min_ms = 1}},
+             &res);
   cr_assert_eq(r, 0, "sb_run: %s", sb_strerror(r));
   cr_assert_str_eq(res.out, "in\nin\nin\n", "each run reads the bytes again");
   cr_assert_eq(res.restarts, 2);
@@ -507,15 +513,16 @@ ParameterizedTestParameters(api, sb_run_with_on_connect_answers_the_stub_calls) 
 ParameterizedTest(sb_transport *t, api, sb_run_with_on_connect_answers_the_stub_calls) {
   sb_run_result res;
   char *argv[] = {"sh", "-c", "git push && \"$SSH_ASKPASS\" 'Password: '", NULL};
-  int r = sb_run(argv,
-                 &(sb_run_options){.capture = true,
-                                   .server = {.transport = *t,
-                                              .stub_path = H_STUB,
-                                              .on_connect = run_answer,
-                                              .data = &run_calls},
-                                   .spawn = {.shims = (char *[]){"git", NULL},
-                                             .stub_vars = (char *[]){"SSH_ASKPASS", NULL}}},
-                 &res);
+  int r =
+      sb_run(argv,
+             &(sb_run_options){.capture = true,
+                               .server = {.transport = *t,
+                                          .stub_path = H_STUB,
+                                          .on_connect = run_answer,
+                                          .data = &run_calls},
+                               .spawn = {.shims = (char *[]){"git", NULL},
+                                         .stub_vars = (char *[]){"SSH_ASKPASS", NULL}}},
+             &res);
   cr_assert_eq(r, 0, "sb_run: %s", sb_strerror(r));
   cr_assert_str_eq(res.out, "answer to push\nanswer to Password: \n", "err: %s", res.err);
   cr_assert_eq(res.status, 0);

@@ -65,7 +65,8 @@ Test(examples, askpass_answers_the_password_prompt) {
   /* git asks SSH_ASKPASS when it has no GIT_ASKPASS: a real git clone over
    * HTTP would; here git's own credential prompt, run as git runs it. */
   char *git[] = {SB_EXAMPLE_ASKPASS, "sh", "-c",
-                 "printf 'url=https://example.invalid\\n\\n' | git credential fill", NULL};
+                 "printf 'url=https://example.invalid\\n\\n' | git credential fill",
+                 NULL};
   cr_assert_eq(run(&h, git, env, &out, &err), 0, "stderr: %s", err);
   cr_assert_not_null(strstr(out, "password=s3cret!\n"), "stdout: %s", out);
   free(out);
@@ -91,16 +92,18 @@ Test(examples, wrap_captures_the_output_and_stops_at_the_timeout) {
   harness h;
   h_init(&h, NULL);
   char *out, *err;
-  char *quick[] = {SB_EXAMPLE_WRAP, "60000", "sh", "-c", "echo out; echo err >&2; exit 3",
-                   NULL};
+  char *quick[] = {
+      SB_EXAMPLE_WRAP, "60000", "sh", "-c", "echo out; echo err >&2; exit 3", NULL};
   cr_assert_eq(run(&h, quick, NULL, &out, &err), 0, "stderr: %s", err);
   cr_assert_str_eq(out, "sh: status 3, signal 0\nstdout: out\n\nstderr: err\n\n");
   free(out);
   free(err);
 
-  char *slow[] = {SB_EXAMPLE_WRAP, "300", "sh", "-c", "echo working; exec sleep 300", NULL};
+  char *slow[] = {
+      SB_EXAMPLE_WRAP, "300", "sh", "-c", "echo working; exec sleep 300", NULL};
   cr_assert_eq(run(&h, slow, NULL, &out, &err), 124, "stderr: %s", err);
-  cr_assert_str_eq(out, "sh: status 0, signal 15, timed out\nstdout: working\n\nstderr: \n");
+  cr_assert_str_eq(out,
+                   "sh: status 0, signal 15, timed out\nstdout: working\n\nstderr: \n");
   free(out);
   free(err);
 
