@@ -104,11 +104,12 @@ typedef struct sb_diag {
  * program lookup skips them, so a shim named `git` that forwards to `git`
  * never finds itself. */
 #define SB_ENV_SHIMS "SOCKETBRIDGE_SHIMS"
-/* The file in a shim directory of `socketbridge run` that names the run's
- * bridge: "NAME=VALUE" lines of the SOCKETBRIDGE_* variables (its own
- * ticket), mode 0600. A stub run as a shim from that directory connects
- * there rather than to the bridge of its environment, so each shim reaches
- * the run that made it (docs/protocol.md, section 5). */
+/* The file in a shim directory (sb_shim_dir_make, sb_spawn's shims,
+ * `socketbridge run --shim`) that names the run's bridge: "NAME=VALUE"
+ * lines of the SOCKETBRIDGE_* variables (its own ticket), mode 0600. A
+ * stub run as a shim from that directory connects there rather than to the
+ * bridge of its environment, so each shim reaches the run that made it
+ * (docs/protocol.md, section 5). */
 #define SB_SHIM_BRIDGE_FILE ".socketbridge-bridge"
 /* How many stubs a process descends from: each stub hands its count plus
  * one to the program it execs, runs or falls back to, and the supervisor

@@ -100,7 +100,8 @@ static void on_life_deadline(uv_timer_t *timer) {
   sb_event ev = {0};
   switch (child->state) {
   case SB__CHILD_RUNNING:
-    run_timed_out(child);
+    if (!child->timed_out) /* its own timeout_ms came first: one TIMEOUT */
+      run_timed_out(child);
     break;
   case SB__CHILD_BACKOFF:
     child->timed_out = true;
