@@ -501,12 +501,13 @@ typedef struct sb_spawn_options {
  * reported here and never as a fake exit status (nothing is written to the
  * child's stderr either); -EINVAL for a bad option (see sb_stdio_mode;
  * stop_signal not a signal; an unknown restart; env strings without '=');
- * errors opening a FILE path (-ENOENT, -EACCES...); shims: -EINVAL (with
- * shim_dir, without a bridge, or a name that is not a file name) and the
- * errors of sb_shim_dir_make; -ECANCELED after sb_server_close. The SPAWN
- * event is emitted from inside this call. A restart that cannot exec is
- * not an exit: it counts as a failed restart (BACKOFF or GIVE_UP with a
- * message), and on_exit reports the last run
+ * errors opening a FILE path (-ENOENT, -EACCES...); -EINVAL for a
+ * stub_vars name that is empty or holds '='; shims: -EINVAL (with
+ * shim_dir, without a bridge, a name that is not a file name, a shim_dir
+ * not absolute) and the errors of sb_shim_dir_make; -ECANCELED after
+ * sb_server_close. The SPAWN event is emitted from inside this call. A
+ * restart that cannot exec is not an exit: it counts as a failed restart
+ * (BACKOFF or GIVE_UP with a message), and on_exit reports the last run
  * that did run. The child object lives until on_exit has returned; its
  * ticket (the same for every run) is revoked then. */
 int sb_spawn(sb_server *server, const sb_spawn_options *opts, sb_child **out);
@@ -589,11 +590,12 @@ typedef struct sb_run_result {
    * when signal is 0, else the signal that killed it. */
   int64_t status;
   int signal;
-  bool timed_out; /* a deadline (timeout_ms or deadline_ms) stopped it */
-  unsigned restarts;
+  bool timed_out;    /* a deadline (timeout_ms or deadline_ms) stopped it */
+  unsigned restarts; /* how many times it was restarted (spawn.restart) */
   /* With capture: malloc'd, NUL-terminated (the bytes may hold NULs too),
    * the first max_output bytes of each stream; truncated when it wrote
-   * more (the rest was read and dropped). NULL without capture. */
+   * more (the rest was read and dropped; or memory ran out). NULL without
+   * capture. */
   char *out, *err;
   size_t out_len, err_len;
   bool out_truncated, err_truncated;

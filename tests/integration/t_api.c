@@ -343,6 +343,9 @@ Test(api, shims_are_refused_where_they_cannot_work) {
   o.shims = NULL;
   o.shim_dir = "relative";
   cr_assert_eq(sb_spawn(h.server, &o, &c), -EINVAL, "a relative shim_dir");
+  o.shim_dir = NULL;
+  o.stub_vars = (char *[]){"A=B", NULL};
+  cr_assert_eq(sb_spawn(h.server, &o, &c), -EINVAL, "a stub_vars name with '='");
   h_fini(&h);
 
   start(&h, &w, SB_TRANSPORT_NONE);
