@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "allowlist.h"
 #include "proto.h"
 
 /* Durations above this are refused: they would be a mistake (about 31

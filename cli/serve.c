@@ -239,7 +239,11 @@ static void on_json(ctl_chan *ch, const char *buf, size_t len) {
   sb_diag diag;
 
   memset(&diag, 0, sizeof diag);
-  if (sb__json_precheck((const uint8_t *)buf, len, &diag) < 0) {
+  /* lib/'s reader holds the request to the protocol's grammar (UTF-8, no
+   * \u0000: docs/protocol.md section 2) before cJSON builds its tree. */
+  sb_jr j = {(const uint8_t *)buf, len, &diag};
+  sb_jr_index none = {NULL, 0, {0}, {0}};
+  if (sb_jr_document(&j, &none) < 0) {
     srv_fail(&err, "bad_request", "%s", diag.msg);
     answer_error(s, NULL, &err);
     return;

@@ -161,6 +161,39 @@ int srv_get_signal(const cJSON *req, const char *name, int *out, srv_err *err) {
   return 0;
 }
 
+static int bad_bytes(const char *path, sb_diag *diag) {
+  return sb_diag_set(diag, SB_EBADMSG, "%s: expected a string or {\"base64\": ...}",
+                     path);
+}
+
+/* A byte string in a request (the protocol's spelling: a string, or
+ * {"base64": "..."} of bytes without a NUL) into a fresh C string. The
+ * request was checked by lib/'s reader before cJSON built it, so a string
+ * holds no \u0000. */
+static int bytes_get(const cJSON *item, const char *path, char **out, sb_diag *diag) {
+  const cJSON *b = cJSON_GetObjectItemCaseSensitive(item, "base64");
+  *out = NULL;
+  if (cJSON_IsString(item)) {
+    *out = strdup(item->valuestring);
+    return *out != NULL ? 0 : SB_ENOMEM;
+  }
+  if (!cJSON_IsObject(item) || !cJSON_IsString(b))
+    return bad_bytes(path, diag);
+  size_t len = strlen(b->valuestring);
+  char *s = malloc(len / 4 * 3 + 1);
+  if (s == NULL)
+    return SB_ENOMEM;
+  ptrdiff_t n = sb__b64_decode(b->valuestring, len, (uint8_t *)s);
+  if (n < 0 || memchr(s, '\0', (size_t)n) != NULL) {
+    free(s);
+    return sb_diag_set(diag, SB_EBADMSG, "%s.base64: %s", path,
+                       n < 0 ? "not padded RFC 4648 base64" : "decodes to bytes with a NUL");
+  }
+  s[n] = '\0';
+  *out = s;
+  return 0;
+}
+
 int srv_get_bytes(const cJSON *req, const char *name, bool opt, char **out,
                   srv_err *err) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, name);
@@ -170,7 +203,7 @@ int srv_get_bytes(const cJSON *req, const char *name, bool opt, char **out,
   if (v == NULL && opt)
     return 0;
   memset(&diag, 0, sizeof diag);
-  r = sb__json_bytes_get(v, name, out, &diag);
+  r = bytes_get(v, name, out, &diag);
   if (r == SB_ENOMEM)
     return srv_fail(err, "failed", "out of memory");
   if (r < 0)
@@ -204,7 +237,7 @@ int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, ch
   for (i = 0; i < n; i++) {
     snprintf(path, sizeof path, "%.40s[%zu]", name, i);
     memset(&diag, 0, sizeof diag);
-    if (sb__json_bytes_get(cJSON_GetArrayItem(a, (int)i), path, &(*out)[i], &diag) < 0) {
+    if (bytes_get(cJSON_GetArrayItem(a, (int)i), path, &(*out)[i], &diag) < 0) {
       srv_strv_free(*out);
       *out = NULL;
       return srv_fail(err, "bad_request", "%s", diag.msg[0] ? diag.msg : "out of memory");
@@ -214,7 +247,16 @@ int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, ch
 }
 
 cJSON *srv_bytes_json(const char *s) {
-  return sb__json_bytes_new(s);
+  if (sb_utf8_valid((const uint8_t *)s, strlen(s)))
+    return cJSON_CreateString(s);
+  char *b64 = sb_base64(s, strlen(s));
+  cJSON *o = b64 != NULL ? cJSON_CreateObject() : NULL;
+  if (o != NULL && cJSON_AddStringToObject(o, "base64", b64) == NULL) {
+    cJSON_Delete(o);
+    o = NULL;
+  }
+  free(b64);
+  return o;
 }
 
 void srv_add_id(cJSON *o, const char *name, uint64_t id) {

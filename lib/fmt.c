@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* fmt.c - snprintf for the stub's copy of lib/ (SB_NO_CJSON): the
+/* fmt.c - snprintf for the stub's copy of lib/ (SB_STUB_LIB): the
  * conversions the stub's messages use, and no more, so that a static stub
  * does not link the C library's printf (its float formatting alone is
  * larger than all of this; docs/performance.md).

@@ -1,144 +1,220 @@
 /* SPDX-License-Identifier: MIT */
-/* msg_parse.c - sb__msg_parse_cjson: the reference the one-pass parser
- * (sb_msg_parse, msg_lite_parse.c) is held to by tests/unit/test_lite.c and
- * tests/fuzz/fuzz_lite.c. The payload checks, a cJSON parse, and reading and
- * validating the members of each control message, with the path of a bad
- * member ("hello.argv[3]") in the diag: the same rules written over a
- * tree, so that a mistake would have to be made twice the same way. */
+/* msg_parse.c - sb_msg_parse, for the stub and the supervisor alike: no
+ * tree. The payload is checked and its members indexed in one pass
+ * (json_read.c); the members of the type are then read from where they
+ * are.
+ *
+ * Names given twice (docs/protocol.md section 2): a member the type reads
+ * is refused when given twice (two readers might pick different ones);
+ * other members are ignored, duplicates included; in a byte string object,
+ * the first "base64" is the one read. */
 #include "proto.h"
 
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The object being read and its path ("hello", "hello.tty"). */
-typedef struct pctx {
-  const cJSON *obj;
+/* Every member name of every message type: one index serves all types. */
+static const char *const top_names[] = {
+    "type",   "version", "min_version", "token", "pid",    "ppid",    "argv", "env",
+    "cwd",    "exe",     "tty",         "stdin", "reason", "message", "code", "signal",
+    "stream", "errno",   "path",        "unset", "tee",    "winsize", "rows", "cols",
+};
+static const char *const tty_names[] = {"stdin", "stdout", "stderr"};
+static const char *const winsize_names[] = {"rows", "cols"};
+static const char *const bytes_names[] = {"base64"};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(COUNT(top_names) <= SB_JR_MAX_NAMES, "index too small");
+
+/* No member there. */
+#define ABSENT ((size_t)-1)
+
+/* The object being read, its members and its path ("hello", "hello.tty"). */
+typedef struct lctx {
+  const sb_jr *j;
+  const sb_jr_index *ix;
   const char *path;
   sb_diag *diag;
-} pctx;
+} lctx;
 
-static int bad(const pctx *c, const char *name, const char *fmt, ...)
+static int bad(const lctx *c, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int bad(const pctx *c, const char *name, const char *fmt, ...) {
+static int bad(const lctx *c, const char *name, const char *fmt, ...) {
   if (c->diag != NULL) {
     char what[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    SB_VSNPRINTF(what, sizeof what, fmt, ap);
     va_end(ap);
     sb_diag_set(c->diag, SB_EBADMSG, "%s.%s: %s", c->path, name, what);
   }
   return SB_EBADMSG;
 }
 
-/* Finds a member by name. A member given twice is refused: two parsers
- * might pick different ones. Missing is an error only when required. */
-static int member(const pctx *c, const char *name, bool required, const cJSON **out) {
-  const cJSON *found = NULL, *it;
-  *out = NULL; /* on every path, so no caller reads an unset pointer */
-  cJSON_ArrayForEach(it, c->obj) {
-    if (it->string == NULL || strcmp(it->string, name) != 0)
+static sb_jr_kind kind(const lctx *c, size_t at) {
+  return at == ABSENT ? SB_JR_BAD : sb_jr_kind_at(c->j, at);
+}
+
+/* Finds a member by name (*at: its value, or ABSENT). Given twice is
+ * refused; missing is an error only when required. */
+static int member(const lctx *c, const char *name, bool required, size_t *at) {
+  *at = ABSENT;
+  for (size_t k = 0; k < c->ix->n; k++) {
+    if (strcmp(c->ix->names[k], name) != 0)
       continue;
-    if (found != NULL)
+    if (c->ix->count[k] > 1)
       return bad(c, name, "given twice");
-    found = it;
+    if (c->ix->count[k] == 1)
+      *at = c->ix->at[k];
+    break;
   }
-  if (found == NULL && required)
+  if (*at == ABSENT && required)
     return bad(c, name, "missing");
-  *out = found;
   return 0;
 }
 
 /* An optional member given as null counts as absent. */
-static int optional(const pctx *c, const char *name, const cJSON **out) {
-  int r = member(c, name, false, out);
-  if (r == 0 && cJSON_IsNull(*out))
-    *out = NULL;
+static int optional(const lctx *c, const char *name, size_t *at) {
+  int r = member(c, name, false, at);
+  if (r == 0 && kind(c, *at) == SB_JR_NULL)
+    *at = ABSENT;
   return r;
 }
 
-static int get_int(const pctx *c, const cJSON *it, const char *name, int64_t lo,
-                   int64_t hi, int64_t *out) {
+static int get_int(const lctx *c, size_t at, const char *name, int64_t lo, int64_t hi,
+                   int64_t *out) {
   *out = 0;
-  if (!cJSON_IsNumber(it))
+  if (kind(c, at) != SB_JR_NUMBER)
     return bad(c, name, "expected an integer");
-  double d = it->valuedouble;
-  if (!(d >= (double)lo && d <= (double)hi))
+  int r = sb_jr_int(c->j, at, lo, hi, out);
+  if (r == SB_JR_INT_RANGE)
     return bad(c, name, "expected an integer in %lld..%lld", (long long)lo,
                (long long)hi);
-  if ((double)(int64_t)d != d)
+  if (r == SB_JR_INT_FRACTION)
     return bad(c, name, "expected an integer");
-  *out = (int64_t)d;
-  return 0;
+  return r;
 }
 
-static int req_int(const pctx *c, const char *name, int64_t lo, int64_t hi,
+static int req_int(const lctx *c, const char *name, int64_t lo, int64_t hi,
                    int64_t *out) {
-  const cJSON *it = NULL;
-  int r = member(c, name, true, &it);
-  return r < 0 ? r : get_int(c, it, name, lo, hi, out);
+  size_t at;
+  int r = member(c, name, true, &at);
+  return r < 0 ? r : get_int(c, at, name, lo, hi, out);
 }
 
-static int req_bool(const pctx *c, const char *name, bool *out) {
-  const cJSON *it = NULL;
-  *out = false;
-  int r = member(c, name, true, &it);
-  if (r < 0)
-    return r;
-  if (!cJSON_IsBool(it))
+static int get_bool(const lctx *c, size_t at, const char *name, bool *out) {
+  sb_jr_kind k = kind(c, at);
+  if (k != SB_JR_TRUE && k != SB_JR_FALSE)
     return bad(c, name, "expected true or false");
-  *out = cJSON_IsTrue(it);
+  *out = k == SB_JR_TRUE;
   return 0;
 }
 
-/* A required JSON string member, borrowed from the tree. */
-static int req_str(const pctx *c, const char *name, const char **out) {
-  const cJSON *it = NULL;
-  int r = member(c, name, true, &it);
+static int req_bool(const lctx *c, const char *name, bool *out) {
+  size_t at;
+  *out = false;
+  int r = member(c, name, true, &at);
+  return r < 0 ? r : get_bool(c, at, name, out);
+}
+
+/* An optional bool member; absent (or null) leaves *out as it is. */
+static int opt_bool(const lctx *c, const char *name, bool *out) {
+  size_t at;
+  int r = optional(c, name, &at);
+  return r < 0 || at == ABSENT ? r : get_bool(c, at, name, out);
+}
+
+/* A required JSON string member, decoded into a fresh string. */
+static int req_str(const lctx *c, const char *name, char **out) {
+  size_t at;
+  *out = NULL;
+  int r = member(c, name, true, &at);
   if (r < 0)
     return r;
-  if (!cJSON_IsString(it))
+  if (kind(c, at) != SB_JR_STRING)
     return bad(c, name, "expected a string");
-  *out = it->valuestring;
+  return sb_jr_string(c->j, at, out);
+}
+
+/* ---- byte strings ---------------------------------------------------------- */
+
+/* Where a byte string is, for a diag: c->path.name, or c->path.name[i].
+ * Formatted only when something is wrong: env may have many entries. */
+typedef struct where {
+  const lctx *c;
+  const char *name;
+  size_t i; /* ABSENT: not in an array */
+} where;
+
+static int bad_bytes(const where *w, const char *what) {
+  if (w->c->diag == NULL)
+    return SB_EBADMSG;
+  if (w->i == ABSENT)
+    return sb_diag_set(w->c->diag, SB_EBADMSG, "%s.%s%s", w->c->path, w->name, what);
+  return sb_diag_set(w->c->diag, SB_EBADMSG, "%s.%s[%zu]%s", w->c->path, w->name, w->i,
+                     what);
+}
+
+/* {"base64": "..."}: strict base64 of bytes without a NUL. */
+static int bytes_from_b64(const where *w, size_t at, char **out) {
+  sb_jr_index ix = {bytes_names, COUNT(bytes_names), {0}, {0}};
+  char *b64;
+  int r = sb_jr_object_index(w->c->j, at, &ix);
+  if (r < 0)
+    return r;
+  if (ix.count[0] == 0 || sb_jr_kind_at(w->c->j, ix.at[0]) != SB_JR_STRING)
+    return bad_bytes(w, ": expected a string or {\"base64\": ...}");
+  if ((r = sb_jr_string(w->c->j, ix.at[0], &b64)) < 0)
+    return r;
+  size_t len = strlen(b64);
+  char *s = malloc(len / 4 * 3 + 1);
+  ptrdiff_t n = s != NULL ? sb__b64_decode(b64, len, (uint8_t *)s) : 0;
+  free(b64);
+  if (s == NULL)
+    return SB_ENOMEM;
+  if (n < 0 || memchr(s, '\0', (size_t)n) != NULL) {
+    free(s);
+    return bad_bytes(w, n < 0 ? ".base64: not padded RFC 4648 base64"
+                              : ".base64: decodes to bytes with a NUL");
+  }
+  s[n] = '\0';
+  *out = s;
   return 0;
 }
 
-static int dup_str(const pctx *c, const char *name, char **out) {
-  const char *s;
-  int r = req_str(c, name, &s);
-  if (r < 0)
-    return r;
-  *out = strdup(s);
-  return *out != NULL ? 0 : SB_ENOMEM;
-}
-
-static int get_bytes(const pctx *c, const cJSON *it, const char *name, char **out) {
-  char path[96];
-  snprintf(path, sizeof path, "%s.%s", c->path, name);
-  return sb__json_bytes_get(it, path, out, c->diag);
+static int get_bytes(const where *w, size_t at, char **out) {
+  *out = NULL;
+  switch (kind(w->c, at)) {
+  case SB_JR_STRING:
+    /* The payload check refused \u0000, so the string is whole. */
+    return sb_jr_string(w->c->j, at, out);
+  case SB_JR_OBJECT:
+    return bytes_from_b64(w, at, out);
+  default:
+    return bad_bytes(w, ": expected a string or {\"base64\": ...}");
+  }
 }
 
 /* A byte string member; with or_null, null gives NULL. */
-static int req_bytes(const pctx *c, const char *name, bool or_null, char **out) {
-  const cJSON *it = NULL;
-  int r = member(c, name, true, &it);
+static int req_bytes(const lctx *c, const char *name, bool or_null, char **out) {
+  where w = {c, name, ABSENT};
+  size_t at;
+  int r = member(c, name, true, &at);
   if (r < 0)
     return r;
-  if (or_null && cJSON_IsNull(it))
+  if (or_null && kind(c, at) == SB_JR_NULL)
     return 0;
-  return get_bytes(c, it, name, out);
+  return get_bytes(&w, at, out);
 }
 
-static int opt_bytes(const pctx *c, const char *name, char **out) {
-  const cJSON *it = NULL;
-  int r = optional(c, name, &it);
-  if (r < 0 || it == NULL)
-    return r;
-  return get_bytes(c, it, name, out);
+static int opt_bytes(const lctx *c, const char *name, char **out) {
+  where w = {c, name, ABSENT};
+  size_t at;
+  int r = optional(c, name, &at);
+  return r < 0 || at == ABSENT ? r : get_bytes(&w, at, out);
 }
 
 static bool is_token_var(const char *entry) {
@@ -152,34 +228,43 @@ static bool is_token_var(const char *entry) {
 #define STRV_NONEMPTY 4u   /* at least one entry */
 #define STRV_NAME 8u       /* every entry is a variable name: not empty, no '=' */
 
-static int get_strv(const pctx *c, const cJSON *arr, const char *name, unsigned flags,
+/* Checks entry s of an array against flags; frees it when refused. */
+static int entry_check(const where *w, char *s, unsigned flags) {
+  if ((flags & STRV_ENV) && strchr(s, '=') == NULL) {
+    free(s);
+    return bad_bytes(w, ": expected NAME=VALUE (no '=')");
+  }
+  if ((flags & STRV_NAME) && (*s == '\0' || strchr(s, '=') != NULL)) {
+    free(s);
+    return bad_bytes(w, ": expected a variable name");
+  }
+  return 0;
+}
+
+static size_t array_len(const sb_jr *j, size_t at) {
+  size_t n = 0, elem;
+  while (sb_jr_array_next(j, &at, &elem) > 0)
+    n++;
+  return n;
+}
+
+static int get_strv(const lctx *c, size_t arr, const char *name, unsigned flags,
                     sb_strv *out) {
-  char path[96];
+  where w = {c, name, 0};
+  size_t elem;
   int r;
 
-  if (!cJSON_IsArray(arr))
+  if (kind(c, arr) != SB_JR_ARRAY)
     return bad(c, name, "expected an array");
-  size_t n = (size_t)cJSON_GetArraySize(arr);
+  size_t n = array_len(c->j, arr);
   if (n == 0 && (flags & STRV_NONEMPTY))
     return bad(c, name, "must not be empty");
   if ((r = sb__strv_alloc(out, n)) < 0)
     return r;
-
-  size_t i = 0;
-  const cJSON *it = NULL;
-  cJSON_ArrayForEach(it, arr) {
+  for (; (r = sb_jr_array_next(c->j, &arr, &elem)) > 0; w.i++) {
     char *s;
-    snprintf(path, sizeof path, "%s.%s[%zu]", c->path, name, i++);
-    if ((r = sb__json_bytes_get(it, path, &s, c->diag)) < 0)
+    if ((r = get_bytes(&w, elem, &s)) < 0 || (r = entry_check(&w, s, flags)) < 0)
       return r;
-    if ((flags & STRV_ENV) && strchr(s, '=') == NULL) {
-      free(s);
-      return sb_diag_set(c->diag, SB_EBADMSG, "%s: expected NAME=VALUE (no '=')", path);
-    }
-    if ((flags & STRV_NAME) && (*s == '\0' || strchr(s, '=') != NULL)) {
-      free(s);
-      return sb_diag_set(c->diag, SB_EBADMSG, "%s: expected a variable name", path);
-    }
     /* Defence in depth: the token must not reach a child's environment
      * through a stub that forgot to leave it out. */
     if ((flags & STRV_DROP_TOKEN) && is_token_var(s)) {
@@ -189,28 +274,41 @@ static int get_strv(const pctx *c, const cJSON *arr, const char *name, unsigned 
     }
     out->v[out->n++] = s;
   }
-  return 0;
+  return r;
 }
 
-static int req_strv(const pctx *c, const char *name, unsigned flags, sb_strv *out) {
-  const cJSON *it = NULL;
-  int r = member(c, name, true, &it);
-  return r < 0 ? r : get_strv(c, it, name, flags, out);
+static int req_strv(const lctx *c, const char *name, unsigned flags, sb_strv *out) {
+  size_t at;
+  int r = member(c, name, true, &at);
+  return r < 0 ? r : get_strv(c, at, name, flags, out);
+}
+
+/* An optional array of byte strings; absent gives an empty vector (v[0]
+ * is NULL, as sb_strv promises), not a NULL one. */
+static int opt_strv(const lctx *c, const char *name, unsigned flags, sb_strv *out) {
+  size_t at;
+  int r = optional(c, name, &at);
+  if (r < 0)
+    return r;
+  return at != ABSENT ? get_strv(c, at, name, flags, out) : sb__strv_alloc(out, 0);
 }
 
 /* ---- the messages ----------------------------------------------------- */
 
-static int parse_tty(const pctx *c, unsigned *tty) {
-  const cJSON *it = NULL;
+static int parse_tty(const lctx *c, unsigned *tty) {
+  sb_jr_index ix = {tty_names, COUNT(tty_names), {0}, {0}};
   bool in, out, err;
-  int r = member(c, "tty", true, &it);
+  size_t at;
+  int r = member(c, "tty", true, &at);
   if (r < 0)
     return r;
-  if (!cJSON_IsObject(it))
+  if (kind(c, at) != SB_JR_OBJECT)
     return bad(c, "tty",
                "expected an object {\"stdin\": bool, \"stdout\": bool, "
                "\"stderr\": bool}");
-  pctx t = {it, "hello.tty", c->diag};
+  if ((r = sb_jr_object_index(c->j, at, &ix)) < 0)
+    return r;
+  lctx t = {c->j, &ix, "hello.tty", c->diag};
   if ((r = req_bool(&t, "stdin", &in)) < 0 || (r = req_bool(&t, "stdout", &out)) < 0 ||
       (r = req_bool(&t, "stderr", &err)) < 0)
     return r;
@@ -219,7 +317,7 @@ static int parse_tty(const pctx *c, unsigned *tty) {
 }
 
 /* rows and cols of c's object. */
-static int get_winsize(const pctx *c, sb_winsize *ws) {
+static int get_winsize(const lctx *c, sb_winsize *ws) {
   int64_t rows, cols;
   int r;
   if ((r = req_int(c, "rows", 0, 65535, &rows)) < 0 ||
@@ -231,42 +329,48 @@ static int get_winsize(const pctx *c, sb_winsize *ws) {
 }
 
 /* hello's optional "winsize" object. */
-static int parse_hello_winsize(const pctx *c, sb_hello *h) {
-  const cJSON *it = NULL;
-  int r = optional(c, "winsize", &it);
-  if (r < 0 || it == NULL)
+static int parse_hello_winsize(const lctx *c, sb_hello *h) {
+  sb_jr_index ix = {winsize_names, COUNT(winsize_names), {0}, {0}};
+  size_t at;
+  int r = optional(c, "winsize", &at);
+  if (r < 0 || at == ABSENT)
     return r;
-  if (!cJSON_IsObject(it))
+  if (kind(c, at) != SB_JR_OBJECT)
     return bad(c, "winsize", "expected an object {\"rows\": int, \"cols\": int}");
-  pctx w = {it, "hello.winsize", c->diag};
+  if ((r = sb_jr_object_index(c->j, at, &ix)) < 0)
+    return r;
+  lctx w = {c->j, &ix, "hello.winsize", c->diag};
   h->has_winsize = true;
   return get_winsize(&w, &h->winsize);
 }
 
-static int parse_token(const pctx *c, char token[SB_TOKEN_HEX + 1]) {
-  const char *s;
+static int parse_token(const lctx *c, char token[SB_TOKEN_HEX + 1]) {
+  char *s;
   int r = req_str(c, "token", &s);
   if (r < 0)
     return r;
   /* Never quote it: even a wrong token may be someone's secret. */
-  if (!sb_token_valid(s))
-    return bad(c, "token", "not %d lowercase hex digits", SB_TOKEN_HEX);
-  memcpy(token, s, SB_TOKEN_HEX + 1);
-  return 0;
+  if (sb_token_valid(s))
+    memcpy(token, s, SB_TOKEN_HEX + 1);
+  else
+    r = bad(c, "token", "not %d lowercase hex digits", SB_TOKEN_HEX);
+  explicit_bzero(s, strlen(s));
+  free(s);
+  return r;
 }
 
-static int parse_hello(const pctx *c, sb_hello *h) {
-  const cJSON *it = NULL;
+static int parse_hello(const lctx *c, sb_hello *h) {
+  size_t at;
   int64_t v, min, pid, ppid;
   int r;
 
   if ((r = req_int(c, "version", 1, 65535, &v)) < 0)
     return r;
   h->version = (int)v;
-  if ((r = optional(c, "min_version", &it)) < 0)
+  if ((r = optional(c, "min_version", &at)) < 0)
     return r;
   min = v;
-  if (it != NULL && (r = get_int(c, it, "min_version", 1, v, &min)) < 0)
+  if (at != ABSENT && (r = get_int(c, at, "min_version", 1, v, &min)) < 0)
     return r;
   h->min_version = (int)min;
   if ((r = parse_token(c, h->token)) < 0 ||
@@ -283,19 +387,7 @@ static int parse_hello(const pctx *c, sb_hello *h) {
   return parse_hello_winsize(c, h);
 }
 
-/* An optional bool member; absent (or null) leaves *out as it is. */
-static int opt_bool(const pctx *c, const char *name, bool *out) {
-  const cJSON *it = NULL;
-  int r = optional(c, name, &it);
-  if (r < 0 || it == NULL)
-    return r;
-  if (!cJSON_IsBool(it))
-    return bad(c, name, "expected true or false");
-  *out = cJSON_IsTrue(it);
-  return 0;
-}
-
-static int parse_welcome(const pctx *c, sb_msg *m) {
+static int parse_welcome(const lctx *c, sb_msg *m) {
   int64_t v;
   bool relay_stdin = true;
   int r = req_int(c, "version", 1, 65535, &v);
@@ -306,45 +398,49 @@ static int parse_welcome(const pctx *c, sb_msg *m) {
   return 0;
 }
 
-static int parse_reject(const pctx *c, sb_msg *m) {
-  const char *reason;
-  char q[64];
+static int parse_reject(const lctx *c, sb_msg *m) {
+  char *reason, q[64];
   int r = req_str(c, "reason", &reason);
   if (r < 0)
     return r;
   m->u.reject.reason = sb_reason_from_name(reason);
   if (m->u.reject.reason == 0) {
     sb__quote(q, sizeof q, reason);
-    return bad(c, "reason", "unknown reason %s", q);
+    r = bad(c, "reason", "unknown reason %s", q);
   }
-  return dup_str(c, "message", &m->u.reject.message);
+  free(reason);
+  return r < 0 ? r : req_str(c, "message", &m->u.reject.message);
 }
 
-static int parse_signal_name(const pctx *c, const cJSON *it, const char *name, int *out) {
-  char q[48];
-  if (!cJSON_IsString(it))
+static int parse_signal_name(const lctx *c, size_t at, const char *name, int *out) {
+  char *s, q[48];
+  if (kind(c, at) != SB_JR_STRING)
     return bad(c, name, "expected a signal name (\"TERM\")");
-  *out = sb__signal_from_wire(it->valuestring);
+  int r = sb_jr_string(c->j, at, &s);
+  if (r < 0)
+    return r;
+  *out = sb__signal_from_wire(s);
   if (*out == 0) {
-    sb__quote(q, sizeof q, it->valuestring);
-    return bad(c, name, "unknown signal name %s", q);
+    sb__quote(q, sizeof q, s);
+    r = bad(c, name, "unknown signal name %s", q);
   }
-  return 0;
+  free(s);
+  return r;
 }
 
-/* exit and exited: a code or a signal, exactly one. */
-static int parse_status(const pctx *c, sb_status *st) {
-  const cJSON *code, *sig;
+/* exit and exited: a code or a signal, exactly one (null counts as given). */
+static int parse_status(const lctx *c, sb_status *st) {
+  size_t code, sig;
   int64_t v;
   int r;
 
   if ((r = member(c, "code", false, &code)) < 0 ||
       (r = member(c, "signal", false, &sig)) < 0)
     return r;
-  if ((code == NULL) == (sig == NULL))
+  if ((code == ABSENT) == (sig == ABSENT))
     return sb_diag_set(c->diag, SB_EBADMSG, "%s: needs exactly one of code and signal",
                        c->path);
-  if (sig != NULL)
+  if (sig != ABSENT)
     return parse_signal_name(c, sig, "signal", &st->signal);
   if ((r = get_int(c, code, "code", 0, 255, &v)) < 0)
     return r;
@@ -352,14 +448,14 @@ static int parse_status(const pctx *c, sb_status *st) {
   return 0;
 }
 
-static int parse_signal(const pctx *c, sb_msg *m) {
-  const cJSON *it = NULL;
-  int r = member(c, "signal", true, &it);
-  return r < 0 ? r : parse_signal_name(c, it, "signal", &m->u.signal.signal);
+static int parse_signal(const lctx *c, sb_msg *m) {
+  size_t at;
+  int r = member(c, "signal", true, &at);
+  return r < 0 ? r : parse_signal_name(c, at, "signal", &m->u.signal.signal);
 }
 
-static int parse_stream_error(const pctx *c, sb_msg *m) {
-  const char *stream;
+static int parse_stream_error(const lctx *c, sb_msg *m) {
+  char *stream;
   int64_t err;
   int r;
 
@@ -370,24 +466,15 @@ static int parse_stream_error(const pctx *c, sb_msg *m) {
   else if (strcmp(stream, "stderr") == 0)
     m->u.stream_error.stream = 2;
   else
-    return bad(c, "stream", "expected \"stdout\" or \"stderr\"");
-  if ((r = req_int(c, "errno", 1, 4095, &err)) < 0)
+    r = bad(c, "stream", "expected \"stdout\" or \"stderr\"");
+  free(stream);
+  if (r < 0 || (r = req_int(c, "errno", 1, 4095, &err)) < 0)
     return r;
   m->u.stream_error.err = (int)-err;
-  return dup_str(c, "message", &m->u.stream_error.message);
+  return req_str(c, "message", &m->u.stream_error.message);
 }
 
-/* An optional array of byte strings; absent gives an empty vector (v[0]
- * is NULL, as sb_strv promises), not a NULL one. */
-static int opt_strv(const pctx *c, const char *name, unsigned flags, sb_strv *out) {
-  const cJSON *it = NULL;
-  int r = optional(c, name, &it);
-  if (r < 0)
-    return r;
-  return it != NULL ? get_strv(c, it, name, flags, out) : sb__strv_alloc(out, 0);
-}
-
-static int parse_launch(const pctx *c, sb_launch *l, bool run) {
+static int parse_launch(const lctx *c, sb_launch *l, bool run) {
   int r;
   if ((r = req_strv(c, "argv", STRV_NONEMPTY, &l->argv)) < 0 ||
       (r = opt_bytes(c, "path", &l->path)) < 0 ||
@@ -398,7 +485,7 @@ static int parse_launch(const pctx *c, sb_launch *l, bool run) {
   return run ? opt_bool(c, "tee", &l->tee) : 0;
 }
 
-static int parse_body(const pctx *c, sb_msg *m) {
+static int parse_body(const lctx *c, sb_msg *m) {
   switch (m->type) {
   case SB_MSG_HELLO:
     return parse_hello(c, &m->u.hello);
@@ -424,69 +511,32 @@ static int parse_body(const pctx *c, sb_msg *m) {
   return SB_EBADMSG;
 }
 
-int sb__msg_parse_object(const cJSON *root, sb_msg *out, sb_diag *diag) {
-  pctx c = {root, "message", diag};
-  const char *type = NULL;
-  char q[48];
-  int r;
-
-  if ((r = req_str(&c, "type", &type)) < 0)
+static int parse_object(const sb_jr *j, const sb_jr_index *ix, sb_msg *out) {
+  lctx c = {j, ix, "message", j->diag};
+  char *type, q[48];
+  int r = req_str(&c, "type", &type);
+  if (r < 0)
     return r;
   out->type = sb__msg_type_from_name(type);
   if (out->type == 0) {
     sb__quote(q, sizeof q, type);
-    return sb_diag_set(diag, SB_EBADMSG, "message.type: unknown type %s", q);
+    r = sb_diag_set(c.diag, SB_EBADMSG, "message.type: unknown type %s", q);
   }
+  free(type);
+  if (r < 0)
+    return r;
   c.path = sb_msg_type_name(out->type);
   return parse_body(&c, out);
 }
 
-/* ---- the whole payload ------------------------------------------------ */
-
-static bool is_json_space(uint8_t c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static int parse_json(const uint8_t *payload, size_t len, cJSON **root, sb_diag *diag) {
-  const char *end = NULL;
-  int r;
-
-  if (len == 0)
-    return sb_diag_set(diag, SB_EBADMSG, "control message: empty payload");
-  if ((r = sb__json_precheck(payload, len, diag)) < 0)
-    return r;
-  *root = cJSON_ParseWithLengthOpts((const char *)payload, len, &end, false);
-  if (*root == NULL) {
-    size_t at = end != NULL ? (size_t)((const uint8_t *)end - payload) : 0;
-    return sb_diag_set(
-        diag, SB_EBADMSG,
-        "control message: invalid JSON (or nested deeper than %d) at offset "
-        "%zu",
-        CJSON_NESTING_LIMIT, at);
-  }
-  size_t at = (size_t)((const uint8_t *)end - payload);
-  while (at < len && is_json_space(payload[at]))
-    at++;
-  if (at < len)
-    return sb_diag_set(diag, SB_EBADMSG,
-                       "control message: data after the JSON value at offset %zu", at);
-  if (!cJSON_IsObject(*root))
-    return sb_diag_set(diag, SB_EBADMSG, "control message: not a JSON object");
-  return 0;
-}
-
-int sb__msg_parse_cjson(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag) {
-  cJSON *root = NULL;
+int sb_msg_parse(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag) {
+  sb_jr j = {payload, len, diag};
+  sb_jr_index top = {top_names, COUNT(top_names), {0}, {0}};
 
   memset(out, 0, sizeof *out);
-  int r = parse_json(payload, len, &root, diag);
-  if (r < 0)
-    goto out;
-
-  r = sb__msg_parse_object(root, out, diag);
-
-out:
-  cJSON_Delete(root);
+  int r = sb_jr_document(&j, &top);
+  if (r == 0)
+    r = parse_object(&j, &top, out);
   if (r < 0)
     sb_msg_free(out);
   return r;

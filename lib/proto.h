@@ -253,27 +253,6 @@ bool sb_token_valid(const char *s);
 
 /* ---- configuration from the environment -------------------------------- */
 
-/* An allowlist of peer addresses: IPv4/IPv6 literals, each with an optional
- * /prefix ("127.0.0.1,::1,10.0.0.0/8"). */
-typedef struct sb_allow_entry {
-  int family;       /* AF_INET or AF_INET6 */
-  uint8_t addr[16]; /* network order; 4 bytes used for AF_INET */
-  unsigned prefix;  /* bits that must match */
-} sb_allow_entry;
-
-typedef struct sb_allowlist {
-  sb_allow_entry *v;
-  size_t n;
-} sb_allowlist;
-
-/* Parses a comma-separated list. Returns 0, SB_EINVAL (diag names the bad
- * entry) or SB_ENOMEM. An empty string gives an empty list. */
-int sb_allowlist_parse(const char *text, sb_allowlist *out, sb_diag *diag);
-void sb_allowlist_free(sb_allowlist *l);
-/* True when the address (a struct sockaddr_in or sockaddr_in6; a v4-mapped
- * v6 address counts as its v4 address) matches an entry. */
-bool sb_allowlist_match(const sb_allowlist *l, const void *sockaddr);
-
 /* The bridge settings a stub (or anything in a child's tree) finds in its
  * environment. */
 typedef struct sb_config {
@@ -350,11 +329,6 @@ int sb_strv_copy(sb_strv *dst, char *const *src);
  * readable), or 0 when the bytes there are not one. */
 size_t sb__utf8_seq(const uint8_t *p, size_t left);
 
-/* Checks a control payload in one pass before cJSON sees it: valid UTF-8,
- * no NUL byte, no control character inside a string, every \u escape with
- * 4 hex digits and none \u0000. Returns 0 or SB_EBADMSG with diag set. */
-int sb__json_precheck(const uint8_t *buf, size_t len, sb_diag *diag);
-
 /* Base64 (RFC 4648, standard alphabet, padded). */
 size_t sb__b64_encoded_len(size_t n); /* without the NUL */
 /* Writes sb__b64_encoded_len(n) characters and a NUL into out. */
@@ -391,7 +365,7 @@ int sb__vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 int sb__snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-#ifdef SB_NO_CJSON
+#ifdef SB_STUB_LIB
 #define SB_VSNPRINTF sb__vsnprintf
 #else
 #define SB_VSNPRINTF vsnprintf
@@ -400,17 +374,13 @@ int sb__snprintf(char *buf, size_t size, const char *fmt, ...)
 /* The type whose wire name is name ("hello"), or 0. */
 sb_msg_type sb__msg_type_from_name(const char *name);
 
-/* ---- the stub's JSON, without cJSON (json_lite.c, msg_lite_*.c) --------
+/* ---- JSON: one reader (json_read.c), one writer (json_write.c) --------
  *
- * The stub links neither cJSON nor anything that calls it (its process
- * start is the stub cycle's cost; see docs/performance.md). These read and
- * write control messages without building a tree, and say what the cJSON
- * functions say: sb_msg_parse (msg_lite_parse.c, everyone's parser) accepts
- * exactly the payloads sb__msg_parse_cjson accepts, with the same sb_msg
- * (tests/fuzz/fuzz_lite.c checks both on any input), and
- * sb__msg_encode_lite writes the bytes
- * sb_msg_encode writes. Where cJSON is lax the lite parser is lax the same
- * way, so the stub takes what it took before (json_lite.c lists how). */
+ * Both sides read and write control messages with these, without a tree:
+ * the stub links no JSON library (its process start is the stub cycle's
+ * cost; see docs/performance.md), and events, records and the control
+ * channel's replies are written by the same writer. The grammar the reader
+ * accepts is docs/protocol.md section 2. */
 
 /* A byte a JSON string holds as it is, with nothing to check or escape:
  * 0x20..0x7f, not '"' nor '\\'. */
@@ -429,94 +399,104 @@ static inline bool sb__json_plain8(uint64_t x) {
   return ((special | x) & high) == 0;
 }
 
-/* msg_parse.c: sb_msg_parse written over a cJSON tree, kept only as the
- * reference the tests hold sb_msg_parse to (not called by the library). */
-int sb__msg_parse_cjson(const uint8_t *payload, size_t len, sb_msg *out, sb_diag *diag);
+/* A JSON text being written (json_write.c): compact, commas placed by the
+ * writer, bounded. The text begins at buf + start (room kept for a frame
+ * header); the buffer grows up to start + max bytes, the NUL that ends the
+ * text included, and a text that would pass that fails with SB_EMSGSIZE.
+ * The first error (SB_EMSGSIZE, SB_ENOMEM, SB_EINVAL for a string that is
+ * not UTF-8) sticks: every call after it does nothing, and sb_jw_end
+ * returns it, so a writer checks once, at the end. */
+typedef struct sb_jw {
+  uint8_t *buf;
+  size_t len, cap, max, start;
+  int err;
+} sb_jw;
 
-/* As sb_msg_encode, for the messages a stub sends: hello, signal,
- * stream_error, exited (and exit, of the same shape); SB_EINVAL for the
- * others. */
-int sb__msg_encode_lite(const sb_msg *m, uint32_t max_bytes, uint8_t **frame,
-                        size_t *frame_len);
+/* Allocates cap bytes of room (at most max) after start. Returns 0 or
+ * SB_ENOMEM (also kept in w->err: sb_jw_end frees and returns it). */
+int sb_jw_init(sb_jw *w, size_t start, size_t cap, size_t max);
+/* Ends the text with a NUL and hands the buffer over: *text (the caller
+ * frees it; the JSON starts at *text + start), *len (without the NUL).
+ * Returns 0 or the first error, after freeing the buffer. */
+int sb_jw_end(sb_jw *w, char **text, size_t *len);
+/* Values. A value after another one in the same container gets its comma. */
+void sb_jw_open(sb_jw *w, char bracket); /* '{' or '[' */
+void sb_jw_close(sb_jw *w, char bracket);
+/* "name": before a member's value; name is plain ASCII, written as it is. */
+void sb_jw_key(sb_jw *w, const char *name);
+/* Text for humans: must be UTF-8, else w->err = SB_EINVAL. NULL is "". */
+void sb_jw_str(sb_jw *w, const char *s);
+/* s[0..n) as a string, when it is UTF-8; false (nothing written) else. */
+bool sb_jw_str_n(sb_jw *w, const char *s, size_t n);
+/* A byte string (argv, env, paths): a string when it is UTF-8, else
+ * {"base64": "..."} (RFC 4648, padded); NULL is null. */
+void sb_jw_bytes(sb_jw *w, const char *s);
+void sb_jw_int(sb_jw *w, int64_t v);
+void sb_jw_bool(sb_jw *w, bool v);
+void sb_jw_null(sb_jw *w);
+/* p[0..n): JSON the reader has checked, copied without its whitespace. */
+void sb_jw_json(sb_jw *w, const uint8_t *p, size_t n);
+/* Bytes as they are, for the caller's own punctuation. */
+void sb_jw_raw(sb_jw *w, const void *s, size_t n);
 
-/* json_lite.c: a control payload, read in place. Offsets are into p. */
-typedef struct sb__jl {
+/* json_read.c: a JSON text, read in place. Offsets are into p. */
+typedef struct sb_jr {
   const uint8_t *p;
   size_t len;
   sb_diag *diag;
-} sb__jl;
+} sb_jr;
 
 /* The JSON kind of the value at an offset, by its first byte. */
-typedef enum sb__jl_kind {
-  SB__JL_BAD = 0,
-  SB__JL_OBJECT,
-  SB__JL_ARRAY,
-  SB__JL_STRING,
-  SB__JL_NUMBER,
-  SB__JL_TRUE,
-  SB__JL_FALSE,
-  SB__JL_NULL,
-} sb__jl_kind;
+typedef enum sb_jr_kind {
+  SB_JR_BAD = 0,
+  SB_JR_OBJECT,
+  SB_JR_ARRAY,
+  SB_JR_STRING,
+  SB_JR_NUMBER,
+  SB_JR_TRUE,
+  SB_JR_FALSE,
+  SB_JR_NULL,
+} sb_jr_kind;
 
 /* The most names an object reader looks for (every member name of every
  * message type). */
-#define SB__JL_MAX_NAMES 24
+#define SB_JR_MAX_NAMES 24
 
 /* Where the members an object reader knows are: for each of names[], the
  * offset of the first value given under it and how many times it is given.
  * Other members are checked as JSON and skipped. */
-typedef struct sb__jl_index {
+typedef struct sb_jr_index {
   const char *const *names;
   size_t n;
-  size_t at[SB__JL_MAX_NAMES];
-  unsigned count[SB__JL_MAX_NAMES];
-} sb__jl_index;
+  size_t at[SB_JR_MAX_NAMES];
+  unsigned count[SB_JR_MAX_NAMES];
+} sb_jr_index;
 
-sb__jl_kind sb__jl_kind_at(const sb__jl *j, size_t at);
-/* Checks the whole payload: one JSON object (after an optional UTF-8 BOM and
- * whitespace, before trailing whitespace), nested at most 1000 deep, every
- * string valid UTF-8 without control characters or \u0000, and indexes
+sb_jr_kind sb_jr_kind_at(const sb_jr *j, size_t at);
+/* Checks the whole payload against the grammar of docs/protocol.md section
+ * 2 (one JSON object, whitespace around it, nested at most 1000 deep, every
+ * string valid UTF-8 without control characters or \u0000), and indexes
  * its members (top). Returns 0 or SB_EBADMSG with diag set. */
-int sb__jl_document(const sb__jl *j, sb__jl_index *top);
+int sb_jr_document(const sb_jr *j, sb_jr_index *top);
 /* Indexes the members of the (already checked) object at offset at. */
-int sb__jl_object_index(const sb__jl *j, size_t at, sb__jl_index *ix);
+int sb_jr_object_index(const sb_jr *j, size_t at, sb_jr_index *ix);
 /* Decodes the (checked) string at offset at into a fresh C string. Returns
  * 0, SB_EBADMSG or SB_ENOMEM. */
-int sb__jl_string(const sb__jl *j, size_t at, char **out);
-/* The (checked) number at offset at as an integer in lo..hi, judged as
- * msg_parse.c judges cJSON's value: the double d strtod reads (correctly
- * rounded), then lo <= d <= hi, then d an integer. Read exactly, without
- * floating point or strtod (the stub has neither). Returns 0 with *out = d,
- * SB__JL_INT_RANGE (d outside lo..hi), SB__JL_INT_FRACTION (d in lo..hi,
- * not an integer), or SB_EBADMSG for a number not checked by
- * sb__jl_document. lo and hi must lie within +-(2^32 - 1). */
-#define SB__JL_INT_RANGE 1
-#define SB__JL_INT_FRACTION 2
-int sb__jl_int(const sb__jl *j, size_t at, int64_t lo, int64_t hi, int64_t *out);
+int sb_jr_string(const sb_jr *j, size_t at, char **out);
+/* The (checked) number at offset at as an integer in lo..hi: an integer
+ * as written (no fraction, no exponent). Returns 0 with *out set,
+ * SB_JR_INT_RANGE (outside lo..hi), SB_JR_INT_FRACTION (not an integer),
+ * or SB_EBADMSG for a number not checked by sb_jr_document. lo and hi must
+ * lie within +-(2^32 - 1). */
+#define SB_JR_INT_RANGE 1
+#define SB_JR_INT_FRACTION 2
+int sb_jr_int(const sb_jr *j, size_t at, int64_t lo, int64_t hi, int64_t *out);
 /* The elements of the (checked) array at offset *at: the first call (with
  * *at at the '[') and each next one set *elem to the next element's offset
  * and return 1; 0 after the last; a negative error only for an array not
- * checked by sb__jl_document. */
-int sb__jl_array_next(const sb__jl *j, size_t *at, size_t *elem);
-
-/* ---- the supervisor's JSON: cJSON (not in the stub, which defines
- * SB_NO_CJSON so that any use of these fails to compile) ----------------- */
-#ifndef SB_NO_CJSON
-#include <cjson/cJSON.h>
-
-/* A byte string (NUL-terminated C string) as JSON: a string when it is UTF-8,
- * else {"base64": ...}. NULL when out of memory. */
-cJSON *sb__json_bytes_new(const char *s);
-
-/* Reads a byte string from JSON into a fresh C string (*out). Returns 0,
- * SB_EBADMSG (diag names `path` and what was wrong) or SB_ENOMEM. */
-int sb__json_bytes_get(const cJSON *item, const char *path, char **out, sb_diag *diag);
-
-/* Reads a message from its parsed JSON object (the payload checks done):
- * the type, then every member the type has. Returns 0, SB_EBADMSG with diag
- * naming the member, or SB_ENOMEM; *out may hold parts on error. */
-int sb__msg_parse_object(const cJSON *root, sb_msg *out, sb_diag *diag);
-#endif
-
+ * checked by sb_jr_document. */
+int sb_jr_array_next(const sb_jr *j, size_t *at, size_t *elem);
+/* Moves *at past the (checked) value there. Returns 0. */
+int sb_jr_skip(const sb_jr *j, size_t *at);
 
 #endif

@@ -87,7 +87,7 @@ void stub_bridge_push_msg(stub_bridge *br, const sb_msg *m) {
   size_t len;
   if (br->wr_dead)
     return;
-  int r = sb__msg_encode_lite(m, br->max_bytes, &frame, &len);
+  int r = sb_msg_encode(m, br->max_bytes, &frame, &len);
   if (r < 0)
     stub_fail("cannot encode %s: %s", sb_msg_type_name(m->type), sb_strerror(r));
   stub_outframe *f = push_slot(br);

@@ -93,7 +93,7 @@ void stub_hello_encode(const sb_config *cfg, int argc, char **argv, unsigned tty
 
   /* Not max_bytes: whatever execve(2) took must pass (SB_CTL_MAX_BYTES). */
   uint32_t bound = cfg->max_bytes > SB_CTL_MAX_BYTES ? cfg->max_bytes : SB_CTL_MAX_BYTES;
-  int r = sb__msg_encode_lite(&m, bound, frame, len);
+  int r = sb_msg_encode(&m, bound, frame, len);
   explicit_bzero(h->token, sizeof h->token);
   free(h->env.v);
   free(h->cwd);

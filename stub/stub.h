@@ -16,7 +16,7 @@
 #define SB_STUB_H
 
 /* lib/'s internals too: the stub reads and writes control messages with
- * the cJSON-free sb_msg_parse / sb__msg_encode_lite. */
+ * sb_msg_parse / sb_msg_encode, as the supervisor does. */
 #include "proto.h"
 
 #include <stdbool.h>

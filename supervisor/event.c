@@ -14,10 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
-
-/* lib/'s private header (same file name as ours, other directory): the byte
- * string to JSON helper the wire protocol uses. */
+/* lib/'s private header: its JSON writer. */
 #include "proto.h"
 
 uint64_t sb__realtime_ns(void) {
@@ -79,101 +76,106 @@ static bool is_child_event(sb_event_type t) {
 }
 
 /* A signal by its name ("TERM"), or its number when it has none here. */
-static bool add_signal(cJSON *o, int signum) {
+static void add_signal(sb_jw *w, int signum) {
   const char *name = sb_signal_name(signum);
+  sb_jw_key(w, "signal");
   if (name != NULL)
-    return cJSON_AddStringToObject(o, "signal", name) != NULL;
-  return cJSON_AddNumberToObject(o, "signal", signum) != NULL;
+    sb_jw_str(w, name);
+  else
+    sb_jw_int(w, signum);
 }
 
 /* How a process ended: "signal" when a signal, else "status" (null when
  * unknown). */
-static bool add_end(cJSON *o, int64_t status, int signum) {
-  if (signum != 0)
-    return add_signal(o, signum);
+static void add_end(sb_jw *w, int64_t status, int signum) {
+  if (signum != 0) {
+    add_signal(w, signum);
+    return;
+  }
+  sb_jw_key(w, "status");
   if (status < 0)
-    return cJSON_AddNullToObject(o, "status") != NULL;
-  return cJSON_AddNumberToObject(o, "status", (double)status) != NULL;
-}
-
-static bool add_raw_u64(cJSON *o, const char *name, uint64_t v) {
-  char buf[24];
-  snprintf(buf, sizeof buf, "%" PRIu64, v);
-  return cJSON_AddRawToObject(o, name, buf) != NULL;
+    sb_jw_null(w);
+  else
+    sb_jw_int(w, status);
 }
 
 /* Seconds since the epoch with microseconds, written exactly (a double
  * built from the nanoseconds would print rounding noise). */
-static bool add_ts(cJSON *o, uint64_t ts_ns) {
+static void add_ts(sb_jw *w, uint64_t ts_ns) {
   char buf[40];
-  snprintf(buf, sizeof buf, "%" PRIu64 ".%06" PRIu64, ts_ns / 1000000000u,
-           ts_ns % 1000000000u / 1000u);
-  return cJSON_AddRawToObject(o, "ts", buf) != NULL;
+  int n = snprintf(buf, sizeof buf, "%" PRIu64 ".%06" PRIu64, ts_ns / 1000000000u,
+                   ts_ns % 1000000000u / 1000u);
+  sb_jw_key(w, "ts");
+  sb_jw_raw(w, buf, (size_t)n);
+}
+
+static void add_str(sb_jw *w, const char *name, const char *s) {
+  sb_jw_key(w, name);
+  sb_jw_str(w, s);
 }
 
 /* The stub's argv: each a string when UTF-8, else {"base64": ...}, as the
  * wire protocol spells byte strings. */
-static bool add_argv(cJSON *o, const sb_call *call) {
-  cJSON *arr = cJSON_AddArrayToObject(o, "argv");
-  if (arr == NULL)
-    return false;
-  for (size_t i = 0; i < call->argc; i++) {
-    cJSON *item = sb__json_bytes_new(call->argv[i]);
-    if (item == NULL)
-      return false;
-    cJSON_AddItemToArray(arr, item);
-  }
-  return true;
+static void add_argv(sb_jw *w, const sb_call *call) {
+  sb_jw_key(w, "argv");
+  sb_jw_open(w, '[');
+  for (size_t i = 0; i < call->argc; i++)
+    sb_jw_bytes(w, call->argv[i]);
+  sb_jw_close(w, ']');
 }
 
-static bool add_fields(cJSON *o, const sb_event *ev) {
+static void add_fields(sb_jw *w, const sb_event *ev) {
   sb_event_type t = ev->type;
-  bool ok = cJSON_AddStringToObject(o, "event", sb_event_type_name(t)) != NULL &&
-            add_ts(o, ev->ts_ns);
-  if (ok && ev->pid > 0)
-    ok = cJSON_AddNumberToObject(o, "pid", (double)ev->pid) != NULL;
-  if (ok && (t == SB_EVENT_EXIT || t == SB_EVENT_STUB_EXIT))
-    ok = add_end(o, ev->status, ev->signal);
-  if (ok && t == SB_EVENT_STOP)
-    ok = add_signal(o, ev->signal);
-  if (ok && is_child_event(t))
-    ok = cJSON_AddNumberToObject(o, "restarts", ev->restarts) != NULL;
-  if (ok && (t == SB_EVENT_BACKOFF || t == SB_EVENT_ACCEPT_RESUMED))
-    ok = add_raw_u64(o, "delay_ms", ev->delay_ms);
-  if (ok && t == SB_EVENT_ACCEPT_PAUSED)
-    ok = cJSON_AddStringToObject(o, "error", uv_err_name(ev->error)) != NULL;
-  if (ok && t == SB_EVENT_STUB_REJECT)
-    ok = cJSON_AddStringToObject(o, "reason", sb_reason_name(ev->reason)) != NULL;
-  if (ok && t == SB_EVENT_STUB_EXIT)
-    ok = cJSON_AddStringToObject(o, "close_reason",
-                                 sb_close_reason_name(ev->close_reason)) != NULL;
-  if (ok && ev->message != NULL)
-    ok = cJSON_AddStringToObject(o, "message", ev->message) != NULL;
-  if (ok && ev->conn != NULL && (t == SB_EVENT_STUB_CONNECT || t == SB_EVENT_STUB_EXIT))
-    ok = add_argv(o, sb_conn_call(ev->conn));
-  return ok;
+  add_str(w, "event", sb_event_type_name(t));
+  add_ts(w, ev->ts_ns);
+  if (ev->pid > 0) {
+    sb_jw_key(w, "pid");
+    sb_jw_int(w, ev->pid);
+  }
+  if (t == SB_EVENT_EXIT || t == SB_EVENT_STUB_EXIT)
+    add_end(w, ev->status, ev->signal);
+  if (t == SB_EVENT_STOP)
+    add_signal(w, ev->signal);
+  if (is_child_event(t)) {
+    sb_jw_key(w, "restarts");
+    sb_jw_int(w, ev->restarts);
+  }
+  if (t == SB_EVENT_BACKOFF || t == SB_EVENT_ACCEPT_RESUMED) {
+    sb_jw_key(w, "delay_ms");
+    sb_jw_int(w, (int64_t)ev->delay_ms);
+  }
+  if (t == SB_EVENT_ACCEPT_PAUSED)
+    add_str(w, "error", uv_err_name(ev->error));
+  if (t == SB_EVENT_STUB_REJECT)
+    add_str(w, "reason", sb_reason_name(ev->reason));
+  if (t == SB_EVENT_STUB_EXIT)
+    add_str(w, "close_reason", sb_close_reason_name(ev->close_reason));
+  if (ev->message != NULL) {
+    /* For humans, and UTF-8 as the library writes them; bytes if not. */
+    sb_jw_key(w, "message");
+    sb_jw_bytes(w, ev->message);
+  }
+  if (ev->conn != NULL && (t == SB_EVENT_STUB_CONNECT || t == SB_EVENT_STUB_EXIT))
+    add_argv(w, sb_conn_call(ev->conn));
 }
+
+/* An event's line is bounded by what it can hold: a stub's argv, which came
+ * in a hello of at most SB_CTL_MAX_BYTES. */
+#define EVENT_MAX (2 * (size_t)SB_CTL_MAX_BYTES)
 
 int sb_event_to_json(const sb_event *ev, char **out) {
-  cJSON *o;
-  char *json = NULL;
+  sb_jw w;
+  size_t len;
 
   if (out == NULL)
     return -EINVAL;
   *out = NULL;
   if (ev == NULL)
     return -EINVAL;
-  o = cJSON_CreateObject();
-  if (o == NULL)
-    return -ENOMEM;
-  if (add_fields(o, ev))
-    json = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  if (json == NULL)
-    return -ENOMEM;
-  /* cJSON allocates with malloc unless hooks were set; hand back memory
-   * the caller can free(). */
-  *out = strdup(json);
-  cJSON_free(json);
-  return *out != NULL ? 0 : -ENOMEM;
+  sb_jw_init(&w, 0, 256, EVENT_MAX);
+  sb_jw_open(&w, '{');
+  add_fields(&w, ev);
+  sb_jw_close(&w, '}');
+  int r = sb_jw_end(&w, out, &len);
+  return r == SB_ENOMEM ? -ENOMEM : r < 0 ? -EINVAL : 0;
 }

@@ -13,8 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "proto.h"
 
 struct sb_message {
@@ -55,89 +53,67 @@ sb_ticket *sb_message_ticket(const sb_message *msg) {
 
 /* ---- replying --------------------------------------------------------------- */
 
-/* {"type":"error","error":code,"message":text}, compact; NULL without memory. */
-static char *error_json(const char *code, const char *text) {
-  cJSON *o = cJSON_CreateObject();
-  char *s = NULL;
-  if (o != NULL && cJSON_AddStringToObject(o, "type", "error") != NULL &&
-      cJSON_AddStringToObject(o, "error", code) != NULL &&
-      cJSON_AddStringToObject(o, "message", text) != NULL)
-    s = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  return s;
+/* {"type":"error","error":code,"message":text}, into w. */
+static void put_error(sb_jw *w, const char *code, const char *text) {
+  sb_jw_open(w, '{');
+  sb_jw_key(w, "type");
+  sb_jw_str(w, "error");
+  sb_jw_key(w, "error");
+  sb_jw_str(w, code);
+  sb_jw_key(w, "message");
+  sb_jw_str(w, text);
+  sb_jw_close(w, '}');
 }
 
-/* The reply frame, header included; a body too large for max_bytes becomes
- * a too_large error. */
-static int reply_frame(const sb_message *msg, cJSON *body, uint8_t **frame, size_t *len) {
-  uint32_t max = msg->conn->server->max_bytes;
-  cJSON *root = cJSON_CreateObject();
-  char *text = NULL;
-  size_t n;
-  int r = SB_ENOMEM;
-
-  if (root == NULL || cJSON_AddStringToObject(root, "type", "reply") == NULL ||
-      cJSON_AddNumberToObject(root, "version", msg->version) == NULL)
-    goto out;
-  cJSON_AddItemToObject(root, "message", body);
-  text = cJSON_PrintUnformatted(root);
-  cJSON_DetachItemFromObject(root, "message");
-  if (text == NULL)
-    goto out;
-  n = strlen(text);
-  if (n + 1 > max) {
-    char big[96];
-    snprintf(big, sizeof big, "the reply is over the frame bound (%u bytes)",
-             (unsigned)max);
-    free(text);
-    text = error_json("too_large", big);
-    if (text == NULL)
-      goto out;
-    /* Re-wrapped by hand: the error object is small and known. */
-    char *wrapped = sb__strdupf("{\"type\":\"reply\",\"version\":%d,\"message\":%s}",
-                                msg->version, text);
-    free(text);
-    text = wrapped;
-    if (text == NULL)
-      goto out;
-    n = strlen(text);
-  }
-  *frame = malloc(SB_FRAME_HEADER + n);
-  if (*frame == NULL)
-    goto out;
-  sb_frame_header(*frame, SB_KIND_CONTROL, (uint32_t)n);
-  memcpy(*frame + SB_FRAME_HEADER, text, n);
-  *len = SB_FRAME_HEADER + n;
-  r = 0;
-out:
-  free(text);
-  cJSON_Delete(root);
+/* {"type":"reply","version":V,"message":...} into a frame, header
+ * included: body is checked JSON (NULL: the error object). */
+static int reply_text(const sb_message *msg, const char *body, const char *code,
+                      const char *text, uint8_t **frame, size_t *len) {
+  sb_jw w;
+  sb_jw_init(&w, SB_FRAME_HEADER, 256, msg->conn->server->max_bytes);
+  sb_jw_open(&w, '{');
+  sb_jw_key(&w, "type");
+  sb_jw_str(&w, "reply");
+  sb_jw_key(&w, "version");
+  sb_jw_int(&w, msg->version);
+  sb_jw_key(&w, "message");
+  if (body != NULL)
+    sb_jw_json(&w, (const uint8_t *)body, strlen(body));
+  else
+    put_error(&w, code, text);
+  sb_jw_close(&w, '}');
+  int r = sb_jw_end(&w, (char **)frame, len);
+  if (r == 0)
+    sb_frame_header(*frame, SB_KIND_CONTROL, (uint32_t)(*len - SB_FRAME_HEADER));
   return r;
 }
 
-int sb_message_reply(sb_message *msg, const char *json) {
-  cJSON *body;
-  sb_conn *conn;
+/* The reply frame; a body too large for max_bytes becomes a too_large
+ * error. */
+static int reply_frame(const sb_message *msg, const char *body, const char *code,
+                       const char *text, uint8_t **frame, size_t *len) {
+  char big[96];
+  int r = reply_text(msg, body, code, text, frame, len);
+  if (r != SB_EMSGSIZE)
+    return r;
+  snprintf(big, sizeof big, "the reply is over the frame bound (%u bytes)",
+           (unsigned)msg->conn->server->max_bytes);
+  return reply_text(msg, NULL, "too_large", big, frame, len);
+}
+
+/* Sends the reply (body, or the error code and text when body is NULL);
+ * frees msg. */
+static int reply(sb_message *msg, const char *body, const char *code, const char *text) {
+  sb_conn *conn = msg->conn;
   uint8_t *frame = NULL;
   size_t len = 0;
   int r;
 
-  if (msg == NULL)
-    return -EINVAL;
-  body = json != NULL ? cJSON_Parse(json) : NULL;
-  if (!cJSON_IsObject(body)) {
-    cJSON_Delete(body);
-    message_free(msg);
-    return -EINVAL;
-  }
-  conn = msg->conn;
   if (conn == NULL || conn->state != SB__CONN_OPEN) {
-    cJSON_Delete(body);
     message_free(msg);
     return -ENOTCONN;
   }
-  r = reply_frame(msg, body, &frame, &len);
-  cJSON_Delete(body);
+  r = reply_frame(msg, body, code, text, &frame, &len);
   message_free(msg);
   if (r < 0)
     return r;
@@ -149,18 +125,25 @@ int sb_message_reply(sb_message *msg, const char *json) {
   return 0;
 }
 
-static int reply_error(sb_message *msg, const char *code, const char *text) {
-  char *json = error_json(code, text);
-  int r;
-  if (json == NULL) {
-    if (msg->conn != NULL)
-      sb__conn_close(msg->conn, SB_CLOSE_PROTOCOL, -ENOMEM);
+/* True when json is one JSON object. */
+static bool is_object(const char *json) {
+  sb_jr j = {(const uint8_t *)json, strlen(json), NULL};
+  sb_jr_index none = {NULL, 0, {0}, {0}};
+  return sb_jr_document(&j, &none) == 0;
+}
+
+int sb_message_reply(sb_message *msg, const char *json) {
+  if (msg == NULL)
+    return -EINVAL;
+  if (json == NULL || !is_object(json)) {
     message_free(msg);
-    return -ENOMEM;
+    return -EINVAL;
   }
-  r = sb_message_reply(msg, json);
-  free(json);
-  return r;
+  return reply(msg, json, NULL, NULL);
+}
+
+static int reply_error(sb_message *msg, const char *code, const char *text) {
+  return reply(msg, NULL, code, text);
 }
 
 /* ---- status ------------------------------------------------------------------ */
@@ -177,94 +160,119 @@ static const char *child_state_name(const sb_child *child) {
   }
 }
 
-static cJSON *child_json(const sb_child *child) {
-  cJSON *o = cJSON_CreateObject(), *argv;
-  if (o == NULL)
-    return NULL;
-  cJSON_AddNumberToObject(o, "pid", child->pid);
-  argv = cJSON_AddArrayToObject(o, "argv");
-  for (size_t i = 0; argv != NULL && child->args != NULL && child->args[i] != NULL; i++)
-    cJSON_AddItemToArray(argv, sb__json_bytes_new(child->args[i]));
-  cJSON_AddStringToObject(o, "state", child_state_name(child));
-  cJSON_AddNumberToObject(o, "restarts", child->restarts);
-  return o;
+static void add_int(sb_jw *w, const char *name, int64_t v) {
+  sb_jw_key(w, name);
+  sb_jw_int(w, v);
 }
 
-static void add_u64(cJSON *o, const char *name, uint64_t v) {
-  cJSON_AddNumberToObject(o, name, (double)v);
+static void add_str(sb_jw *w, const char *name, const char *s) {
+  sb_jw_key(w, name);
+  sb_jw_str(w, s);
 }
 
-static cJSON *connections_json(const sb_server *server) {
+static void add_child(sb_jw *w, const sb_child *child) {
+  sb_jw_open(w, '{');
+  add_int(w, "pid", child->pid);
+  sb_jw_key(w, "argv");
+  sb_jw_open(w, '[');
+  for (size_t i = 0; child->args != NULL && child->args[i] != NULL; i++)
+    sb_jw_bytes(w, child->args[i]);
+  sb_jw_close(w, ']');
+  add_str(w, "state", child_state_name(child));
+  add_int(w, "restarts", child->restarts);
+  sb_jw_close(w, '}');
+}
+
+static void add_connections(sb_jw *w, const sb_server *server) {
   const sb_server_stats *st = &server->stats;
-  cJSON *o = cJSON_CreateObject(), *rej;
-  if (o == NULL)
-    return NULL;
-  add_u64(o, "accepted", st->accepted);
-  add_u64(o, "welcomed", st->welcomed);
-  add_u64(o, "open", st->open);
-  add_u64(o, "lost", st->lost);
-  add_u64(o, "accept_errors", st->accept_errors);
-  add_u64(o, "messages", st->messages);
-  rej = cJSON_AddObjectToObject(o, "rejected");
-  for (int r = SB_REASON_BAD_TOKEN; rej != NULL && r <= SB_REASON_PROTOCOL; r++)
-    add_u64(rej, sb_reason_name((sb_reason)r), st->rejected[r]);
-  return o;
+  sb_jw_key(w, "connections");
+  sb_jw_open(w, '{');
+  add_int(w, "accepted", (int64_t)st->accepted);
+  add_int(w, "welcomed", (int64_t)st->welcomed);
+  add_int(w, "open", (int64_t)st->open);
+  add_int(w, "lost", (int64_t)st->lost);
+  add_int(w, "accept_errors", (int64_t)st->accept_errors);
+  add_int(w, "messages", (int64_t)st->messages);
+  sb_jw_key(w, "rejected");
+  sb_jw_open(w, '{');
+  for (int r = SB_REASON_BAD_TOKEN; r <= SB_REASON_PROTOCOL; r++)
+    add_int(w, sb_reason_name((sb_reason)r), (int64_t)st->rejected[r]);
+  sb_jw_close(w, '}');
+  sb_jw_close(w, '}');
 }
+
+/* A status may list many children with long argvs: bounded all the same. */
+#define STATUS_MAX ((size_t)SB_CTL_MAX_BYTES)
 
 int sb_server_status_json(const sb_server *server, char **out) {
-  cJSON *o, *children, *calls;
   const sb__link *l;
   uint64_t open = 0;
+  size_t len;
+  sb_jw w;
 
   if (server == NULL || out == NULL)
     return -EINVAL;
   *out = NULL;
-  o = cJSON_CreateObject();
-  if (o == NULL)
-    return -ENOMEM;
-  cJSON_AddStringToObject(o, "type", "status");
-  cJSON_AddStringToObject(o, "version", sb_version_string());
-  cJSON_AddNumberToObject(o, "protocol", SB_PROTOCOL_VERSION);
-  cJSON_AddNumberToObject(o, "pid", getpid());
-  add_u64(o, "uptime_ms", (uv_hrtime() - server->started_ns) / 1000000u);
-  children = cJSON_AddArrayToObject(o, "children");
-  for (l = server->children.next; children != NULL && l != &server->children;
-       l = l->next) {
+  sb_jw_init(&w, 0, 512, STATUS_MAX);
+  sb_jw_open(&w, '{');
+  add_str(&w, "type", "status");
+  add_str(&w, "version", sb_version_string());
+  add_int(&w, "protocol", SB_PROTOCOL_VERSION);
+  add_int(&w, "pid", getpid());
+  add_int(&w, "uptime_ms", (int64_t)((uv_hrtime() - server->started_ns) / 1000000u));
+  sb_jw_key(&w, "children");
+  sb_jw_open(&w, '[');
+  for (l = server->children.next; l != &server->children; l = l->next) {
     const sb_child *c = sb__container_of(l, sb_child, link);
     if (c->state != SB__CHILD_ENDED)
-      cJSON_AddItemToArray(children, child_json(c));
+      add_child(&w, c);
   }
+  sb_jw_close(&w, ']');
   for (l = server->conns.next; l != &server->conns; l = l->next) {
     const sb_conn *c = sb__container_of(l, sb_conn, link);
     if (c->welcomed && c->state != SB__CONN_CLOSING)
       open++;
   }
-  calls = cJSON_AddObjectToObject(o, "calls");
-  if (calls != NULL) {
-    add_u64(calls, "open", open);
-    add_u64(calls, "served", server->stats.welcomed - open);
-  }
-  cJSON_AddItemToObject(o, "connections", connections_json(server));
-  *out = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  return *out != NULL ? 0 : -ENOMEM;
+  sb_jw_key(&w, "calls");
+  sb_jw_open(&w, '{');
+  add_int(&w, "open", (int64_t)open);
+  add_int(&w, "served", (int64_t)(server->stats.welcomed - open));
+  sb_jw_close(&w, '}');
+  add_connections(&w, server);
+  sb_jw_close(&w, '}');
+  return sb_jw_end(&w, out, &len) == 0 ? 0 : -ENOMEM;
 }
 
 /* ---- the first frame: send -------------------------------------------------- */
 
+/* The members of a send (docs/protocol.md section 7). */
+static const char *const send_names[] = {"type", "version", "min_version", "pid", "token",
+                                         "message"};
+enum { S_TYPE, S_VERSION, S_MIN_VERSION, S_PID, S_TOKEN, S_MESSAGE };
+
+/* Member k's value, or SIZE_MAX when absent. */
+static size_t at(const sb_jr_index *ix, int k) {
+  return ix->count[k] > 0 ? ix->at[k] : SIZE_MAX;
+}
+
 /* An integer member in lo..hi, or def when absent (def < lo: required). */
-static bool get_int(const cJSON *root, const char *name, int64_t lo, int64_t hi,
-                    int64_t def, int64_t *out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
-  if (v == NULL && def >= lo) {
+static bool get_int(const sb_jr *j, size_t where, int64_t lo, int64_t hi, int64_t def,
+                    int64_t *out) {
+  if (where == SIZE_MAX && def >= lo) {
     *out = def;
     return true;
   }
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-      v->valuedouble < (double)lo || v->valuedouble > (double)hi)
-    return false;
-  *out = (int64_t)v->valuedouble;
-  return true;
+  return sb_jr_kind_at(j, where) == SB_JR_NUMBER &&
+         sb_jr_int(j, where, lo, hi, out) == 0;
+}
+
+/* True when the string at where is s. */
+static bool string_is(const sb_jr *j, size_t where, const char *s) {
+  char *v = NULL;
+  bool is = sb_jr_kind_at(j, where) == SB_JR_STRING && sb_jr_string(j, where, &v) == 0 &&
+            strcmp(v, s) == 0;
+  free(v);
+  return is;
 }
 
 /* What the server does with an accepted message. */
@@ -289,19 +297,23 @@ static void dispatch(sb_server *server, sb_message *msg) {
   }
 }
 
-/* Accepts the checked sender: no longer a handshake, not a call. */
-static void accept_sender(sb_conn *conn, const cJSON *message, int64_t pid, int version) {
+/* Accepts the checked sender: no longer a handshake, not a call. The
+ * message (at offset where of j, its type at type) is kept compact. */
+static void accept_sender(sb_conn *conn, const sb_jr *j, size_t where, size_t type,
+                          int64_t pid, int version) {
   sb_server *server = conn->server;
-  const cJSON *type = cJSON_GetObjectItemCaseSensitive(message, "type");
   sb_message *msg = calloc(1, sizeof *msg);
+  size_t end = where, len;
+  sb_jw w;
 
   sb__conn_accept_sender(conn, version);
   server->stats.messages++;
   /* Nothing more is read from the sender until it has its reply. */
   sb_conn_pause(conn);
-  if (msg != NULL) {
-    msg->json = cJSON_PrintUnformatted(message);
-    msg->type = sb__strdup(type->valuestring);
+  if (msg != NULL && sb_jr_skip(j, &end) == 0 && sb_jr_string(j, type, &msg->type) == 0) {
+    sb_jw_init(&w, 0, end - where + 1, end - where + 1);
+    sb_jw_json(&w, j->p + where, end - where);
+    sb_jw_end(&w, &msg->json, &len);
   }
   if (msg == NULL || msg->json == NULL || msg->type == NULL) {
     if (msg != NULL)
@@ -317,37 +329,39 @@ static void accept_sender(sb_conn *conn, const cJSON *message, int64_t pid, int 
 }
 
 bool sb__message_first_frame(sb_conn *conn, const sb_frame *f) {
-  const cJSON *type, *token, *message, *mtype;
+  static const char *const type_name[] = {"type"};
+  sb_jr j = {f->data, f->len, NULL};
+  sb_jr_index ix = {send_names, 6, {0}, {0}}, mix = {type_name, 1, {0}, {0}};
   int64_t version, min_version, pid;
-  cJSON *root;
+  char *token = NULL;
+  size_t message;
   int hi;
 
-  if (f->kind != SB_KIND_CONTROL || sb__json_precheck(f->data, f->len, NULL) < 0)
+  if (f->kind != SB_KIND_CONTROL || sb_jr_document(&j, &ix) < 0 ||
+      !string_is(&j, at(&ix, S_TYPE), "send"))
     return false;
-  root = cJSON_ParseWithLength((const char *)f->data, f->len);
-  type = cJSON_GetObjectItemCaseSensitive(root, "type");
-  if (!cJSON_IsString(type) || strcmp(type->valuestring, "send") != 0) {
-    cJSON_Delete(root);
-    return false;
+  message = at(&ix, S_MESSAGE);
+  if (sb_jr_kind_at(&j, at(&ix, S_TOKEN)) == SB_JR_STRING &&
+      sb_jr_string(&j, at(&ix, S_TOKEN), &token) < 0) {
+    sb__conn_close(conn, SB_CLOSE_PROTOCOL, -ENOMEM);
+    return true;
   }
-  token = cJSON_GetObjectItemCaseSensitive(root, "token");
-  message = cJSON_GetObjectItemCaseSensitive(root, "message");
-  mtype = cJSON_GetObjectItemCaseSensitive(message, "type");
-  if (!get_int(root, "version", 1, 65535, 0, &version) ||
-      !get_int(root, "min_version", 1, version, version, &min_version) ||
-      !get_int(root, "pid", 1, INT32_MAX, 0, &pid) || !cJSON_IsString(token)) {
+  if (!get_int(&j, at(&ix, S_VERSION), 1, 65535, 0, &version) ||
+      !get_int(&j, at(&ix, S_MIN_VERSION), 1, version, version, &min_version) ||
+      !get_int(&j, at(&ix, S_PID), 1, INT32_MAX, 0, &pid) || token == NULL) {
     sb__conn_reject(
         conn, SB_REASON_PROTOCOL, true,
         "bad send: version, min_version, pid or token missing or out of range");
-  } else if (!cJSON_IsObject(message) || !cJSON_IsString(mtype)) {
+  } else if (sb_jr_kind_at(&j, message) != SB_JR_OBJECT ||
+             sb_jr_object_index(&j, message, &mix) < 0 || mix.count[0] == 0 ||
+             sb_jr_kind_at(&j, mix.at[0]) != SB_JR_STRING) {
     sb__conn_reject(conn, SB_REASON_PROTOCOL, true,
                     "bad send: message: expected a JSON object with a string \"type\"");
-  } else if ((hi = sb__conn_check_peer(conn, (int)version, (int)min_version,
-                                       token->valuestring)) > 0) {
-    accept_sender(conn, message, pid, hi);
+  } else if ((hi = sb__conn_check_peer(conn, (int)version, (int)min_version, token)) > 0) {
+    accept_sender(conn, &j, message, mix.at[0], pid, hi);
   }
-  if (cJSON_IsString(token))
-    explicit_bzero(token->valuestring, strlen(token->valuestring));
-  cJSON_Delete(root);
+  if (token != NULL)
+    explicit_bzero(token, strlen(token));
+  free(token);
   return true;
 }

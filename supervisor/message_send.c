@@ -20,7 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 
 #include "proto.h"
 
@@ -173,67 +172,95 @@ static int recv_control(int fd, uint32_t max_bytes, int64_t deadline, char **jso
   return *json != NULL ? 0 : (r < 0 ? r : SB_EPROTO);
 }
 
-/* The send frame; holds the token until the caller wipes it. */
-static int build_send(const cJSON *message, const sb_config *cfg, char **text,
+/* The send frame's JSON; holds the token until the caller wipes it. Room
+ * for all of it is allocated at once (a minified message is no longer than
+ * the message): no buffer that grew leaves a copy of the token behind. */
+static int build_send(const char *message, const sb_config *cfg, char **text,
                       sb_diag *diag) {
-  cJSON *root = cJSON_CreateObject();
-  int r = SB_ENOMEM;
-  *text = NULL;
-  if (root != NULL && cJSON_AddStringToObject(root, "type", "send") != NULL &&
-      cJSON_AddNumberToObject(root, "version", SB_PROTOCOL_VERSION) != NULL &&
-      cJSON_AddNumberToObject(root, "min_version", SB_PROTOCOL_MIN_VERSION) != NULL &&
-      cJSON_AddStringToObject(root, "token", cfg->token) != NULL &&
-      cJSON_AddNumberToObject(root, "pid", getpid()) != NULL) {
-    cJSON_AddItemReferenceToObject(root, "message", (cJSON *)message);
-    *text = cJSON_PrintUnformatted(root);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "token");
-    explicit_bzero(t->valuestring, strlen(t->valuestring));
-    if (*text != NULL)
-      r = 0;
-  }
-  cJSON_Delete(root);
-  if (r == 0 && strlen(*text) + 1 > cfg->max_bytes) {
-    explicit_bzero(*text, strlen(*text));
-    free(*text);
-    *text = NULL;
-    r = sb_diag_set(diag, SB_EMSGSIZE, "the message is over the frame bound (%u bytes)",
-                    (unsigned)cfg->max_bytes);
-  }
+  size_t n = strlen(message), len;
+  sb_jw w;
+  sb_jw_init(&w, 0, 256 + n, cfg->max_bytes);
+  sb_jw_open(&w, '{');
+  sb_jw_key(&w, "type");
+  sb_jw_str(&w, "send");
+  sb_jw_key(&w, "version");
+  sb_jw_int(&w, SB_PROTOCOL_VERSION);
+  sb_jw_key(&w, "min_version");
+  sb_jw_int(&w, SB_PROTOCOL_MIN_VERSION);
+  sb_jw_key(&w, "token");
+  sb_jw_str(&w, cfg->token);
+  sb_jw_key(&w, "pid");
+  sb_jw_int(&w, getpid());
+  sb_jw_key(&w, "message");
+  sb_jw_json(&w, (const uint8_t *)message, n);
+  sb_jw_close(&w, '}');
+  if (w.err < 0 && w.buf != NULL)
+    explicit_bzero(w.buf, w.len);
+  int r = sb_jw_end(&w, text, &len);
+  if (r == SB_EMSGSIZE)
+    return sb_diag_set(diag, SB_EMSGSIZE, "the message is over the frame bound (%u bytes)",
+                       (unsigned)cfg->max_bytes);
   return r;
+}
+
+/* A member's string, decoded (NULL when it is not a string). */
+static char *string_at(const sb_jr *j, const sb_jr_index *ix, size_t k) {
+  char *s = NULL;
+  if (ix->count[k] > 0 && sb_jr_kind_at(j, ix->at[k]) == SB_JR_STRING)
+    sb_jr_string(j, ix->at[k], &s);
+  return s;
 }
 
 /* The answer: a reply's message, or a reject as an error. */
 static int read_answer(const char *json, char **reply, sb_diag *diag) {
-  cJSON *root = cJSON_Parse(json);
-  const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
-  const cJSON *message = cJSON_GetObjectItemCaseSensitive(root, "message");
+  static const char *const names[] = {"type", "message", "reason"};
+  sb_jr j = {(const uint8_t *)json, strlen(json), NULL};
+  sb_jr_index ix = {names, 3, {0}, {0}};
+  char *type = NULL, *reason = NULL, *message = NULL;
   int r = SB_EPROTO;
 
-  if (cJSON_IsString(type) && strcmp(type->valuestring, "reply") == 0 &&
-      cJSON_IsObject(message)) {
-    *reply = cJSON_PrintUnformatted(message);
-    r = *reply != NULL ? 0 : SB_ENOMEM;
-  } else if (cJSON_IsString(type) && strcmp(type->valuestring, "reject") == 0) {
-    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(root, "reason");
-    const char *why = cJSON_IsString(reason) ? reason->valuestring : "?";
+  if (sb_jr_document(&j, &ix) == 0)
+    type = string_at(&j, &ix, 0);
+  if (type != NULL && strcmp(type, "reply") == 0 &&
+      sb_jr_kind_at(&j, ix.at[1]) == SB_JR_OBJECT) {
+    size_t end = ix.at[1], len;
+    sb_jw w;
+    sb_jr_skip(&j, &end);
+    sb_jw_init(&w, 0, end - ix.at[1] + 1, end - ix.at[1] + 1);
+    sb_jw_json(&w, j.p + ix.at[1], end - ix.at[1]);
+    r = sb_jw_end(&w, reply, &len);
+  } else if (type != NULL && strcmp(type, "reject") == 0) {
+    reason = string_at(&j, &ix, 2);
+    message = string_at(&j, &ix, 1);
+    const char *why = reason != NULL ? reason : "?";
     sb_reason rs = sb_reason_from_name(why);
     r = rs == SB_REASON_BAD_TOKEN || rs == SB_REASON_NOT_ALLOWED ? SB_EACCES
         : rs == SB_REASON_TOO_LARGE                              ? SB_EMSGSIZE
                                                                  : SB_EPROTO;
     sb_diag_set(diag, r, "rejected by the supervisor: %s (%s)%s", why,
-                cJSON_IsString(message) ? message->valuestring : "",
+                message != NULL ? message : "",
                 rs == SB_REASON_PROTOCOL ? "; a supervisor without side-band messages?"
                                          : "");
   } else {
     sb_diag_set(diag, r, "the supervisor answered something that is not a reply");
   }
-  cJSON_Delete(root);
+  free(type);
+  free(reason);
+  free(message);
   return r;
+}
+
+/* True when message is one JSON object with a string "type". */
+static bool is_message(const char *message) {
+  static const char *const names[] = {"type"};
+  sb_jr j = {(const uint8_t *)message, strlen(message), NULL};
+  sb_jr_index ix = {names, 1, {0}, {0}};
+  return sb_jr_document(&j, &ix) == 0 && ix.count[0] > 0 &&
+         sb_jr_kind_at(&j, ix.at[0]) == SB_JR_STRING;
 }
 
 int sb_send(const char *message, int timeout_ms, char **reply, sb_diag *diag) {
   int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-  cJSON *msg = NULL;
   sb_config cfg;
   char *text = NULL, *answer = NULL;
   uint8_t hdr[SB_FRAME_HEADER];
@@ -242,20 +269,15 @@ int sb_send(const char *message, int timeout_ms, char **reply, sb_diag *diag) {
   if (reply == NULL || message == NULL)
     return sb_diag_set(diag, -EINVAL, "no message");
   *reply = NULL;
-  if (sb__json_precheck((const uint8_t *)message, strlen(message), NULL) == 0)
-    msg = cJSON_Parse(message);
-  if (!cJSON_IsObject(msg) ||
-      !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "type"))) {
-    cJSON_Delete(msg);
+  if (!is_message(message))
     return sb_diag_set(diag, -EINVAL,
                        "the message is not a JSON object with a string "
                        "\"type\"");
-  }
   memset(&cfg, 0, sizeof cfg);
   if ((r = sb_config_from_env(NULL, &cfg, diag)) < 0 ||
       (r = sb_config_require(&cfg, diag)) < 0)
     goto out;
-  r = build_send(msg, &cfg, &text, diag);
+  r = build_send(message, &cfg, &text, diag);
   if (r < 0)
     goto out;
   if ((fd = connect_to(&cfg, deadline, diag)) < 0) {
@@ -277,7 +299,6 @@ out:
     free(text);
   }
   free(answer);
-  cJSON_Delete(msg);
   sb_config_free(&cfg);
   return r;
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "allowlist.h"
 #include "proto.h"
 #include "socketbridge.h"
 

@@ -157,18 +157,80 @@ Test(base64, round_trips_every_byte_value_at_every_length_mod_3) {
   }
 }
 
+/* Writes with a fresh writer (bounded by max) and returns the text, or
+ * NULL with *err set. */
+static char *written(void (*fn)(sb_jw *), size_t max, int *err) {
+  sb_jw w;
+  char *text;
+  size_t len;
+  sb_jw_init(&w, 0, 4, max);
+  fn(&w);
+  *err = sb_jw_end(&w, &text, &len);
+  if (*err == 0)
+    cr_assert_eq(len, strlen(text));
+  return text;
+}
+
+static void byte_strings(sb_jw *w) {
+  sb_jw_open(w, '[');
+  sb_jw_bytes(w, "caf\xc3\xa9");
+  sb_jw_bytes(w, "caf\xe9");
+  sb_jw_bytes(w, NULL);
+  sb_jw_bytes(w, "");
+  sb_jw_close(w, ']');
+}
+
 Test(bytes, json_byte_strings_are_strings_or_base64_objects) {
-  cJSON *s = sb__json_bytes_new("caf\xc3\xa9");
-  cr_assert(cJSON_IsString(s), "UTF-8 text not a JSON string");
-  cJSON_Delete(s);
-  cJSON *o = sb__json_bytes_new("caf\xe9");
-  cr_assert(cJSON_IsObject(o), "latin-1 text not an object");
-  const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "base64");
-  cr_assert(cJSON_IsString(b) && strcmp(b->valuestring, "Y2Fm6Q==") == 0, "base64 %s",
-            cJSON_IsString(b) ? b->valuestring : "(none)");
-  char *back = NULL;
-  cr_assert_eq(sb__json_bytes_get(o, "x", &back, NULL), 0);
-  cr_assert_str_eq(back, "caf\xe9");
-  free(back);
-  cJSON_Delete(o);
+  int err;
+  char *s = written(byte_strings, 1000, &err);
+  cr_assert_eq(err, 0);
+  cr_assert_str_eq(s, "[\"caf\xc3\xa9\",{\"base64\":\"Y2Fm6Q==\"},null,\"\"]");
+  free(s);
+}
+
+static void members(sb_jw *w) {
+  sb_jw_open(w, '{');
+  sb_jw_key(w, "a");
+  sb_jw_int(w, INT64_MIN);
+  sb_jw_key(w, "b");
+  sb_jw_open(w, '[');
+  sb_jw_bool(w, true);
+  sb_jw_open(w, '{');
+  sb_jw_close(w, '}');
+  sb_jw_str(w, "\x01\t\"\\/\x7f");
+  sb_jw_close(w, ']');
+  sb_jw_key(w, "c");
+  sb_jw_json(w, (const uint8_t *)"{ \"x\" :\n[1, \" a \\\" b \"] }", 24);
+  sb_jw_close(w, '}');
+}
+
+Test(bytes, the_writer_places_the_commas_and_escapes_as_before) {
+  int err;
+  char *s = written(members, 1000, &err);
+  cr_assert_eq(err, 0);
+  cr_assert_str_eq(s, "{\"a\":-9223372036854775808,\"b\":[true,{},"
+                      "\"\\u0001\\t\\\"\\\\/\x7f\"],\"c\":{\"x\":[1,\" a \\\" b \"]}}");
+  free(s);
+}
+
+static void not_utf8(sb_jw *w) {
+  sb_jw_open(w, '[');
+  sb_jw_str(w, "\xff");
+  sb_jw_close(w, ']');
+}
+
+Test(bytes, the_writer_is_bounded_and_refuses_text_that_is_not_utf8) {
+  int err;
+  char *s = written(members, 20, &err);
+  cr_assert_null(s);
+  cr_assert_eq(err, SB_EMSGSIZE);
+  s = written(not_utf8, 100, &err);
+  cr_assert_null(s);
+  cr_assert_eq(err, SB_EINVAL);
+  /* The bound counts the NUL: 42 bytes of text fit in 43. */
+  s = written(byte_strings, 43, &err);
+  cr_assert_eq(err, 0);
+  free(s);
+  s = written(byte_strings, 42, &err);
+  cr_assert_eq(err, SB_EMSGSIZE);
 }

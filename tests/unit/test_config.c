@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_config.c - SOCKETBRIDGE_* variables as a stub reads them, and the allowlist. */
 #include "unit.h"
+#include "allowlist.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* test_lite.c - the stub's cJSON-free control messages (lib/json_lite.c,
- * lib/msg_lite_parse.c, lib/msg_lite_encode.c) against the cJSON ones:
- * every payload here is given to both parsers, which must agree, and every
- * message the stub sends is encoded by both encoders, which must write the
- * same bytes. tests/fuzz/fuzz_lite.c does the same on any input. */
+/* test_json.c - control messages through lib/'s one JSON reader and
+ * writer (json_read.c, json_write.c, msg_parse.c, msg_encode.c): the grammar
+ * docs/protocol.md section 2 writes down, what sb_msg_parse accepts and
+ * refuses and why, and the bytes sb_msg_encode writes. */
 #include "unit.h"
 
 #include "proto.h"
@@ -12,57 +11,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parses with both parsers; asserts they agree (result, and message when
- * accepted). Returns the lite result, its message in *out (freed by the
- * caller), its diag in *diag. */
-static int parse_both(const char *json, size_t len, sb_msg *out, sb_diag *diag) {
-  sb_msg ref;
-  sb_diag ref_diag = {""};
-  if (len == 0)
-    len = strlen(json);
-  int r = sb_msg_parse((const uint8_t *)json, len, out, diag);
-  int want = sb__msg_parse_cjson((const uint8_t *)json, len, &ref, &ref_diag);
-  cr_assert_eq(r, want, "%.*s: lite returned %d (%s), cJSON %d (%s)", (int)len, json, r,
-               diag->msg, want, ref_diag.msg);
-  if (r == 0)
-    unit_assert_msg_eq(&ref, out);
-  sb_msg_free(&ref);
-  return r;
+/* Parses with sb_msg_parse (len 0: strlen). */
+static int parse(const char *json, size_t len, sb_msg *out, sb_diag *diag) {
+  return sb_msg_parse((const uint8_t *)json, len != 0 ? len : strlen(json), out, diag);
 }
 
-/* Encodes with both encoders; asserts the same result and the same bytes.
- * Returns the result; the frame is freed. */
-static int encode_both(const sb_msg *m, uint32_t max_bytes) {
-  uint8_t *lite = NULL, *ref = NULL;
-  size_t lite_len = 0, ref_len = 0;
-  int r = sb__msg_encode_lite(m, max_bytes, &lite, &lite_len);
-  int want = sb_msg_encode(m, max_bytes, &ref, &ref_len);
-  cr_assert_eq(r, want, "%s: lite returned %d, cJSON %d", sb_msg_type_name(m->type), r,
-               want);
-  if (r == 0) {
-    cr_assert_eq(lite_len, ref_len, "lite wrote %zu bytes: %.*s\ncJSON %zu: %.*s",
-                 lite_len, (int)lite_len, (const char *)lite, ref_len, (int)ref_len,
-                 (const char *)ref);
-    cr_assert_arr_eq(lite, ref, ref_len, "lite: %.*s\ncJSON: %.*s", (int)lite_len,
-                     (const char *)lite, (int)ref_len, (const char *)ref);
-  } else {
-    cr_assert_null(lite);
-    cr_assert_eq(lite_len, 0);
+/* Encodes m; on error asserts nothing is handed out. Returns the result. */
+static int encode(const sb_msg *m, uint32_t max_bytes) {
+  uint8_t *frame = (uint8_t *)"x";
+  size_t len = 1;
+  int r = sb_msg_encode(m, max_bytes, &frame, &len);
+  if (r < 0) {
+    cr_assert_null(frame);
+    cr_assert_eq(len, 0);
   }
-  free(lite);
-  free(ref);
+  free(r == 0 ? frame : NULL);
   return r;
 }
 
-/* Encodes m with sb_msg_encode and parses it back with the lite parser. */
-static void lite_roundtrip(const sb_msg *m) {
+/* Asserts that m is encoded as want (the payload: header checked too). */
+static void encode_is(const sb_msg *m, const char *want) {
+  uint8_t *frame;
+  size_t len, n = strlen(want);
+  cr_assert_eq(sb_msg_encode(m, 0, &frame, &len), 0, "%s", want);
+  cr_assert(len == SB_FRAME_HEADER + n && memcmp(frame + SB_FRAME_HEADER, want, n) == 0,
+            "wrote %.*s\nwant  %s", (int)(len - SB_FRAME_HEADER),
+            (const char *)frame + SB_FRAME_HEADER, want);
+  uint8_t hdr[SB_FRAME_HEADER];
+  sb_frame_header(hdr, SB_KIND_CONTROL, (uint32_t)n);
+  cr_assert_arr_eq(frame, hdr, sizeof hdr);
+  free(frame);
+}
+
+/* Encodes m with sb_msg_encode and parses it back. */
+static void roundtrip(const sb_msg *m) {
   uint8_t *frame;
   size_t len;
   sb_msg back;
   sb_diag diag = {""};
   cr_assert_eq(sb_msg_encode(m, 0, &frame, &len), 0);
-  int r = parse_both((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER, &back,
-                     &diag);
+  int r = parse((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER, &back, &diag);
   cr_assert_eq(r, 0, "%s: %s", sb_msg_type_name(m->type), diag.msg);
   unit_assert_msg_eq(m, &back);
   sb_msg_free(&back);
@@ -71,36 +59,39 @@ static void lite_roundtrip(const sb_msg *m) {
 
 /* ---- round trips -------------------------------------------------------- */
 
-Test(lite, parses_every_message_the_supervisor_sends) {
+Test(json, parses_every_message_the_supervisor_sends) {
   char *argv[] = {"git", "commit", "-m", "\xff\xfe not UTF-8", NULL};
   char *env[] = {"A=1", "B=\x80", "C=tab\there", NULL};
   char *unset[] = {"PAGER", "LESS", NULL};
   sb_msg m;
 
-  lite_roundtrip(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {1, false}});
-  lite_roundtrip(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {65535, true}});
-  lite_roundtrip(&(sb_msg){.type = SB_MSG_REJECT,
+  roundtrip(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {1, false}});
+  roundtrip(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {65535, true}});
+  roundtrip(&(sb_msg){.type = SB_MSG_REJECT,
                            .u.reject = {SB_REASON_BAD_TOKEN, "no \"such\" token\n"}});
-  lite_roundtrip(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.code = 255}});
-  lite_roundtrip(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.signal = SIGTERM}});
-  lite_roundtrip(&(sb_msg){.type = SB_MSG_PTY});
+  roundtrip(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.code = 255}});
+  roundtrip(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.signal = SIGTERM}});
+  roundtrip(&(sb_msg){.type = SB_MSG_PTY});
   for (int t = SB_MSG_EXEC; t <= SB_MSG_RUN; t++) {
     memset(&m, 0, sizeof m);
     m.type = (sb_msg_type)t;
     m.u.launch.argv = unit_strv(argv);
-    lite_roundtrip(&m); /* no path, cwd, env, unset */
+    roundtrip(&m); /* no path, cwd, env, unset */
     m.u.launch.path = "/usr/bin/\xc3\x28git";
     m.u.launch.cwd = "/tmp/\xe2\x82\xac";
     m.u.launch.set = unit_strv(env);
     m.u.launch.unset = unit_strv(unset);
     m.u.launch.tee = t == SB_MSG_RUN;
-    lite_roundtrip(&m);
+    roundtrip(&m);
   }
 }
 
-Test(lite, encodes_every_message_the_stub_sends_as_cjson_does) {
+/* The bytes are those the cJSON encoder wrote (checked against it when it
+ * left): members in this order, strings escaped as cJSON escaped them. */
+Test(json, encodes_every_message_byte_for_byte) {
   char *argv[] = {"tool", "", "\x01\x1f\"\\/\x7f", "caf\xe9", "\xf0\x9f\x98\x80", NULL};
   char *env[] = {"A=1", "SOCKETBRIDGE_TOKEN=" TEST_TOKEN, "B=\xff", "C=", NULL};
+  char *unset[] = {"PAGER", NULL};
   sb_msg m = {.type = SB_MSG_HELLO};
   sb_hello *h = &m.u.hello;
   h->version = 3;
@@ -111,35 +102,42 @@ Test(lite, encodes_every_message_the_stub_sends_as_cjson_does) {
   h->env = unit_strv(env);
   h->cwd = "/home/\xff";
   h->tty = SB_TTY_STDIN | SB_TTY_STDERR;
-  cr_assert_eq(encode_both(&m, 0), 0); /* min_version 0: written as version */
+  /* min_version 0: written as version; the token entry of env left out */
+  encode_is(&m, "{\"type\":\"hello\",\"token\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"version\":3,\"min_version\":3,\"pid\":2147483647,\"ppid\":0,\"argv\":[\"tool\",\"\",\"\\u0001\\u001f\\\"\\\\/\x7f""\",{\"base64\":\"Y2Fm6Q==\"},\"\xf0""\x9f""\x98""\x80""\"],\"env\":[\"A=1\",{\"base64\":\"Qj3/\"},\"C=\"],\"cwd\":{\"base64\":\"L2hvbWUv/w==\"},\"exe\":null,\"tty\":{\"stdin\":true,\"stdout\":false,\"stderr\":true}}");
   h->min_version = 2;
   h->exe = "/usr/bin/socketbridge-stub";
   h->argv = (sb_strv){NULL, 0};
-  cr_assert_eq(encode_both(&m, 0), 0);
   h->has_winsize = true;
   h->winsize = (sb_winsize){24, 80};
-  cr_assert_eq(encode_both(&m, 0), 0);
-
-  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_WINSIZE, .u.winsize = {65535, 0}}, 0),
-               0);
-
-  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {SIGINT}}, 0), 0);
-  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.code = 0}}, 0),
-               0);
-  cr_assert_eq(
-      encode_both(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.signal = SIGKILL}}, 0), 0);
-  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.code = 7}}, 0), 0);
-  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_STREAM_ERROR,
-                                     .u.stream_error = {2, -EPIPE, "Broken \"pipe\"\n"}},
-                           0),
-               0);
-  cr_assert_eq(
-      encode_both(
-          &(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {1, -4095, NULL}}, 0),
-      0);
+  encode_is(&m, "{\"type\":\"hello\",\"token\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"version\":3,\"min_version\":2,\"pid\":2147483647,\"ppid\":0,\"argv\":[],\"env\":[\"A=1\",{\"base64\":\"Qj3/\"},\"C=\"],\"cwd\":{\"base64\":\"L2hvbWUv/w==\"},\"exe\":\"/usr/bin/socketbridge-stub\",\"tty\":{\"stdin\":true,\"stdout\":false,\"stderr\":true},\"winsize\":{\"rows\":24,\"cols\":80}}");
+  encode_is(&(sb_msg){.type = SB_MSG_WINSIZE, .u.winsize = {65535, 0}}, "{\"type\":\"winsize\",\"rows\":65535,\"cols\":0}");
+  encode_is(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {SIGINT}}, "{\"type\":\"signal\",\"signal\":\"INT\"}");
+  encode_is(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.signal = SIGKILL}}, "{\"type\":\"exited\",\"signal\":\"KILL\"}");
+  encode_is(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.code = 7}}, "{\"type\":\"exit\",\"code\":7}");
+  encode_is(&(sb_msg){.type = SB_MSG_STREAM_ERROR,
+                      .u.stream_error = {2, -EPIPE, "Broken \"pipe\"\n"}},
+            "{\"type\":\"stream_error\",\"stream\":\"stderr\",\"errno\":32,\"message\":\"Broken \\\"pipe\\\"\\n\"}");
+  encode_is(&(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {1, -4095, NULL}},
+            "{\"type\":\"stream_error\",\"stream\":\"stdout\",\"errno\":4095,\"message\":\"\"}");
+  encode_is(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {65535, true}}, "{\"type\":\"welcome\",\"version\":65535,\"stdin\":false}");
+  encode_is(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {1, false}}, "{\"type\":\"welcome\",\"version\":1}");
+  encode_is(&(sb_msg){.type = SB_MSG_REJECT,
+                      .u.reject = {SB_REASON_BAD_TOKEN, "no \"such\" token\n"}},
+            "{\"type\":\"reject\",\"reason\":\"bad_token\",\"message\":\"no \\\"such\\\" token\\n\"}");
+  encode_is(&(sb_msg){.type = SB_MSG_PTY}, "{\"type\":\"pty\"}");
+  sb_msg l = {.type = SB_MSG_RUN};
+  l.u.launch.argv = unit_strv(argv);
+  l.u.launch.path = "/usr/bin/\xc3\x28git";
+  l.u.launch.cwd = "/tmp/\xe2\x82\xac";
+  l.u.launch.set = unit_strv(env); /* a program's env may hold the token */
+  l.u.launch.unset = unit_strv(unset);
+  l.u.launch.tee = true;
+  encode_is(&l, "{\"type\":\"run\",\"argv\":[\"tool\",\"\",\"\\u0001\\u001f\\\"\\\\/\x7f""\",{\"base64\":\"Y2Fm6Q==\"},\"\xf0""\x9f""\x98""\x80""\"],\"path\":{\"base64\":\"L3Vzci9iaW4vwyhnaXQ=\"},\"cwd\":\"/tmp/\xe2""\x82""\xac""\",\"env\":[\"A=1\",\"SOCKETBRIDGE_TOKEN=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",{\"base64\":\"Qj3/\"},\"C=\"],\"unset\":[\"PAGER\"],\"tee\":true}");
+  l.type = SB_MSG_EXEC; /* no tee */
+  encode_is(&l, "{\"type\":\"exec\",\"argv\":[\"tool\",\"\",\"\\u0001\\u001f\\\"\\\\/\x7f""\",{\"base64\":\"Y2Fm6Q==\"},\"\xf0""\x9f""\x98""\x80""\"],\"path\":{\"base64\":\"L3Vzci9iaW4vwyhnaXQ=\"},\"cwd\":\"/tmp/\xe2""\x82""\xac""\",\"env\":[\"A=1\",\"SOCKETBRIDGE_TOKEN=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",{\"base64\":\"Qj3/\"},\"C=\"],\"unset\":[\"PAGER\"]}");
 }
 
-Test(lite, the_hello_it_encodes_parses_back) {
+Test(json, the_hello_it_encodes_parses_back) {
   char *argv[] = {"a\xff", "b", NULL};
   char *env[] = {"X=\xc0\xaf", "SOCKETBRIDGE_TOKEN=x", NULL};
   char *env_out[] = {"X=\xc0\xaf", NULL};
@@ -155,9 +153,8 @@ Test(lite, the_hello_it_encodes_parses_back) {
   uint8_t *frame;
   size_t len;
   sb_diag diag = {""};
-  cr_assert_eq(sb__msg_encode_lite(&m, 0, &frame, &len), 0);
-  int r = parse_both((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER, &back,
-                     &diag);
+  cr_assert_eq(sb_msg_encode(&m, 0, &frame, &len), 0);
+  int r = parse((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER, &back, &diag);
   cr_assert_eq(r, 0, "%s", diag.msg);
   h->env = unit_strv(env_out); /* the token entry is never sent */
   unit_assert_msg_eq(&m, &back);
@@ -165,50 +162,41 @@ Test(lite, the_hello_it_encodes_parses_back) {
   free(frame);
 }
 
-Test(lite, encode_refuses_what_cjson_refuses) {
+Test(json, encode_refuses_a_message_out_of_range) {
   char *holes[] = {NULL};
   char *noeq[] = {"NOEQ", NULL};
   sb_msg m = {.type = SB_MSG_HELLO};
   m.u.hello.version = 1;
   m.u.hello.pid = 1;
-  cr_assert_eq(encode_both(&m, 0), SB_EINVAL); /* no token */
+  cr_assert_eq(encode(&m, 0), SB_EINVAL); /* no token */
   memcpy(m.u.hello.token, TEST_TOKEN, sizeof m.u.hello.token);
   m.u.hello.argv = (sb_strv){holes, 1};
-  cr_assert_eq(encode_both(&m, 0), SB_EINVAL);
+  cr_assert_eq(encode(&m, 0), SB_EINVAL);
   m.u.hello.argv = (sb_strv){NULL, 0};
   m.u.hello.env = unit_strv(noeq);
-  cr_assert_eq(encode_both(&m, 0), SB_EINVAL);
+  cr_assert_eq(encode(&m, 0), SB_EINVAL);
   m.u.hello.env = (sb_strv){NULL, 0};
   m.u.hello.tty = 8;
-  cr_assert_eq(encode_both(&m, 0), SB_EINVAL);
+  cr_assert_eq(encode(&m, 0), SB_EINVAL);
   m.u.hello.tty = 0;
   m.u.hello.min_version = 2;
-  cr_assert_eq(encode_both(&m, 0), SB_EINVAL);
-  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {0}}, 0),
+  cr_assert_eq(encode(&m, 0), SB_EINVAL);
+  cr_assert_eq(encode(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {0}}, 0),
                SB_EINVAL);
-  cr_assert_eq(encode_both(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.code = 256}}, 0),
+  cr_assert_eq(encode(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.code = 256}}, 0),
                SB_EINVAL);
   cr_assert_eq(
-      encode_both(
+      encode(
           &(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {1, -32, "\xff"}}, 0),
       SB_EINVAL);
   cr_assert_eq(
-      encode_both(&(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {3, -32, "x"}},
+      encode(&(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {3, -32, "x"}},
                   0),
       SB_EINVAL);
-  cr_assert_eq(encode_both(&(sb_msg){.type = (sb_msg_type)42}, 0), SB_EINVAL);
+  cr_assert_eq(encode(&(sb_msg){.type = (sb_msg_type)42}, 0), SB_EINVAL);
 }
 
-Test(lite, encode_leaves_the_supervisors_messages_to_cjson) {
-  uint8_t *frame = (uint8_t *)"x";
-  size_t len = 1;
-  sb_msg m = {.type = SB_MSG_WELCOME, .u.welcome = {1, false}};
-  cr_assert_eq(sb__msg_encode_lite(&m, 0, &frame, &len), SB_EINVAL);
-  cr_assert_null(frame);
-  cr_assert_eq(len, 0);
-}
-
-Test(lite, encode_refuses_a_hello_over_max_bytes_as_cjson_does) {
+Test(json, encode_refuses_a_hello_over_max_bytes) {
   static char big[8000];
   char *argv[] = {big, NULL};
   memset(big, 'a', sizeof big - 1);
@@ -217,46 +205,34 @@ Test(lite, encode_refuses_a_hello_over_max_bytes_as_cjson_does) {
   m.u.hello.pid = 1;
   memcpy(m.u.hello.token, TEST_TOKEN, sizeof m.u.hello.token);
   m.u.hello.argv = unit_strv(argv);
-  cr_assert_eq(encode_both(&m, SB_MIN_MAX_BYTES), SB_EMSGSIZE);
-  cr_assert_eq(encode_both(&m, 0), 0);
+  cr_assert_eq(encode(&m, SB_MIN_MAX_BYTES), SB_EMSGSIZE);
+  cr_assert_eq(encode(&m, 0), 0);
   /* At the bound exactly: the payload plus the kind byte fits max_bytes. */
   uint8_t *frame;
   size_t len;
-  cr_assert_eq(sb__msg_encode_lite(&m, 0, &frame, &len), 0);
+  cr_assert_eq(sb_msg_encode(&m, 0, &frame, &len), 0);
   free(frame);
   uint32_t exact = (uint32_t)(len - SB_FRAME_HEADER + 1);
-  cr_assert_eq(encode_both(&m, exact), 0);
-  cr_assert_eq(encode_both(&m, exact - 1), SB_EMSGSIZE);
+  cr_assert_eq(encode(&m, exact), 0);
+  cr_assert_eq(encode(&m, exact - 1), SB_EMSGSIZE);
 }
 
-/* ---- what both accept -------------------------------------------------- */
+/* ---- what sb_msg_parse accepts ------------------------------------------- */
 
 typedef struct ok_case {
   char json[160];
   size_t len; /* 0: strlen */
 } ok_case;
 
-ParameterizedTestParameters(lite, accepts_what_sb_msg_parse_accepts) {
+ParameterizedTestParameters(json, accepts_what_sb_msg_parse_accepts) {
   static ok_case cases[] = {
       {"{\"type\":\"welcome\",\"version\":1}", 0},
       {"{\"type\":\"welcome\",\"version\":1,\"stdin\":false}", 0},
       {"{\"type\":\"welcome\",\"version\":1,\"stdin\":null}", 0},
       {" \t\r\n{ \"type\" : \"welcome\" , \"version\" : 1 } \r\n\t", 0},
-      /* cJSON's laxness, kept so that the stub takes what it took */
-      {"\xef\xbb\xbf{\"type\":\"welcome\",\"version\":1}", 0},
-      {"{\x01\"type\"\x0b:\x1f\"welcome\",\"version\":1}", 0},
-      {"{\"type\":\"welcome\",\"version\":01}", 0},
-      {"{\"type\":\"welcome\",\"version\":1.}", 0},
-      {"{\"type\":\"welcome\",\"version\":1.0e0}", 0},
-      {"{\"type\":\"welcome\",\"version\":10E-1}", 0},
-      {"{\"type\":\"welcome\",\"version\":1.0000000000000001}", 0},
-      {"{\"type\":\"welcome\",\"version\":0."
-       "0000000000000000000000000000000000000000000000"
-       "000000000000000000000000001e74}",
-       0},
+      /* -0 is an integer as written; numbers of any shape where none is read */
       {"{\"type\":\"exit\",\"code\":-0}", 0},
-      {"{\"type\":\"exit\",\"code\":1e-400}", 0},
-      {"{\"type\":\"exit\",\"code\":-.0}", 0},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":[0,-0.5,1E+2,1e-400,12.5e7]}", 0},
       /* names: escaped, unknown ones (twice too) ignored */
       {"{\"typ\\u0065\":\"exit\",\"\\u0063ode\":3}", 0},
       {"{\"type\":\"exit\",\"code\":3,\"x\":1,\"x\":[{},[]],\"\":null}", 0},
@@ -275,18 +251,18 @@ ParameterizedTestParameters(lite, accepts_what_sb_msg_parse_accepts) {
   return cr_make_param_array(ok_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(ok_case *c, lite, accepts_what_sb_msg_parse_accepts) {
+ParameterizedTest(ok_case *c, json, accepts_what_sb_msg_parse_accepts) {
   sb_msg m;
   sb_diag diag = {""};
-  int r = parse_both(c->json, c->len, &m, &diag);
+  int r = parse(c->json, c->len, &m, &diag);
   cr_assert_eq(r, 0, "%s: %s", c->json, diag.msg);
   sb_msg_free(&m);
 }
 
-Test(lite, decodes_escapes_and_surrogate_pairs) {
+Test(json, decodes_escapes_and_surrogate_pairs) {
   sb_msg m;
   sb_diag diag = {""};
-  int r = parse_both("{\"type\":\"reject\",\"reason\":\"busy\",\"message\":"
+  int r = parse("{\"type\":\"reject\",\"reason\":\"busy\",\"message\":"
                      "\"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\\udbff\\udfff\\n\"}",
                      0, &m, &diag);
   cr_assert_eq(r, 0, "%s", diag.msg);
@@ -295,10 +271,10 @@ Test(lite, decodes_escapes_and_surrogate_pairs) {
   sb_msg_free(&m);
 }
 
-Test(lite, decodes_base64_byte_strings) {
+Test(json, decodes_base64_byte_strings) {
   sb_msg m;
   sb_diag diag = {""};
-  int r = parse_both("{\"type\":\"run\",\"argv\":[{\"base64\":\"/w==\"},\"b\","
+  int r = parse("{\"type\":\"run\",\"argv\":[{\"base64\":\"/w==\"},\"b\","
                      "{\"base64\":\"Y2Fm6Q==\"},{\"base64\":\"\"}],\"cwd\":{\"base64\":"
                      "\"L3RtcP8=\"},\"env\":[{\"base64\":\"QT3/\"}]}",
                      0, &m, &diag);
@@ -312,10 +288,10 @@ Test(lite, decodes_base64_byte_strings) {
   sb_msg_free(&m);
 }
 
-Test(lite, drops_the_token_from_a_hello_env) {
+Test(json, drops_the_token_from_a_hello_env) {
   sb_msg m;
   sb_diag diag = {""};
-  int r = parse_both("{\"type\":\"hello\",\"version\":1,\"token\":\"" TEST_TOKEN
+  int r = parse("{\"type\":\"hello\",\"version\":1,\"token\":\"" TEST_TOKEN
                      "\",\"pid\":2,\"ppid\":1,\"argv\":[],\"env\":[\"A=1\","
                      "\"SOCKETBRIDGE_TOKEN=" TEST_TOKEN "\",\"B=2\"],\"cwd\":null,"
                      "\"exe\":\"/x\",\"tty\":{\"stdin\":false,\"stdout\":true,"
@@ -328,7 +304,7 @@ Test(lite, drops_the_token_from_a_hello_env) {
   sb_msg_free(&m);
 }
 
-/* ---- what both refuse --------------------------------------------------- */
+/* ---- what sb_msg_parse refuses ------------------------------------------- */
 
 typedef struct bad_case {
   char json[160];
@@ -336,7 +312,7 @@ typedef struct bad_case {
   char diag[72];
 } bad_case;
 
-ParameterizedTestParameters(lite, refuses_what_sb_msg_parse_refuses) {
+ParameterizedTestParameters(json, refuses_what_sb_msg_parse_refuses) {
   static bad_case cases[] = {
       /* the payload */
       {"", 0, "empty payload"},
@@ -358,8 +334,17 @@ ParameterizedTestParameters(lite, refuses_what_sb_msg_parse_refuses) {
       {"{\"type\":\"welcome\",\"version\":1}{}", 0, "data after the JSON value"},
       {"{\"type\":\"welcome\",\"version\":1}\x0b", 0, "data after the JSON value"},
       {"\xef\xbb\xbf", 0, "invalid JSON"},
+      /* no BOM; whitespace is space, tab, LF and CR only (RFC 8259) */
+      {"\xef\xbb\xbf{\"type\":\"welcome\",\"version\":1}", 0, "invalid JSON at offset 0"},
+      {"{\x01\"type\":\"welcome\",\"version\":1}", 0, "invalid JSON at offset 1"},
+      {"{\"type\"\x0b:\"welcome\",\"version\":1}", 0, "invalid JSON"},
+      {"\x0c{\"type\":\"welcome\",\"version\":1}", 0, "invalid JSON"},
       {"{\"type\":\"welcome\",\"version\":1", 0, "invalid JSON"},
-      /* numbers cJSON's strtod does not read whole */
+      /* numbers: RFC 8259's grammar */
+      {"{\"type\":\"welcome\",\"version\":01}", 0, "invalid JSON"},
+      {"{\"type\":\"welcome\",\"version\":1.}", 0, "invalid JSON"},
+      {"{\"type\":\"exit\",\"code\":-.0}", 0, "invalid JSON"},
+      {"{\"type\":\"exit\",\"code\":0,\"x\":1.e5}", 0, "invalid JSON"},
       {"{\"type\":\"welcome\",\"version\":+1}", 0, "invalid JSON"},
       {"{\"type\":\"welcome\",\"version\":.5}", 0, "invalid JSON"},
       {"{\"type\":\"welcome\",\"version\":-}", 0, "invalid JSON"},
@@ -389,7 +374,7 @@ ParameterizedTestParameters(lite, refuses_what_sb_msg_parse_refuses) {
       {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\U0041\"}", 0, "invalid escape"},
       {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\", 0, "invalid JSON"},
       {"{\"type\":\"exit\",\"code\":0,\"x\":\"abc", 0, "unterminated string"},
-      /* \u escapes: 4 hex digits (cJSON alone would read \uzzzz as a NUL) */
+      /* \u escapes: 4 hex digits */
       {"{\"type\":\"exit\\uzzzz\",\"code\":1}", 0, "\\u escape without 4 hex digits"},
       {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\u00g1\"}", 0, "without 4 hex digits"},
       {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\u12\"}", 0, "without 4 hex digits"},
@@ -412,7 +397,16 @@ ParameterizedTestParameters(lite, refuses_what_sb_msg_parse_refuses) {
       {"{\"type\":\"welcome\",\"version\":65536}", 0, "expected an integer in 1..65535"},
       {"{\"type\":\"welcome\",\"version\":1.5}", 0,
        "welcome.version: expected an integer"},
-      {"{\"type\":\"welcome\",\"version\":1e400}", 0, "expected an integer in"},
+      /* integers as written: no fraction, no exponent, even when integral */
+      {"{\"type\":\"welcome\",\"version\":1e400}", 0,
+       "welcome.version: expected an integer"},
+      {"{\"type\":\"welcome\",\"version\":1.0}", 0,
+       "welcome.version: expected an integer"},
+      {"{\"type\":\"welcome\",\"version\":1.0e0}", 0, "expected an integer"},
+      {"{\"type\":\"welcome\",\"version\":10E-1}", 0, "expected an integer"},
+      {"{\"type\":\"exit\",\"code\":1e-400}", 0, "exit.code: expected an integer"},
+      {"{\"type\":\"welcome\",\"version\":99999999999999999999999}", 0,
+       "expected an integer in 1..65535"},
       {"{\"type\":\"welcome\",\"version\":1,\"version\":1}", 0, "version: given twice"},
       {"{\"type\":\"welcome\",\"version\":1,\"stdin\":0}", 0, "expected true or false"},
       {"{\"type\":\"reject\",\"reason\":\"nope\",\"message\":\"m\"}", 0,
@@ -465,10 +459,10 @@ ParameterizedTestParameters(lite, refuses_what_sb_msg_parse_refuses) {
   return cr_make_param_array(bad_case, cases, sizeof cases / sizeof cases[0]);
 }
 
-ParameterizedTest(bad_case *c, lite, refuses_what_sb_msg_parse_refuses) {
+ParameterizedTest(bad_case *c, json, refuses_what_sb_msg_parse_refuses) {
   sb_msg m;
   sb_diag diag = {""};
-  int r = parse_both(c->json, c->len, &m, &diag);
+  int r = parse(c->json, c->len, &m, &diag);
   cr_assert_eq(r, SB_EBADMSG, "%s: returned %d, want EBADMSG", c->json, r);
   cr_assert(strstr(diag.msg, c->diag) != NULL, "%s: diag \"%s\" lacks \"%s\"", c->json,
             diag.msg, c->diag);
@@ -477,10 +471,10 @@ ParameterizedTest(bad_case *c, lite, refuses_what_sb_msg_parse_refuses) {
   cr_assert_arr_eq(&m, &zero, sizeof m, "%s: output not left empty", c->json);
 }
 
-Test(lite, refuses_a_tty_member_given_twice) {
+Test(json, refuses_a_tty_member_given_twice) {
   sb_msg m;
   sb_diag diag = {""};
-  int r = parse_both("{\"type\":\"hello\",\"version\":1,\"token\":\"" TEST_TOKEN
+  int r = parse("{\"type\":\"hello\",\"version\":1,\"token\":\"" TEST_TOKEN
                      "\",\"pid\":2,\"ppid\":1,\"argv\":[],\"env\":[],\"cwd\":null,"
                      "\"exe\":null,\"tty\":{\"stdin\":true,\"stdout\":true,"
                      "\"stderr\":true,\"stdin\":false}}",
@@ -503,23 +497,23 @@ static char *nested(size_t depth) {
   return s;
 }
 
-Test(lite, nests_as_deep_as_cjson_and_no_deeper) {
+Test(json, nests_1000_deep_and_no_deeper) {
   sb_msg m;
   sb_diag diag = {""};
-  char *s = nested(999); /* 1000 levels: cJSON's limit */
-  cr_assert_eq(parse_both(s, 0, &m, &diag), 0, "%s", diag.msg);
+  char *s = nested(999); /* 1000 levels: the bound */
+  cr_assert_eq(parse(s, 0, &m, &diag), 0, "%s", diag.msg);
   sb_msg_free(&m);
   free(s);
   s = nested(1000);
-  cr_assert_eq(parse_both(s, 0, &m, &diag), SB_EBADMSG);
+  cr_assert_eq(parse(s, 0, &m, &diag), SB_EBADMSG);
   cr_assert(strstr(diag.msg, "nested deeper than 1000"), "diag: %s", diag.msg);
   free(s);
   s = nested(100000);
-  cr_assert_eq(parse_both(s, 0, &m, &diag), SB_EBADMSG);
+  cr_assert_eq(parse(s, 0, &m, &diag), SB_EBADMSG);
   free(s);
 }
 
-Test(lite, a_null_diag_is_allowed) {
+Test(json, a_null_diag_is_allowed) {
   sb_msg m;
   cr_assert_eq(sb_msg_parse((const uint8_t *)"{}", 2, &m, NULL), SB_EBADMSG);
   cr_assert_eq(
@@ -529,10 +523,10 @@ Test(lite, a_null_diag_is_allowed) {
                SB_EBADMSG);
 }
 
-Test(lite, never_quotes_a_token_in_a_diag) {
+Test(json, never_quotes_a_token_in_a_diag) {
   sb_msg m;
   sb_diag diag = {""};
-  int r = parse_both("{\"type\":\"hello\",\"version\":1,\"token\":\"0123456789ABCDEF"
+  int r = parse("{\"type\":\"hello\",\"version\":1,\"token\":\"0123456789ABCDEF"
                      "0123456789abcdef0123456789abcdef0123456789abcdef\",\"pid\":2}",
                      0, &m, &diag);
   cr_assert_eq(r, SB_EBADMSG);
@@ -542,8 +536,8 @@ Test(lite, never_quotes_a_token_in_a_diag) {
 
 /* docs/protocol.md section 1: a hello begins with its token, so that a
  * supervisor can authenticate a hello longer than max_bytes before it
- * buffers the rest. Both encoders write it so. */
-Test(lite, a_hello_begins_with_its_token) {
+ * buffers the rest. */
+Test(json, a_hello_begins_with_its_token) {
   char *argv[] = {"cc", NULL};
   sb_msg m = {.type = SB_MSG_HELLO};
   m.u.hello.version = 1;
@@ -554,13 +548,9 @@ Test(lite, a_hello_begins_with_its_token) {
   cr_assert_eq(sizeof want - 1, SB_HELLO_PREFIX_LEN);
   uint8_t *frame;
   size_t len;
-  cr_assert_eq(sb__msg_encode_lite(&m, 0, &frame, &len), 0);
+  cr_assert_eq(sb_msg_encode(&m, 0, &frame, &len), 0);
   cr_assert(len > SB_FRAME_HEADER + SB_HELLO_PREFIX_LEN &&
                 memcmp(frame + SB_FRAME_HEADER, want, SB_HELLO_PREFIX_LEN) == 0,
-            "the stub's hello begins %.40s", frame + SB_FRAME_HEADER);
-  free(frame);
-  cr_assert_eq(sb_msg_encode(&m, 0, &frame, &len), 0);
-  cr_assert(memcmp(frame + SB_FRAME_HEADER, want, SB_HELLO_PREFIX_LEN) == 0,
-            "sb_msg_encode's hello begins %.40s", frame + SB_FRAME_HEADER);
+            "the hello begins %.40s", frame + SB_FRAME_HEADER);
   free(frame);
 }

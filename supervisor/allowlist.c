@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* allowlist.c - which peer addresses a TCP listener accepts. */
-#include "proto.h"
+#include "allowlist.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
