@@ -3,13 +3,12 @@
  * ends, however it ends (answered, exec'd, cut off, refused by a rule).
  *
  * Bytes (argv, env, cwd, and the data of stdin, stdout, stderr) are encoded
- * as the protocol encodes them: a JSON string when they are UTF-8 without a
- * NUL, else {"base64": ...}. The data of each stream is kept up to
+ * as the protocol encodes them (lib/'s JSON writer): a JSON string when they
+ * are UTF-8 without a NUL, else {"base64": ...}. The data of each stream is kept up to
  * CLI_RECORD_CAP bytes; "bytes" counts all of it. */
 #include "proto.h"
 #include "cli.h"
 
-#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,102 +31,96 @@ void cli_rec_free(cli_rec_stream *s) {
   memset(s, 0, sizeof *s);
 }
 
-/* Bytes as the protocol carries them. */
-static cJSON *bytes_json(const char *buf, size_t len) {
-  cJSON *obj;
-  char *b64;
-
-  if (memchr(buf, '\0', len) == NULL && sb_utf8_valid((const uint8_t *)buf, len)) {
-    /* A NUL-terminated copy (buf is not terminated): not strndup, which
-     * may read past len looking for a NUL. */
-    char *s = malloc(len + 1);
-    cJSON *str = NULL;
-    if (s != NULL) {
-      memcpy(s, buf, len);
-      s[len] = '\0';
-      str = cJSON_CreateString(s);
-    }
-    free(s);
-    return str;
-  }
-  b64 = sb_base64(buf, len);
-  obj = b64 != NULL ? cJSON_CreateObject() : NULL;
-  if (obj != NULL && cJSON_AddStringToObject(obj, "base64", b64) == NULL) {
-    cJSON_Delete(obj);
-    obj = NULL;
-  }
-  free(b64);
-  return obj;
+static void add_strings(sb_jw *w, const char *name, size_t n, char *const *v) {
+  sb_jw_key(w, name);
+  sb_jw_open(w, '[');
+  for (size_t i = 0; i < n; i++)
+    sb_jw_bytes(w, v[i]);
+  sb_jw_close(w, ']');
 }
 
-static bool add_strings(cJSON *o, const char *name, size_t n, char *const *v) {
-  cJSON *arr = cJSON_AddArrayToObject(o, name);
-  for (size_t i = 0; arr != NULL && i < n; i++) {
-    cJSON *item = bytes_json(v[i], strlen(v[i]));
-    if (item == NULL)
-      return false;
-    cJSON_AddItemToArray(arr, item);
+static void add_int(sb_jw *w, const char *name, int64_t v) {
+  sb_jw_key(w, name);
+  sb_jw_int(w, v);
+}
+
+static void add_str(sb_jw *w, const char *name, const char *s) {
+  sb_jw_key(w, name);
+  sb_jw_str(w, s);
+}
+
+static void add_stream(sb_jw *w, const char *name, const cli_rec_stream *s) {
+  sb_jw_key(w, name);
+  sb_jw_open(w, '{');
+  add_int(w, "bytes", (int64_t)s->bytes);
+  sb_jw_key(w, "data");
+  sb_jw_bytes_n(w, s->data != NULL ? s->data : "", s->len);
+  if (s->len != s->bytes) {
+    sb_jw_key(w, "truncated");
+    sb_jw_bool(w, true);
   }
-  return arr != NULL;
+  sb_jw_close(w, '}');
 }
 
-static bool add_stream(cJSON *o, const char *name, const cli_rec_stream *s) {
-  cJSON *obj = cJSON_AddObjectToObject(o, name), *data;
-  if (obj == NULL || cJSON_AddNumberToObject(obj, "bytes", (double)s->bytes) == NULL)
-    return false;
-  data = bytes_json(s->data != NULL ? s->data : "", s->len);
-  if (data == NULL)
-    return false;
-  cJSON_AddItemToObject(obj, "data", data);
-  return s->len == s->bytes || cJSON_AddTrueToObject(obj, "truncated") != NULL;
-}
-
-static bool add_status(cJSON *o, const cli_call *c) {
-  const char *name;
+static void add_status(sb_jw *w, const cli_call *c) {
+  const char *name = sb_signal_name(c->signum);
+  sb_jw_key(w, c->have_status && c->signum != 0 ? "signal" : "exit");
   if (!c->have_status)
-    return cJSON_AddNullToObject(o, "exit") != NULL;
-  if (c->signum == 0)
-    return cJSON_AddNumberToObject(o, "exit", (double)c->code) != NULL;
-  name = sb_signal_name(c->signum);
-  return (name != NULL ? cJSON_AddStringToObject(o, "signal", name)
-                       : cJSON_AddNumberToObject(o, "signal", c->signum)) != NULL;
+    sb_jw_null(w);
+  else if (c->signum == 0 || name == NULL)
+    sb_jw_int(w, c->signum == 0 ? c->code : c->signum);
+  else
+    sb_jw_str(w, name);
 }
 
-static bool add_rule(cJSON *o, const cli_call *c) {
+static void add_rule(sb_jw *w, const cli_call *c) {
+  sb_jw_key(w, "rule");
   if (c->rule >= 0)
-    return cJSON_AddNumberToObject(o, "rule", c->rule) != NULL;
-  if (c->rule == CLI_RULE_DEFAULT)
-    return cJSON_AddStringToObject(o, "rule", "default") != NULL;
-  return cJSON_AddNullToObject(o, "rule") != NULL;
+    sb_jw_int(w, c->rule);
+  else if (c->rule == CLI_RULE_DEFAULT)
+    sb_jw_str(w, "default");
+  else
+    sb_jw_null(w);
 }
 
-static bool fill(cJSON *o, const cli_call *c, const sb_call *call, sb_close_reason why,
+static void fill(sb_jw *w, const cli_call *c, const sb_call *call, sb_close_reason why,
                  uint64_t end_ns) {
-  cJSON *cwd =
-      call->cwd != NULL ? bytes_json(call->cwd, strlen(call->cwd)) : cJSON_CreateNull();
-  if (cwd == NULL)
-    return false;
-  return cJSON_AddNumberToObject(o, "ts", (double)c->start_ns / 1e9) != NULL &&
-         cJSON_AddNumberToObject(o, "pid", (double)call->pid) != NULL &&
-         cJSON_AddNumberToObject(o, "ppid", (double)call->ppid) != NULL &&
-         add_strings(o, "argv", call->argc, call->argv) &&
-         cJSON_AddItemToObject(o, "cwd", cwd) &&
-         /* The library never hands out SOCKETBRIDGE_TOKEN: not here either. */
-         add_strings(o, "env", call->envc, call->env) &&
-         cJSON_AddStringToObject(o, "action", c->action) != NULL && add_rule(o, c) &&
-         add_stream(o, "stdin", &c->io[0]) && add_stream(o, "stdout", &c->io[1]) &&
-         add_stream(o, "stderr", &c->io[2]) && add_status(o, c) &&
-         cJSON_AddNumberToObject(o, "duration_ms",
-                                 (double)(end_ns - c->start_mono_ns) / 1e6) != NULL &&
-         cJSON_AddStringToObject(o, "close_reason", sb_close_reason_name(why)) != NULL &&
-         (c->error == NULL || cJSON_AddStringToObject(o, "error", c->error) != NULL);
+  /* Seconds since the epoch to the microsecond, exactly (as events). */
+  sb_jw_key(w, "ts");
+  sb_jw_fixed(w, c->start_ns, 9, 6);
+  add_int(w, "pid", call->pid);
+  add_int(w, "ppid", call->ppid);
+  add_strings(w, "argv", call->argc, call->argv);
+  sb_jw_key(w, "cwd");
+  sb_jw_bytes(w, call->cwd);
+  /* The library never hands out SOCKETBRIDGE_TOKEN: not here either. */
+  add_strings(w, "env", call->envc, call->env);
+  add_str(w, "action", c->action);
+  add_rule(w, c);
+  add_stream(w, "stdin", &c->io[0]);
+  add_stream(w, "stdout", &c->io[1]);
+  add_stream(w, "stderr", &c->io[2]);
+  add_status(w, c);
+  sb_jw_key(w, "duration_ms");
+  sb_jw_fixed(w, end_ns - c->start_mono_ns, 6, 3);
+  add_str(w, "close_reason", sb_close_reason_name(why));
+  if (c->error != NULL) {
+    sb_jw_key(w, "error");
+    sb_jw_bytes(w, c->error);
+  }
 }
+
+/* A line holds a hello's argv and env (at most SB_CTL_MAX_BYTES of JSON)
+ * and CLI_RECORD_CAP bytes of each stream: bounded by twice that. */
+#define RECORD_MAX (2 * ((size_t)SB_CTL_MAX_BYTES + 3 * 6 * (size_t)CLI_RECORD_CAP))
 
 char *cli_call_json(const cli_call *c, const sb_call *call, sb_close_reason why) {
-  cJSON *o = cJSON_CreateObject();
-  char *line = NULL;
-  if (o != NULL && fill(o, c, call, why, uv_hrtime()))
-    line = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  return line;
+  sb_jw w;
+  char *line;
+  size_t len;
+  sb_jw_init(&w, 0, 1024, RECORD_MAX);
+  sb_jw_open(&w, '{');
+  fill(&w, c, call, why, uv_hrtime());
+  sb_jw_close(&w, '}');
+  return sb_jw_end(&w, &line, &len) == 0 ? line : NULL;
 }

@@ -35,13 +35,16 @@ static void message_done(serve *s, srv_message *m) {
 }
 
 static void reply_error(sb_message *msg, const char *code, const char *text) {
-  cJSON *o = cJSON_CreateObject();
+  sb_jw w;
   char *json;
-  cJSON_AddStringToObject(o, "type", "error");
-  cJSON_AddStringToObject(o, "error", code);
-  cJSON_AddStringToObject(o, "message", text);
-  json = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
+  size_t len;
+  sb_jw_init(&w, 0, 256, 4096);
+  sb_jw_open(&w, '{');
+  srv_add_str(&w, "type", "error");
+  srv_add_str(&w, "error", code);
+  srv_add_str(&w, "message", text);
+  sb_jw_close(&w, '}');
+  sb_jw_end(&w, &json, &len);
   sb_message_reply(msg,
                    json != NULL ? json : "{\"type\":\"error\",\"error\":\"failed\"}");
   free(json);
@@ -72,7 +75,7 @@ static void on_message(sb_server *server, sb_message *msg) {
   srv_message *m;
   char text[160];
   uint64_t proc = 0, ticket = srv_ticket_id(sb_message_ticket(msg), &proc);
-  cJSON *o;
+  sb_jw o;
 
   if (!s->messages || s->shutting_down) {
     snprintf(text, sizeof text, "no handler for messages of type \"%.100s\"",
@@ -91,17 +94,16 @@ static void on_message(sb_server *server, sb_message *msg) {
   srv_list_push(&s->pending, &m->pending);
   if (!uv_is_active((uv_handle_t *)&s->message_timer))
     uv_timer_start(&s->message_timer, on_message_timer, SRV_MESSAGE_MS, 0);
-  o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "type", "message");
-  cJSON_AddNumberToObject(o, "message", (double)m->obj.id);
-  cJSON_AddRawToObject(o, "body", sb_message_json(msg));
-  cJSON_AddNumberToObject(o, "pid", (double)sb_message_pid(msg));
-  srv_add_id(o, "ticket", ticket);
-  srv_add_id(o, "proc", proc);
-  srv_send(s, o);
+  srv_open(&o, "message");
+  srv_add_int(&o, "message", (int64_t)m->obj.id);
+  srv_add_raw(&o, "body", sb_message_json(msg));
+  srv_add_int(&o, "pid", sb_message_pid(msg));
+  srv_add_id(&o, "ticket", ticket);
+  srv_add_id(&o, "proc", proc);
+  srv_send(s, &o);
 }
 
-static int req_reply(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+static int req_reply(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
   uint64_t id = 0;
   srv_message *m;
@@ -131,23 +133,23 @@ static int req_switch(bool *flag, const cJSON *req, srv_err *err) {
   return srv_get_bool(req, "enable", flag, err);
 }
 
-static int req_messages(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+static int req_messages(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   (void)ok;
   return req_switch(&s->messages, req, err);
 }
 
-static int req_events(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+static int req_events(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   (void)ok;
   return req_switch(&s->events, req, err);
 }
 
-static int req_status(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+static int req_status(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   char *json;
   int r = sb_server_status_json(s->server, &json);
   (void)req;
   if (r < 0)
     return srv_failed(err, r, "status");
-  cJSON_AddRawToObject(ok, "status", json);
+  srv_add_raw(ok, "status", json);
   free(json);
   return 0;
 }
@@ -158,21 +160,20 @@ static void on_event(sb_server *server, const sb_event *ev) {
   serve *s = sb_server_data(server);
   uint64_t proc = srv_proc_on_event(s, ev), call;
   char *json;
-  cJSON *o;
+  sb_jw o;
 
   if (ev->type == SB_EVENT_STUB_CONNECT)
     srv_call_on_stub_connect(s, ev->conn);
   if (!s->events || sb_event_to_json(ev, &json) < 0)
     return;
-  o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "type", "event");
-  cJSON_AddRawToObject(o, "event", json);
+  srv_open(&o, "event");
+  srv_add_raw(&o, "event", json);
   free(json);
   if ((call = srv_call_id(ev->conn)) != 0)
-    cJSON_AddNumberToObject(o, "call", (double)call);
+    srv_add_int(&o, "call", (int64_t)call);
   if (proc != 0)
-    cJSON_AddNumberToObject(o, "proc", (double)proc);
-  srv_send(s, o);
+    srv_add_int(&o, "proc", (int64_t)proc);
+  srv_send(s, &o);
 }
 
 static void on_connect(sb_server *server, sb_conn *conn) {
@@ -183,7 +184,7 @@ static void on_connect(sb_server *server, sb_conn *conn) {
 
 static void shutdown_serve(serve *s, int status);
 
-static int req_shutdown(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+static int req_shutdown(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   (void)req;
   (void)ok;
   (void)err;
@@ -191,7 +192,7 @@ static int req_shutdown(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
   return 0;
 }
 
-typedef int (*req_fn)(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
+typedef int (*req_fn)(serve *s, const cJSON *req, sb_jw *ok, srv_err *err);
 
 static const struct {
   const char *type;
@@ -205,20 +206,20 @@ static const struct {
     {"shutdown", req_shutdown},
 };
 
-static void answer_error(serve *s, const cJSON *id, const srv_err *err) {
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "type", "error");
-  cJSON_AddItemToObject(o, "id",
-                        id != NULL ? cJSON_Duplicate(id, false) : cJSON_CreateNull());
-  cJSON_AddStringToObject(o, "error", err->code);
-  cJSON_AddStringToObject(o, "message", err->msg);
+/* id 0: null (the request had no valid one). */
+static void answer_error(serve *s, uint64_t id, const srv_err *err) {
+  sb_jw o;
+  srv_open(&o, "error");
+  srv_add_id(&o, "id", id);
+  srv_add_str(&o, "error", err->code);
+  srv_add_str(&o, "message", err->msg);
   if (err->errno_name != NULL)
-    cJSON_AddStringToObject(o, "errno", err->errno_name);
-  srv_send(s, o);
+    srv_add_str(&o, "errno", err->errno_name);
+  srv_send(s, &o);
 }
 
 /* Runs one request; fills ok or err. */
-static int run_request(serve *s, const cJSON *req, const char *type, cJSON *ok,
+static int run_request(serve *s, const cJSON *req, const char *type, sb_jw *ok,
                        srv_err *err) {
   if (s->shutting_down)
     return srv_fail(err, "failed", "serve is shutting down");
@@ -233,10 +234,13 @@ static int run_request(serve *s, const cJSON *req, const char *type, cJSON *ok,
 static void on_json(ctl_chan *ch, const char *buf, size_t len) {
   serve *s = ctl_chan_data(ch);
   srv_err err = {.code = "bad_request"};
-  cJSON *req = NULL, *ok;
-  const cJSON *id = NULL, *type;
+  cJSON *req = NULL;
+  const cJSON *type;
+  sb_jw ok;
   uint64_t idv = 0;
   sb_diag diag;
+  char *text;
+  size_t text_len;
 
   memset(&diag, 0, sizeof diag);
   /* lib/'s reader holds the request to the protocol's grammar (UTF-8, no
@@ -245,11 +249,10 @@ static void on_json(ctl_chan *ch, const char *buf, size_t len) {
   sb_jr_index none = {NULL, 0, {0}, {0}};
   if (sb_jr_document(&j, &none) < 0) {
     srv_fail(&err, "bad_request", "%s", diag.msg);
-    answer_error(s, NULL, &err);
+    answer_error(s, 0, &err);
     return;
   }
   req = cJSON_ParseWithLength(buf, len);
-  id = cJSON_GetObjectItemCaseSensitive(req, "id");
   type = cJSON_GetObjectItemCaseSensitive(req, "type");
   if (!cJSON_IsObject(req))
     srv_fail(&err, "bad_request", "not a JSON object");
@@ -260,18 +263,18 @@ static void on_json(ctl_chan *ch, const char *buf, size_t len) {
   else
     err.code = NULL;
   if (err.code != NULL) {
-    answer_error(s, idv != 0 ? id : NULL, &err);
+    answer_error(s, idv, &err);
     cJSON_Delete(req);
     return;
   }
-  ok = cJSON_CreateObject();
-  cJSON_AddStringToObject(ok, "type", "ok");
-  cJSON_AddNumberToObject(ok, "id", (double)idv);
-  if (run_request(s, req, type->valuestring, ok, &err) < 0) {
-    cJSON_Delete(ok);
-    answer_error(s, id, &err);
+  srv_open(&ok, "ok");
+  srv_add_int(&ok, "id", (int64_t)idv);
+  if (run_request(s, req, type->valuestring, &ok, &err) < 0) {
+    sb_jw_end(&ok, &text, &text_len); /* dropped: the error goes instead */
+    free(text);
+    answer_error(s, idv, &err);
   } else {
-    srv_send(s, ok);
+    srv_send(s, &ok);
   }
   cJSON_Delete(req);
   if (s->shutdown_requested)
@@ -293,12 +296,12 @@ static void on_end(ctl_chan *ch, int err, const char *why) {
     return;
   }
   if (err == -EBADMSG || err == -EMSGSIZE) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "error");
-    cJSON_AddNullToObject(o, "id");
-    cJSON_AddStringToObject(o, "error", "bad_frame");
-    cJSON_AddStringToObject(o, "message", why);
-    srv_send(s, o);
+    sb_jw o;
+    srv_open(&o, "error");
+    srv_add_id(&o, "id", 0);
+    srv_add_str(&o, "error", "bad_frame");
+    srv_add_str(&o, "message", why);
+    srv_send(s, &o);
   }
   cli_error("serve: control channel: %s", why);
   shutdown_serve(s, CLI_EXIT_FAILURE);
@@ -396,21 +399,21 @@ static int parse_args(int argc, char **argv, sb_transport *transport, int *fd) {
 }
 
 static void send_ready(serve *s, sb_transport transport) {
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "type", "ready");
-  cJSON_AddNumberToObject(o, "version", 1);
-  cJSON_AddStringToObject(o, "socketbridge", sb_version_string());
-  cJSON_AddNumberToObject(o, "pid", getpid());
+  sb_jw o;
+  srv_open(&o, "ready");
+  srv_add_int(&o, "version", 1);
+  srv_add_str(&o, "socketbridge", sb_version_string());
+  srv_add_int(&o, "pid", getpid());
   if (transport == SB_TRANSPORT_TCP) {
-    cJSON_AddStringToObject(o, "transport", "tcp");
-    cJSON_AddStringToObject(o, "host", sb_server_address(s->server));
-    cJSON_AddNumberToObject(o, "port", sb_server_port(s->server));
+    srv_add_str(&o, "transport", "tcp");
+    srv_add_str(&o, "host", sb_server_address(s->server));
+    srv_add_int(&o, "port", sb_server_port(s->server));
   } else {
-    cJSON_AddStringToObject(o, "transport", "unix");
-    cJSON_AddStringToObject(o, "socket", sb_server_address(s->server));
+    srv_add_str(&o, "transport", "unix");
+    srv_add_str(&o, "socket", sb_server_address(s->server));
   }
-  cJSON_AddStringToObject(o, "stub", sb_server_stub_path(s->server));
-  srv_send(s, o);
+  srv_add_str(&o, "stub", sb_server_stub_path(s->server));
+  srv_send(s, &o);
 }
 
 static int start(serve *s, sb_transport transport, int fd, const char *stub) {

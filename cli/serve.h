@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "control.h"
+#include "proto.h"
 #include "socketbridge.h"
 
 #define SRV_HOLD_MS 10000u                  /* a held call opens by itself after */
@@ -91,8 +92,12 @@ void srv_obj_remove(serve *s, srv_obj *obj);
  * itself) and the map. */
 void srv_objs_free(serve *s);
 
-/* Sends a JSON object on the channel and deletes it. */
-void srv_send(serve *s, cJSON *o);
+/* What serve writes to the controller goes through lib/'s JSON writer:
+ * srv_open starts {"type":type, the srv_add_* add members, srv_send closes
+ * the object and sends it (a line that cannot be written is reported on
+ * stderr and dropped). */
+void srv_open(sb_jw *w, const char *type);
+void srv_send(serve *s, sb_jw *w);
 /* Fills err and returns -1. */
 int srv_fail(srv_err *err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -112,22 +117,28 @@ int srv_get_bytes(const cJSON *req, const char *name, bool opt, char **out, srv_
 int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, char ***out,
                  srv_err *err);
 void srv_strv_free(char **v);
-/* A byte string as JSON; NULL when out of memory. */
-cJSON *srv_bytes_json(const char *s);
+/* Members: a text (a byte string: {"base64"} if ever not UTF-8; NULL is
+ * null), an integer, a bool, JSON already written, an array of byte
+ * strings. */
+void srv_add_str(sb_jw *w, const char *name, const char *s);
+void srv_add_int(sb_jw *w, const char *name, int64_t v);
+void srv_add_bool(sb_jw *w, const char *name, bool v);
+void srv_add_raw(sb_jw *w, const char *name, const char *json);
+void srv_add_strv(sb_jw *w, const char *name, char *const *v, size_t n);
 /* Adds name: id, or null when id is 0 (no such object). */
-void srv_add_id(cJSON *o, const char *name, uint64_t id);
+void srv_add_id(sb_jw *w, const char *name, uint64_t id);
 
 /* ---- serve_proc.c: tickets, shims, procs ---------------------------------- */
 
 /* The id of the ticket an sb_ticket is (0 if none we know), and its proc. */
 uint64_t srv_ticket_id(const sb_ticket *t, uint64_t *proc);
 /* Requests: 0, or -1 with err; ok gets the answer's members. */
-int srv_req_ticket(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
-int srv_req_ticket_free(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
-int srv_req_shim(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
-int srv_req_spawn(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
-int srv_req_stop(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
-int srv_req_kill(serve *s, const cJSON *req, cJSON *ok, srv_err *err);
+int srv_req_ticket(serve *s, const cJSON *req, sb_jw *ok, srv_err *err);
+int srv_req_ticket_free(serve *s, const cJSON *req, sb_jw *ok, srv_err *err);
+int srv_req_shim(serve *s, const cJSON *req, sb_jw *ok, srv_err *err);
+int srv_req_spawn(serve *s, const cJSON *req, sb_jw *ok, srv_err *err);
+int srv_req_stop(serve *s, const cJSON *req, sb_jw *ok, srv_err *err);
+int srv_req_kill(serve *s, const cJSON *req, sb_jw *ok, srv_err *err);
 /* An event about a proc: notes a timeout; returns its id, or 0. */
 uint64_t srv_proc_on_event(serve *s, const sb_event *ev);
 
@@ -138,7 +149,7 @@ void srv_call_on_connect(serve *s, sb_conn *conn);
 /* The id of the call of conn, or 0. */
 uint64_t srv_call_id(const sb_conn *conn);
 /* Requests about a call; type is the request's. 0, or -1 with err. */
-int srv_call_request(serve *s, const char *type, const cJSON *req, cJSON *ok,
+int srv_call_request(serve *s, const char *type, const cJSON *req, sb_jw *ok,
                      srv_err *err);
 bool srv_call_request_known(const char *type);
 /* A data frame from the controller for a call. */

@@ -45,21 +45,17 @@ uint64_t srv_call_id(const sb_conn *conn) {
   return c != NULL ? c->obj.id : 0;
 }
 
-static cJSON *msg_for(const srv_call *c, const char *type) {
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "type", type);
-  cJSON_AddNumberToObject(o, "call", (double)c->obj.id);
-  return o;
+static void msg_for(sb_jw *o, const srv_call *c, const char *type) {
+  srv_open(o, type);
+  srv_add_int(o, "call", (int64_t)c->obj.id);
 }
 
-static void add_status(cJSON *o, int64_t code, int signum) {
+static void add_status(sb_jw *o, int64_t code, int signum) {
   const char *name = signum > 0 ? sb_signal_name(signum) : NULL;
   if (signum > 0 && name != NULL)
-    cJSON_AddStringToObject(o, "signal", name);
-  else if (signum > 0)
-    cJSON_AddNumberToObject(o, "code", 128 + signum);
+    srv_add_str(o, "signal", name);
   else
-    cJSON_AddNumberToObject(o, "code", (double)code);
+    srv_add_int(o, "code", signum > 0 ? 128 + signum : code);
 }
 
 /* ---- opening a held call -------------------------------------------------- */
@@ -134,7 +130,8 @@ static void on_program_output(sb_conn *conn, int stream, const char *buf, size_t
 
 static void on_program_exit(sb_conn *conn, int64_t code, int signum) {
   srv_call *c = call_of(conn);
-  cJSON *o = msg_for(c, "program_exit");
+  sb_jw o;
+  msg_for(&o, c, "program_exit");
   /* Every byte came before: the streams end here if the relay did not say
    * so (delegate). */
   for (int i = 0; i < 2; i++)
@@ -142,8 +139,8 @@ static void on_program_exit(sb_conn *conn, int64_t code, int signum) {
       c->prog_end[i] = true;
       ctl_chan_send_data(c->s->chan, i == 0 ? CTL_STDOUT : CTL_STDERR, c->obj.id, "", 0);
     }
-  add_status(o, code, signum);
-  srv_send(c->s, o);
+  add_status(&o, code, signum);
+  srv_send(c->s, &o);
 }
 
 static void on_close(sb_conn *conn, sb_close_reason reason, int err) {
@@ -153,11 +150,12 @@ static void on_close(sb_conn *conn, sb_close_reason reason, int err) {
   (void)err;
 
   if (c->announced) {
-    cJSON *o = msg_for(c, "call_end");
-    cJSON_AddStringToObject(o, "reason", sb_close_reason_name(reason));
+    sb_jw o;
+    msg_for(&o, c, "call_end");
+    srv_add_str(&o, "reason", sb_close_reason_name(reason));
     if (sb_conn_told(conn, &code, &signum))
-      add_status(o, code, signum);
-    srv_send(s, o);
+      add_status(&o, code, signum);
+    srv_send(s, &o);
   }
   unhold(c);
   srv_list_remove(&c->all);
@@ -191,34 +189,28 @@ void srv_call_on_stub_connect(serve *s, sb_conn *conn) {
     sb_conn_pause(conn);
 }
 
-static cJSON *strv_json(char *const *v, size_t n) {
-  cJSON *a = cJSON_CreateArray();
-  for (size_t i = 0; a != NULL && i < n; i++)
-    cJSON_AddItemToArray(a, srv_bytes_json(v[i]));
-  return a;
-}
-
 static void announce(srv_call *c) {
   const sb_call *call = sb_conn_call(c->conn);
-  cJSON *o = msg_for(c, "call"), *tty;
   uint64_t proc = 0, ticket = srv_ticket_id(sb_conn_ticket(c->conn), &proc);
+  sb_jw o;
 
-  cJSON_AddItemToObject(o, "argv", strv_json(call->argv, call->argc));
-  cJSON_AddItemToObject(o, "env", strv_json(call->env, call->envc));
-  cJSON_AddItemToObject(
-      o, "cwd", call->cwd != NULL ? srv_bytes_json(call->cwd) : cJSON_CreateNull());
-  cJSON_AddItemToObject(
-      o, "exe", call->exe != NULL ? srv_bytes_json(call->exe) : cJSON_CreateNull());
-  cJSON_AddNumberToObject(o, "pid", (double)call->pid);
-  cJSON_AddNumberToObject(o, "ppid", (double)call->ppid);
-  tty = cJSON_AddObjectToObject(o, "tty");
-  cJSON_AddBoolToObject(tty, "stdin", (call->tty & SB_TTY_STDIN) != 0);
-  cJSON_AddBoolToObject(tty, "stdout", (call->tty & SB_TTY_STDOUT) != 0);
-  cJSON_AddBoolToObject(tty, "stderr", (call->tty & SB_TTY_STDERR) != 0);
-  srv_add_id(o, "ticket", ticket);
-  srv_add_id(o, "proc", proc);
+  msg_for(&o, c, "call");
+  srv_add_strv(&o, "argv", call->argv, call->argc);
+  srv_add_strv(&o, "env", call->env, call->envc);
+  srv_add_str(&o, "cwd", call->cwd); /* bytes; NULL: null */
+  srv_add_str(&o, "exe", call->exe);
+  srv_add_int(&o, "pid", call->pid);
+  srv_add_int(&o, "ppid", call->ppid);
+  sb_jw_key(&o, "tty");
+  sb_jw_open(&o, '{');
+  srv_add_bool(&o, "stdin", (call->tty & SB_TTY_STDIN) != 0);
+  srv_add_bool(&o, "stdout", (call->tty & SB_TTY_STDOUT) != 0);
+  srv_add_bool(&o, "stderr", (call->tty & SB_TTY_STDERR) != 0);
+  sb_jw_close(&o, '}');
+  srv_add_id(&o, "ticket", ticket);
+  srv_add_id(&o, "proc", proc);
   c->announced = true;
-  srv_send(c->s, o);
+  srv_send(c->s, &o);
 }
 
 /* Whether argv[0]'s basename is a shim routed "exec"; *name is it. */
@@ -330,12 +322,12 @@ void srv_call_data(serve *s, ctl_kind kind, uint64_t id, const char *buf, size_t
 
   if (c == NULL) {
     if (id == 0 || id >= s->next_id) {
-      cJSON *o = cJSON_CreateObject();
-      cJSON_AddStringToObject(o, "type", "error");
-      cJSON_AddNullToObject(o, "id");
-      cJSON_AddStringToObject(o, "error", "no_such_call");
-      cJSON_AddStringToObject(o, "message", "data for a call that was never issued");
-      srv_send(s, o);
+      sb_jw o;
+      srv_open(&o, "error");
+      srv_add_id(&o, "id", 0);
+      srv_add_str(&o, "error", "no_such_call");
+      srv_add_str(&o, "message", "data for a call that was never issued");
+      srv_send(s, &o);
     }
     return; /* a call that ended: its end raced with these bytes */
   }
@@ -525,7 +517,7 @@ bool srv_call_request_known(const char *type) {
   return false;
 }
 
-int srv_call_request(serve *s, const char *type, const cJSON *req, cJSON *ok,
+int srv_call_request(serve *s, const char *type, const cJSON *req, sb_jw *ok,
                      srv_err *err) {
   uint64_t id = 0;
   srv_call *c;

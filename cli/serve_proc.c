@@ -63,22 +63,23 @@ static int shim_vars(const serve *s, const char *path, const char *shims, char *
 }
 
 /* ticket env (or none), then the shim variables when there is a directory. */
-static cJSON *env_json(const serve *s, char *const *base) {
-  cJSON *a = cJSON_CreateArray();
+static void add_env(sb_jw *w, const serve *s, char *const *base) {
   char *vars[2];
+  sb_jw_key(w, "env");
+  sb_jw_open(w, '[');
   for (size_t i = 0; base != NULL && base[i] != NULL; i++)
-    cJSON_AddItemToArray(a, srv_bytes_json(base[i]));
+    sb_jw_bytes(w, base[i]);
   if (s->shim_dir != NULL &&
       shim_vars(s, getenv("PATH"), getenv(SB_ENV_SHIMS), vars) == 0) {
-    cJSON_AddItemToArray(a, srv_bytes_json(vars[0]));
-    cJSON_AddItemToArray(a, srv_bytes_json(vars[1]));
+    sb_jw_bytes(w, vars[0]);
+    sb_jw_bytes(w, vars[1]);
     free(vars[0]);
     free(vars[1]);
   }
-  return a;
+  sb_jw_close(w, ']');
 }
 
-int srv_req_ticket(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+int srv_req_ticket(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   sb_ticket *t;
   srv_ticket *st;
   int r = sb_ticket_new(s->server, &t);
@@ -89,12 +90,12 @@ int srv_req_ticket(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
     sb_ticket_free(t);
     return srv_fail(err, "failed", "out of memory");
   }
-  cJSON_AddNumberToObject(ok, "ticket", (double)st->obj.id);
-  cJSON_AddItemToObject(ok, "env", env_json(s, sb_ticket_env(t)));
+  srv_add_int(ok, "ticket", (int64_t)st->obj.id);
+  add_env(ok, s, sb_ticket_env(t));
   return 0;
 }
 
-int srv_req_ticket_free(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+int srv_req_ticket_free(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   uint64_t id = 0;
   srv_ticket *st;
   (void)ok;
@@ -139,7 +140,7 @@ static int shim_route(serve *s, const char *name, bool exec) {
   return 0;
 }
 
-int srv_req_shim(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+int srv_req_shim(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   const cJSON *route = cJSON_GetObjectItemCaseSensitive(req, "route");
   const char *stub = sb_server_stub_path(s->server);
   char **names = NULL;
@@ -184,8 +185,8 @@ int srv_req_shim(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
       srv_fail(err, "failed", "out of memory");
       goto out;
     }
-  cJSON_AddStringToObject(ok, "dir", s->shim_dir);
-  cJSON_AddItemToObject(ok, "env", env_json(s, NULL));
+  srv_add_str(ok, "dir", s->shim_dir);
+  add_env(ok, s, NULL);
   r = 0;
 out:
   srv_strv_free(names);
@@ -236,21 +237,21 @@ static void on_proc_output(sb_child *child, int stream, const char *buf, size_t 
 static void on_proc_exit(sb_child *child, int64_t status, int signum) {
   srv_proc *p = sb_child_data(child);
   serve *s = p->s;
-  cJSON *o = cJSON_CreateObject();
   const char *name = signum > 0 ? sb_signal_name(signum) : NULL;
+  sb_jw o;
 
   for (int i = 0; i < 2; i++)
     if (p->capture[i])
       ctl_chan_send_data(s->chan, i == 0 ? CTL_PROC_STDOUT : CTL_PROC_STDERR, p->obj.id,
                          "", 0);
-  cJSON_AddStringToObject(o, "type", "proc_end");
-  cJSON_AddNumberToObject(o, "proc", (double)p->obj.id);
+  srv_open(&o, "proc_end");
+  srv_add_int(&o, "proc", (int64_t)p->obj.id);
   if (name != NULL)
-    cJSON_AddStringToObject(o, "signal", name);
+    srv_add_str(&o, "signal", name);
   else
-    cJSON_AddNumberToObject(o, "code", signum > 0 ? 128 + signum : (double)status);
-  cJSON_AddBoolToObject(o, "timed_out", p->timed_out);
-  srv_send(s, o);
+    srv_add_int(&o, "code", signum > 0 ? 128 + signum : status);
+  srv_add_bool(&o, "timed_out", p->timed_out);
+  srv_send(s, &o);
   srv_list_remove(&p->link);
   if (p->ticket != NULL)
     ticket_forget(s, p->ticket); /* the library revokes the ticket itself */
@@ -382,7 +383,7 @@ static int spawn_opts(serve *s, const cJSON *req, spawn_req *q, sb_spawn_options
   return 0;
 }
 
-int srv_req_spawn(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+int srv_req_spawn(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   spawn_req q;
   sb_spawn_options o;
   srv_proc *p = NULL;
@@ -414,10 +415,10 @@ int srv_req_spawn(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
   }
   srv_list_push(&s->procs, &p->link);
   p->ticket = ticket_track(s, sb_child_ticket(p->child), false, p->obj.id);
-  cJSON_AddNumberToObject(ok, "proc", (double)p->obj.id);
-  cJSON_AddNumberToObject(ok, "pid", sb_child_pid(p->child));
+  srv_add_int(ok, "proc", (int64_t)p->obj.id);
+  srv_add_int(ok, "pid", sb_child_pid(p->child));
   if (p->ticket != NULL)
-    cJSON_AddNumberToObject(ok, "ticket", (double)p->ticket->obj.id);
+    srv_add_int(ok, "ticket", (int64_t)p->ticket->obj.id);
   r = 0;
 out:
   spawn_req_free(&q);
@@ -435,7 +436,7 @@ static srv_proc *proc_of(serve *s, const cJSON *req, srv_err *err) {
   return p;
 }
 
-int srv_req_stop(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+int srv_req_stop(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   srv_proc *p = proc_of(s, req, err);
   (void)ok;
   if (p == NULL)
@@ -444,7 +445,7 @@ int srv_req_stop(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
   return 0;
 }
 
-int srv_req_kill(serve *s, const cJSON *req, cJSON *ok, srv_err *err) {
+int srv_req_kill(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   srv_proc *p = proc_of(s, req, err);
   int sig = 0, r;
   (void)ok;

@@ -101,14 +101,26 @@ void srv_obj_remove(serve *s, srv_obj *obj) {
 
 /* ---- answers and request members ----------------------------------------------- */
 
-void srv_send(serve *s, cJSON *o) {
-  char *text = o != NULL ? cJSON_PrintUnformatted(o) : NULL;
-  if (text != NULL)
-    ctl_chan_send_json(s->chan, text, strlen(text));
+/* A line to the controller holds at most a call's argv and env (a hello of
+ * at most SB_CTL_MAX_BYTES) or an event or status of them. */
+#define SRV_LINE_MAX (2 * (size_t)SB_CTL_MAX_BYTES)
+
+void srv_open(sb_jw *w, const char *type) {
+  sb_jw_init(w, 0, 256, SRV_LINE_MAX);
+  sb_jw_open(w, '{');
+  srv_add_str(w, "type", type);
+}
+
+void srv_send(serve *s, sb_jw *w) {
+  char *text;
+  size_t len;
+  sb_jw_close(w, '}');
+  int r = sb_jw_end(w, &text, &len);
+  if (r == 0)
+    ctl_chan_send_json(s->chan, text, len);
   else
-    cli_error("serve: out of memory: a message to the controller was lost");
+    cli_error("serve: a message to the controller was lost: %s", sb_strerror(r));
   free(text);
-  cJSON_Delete(o);
 }
 
 int srv_fail(srv_err *err, const char *code, const char *fmt, ...) {
@@ -246,22 +258,38 @@ int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, ch
   return 0;
 }
 
-cJSON *srv_bytes_json(const char *s) {
-  if (sb_utf8_valid((const uint8_t *)s, strlen(s)))
-    return cJSON_CreateString(s);
-  char *b64 = sb_base64(s, strlen(s));
-  cJSON *o = b64 != NULL ? cJSON_CreateObject() : NULL;
-  if (o != NULL && cJSON_AddStringToObject(o, "base64", b64) == NULL) {
-    cJSON_Delete(o);
-    o = NULL;
-  }
-  free(b64);
-  return o;
+void srv_add_str(sb_jw *w, const char *name, const char *s) {
+  sb_jw_key(w, name);
+  sb_jw_bytes(w, s);
 }
 
-void srv_add_id(cJSON *o, const char *name, uint64_t id) {
+void srv_add_int(sb_jw *w, const char *name, int64_t v) {
+  sb_jw_key(w, name);
+  sb_jw_int(w, v);
+}
+
+void srv_add_bool(sb_jw *w, const char *name, bool v) {
+  sb_jw_key(w, name);
+  sb_jw_bool(w, v);
+}
+
+void srv_add_raw(sb_jw *w, const char *name, const char *json) {
+  sb_jw_key(w, name);
+  sb_jw_raw(w, json, strlen(json));
+}
+
+void srv_add_strv(sb_jw *w, const char *name, char *const *v, size_t n) {
+  sb_jw_key(w, name);
+  sb_jw_open(w, '[');
+  for (size_t i = 0; i < n; i++)
+    sb_jw_bytes(w, v[i]);
+  sb_jw_close(w, ']');
+}
+
+void srv_add_id(sb_jw *w, const char *name, uint64_t id) {
+  sb_jw_key(w, name);
   if (id != 0)
-    cJSON_AddNumberToObject(o, name, (double)id);
+    sb_jw_int(w, (int64_t)id);
   else
-    cJSON_AddNullToObject(o, name);
+    sb_jw_null(w);
 }

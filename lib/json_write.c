@@ -124,19 +124,22 @@ void sb_jw_str(sb_jw *w, const char *s) {
 }
 
 void sb_jw_bytes(sb_jw *w, const char *s) {
-  if (s == NULL) {
+  if (s == NULL)
     sb_jw_null(w);
-    return;
-  }
-  size_t n = strlen(s), b = sb__b64_encoded_len(n);
-  if (sb_jw_str_n(w, s, n))
+  else
+    sb_jw_bytes_n(w, s, strlen(s));
+}
+
+void sb_jw_bytes_n(sb_jw *w, const void *s, size_t n) {
+  size_t b = sb__b64_encoded_len(n);
+  if (memchr(s, '\0', n) == NULL && sb_jw_str_n(w, s, n))
     return;
   sb_jw_open(w, '{');
   sb_jw_key(w, "base64");
   sb_jw_raw(w, "\"", 1);
   /* Encoded in place; its NUL lands where the closing quote goes next. */
   if (room(w, b + 1)) {
-    sb__b64_encode((const uint8_t *)s, n, (char *)w->buf + w->len);
+    sb__b64_encode(s, n, (char *)w->buf + w->len);
     w->len += b;
   }
   sb_jw_raw(w, "\"}", 2);
@@ -152,6 +155,20 @@ void sb_jw_int(sb_jw *w, int64_t v) {
     *--p = '-';
   sep(w);
   sb_jw_raw(w, p, (size_t)(d + sizeof d - p));
+}
+
+void sb_jw_fixed(sb_jw *w, uint64_t v, unsigned scale, unsigned digits) {
+  uint64_t unit = 1;
+  char d[20] = {'.'};
+  for (unsigned i = 0; i < scale; i++)
+    unit *= 10;
+  uint64_t f = v % unit;
+  for (unsigned i = scale; i > digits; i--)
+    f /= 10;
+  for (unsigned i = digits; i > 0; i--, f /= 10)
+    d[i] = (char)('0' + f % 10);
+  sb_jw_int(w, (int64_t)(v / unit));
+  sb_jw_raw(w, d, digits + 1);
 }
 
 void sb_jw_bool(sb_jw *w, bool v) {

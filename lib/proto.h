@@ -431,7 +431,13 @@ bool sb_jw_str_n(sb_jw *w, const char *s, size_t n);
 /* A byte string (argv, env, paths): a string when it is UTF-8, else
  * {"base64": "..."} (RFC 4648, padded); NULL is null. */
 void sb_jw_bytes(sb_jw *w, const char *s);
+/* The same for s[0..n), which may hold NUL bytes (then base64 too). */
+void sb_jw_bytes_n(sb_jw *w, const void *s, size_t n);
 void sb_jw_int(sb_jw *w, int64_t v);
+/* v / 10^scale with digits decimals, cut, never rounded, exact (a double
+ * would print rounding noise): (ns, 9, 6) is seconds to the microsecond.
+ * digits <= scale <= 18. */
+void sb_jw_fixed(sb_jw *w, uint64_t v, unsigned scale, unsigned digits);
 void sb_jw_bool(sb_jw *w, bool v);
 void sb_jw_null(sb_jw *w);
 /* p[0..n): JSON the reader has checked, copied without its whitespace. */

@@ -8,8 +8,6 @@
  * token there (it travels in hello.token, which is wiped on arrival). */
 #include "sb_internal.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,16 +97,6 @@ static void add_end(sb_jw *w, int64_t status, int signum) {
     sb_jw_int(w, status);
 }
 
-/* Seconds since the epoch with microseconds, written exactly (a double
- * built from the nanoseconds would print rounding noise). */
-static void add_ts(sb_jw *w, uint64_t ts_ns) {
-  char buf[40];
-  int n = snprintf(buf, sizeof buf, "%" PRIu64 ".%06" PRIu64, ts_ns / 1000000000u,
-                   ts_ns % 1000000000u / 1000u);
-  sb_jw_key(w, "ts");
-  sb_jw_raw(w, buf, (size_t)n);
-}
-
 static void add_str(sb_jw *w, const char *name, const char *s) {
   sb_jw_key(w, name);
   sb_jw_str(w, s);
@@ -127,7 +115,9 @@ static void add_argv(sb_jw *w, const sb_call *call) {
 static void add_fields(sb_jw *w, const sb_event *ev) {
   sb_event_type t = ev->type;
   add_str(w, "event", sb_event_type_name(t));
-  add_ts(w, ev->ts_ns);
+  /* Seconds since the epoch with microseconds, exactly. */
+  sb_jw_key(w, "ts");
+  sb_jw_fixed(w, ev->ts_ns, 9, 6);
   if (ev->pid > 0) {
     sb_jw_key(w, "pid");
     sb_jw_int(w, ev->pid);
