@@ -280,7 +280,9 @@ static void on_written(sb_conn *conn, int status, void *data) {
   free(w);
   if (c->write_paused && c->queued <= SRV_WRITE_LOW) {
     c->write_paused = false;
-    srv_send(s, msg_for(c, "write_resume"));
+    sb_jw o;
+    msg_for(&o, c, "write_resume");
+    srv_send(s, &o);
   }
   if (s->chan_paused && s->stub_queued <= SRV_STUBS_MAX / 2) {
     s->chan_paused = false;
@@ -306,7 +308,9 @@ static void write_to_stub(srv_call *c, int stream, const char *buf, size_t len) 
   s->stub_queued += len;
   if (!c->write_paused && c->queued > SRV_WRITE_HIGH) {
     c->write_paused = true;
-    srv_send(s, msg_for(c, "write_pause"));
+    sb_jw o;
+    msg_for(&o, c, "write_pause");
+    srv_send(s, &o);
   }
   if (!s->chan_paused && s->stub_queued > SRV_STUBS_MAX) {
     s->chan_paused = true;
