@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* base64.c - RFC 4648 base64, the escape of byte strings that are not UTF-8.
- * No JSON here: the stub's encoder (msg_lite_encode.c) and the cJSON one
- * (json_bytes.c) both use it. */
+/* base64.c - RFC 4648 base64, the escape of byte strings that are not UTF-8
+ * (json_write.c writes it, msg_parse.c reads it). */
 #include "proto.h"
 
-#include <stdlib.h>
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -78,11 +76,4 @@ ptrdiff_t sb__b64_decode(const char *in, size_t len, uint8_t *out) {
       out[o++] = (uint8_t)v;
   }
   return (ptrdiff_t)o;
-}
-
-char *sb_base64(const void *buf, size_t len) {
-  char *out = malloc(sb__b64_encoded_len(len) + 1);
-  if (out != NULL)
-    sb__b64_encode(buf, len, out);
-  return out;
 }

@@ -265,30 +265,15 @@ int sb_jr_int(const sb_jr *j, size_t at, int64_t lo, int64_t hi, int64_t *out) {
 /* ---- values and containers ----------------------------------------------- */
 
 sb_jr_kind sb_jr_kind_at(const sb_jr *j, size_t at) {
-  if (at >= j->len)
-    return SB_JR_BAD;
-  switch (j->p[at]) {
-  case '{':
-    return SB_JR_OBJECT;
-  case '[':
-    return SB_JR_ARRAY;
-  case '"':
-    return SB_JR_STRING;
-  case 't':
-    return SB_JR_TRUE;
-  case 'f':
-    return SB_JR_FALSE;
-  case 'n':
-    return SB_JR_NULL;
-  default:
-    return j->p[at] == '-' || (j->p[at] >= '0' && j->p[at] <= '9') ? SB_JR_NUMBER
-                                                                   : SB_JR_BAD;
-  }
+  static const char first[] = "{[\"0tfn"; /* in sb_jr_kind's order */
+  uint8_t c = at < j->len ? j->p[at] : 0;
+  if (c == '-' || (c >= '0' && c <= '9'))
+    c = '0';
+  const char *k = c != 0 ? strchr(first, c) : NULL;
+  return k != NULL ? (sb_jr_kind)(SB_JR_OBJECT + (k - first)) : SB_JR_BAD;
 }
 
 static int value(const sb_jr *j, size_t *at, unsigned depth);
-
-static int object(const sb_jr *j, size_t *at, unsigned depth, sb_jr_index *ix);
 
 static int literal(const sb_jr *j, size_t *at, const char *word) {
   size_t n = strlen(word);
@@ -311,58 +296,6 @@ static int next_or_close(const sb_jr *j, size_t *at, uint8_t close) {
     return 0;
   }
   return bad_json(j, i);
-}
-
-static int too_deep(const sb_jr *j, size_t at) {
-  return sb_diag_set(j->diag, SB_EBADMSG,
-                     "control message: nested deeper than %d at offset %zu", NEST_MAX,
-                     at);
-}
-
-/* depth: the containers around this one (the top object has none). */
-static int array(const sb_jr *j, size_t *at, unsigned depth) {
-  if (depth >= NEST_MAX)
-    return too_deep(j, *at);
-  size_t i = skip_ws(j, *at + 1);
-  int more = 1;
-  if (i < j->len && j->p[i] == ']') {
-    i++;
-    more = 0;
-  }
-  while (more > 0) {
-    int r = value(j, &i, depth + 1);
-    if (r < 0)
-      return r;
-    more = next_or_close(j, &i, ']');
-  }
-  *at = i;
-  return more;
-}
-
-static int value(const sb_jr *j, size_t *at, unsigned depth) {
-  size_t end, n;
-  bool integer;
-  switch (sb_jr_kind_at(j, *at)) {
-  case SB_JR_OBJECT:
-    return object(j, at, depth, NULL);
-  case SB_JR_ARRAY:
-    return array(j, at, depth);
-  case SB_JR_STRING:
-    return string_scan(j, at, NULL, 0, &n);
-  case SB_JR_NUMBER:
-    if ((end = number_end(j, *at, &integer)) == 0)
-      return bad_json(j, *at);
-    *at = end;
-    return 0;
-  case SB_JR_TRUE:
-    return literal(j, at, "true");
-  case SB_JR_FALSE:
-    return literal(j, at, "false");
-  case SB_JR_NULL:
-    return literal(j, at, "null");
-  default:
-    return bad_json(j, *at);
-  }
 }
 
 /* Counts a member named key[0..n) (n > KEY_MAX: no name fits) whose value
@@ -394,23 +327,52 @@ static int member(const sb_jr *j, size_t *at, unsigned depth, sb_jr_index *ix) {
   return value(j, at, depth + 1);
 }
 
-static int object(const sb_jr *j, size_t *at, unsigned depth, sb_jr_index *ix) {
+/* The object or array at *at (close: its closing bracket); ix indexes an
+ * object's members. depth: the containers around this one. */
+static int container(const sb_jr *j, size_t *at, unsigned depth, uint8_t close,
+                     sb_jr_index *ix) {
   if (depth >= NEST_MAX)
-    return too_deep(j, *at);
+    return sb_diag_set(j->diag, SB_EBADMSG,
+                       "control message: nested deeper than %d at offset %zu", NEST_MAX,
+                       *at);
   size_t i = skip_ws(j, *at + 1);
-  int more = 1;
-  if (i < j->len && j->p[i] == '}') {
+  int more = i >= j->len || j->p[i] != close;
+  if (!more)
     i++;
-    more = 0;
-  }
   while (more > 0) {
-    int r = member(j, &i, depth, ix);
+    int r = close == '}' ? member(j, &i, depth, ix) : value(j, &i, depth + 1);
     if (r < 0)
       return r;
-    more = next_or_close(j, &i, '}');
+    more = next_or_close(j, &i, close);
   }
   *at = i;
   return more;
+}
+
+static int value(const sb_jr *j, size_t *at, unsigned depth) {
+  static const char *const words[] = {[SB_JR_TRUE] = "true", [SB_JR_FALSE] = "false",
+                                      [SB_JR_NULL] = "null"};
+  size_t end, n;
+  bool integer;
+  sb_jr_kind k = sb_jr_kind_at(j, *at);
+  switch (k) {
+  case SB_JR_OBJECT:
+  case SB_JR_ARRAY:
+    return container(j, at, depth, k == SB_JR_OBJECT ? '}' : ']', NULL);
+  case SB_JR_STRING:
+    return string_scan(j, at, NULL, 0, &n);
+  case SB_JR_NUMBER:
+    if ((end = number_end(j, *at, &integer)) == 0)
+      return bad_json(j, *at);
+    *at = end;
+    return 0;
+  case SB_JR_TRUE:
+  case SB_JR_FALSE:
+  case SB_JR_NULL:
+    return literal(j, at, words[k]);
+  default:
+    return bad_json(j, *at);
+  }
 }
 
 static void index_clear(sb_jr_index *ix) {
@@ -419,7 +381,7 @@ static void index_clear(sb_jr_index *ix) {
 
 int sb_jr_object_index(const sb_jr *j, size_t at, sb_jr_index *ix) {
   index_clear(ix);
-  return object(j, &at, 0, ix);
+  return container(j, &at, 0, '}', ix);
 }
 
 int sb_jr_document(const sb_jr *j, sb_jr_index *top) {
@@ -428,7 +390,7 @@ int sb_jr_document(const sb_jr *j, sb_jr_index *top) {
     return sb_diag_set(j->diag, SB_EBADMSG, "control message: empty payload");
   size_t i = skip_ws(j, 0);
   bool is_object = i < j->len && j->p[i] == '{';
-  int r = is_object ? object(j, &i, 0, top) : value(j, &i, 0);
+  int r = is_object ? container(j, &i, 0, '}', top) : value(j, &i, 0);
   if (r < 0)
     return r;
   i = skip_ws(j, i);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* msg.c - control messages: names and freeing. No JSON here: the cJSON
- * parser is msg_parse.c, the stub's own msg_lite_parse.c. */
+/* msg.c - control messages: names and freeing. No JSON here: the parser is
+ * msg_parse.c, the encoder msg_encode.c. */
 #include "proto.h"
 
 #include <stdlib.h>

@@ -25,8 +25,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
-
 #define SB_FRAME_HEADER 5                       /* u32 length + u8 kind */
 /* The bound of the control frames that carry a command line: hello (argv,
  * env) and exec/run. max_bytes does not bound them: what execve(2) accepts
@@ -139,7 +137,6 @@ typedef enum sb_msg_type {
 /* The wire name of a type ("hello"), or NULL. */
 const char *sb_msg_type_name(sb_msg_type t);
 
-
 /* A NULL-terminated list of NUL-terminated byte strings (argv, env).
  * Strings are bytes, as on POSIX: they need not be UTF-8. */
 typedef struct sb_strv {
@@ -233,20 +230,7 @@ int sb_msg_encode(const sb_msg *m, uint32_t max_bytes, uint8_t **frame,
 /* True when buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool sb_utf8_valid(const uint8_t *buf, size_t len);
 
-/* buf[0..len) in base64 (RFC 4648, standard alphabet, padded), as a fresh
- * NUL-terminated string the caller frees; NULL when out of memory. For
- * records and logs that carry bytes the way the protocol does. */
-char *sb_base64(const void *buf, size_t len);
-
 /* ---- token ------------------------------------------------------------- */
-
-/* Fills out with SB_TOKEN_HEX lowercase hex digits of 256 random bits from
- * getrandom(2), and a NUL. Returns 0 or a negative errno. */
-int sb_token_new(char out[SB_TOKEN_HEX + 1]);
-
-/* True when a is exactly b; time depends only on the lengths, never on where
- * the two differ. */
-bool sb_token_equal(const char *a, const char *b);
 
 /* True when s is a well-formed token (SB_TOKEN_HEX lowercase hex digits). */
 bool sb_token_valid(const char *s);
@@ -318,8 +302,6 @@ int sb_diag_set(sb_diag *diag, int err, const char *fmt, ...)
 void sb_strv_free(sb_strv *s);
 /* Deep copy of a NULL-terminated vector (src may be NULL: empty result). */
 int sb_strv_copy(sb_strv *dst, char *const *src);
-
-
 
 /* ---- helpers between the files of lib/ --------------------------------- */
 

@@ -420,6 +420,16 @@ void sb__accept_stop(sb_server *server, uv_close_cb cb);
 /* An fd of ours was freed: if accepting is paused, try again now. */
 void sb__accept_kick(sb_server *server);
 
+/* ---- token.c ------------------------------------------------------------- */
+
+/* Fills out with SB_TOKEN_HEX lowercase hex digits of 256 random bits from
+ * getrandom(2), and a NUL. Returns 0 or a negative errno. */
+int sb_token_new(char out[SB_TOKEN_HEX + 1]);
+
+/* True when a is exactly b; time depends only on the lengths, never on where
+ * the two differ. */
+bool sb_token_equal(const char *a, const char *b);
+
 /* ---- ticket.c ------------------------------------------------------------ */
 
 int sb__ticket_create(sb_server *server, sb_child *child, sb_ticket **out);

@@ -7,7 +7,8 @@
   with the context its `<!-- snippet: SCOPE; DECLARATIONS -->` comment
   gives (SCOPE: `body`, inside a function; `file`, at file scope).
 - examples/ builds standalone against the install, and runs.
-- A consumer of the shared library needs no libcjson development files.
+- A consumer of the shared library needs no libcjson development files, and
+  neither library links libcjson.
 
 SB_BUILD_DIR names the build to install (default build/gcc).
 """
@@ -154,6 +155,26 @@ def test_a_shared_library_consumer_needs_no_libcjson_development_files(prefix, t
          f"-DCMAKE_PREFIX_PATH={prefix}"], env=env)
     run(["cmake", "--build", str(proj / "b")], env=env)
     assert run([str(proj / "b" / "v")], env=env).stdout.strip() == "0.1.0"
+
+
+def test_the_library_links_no_cjson(prefix, tmp_path):
+    """lib/ reads and writes JSON itself: neither library needs libcjson, and
+    neither does what the .pc tells a static consumer to link."""
+    lib = prefix / "lib"
+    assert "cjson" not in run(["ldd", str(lib / "libsocketbridge.so")]).stdout
+    assert "cjson" not in (lib / "pkgconfig" / "socketbridge.pc").read_text()
+    src, exe = tmp_path / "s.c", tmp_path / "s"
+    src.write_text('#include <socketbridge.h>\n#include <stdio.h>\n#include <stdlib.h>\n'
+                   'int main(void) { sb_event ev = {.type = SB_EVENT_SPAWN, .pid = 7};\n'
+                   '  char *j; if (sb_event_to_json(&ev, &j) < 0) return 1;\n'
+                   '  puts(j); free(j); return 0; }\n')
+    env = pkg_env(prefix, libdir=libuv_only_pkgconfig(tmp_path))
+    flags = run(["pkg-config", "--static", "--cflags", "--libs", "socketbridge"],
+                env=env).stdout.split()
+    static = [f"-L{lib}", "-Wl,-Bstatic", "-lsocketbridge", "-Wl,-Bdynamic"]
+    run(["cc", *WARN, str(src), "-o", str(exe), *static, *flags], env=env)
+    out = run([str(exe)]).stdout
+    assert out.startswith('{"event":"spawn","ts":') and out.endswith(',"pid":7,"restarts":0}\n'), out
 
 
 def test_the_man_pages_are_installed_and_render_cleanly(prefix):

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_token.c - token generation, validation and comparison. */
 #include "unit.h"
+#include "sb_internal.h"
 
 #include <string.h>
 
