@@ -6,9 +6,9 @@
  *
  * Commas are the writer's: a value or a key written right after another
  * value gets one, so callers write keys and values in order and nothing
- * else. Strings are escaped as cJSON escaped them (the short escapes, other
- * control characters as \u00xx, everything else as it is), so the bytes on
- * the wire did not change when cJSON left. */
+ * else. Strings are escaped as docs/protocol.md section 2 says senders
+ * write them (the short escapes, other control characters as \u00xx,
+ * everything else as it is): the bytes the protocol has always sent. */
 #include "proto.h"
 
 #include <stdlib.h>
@@ -76,7 +76,7 @@ void sb_jw_key(sb_jw *w, const char *name) {
   sb_jw_raw(w, "\":", 2);
 }
 
-/* One character as cJSON escapes it: the short escapes, else \u00xx. */
+/* One character escaped: the short escapes, else \u00xx. */
 static void put_escape(sb_jw *w, uint8_t c) {
   static const char hex[] = "0123456789abcdef";
   static const char from[] = "\"\\\b\f\n\r\t", to[] = "\"\\bfnrt";
