@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Writes the seed corpus of fuzz_lite (tests/fuzz/corpus/lite/): the
-control payloads of corpus/msg (fuzz_lite parses every input both ways),
-payloads on the points where cJSON is lax or strict (json_lite.c lists
-them), and inputs shaped for the encode half (the first 8 bytes set a
+control payloads of corpus/msg (fuzz_lite holds what lib/'s reader
+accepts to cJSON), payloads on the points where cJSON is laxer than the
+protocol's grammar (docs/protocol.md section 2), and inputs shaped for the encode half (the first 8 bytes set a
 hello's numbers, 0xff cuts the rest into its strings).
 
 Run from anywhere after make_corpus.py; the files are small and committed.
