@@ -201,6 +201,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     sb__conn_account(conn); /* what the decoder holds now */
 }
 
+#ifdef SB_FUZZ
 size_t sb__conn_feed(sb_conn *conn, const uint8_t *p, size_t n) {
   uv_buf_t buf;
 
@@ -226,6 +227,7 @@ bool sb__conn_feed_end(sb_conn *conn, int err) {
   on_read(&conn->io.stream, err, &buf);
   return true;
 }
+#endif
 
 void sb__conn_read_pending(sb_conn *conn, size_t limit) {
   uv_os_fd_t fd;
