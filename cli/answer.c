@@ -32,10 +32,6 @@ struct cli_answer {
   void *idle_data;
 };
 
-unsigned cli_answer_open(const cli_answer *a) {
-  return a->open;
-}
-
 static void maybe_idle(cli_answer *a) {
   void (*cb)(void *) = a->idle_cb;
   if (a->open > 0 || cb == NULL)

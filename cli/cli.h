@@ -118,8 +118,6 @@ void cli_answer_start(cli_answer *a, cli_jsonl *record);
 void cli_answer_free(cli_answer *a);
 /* Answers a stub that connected (from on_connect). */
 void cli_answer_call(cli_answer *a, sb_conn *conn);
-/* Calls answered and not yet closed. */
-unsigned cli_answer_open(const cli_answer *a);
 /* cb(data) runs once, when no call is open (at once if none is). */
 void cli_answer_when_idle(cli_answer *a, void (*cb)(void *), void *data);
 

@@ -27,6 +27,15 @@
 #include "compiler.h"
 #include "proto.h"
 
+/* One call as the record has it. */
+typedef struct cli_compdb_call {
+  char *const *argv;
+  size_t argc;
+  char *const *env; /* "NAME=VALUE": PATH, SOCKETBRIDGE_SHIMS, SOCKETBRIDGE_STUB */
+  size_t envc;
+  const char *cwd;
+} cli_compdb_call;
+
 /* Options whose value is the next argument. */
 static const char *const takes_value[] = {
     "-o",
@@ -216,7 +225,9 @@ done:
   return r;
 }
 
-int cli_compdb_add_call(cJSON *entries, const cli_compdb_call *c) {
+/* Appends to entries (a cJSON array) an entry per source file the call
+ * compiles; nothing when it is not a compilation. 0 or -ENOMEM. */
+static int add_call(cJSON *entries, const cli_compdb_call *c) {
   if (c->argc < 2 || c->cwd == NULL || !cli_is_compiler_name(cli_basename(c->argv[0])))
     return 0;
   char **flags = malloc(c->argc * sizeof *flags),
@@ -309,7 +320,7 @@ int cli_compdb_add_records(cJSON *entries, const char *path, size_t *skipped) {
     } else {
       c.argv = argv;
       c.env = env;
-      if (cli_compdb_add_call(entries, &c) < 0) {
+      if (add_call(entries, &c) < 0) {
         cli_error("%s: out of memory", path);
         r = -1;
       }

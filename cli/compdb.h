@@ -7,19 +7,8 @@
 
 #include <cjson/cJSON.h>
 
-/* One call as the record has it. */
-typedef struct cli_compdb_call {
-  char *const *argv;
-  size_t argc;
-  char *const *env; /* "NAME=VALUE": PATH, SOCKETBRIDGE_SHIMS, SOCKETBRIDGE_STUB */
-  size_t envc;
-  const char *cwd;
-} cli_compdb_call;
-
-/* Appends to entries (a cJSON array) an entry per source file the call
- * compiles; nothing when it is not a compilation. 0 or -ENOMEM. */
-int cli_compdb_add_call(cJSON *entries, const cli_compdb_call *c);
-/* The same for each record of a --record file; *skipped counts records
+/* Appends to entries (a cJSON array) an entry per source file each record
+ * of a --record file compiles; *skipped counts records
  * whose argv, env or cwd are not UTF-8 text. 0, or -1 after the error. */
 int cli_compdb_add_records(cJSON *entries, const char *path, size_t *skipped);
 /* Appends the entries of an existing compile_commands.json (none when it

@@ -73,7 +73,10 @@ static const struct {
   unsigned seconds;
 } duration_units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
 
-int cli_parse_seconds(const char *s, uint64_t *ms) {
+/* Parses a duration as timeout(1): decimal digits with an optional fraction
+ * ("2", "0.5", "10.") and an optional unit, s (the default), m, h or d,
+ * rounded up to whole milliseconds. Returns 0 or -1. */
+static int parse_seconds(const char *s, uint64_t *ms) {
   uint64_t whole = 0, frac_ns = 0, scale = 100000000, unit = 1;
   unsigned nwhole = 0, nfrac = 0;
   bool rest = false;
@@ -272,7 +275,7 @@ PATH_OPT(opt_shim_dir, shim_dir)
 static int duration(const char *name, const char *v, uint64_t *to,
                     char err[CLI_ERR_MAX]) {
   char b[80];
-  if (cli_parse_seconds(v, to) != 0)
+  if (parse_seconds(v, to) != 0)
     return fail(err, "%s: %s is not a duration (seconds, or a number with s, m, h or d)",
                 name, shown(v, b));
   return 0;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* options.h - the `socketbridge run` command line, parsed and checked into a
- * struct. Pure: no I/O, no allocation besides the struct's own env array, so
- * every rule can be unit-tested. */
+ * struct. Pure: no I/O, no allocation besides the struct's own arrays (env,
+ * unset, shims), so every rule can be unit-tested. */
 #ifndef SB_CLI_OPTIONS_H
 #define SB_CLI_OPTIONS_H
 
@@ -34,9 +34,6 @@ typedef enum cli_restart {
 #define CLI_DEFAULT_MAX_RESTARTS 5
 #define CLI_DEFAULT_BACKOFF_MIN_MS 100
 #define CLI_DEFAULT_BACKOFF_MAX_MS 30000
-
-/* --socket-mode when not given. */
-#define CLI_DEFAULT_SOCKET_MODE 0600
 
 /* Every string points into the argv given to cli_parse_run() (or the
  * environment, for SOCKETBRIDGE_ALLOWLIST); only `env`, `unset` and `shims`
@@ -91,10 +88,5 @@ void cli_options_free(cli_options *o);
 
 /* 0 when v can name a shim (a bare file name), else -1 with err set. */
 int cli_check_shim_name(const char *v, char err[CLI_ERR_MAX]);
-
-/* Parses a duration as timeout(1): decimal digits with an optional fraction
- * ("2", "0.5", "10.") and an optional unit, s (the default), m, h or d,
- * rounded up to whole milliseconds. Returns 0 or -1. Exposed for tests. */
-int cli_parse_seconds(const char *s, uint64_t *ms);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* msg.c - control messages: names and freeing. No JSON here: the parser is
- * msg_parse.c, the encoder msg_encode.c. */
+/* msg.c - control messages: their type and reason names, and freeing one.
+ * No JSON here: the parser is msg_parse.c, the encoder msg_encode.c. */
 #include "proto.h"
 
 #include <stdlib.h>

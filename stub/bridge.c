@@ -132,6 +132,13 @@ static int gather(const stub_bridge *br, struct iovec *iov) {
   return n;
 }
 
+/* Gives up sending: the queue is dropped, later frames are not queued. */
+static void drop(stub_bridge *br) {
+  br->wr_dead = true;
+  while (br->q_len > 0)
+    pop(br);
+}
+
 int stub_bridge_flush(stub_bridge *br) {
   br->q_dirty = false;
   while (br->q_len > 0 && !br->wr_dead) {
@@ -152,16 +159,10 @@ int stub_bridge_flush(stub_bridge *br) {
     /* The supervisor reads no more. Whether that is a lost bridge or a
      * finished one (it sent exit, then closed) the read side tells. */
     int err = -errno;
-    stub_bridge_drop(br);
+    drop(br);
     return err;
   }
   return 0;
-}
-
-void stub_bridge_drop(stub_bridge *br) {
-  br->wr_dead = true;
-  while (br->q_len > 0)
-    pop(br);
 }
 
 void stub_bridge_drain(stub_bridge *br, int64_t deadline) {

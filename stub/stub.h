@@ -214,8 +214,6 @@ void stub_bridge_push_msg(stub_bridge *br, const sb_msg *m);
 int stub_bridge_flush(stub_bridge *br);
 /* Sends the whole queue, waiting until deadline at most (best effort). */
 void stub_bridge_drain(stub_bridge *br, int64_t deadline);
-/* Gives up sending: the queue is dropped, later frames are not queued. */
-void stub_bridge_drop(stub_bridge *br);
 
 /* True when an `exit` message may be among the bytes not yet decoded: the
  * rest of the read buffer plus what the kernel still holds. Only meaningful

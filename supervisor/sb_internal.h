@@ -481,9 +481,9 @@ void sb__stdio_plan_finish(sb_child *child, sb__stdio_plan *plan, bool spawned);
 void sb__stdio_run_ended(sb_child *child);
 /* Closes the FILE fds sb_spawn opened; frees the BUFFER copy. */
 void sb__stdio_cleanup(sb_child *child);
-void sb__child_handle_closed(uv_handle_t *handle);
 
 /* ---- supervise.c: reaping, stop sequence, timeout, restart ---------------- */
+void sb__child_handle_closed(uv_handle_t *handle);
 
 /* A run started: arms the deadline, emits SPAWN. */
 void sb__supervise_started(sb_child *child);
@@ -607,7 +607,9 @@ void sb__conn_account(sb_conn *conn);
 bool sb__unauth_room(const sb_server *server, size_t more);
 /* accept.c: there is room again for a connection. */
 void sb__accept_unhold(sb_server *server);
-/* For tests/fuzz/fuzz_conn.c: what libuv does on a read, without a socket.
+#ifdef SB_FUZZ
+/* Only in the fuzz build (tests/fuzz/CMakeLists.txt defines SB_FUZZ), for
+ * tests/fuzz/fuzz_conn.c: what libuv does on a read, without a socket.
  * sb__conn_feed copies up to SB__READ_BUF_SIZE bytes of p[0..n) into the
  * connection's read buffer and dispatches them exactly as a read of them;
  * sb__conn_feed_end delivers a read error or UV_EOF. Both do nothing (0,
@@ -615,6 +617,7 @@ void sb__accept_unhold(sb_server *server);
  * left from before a pause, or is closing. Returns the bytes taken. */
 size_t sb__conn_feed(sb_conn *conn, const uint8_t *p, size_t n);
 bool sb__conn_feed_end(sb_conn *conn, int err);
+#endif
 
 /* ---- wire.c: frames and write requests ------------------------------------ */
 
@@ -677,7 +680,7 @@ void sb__pty_resize(sb_conn *conn);
 /* Stops (paused) or resumes reading a child's captured stdout and stderr. */
 void sb__child_capture_pause(sb_child *child, bool paused);
 
-/* ---- small helpers -------------------------------------------------------- */
+/* ---- server.c: small helpers ------------------------------------------------ */
 
 char *sb__strdup(const char *s);
 /* size bytes, page-aligned, freed with free(); NULL when out of memory. The
