@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* test_fmt.c - the stub's snprintf (lib/fmt.c, compiled into the stub
+/* test_fmt.c - the stub's snprintf (stub/fmt.c, compiled into the stub
  * alone, so its source is compiled in here) against the C library's, for
  * every conversion it supports; and what it does with the others. */
 #include "unit.h"
 
-#include "../../lib/fmt.c"
+#include "../../stub/fmt.c"
 
 #include <limits.h>
 #include <stdint.h>
