@@ -4,6 +4,7 @@
 #include "options.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -232,13 +233,6 @@ static int opt_unset(cli_options *o, const char *name, const char *v,
   return 0;
 }
 
-static int opt_ignore_env(cli_options *o, const char *name, const char *v,
-                          char err[CLI_ERR_MAX]) {
-  (void)name, (void)v, (void)err;
-  o->ignore_env = true;
-  return 0;
-}
-
 static int opt_shim(cli_options *o, const char *name, const char *v,
                     char err[CLI_ERR_MAX]) {
   (void)name;
@@ -258,20 +252,6 @@ static int path_value(const char *name, const char *v, const char **to,
   return 0;
 }
 
-#define PATH_OPT(fn, field)                                                              \
-  static int fn(cli_options *o, const char *name, const char *v,                         \
-                char err[CLI_ERR_MAX]) {                                                 \
-    return path_value(name, v, &o->field, err);                                          \
-  }
-PATH_OPT(opt_stdin, stdin_path)
-PATH_OPT(opt_stdout, stdout_path)
-PATH_OPT(opt_stderr, stderr_path)
-PATH_OPT(opt_events, events_path)
-PATH_OPT(opt_rules, rules_path)
-PATH_OPT(opt_record, record_path)
-PATH_OPT(opt_chdir, chdir)
-PATH_OPT(opt_shim_dir, shim_dir)
-
 static int duration(const char *name, const char *v, uint64_t *to,
                     char err[CLI_ERR_MAX]) {
   char b[80];
@@ -281,36 +261,12 @@ static int duration(const char *name, const char *v, uint64_t *to,
   return 0;
 }
 
-static int opt_timeout(cli_options *o, const char *name, const char *v,
-                       char err[CLI_ERR_MAX]) {
-  return duration(name, v, &o->timeout_ms, err);
-}
-
-static int opt_kill_after(cli_options *o, const char *name, const char *v,
-                          char err[CLI_ERR_MAX]) {
-  return duration(name, v, &o->kill_after_ms, err);
-}
-
 static int opt_stop_signal(cli_options *o, const char *name, const char *v,
                            char err[CLI_ERR_MAX]) {
   char b[80];
   o->stop_signal = parse_signal(v);
   if (o->stop_signal == 0)
     return fail(err, "%s: %s is not a signal name or number", name, shown(v, b));
-  return 0;
-}
-
-static int opt_no_tty(cli_options *o, const char *name, const char *v,
-                      char err[CLI_ERR_MAX]) {
-  (void)name, (void)v, (void)err;
-  o->no_tty = true;
-  return 0;
-}
-
-static int opt_preserve_status(cli_options *o, const char *name, const char *v,
-                               char err[CLI_ERR_MAX]) {
-  (void)name, (void)v, (void)err;
-  o->preserve_status = true;
   return 0;
 }
 
@@ -431,51 +387,63 @@ static int opt_socket_mode(cli_options *o, const char *name, const char *v,
   return 0;
 }
 
-static int opt_verbose(cli_options *o, const char *name, const char *v,
-                       char err[CLI_ERR_MAX]) {
-  (void)name, (void)v, (void)err;
-  o->verbose = true;
-  return 0;
-}
-
 /* ---- the table ---------------------------------------------------------------- */
 
-/* Every option of run: its long name, its short letter (0: none), whether
- * it takes a value, and what it does. --help and -h are handled before. */
+/* What an option does with its value, when the table says it all. */
+typedef enum opt_kind {
+  OPT_FLAG,     /* no value: sets a bool member */
+  OPT_PATH,     /* a file or directory name (not empty) into a string member */
+  OPT_DURATION, /* seconds as timeout(1) into a milliseconds member */
+  OPT_CALL,     /* its own function */
+} opt_kind;
+
+/* The offset of member m of cli_options, which must be of type t: a wrong
+ * type in the table does not compile. */
+#define MEMBER(t, m)                                                                     \
+  (offsetof(cli_options, m) + 0 * sizeof(char[_Generic(((cli_options *)0)->m, t: 1)]))
+#define FLAG(m) OPT_FLAG, MEMBER(bool, m), NULL
+#define PATH(m) OPT_PATH, MEMBER(const char *, m), NULL
+#define DURATION(m) OPT_DURATION, MEMBER(uint64_t, m), NULL
+#define CALL(fn) OPT_CALL, 0, fn
+
+/* Every option of run: its long name, its short letter (0: none), and what
+ * it does (a kind, the member it sets, or a function). --help and -h are
+ * handled before. */
 static const struct run_opt {
   const char *name;
   char letter;
-  bool takes_value;
-  opt_fn apply;
+  opt_kind kind;
+  size_t member; /* OPT_FLAG, OPT_PATH, OPT_DURATION: its offset */
+  opt_fn call;   /* OPT_CALL */
 } run_opts[] = {
-    {"--transport", 0, true, opt_transport},
-    {"--host", 0, true, opt_host},
-    {"--allow", 0, true, opt_allow},
-    {"--socket", 0, true, opt_socket},
-    {"--socket-mode", 0, true, opt_socket_mode},
-    {"--env", 0, true, opt_env},
-    {"--unset", 'u', true, opt_unset},
-    {"--ignore-environment", 'i', false, opt_ignore_env},
-    {"--chdir", 'C', true, opt_chdir},
-    {"--stdin", 0, true, opt_stdin},
-    {"--stdout", 0, true, opt_stdout},
-    {"--stderr", 0, true, opt_stderr},
-    {"--events", 0, true, opt_events},
-    {"--timeout", 0, true, opt_timeout},
-    {"--kill-after", 'k', true, opt_kill_after},
-    {"--stop-signal", 's', true, opt_stop_signal},
-    {"--preserve-status", 0, false, opt_preserve_status},
-    {"--no-tty", 0, false, opt_no_tty},
-    {"--restart", 0, true, opt_restart},
-    {"--max-restarts", 0, true, opt_max_restarts},
-    {"--backoff", 0, true, opt_backoff},
-    {"--shim", 0, true, opt_shim},
-    {"--shim-dir", 0, true, opt_shim_dir},
-    {"--rules", 0, true, opt_rules},
-    {"--record", 0, true, opt_record},
-    {"--verbose", 'v', false, opt_verbose},
-    {"--max-bytes", 0, true, opt_max_bytes},
-    {"--max-connections", 0, true, opt_max_connections},
+    {"--transport", 0, CALL(opt_transport)},
+    {"--host", 0, CALL(opt_host)},
+    {"--allow", 0, CALL(opt_allow)},
+    {"--socket", 0, CALL(opt_socket)},
+    {"--socket-mode", 0, CALL(opt_socket_mode)},
+    {"--env", 0, CALL(opt_env)},
+    {"--unset", 'u', CALL(opt_unset)},
+    {"--ignore-environment", 'i', FLAG(ignore_env)},
+    {"--chdir", 'C', PATH(chdir)},
+    {"--stdin", 0, PATH(stdin_path)},
+    {"--stdout", 0, PATH(stdout_path)},
+    {"--stderr", 0, PATH(stderr_path)},
+    {"--events", 0, PATH(events_path)},
+    {"--timeout", 0, DURATION(timeout_ms)},
+    {"--kill-after", 'k', DURATION(kill_after_ms)},
+    {"--stop-signal", 's', CALL(opt_stop_signal)},
+    {"--preserve-status", 0, FLAG(preserve_status)},
+    {"--no-tty", 0, FLAG(no_tty)},
+    {"--restart", 0, CALL(opt_restart)},
+    {"--max-restarts", 0, CALL(opt_max_restarts)},
+    {"--backoff", 0, CALL(opt_backoff)},
+    {"--shim", 0, CALL(opt_shim)},
+    {"--shim-dir", 0, PATH(shim_dir)},
+    {"--rules", 0, PATH(rules_path)},
+    {"--record", 0, PATH(record_path)},
+    {"--verbose", 'v', FLAG(verbose)},
+    {"--max-bytes", 0, CALL(opt_max_bytes)},
+    {"--max-connections", 0, CALL(opt_max_connections)},
 };
 
 #define N_RUN_OPTS (sizeof run_opts / sizeof run_opts[0])
@@ -494,6 +462,29 @@ static const struct run_opt *by_letter(char c) {
   return NULL;
 }
 
+static bool takes_value(const struct run_opt *opt) {
+  return opt->kind != OPT_FLAG;
+}
+
+/* Does what opt says with v (NULL for a flag), name being how it was
+ * spelled (the long name, or "-k"). */
+static int apply(cli_options *o, const struct run_opt *opt, const char *name, const char *v,
+                 char err[CLI_ERR_MAX]) {
+  char *member = (char *)o + opt->member;
+  switch (opt->kind) {
+  case OPT_FLAG:
+    *(bool *)member = true;
+    return 0;
+  case OPT_PATH:
+    return path_value(name, v, (const char **)member, err);
+  case OPT_DURATION:
+    return duration(name, v, (uint64_t *)member, err);
+  case OPT_CALL:
+    break;
+  }
+  return opt->call(o, name, v, err);
+}
+
 /* "--name", "--name=value" or "--name value": argv[*i] on, *i left on the
  * last word used. */
 static int long_option(int argc, char **argv, int *i, cli_options *o,
@@ -505,14 +496,14 @@ static int long_option(int argc, char **argv, int *i, cli_options *o,
 
   if (opt == NULL)
     return fail(err, "%s: unknown option (see socketbridge --help)", bare(arg, len, b));
-  if (!opt->takes_value)
+  if (!takes_value(opt))
     return arg[len] == '=' ? fail(err, "%s: takes no value", opt->name)
-                           : opt->apply(o, opt->name, NULL, err);
+                           : apply(o, opt, opt->name, NULL, err);
   if (arg[len] == '=')
-    return opt->apply(o, opt->name, arg + len + 1, err);
+    return apply(o, opt, opt->name, arg + len + 1, err);
   if (*i + 1 >= argc)
     return fail(err, "%s: missing value", opt->name);
-  return opt->apply(o, opt->name, argv[++*i], err);
+  return apply(o, opt, opt->name, argv[++*i], err);
 }
 
 /* "-iv", "-kVALUE", "-k VALUE": letters as getopt(3) reads them. */
@@ -527,16 +518,16 @@ static int short_options(int argc, char **argv, int *i, cli_options *o,
     name[1] = *p;
     if (opt == NULL)
       return fail(err, "%s: unknown option (see socketbridge --help)", bare(name, 2, b));
-    if (!opt->takes_value) {
-      if (opt->apply(o, name, NULL, err) != 0)
+    if (!takes_value(opt)) {
+      if (apply(o, opt, name, NULL, err) != 0)
         return -1;
       continue;
     }
     if (p[1] != '\0')
-      return opt->apply(o, name, p + 1, err);
+      return apply(o, opt, name, p + 1, err);
     if (*i + 1 >= argc)
       return fail(err, "%s: missing value", name);
-    return opt->apply(o, name, argv[++*i], err);
+    return apply(o, opt, name, argv[++*i], err);
   }
   return 0;
 }
@@ -591,59 +582,67 @@ static int check_together(cli_options *o, char *const *envp, char err[CLI_ERR_MA
   return 0;
 }
 
-int cli_parse_run(int argc, char **argv, char *const *envp, cli_options *out,
-                  char err[CLI_ERR_MAX]) {
-  cli_options o = {
+/* The defaults, and room for every --env, -u and --shim: at most one per
+ * argument, so argc bounds the arrays. -1 when out of memory (free o). */
+static int options_init(cli_options *o, int argc) {
+  *o = (cli_options){
       .kill_after_ms = CLI_DEFAULT_KILL_AFTER_MS,
       .stop_signal = SIGTERM,
       .max_restarts = CLI_DEFAULT_MAX_RESTARTS,
       .backoff_min_ms = CLI_DEFAULT_BACKOFF_MIN_MS,
       .backoff_max_ms = CLI_DEFAULT_BACKOFF_MAX_MS,
   };
-  int i, r;
+  o->env = calloc((size_t)argc + 1, sizeof *o->env);
+  o->unset = calloc((size_t)argc + 1, sizeof *o->unset);
+  o->shims = calloc((size_t)argc + 1, sizeof *o->shims);
+  return o->env != NULL && o->unset != NULL && o->shims != NULL ? 0 : -1;
+}
 
-  err[0] = '\0';
-  /* At most one --env, -u or --shim per argument: argc bounds the arrays. */
-  o.env = calloc((size_t)argc + 1, sizeof *o.env);
-  o.unset = calloc((size_t)argc + 1, sizeof *o.unset);
-  o.shims = calloc((size_t)argc + 1, sizeof *o.shims);
-  if (o.env == NULL || o.unset == NULL || o.shims == NULL) {
-    cli_options_free(&o);
-    return fail(err, "run: out of memory");
-  }
-
+/* Reads the options before the command: 0 with *cmd the command's index,
+ * 1 for --help, or -1 with err set. */
+static int read_options(int argc, char **argv, cli_options *o, int *cmd,
+                        char err[CLI_ERR_MAX]) {
+  int i;
   for (i = 1; i < argc; i++) {
     const char *arg = argv[i];
     if (strcmp(arg, "--") == 0) {
       i++;
       break;
     }
-    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-      cli_options_free(&o);
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
       return 1;
-    }
     /* The first word that is not an option is the command, as env(1). */
     if (arg[0] != '-' || arg[1] == '\0')
       break;
-    r = arg[1] == '-' ? long_option(argc, argv, &i, &o, err)
-                      : short_options(argc, argv, &i, &o, err);
+    int r = arg[1] == '-' ? long_option(argc, argv, &i, o, err)
+                          : short_options(argc, argv, &i, o, err);
     if (r != 0)
-      goto error;
+      return -1;
   }
+  *cmd = i;
+  return 0;
+}
 
-  if (i >= argc || argv[i][0] == '\0') {
-    fail(err, "run: missing COMMAND (after the options, or after --)");
-    goto error;
+int cli_parse_run(int argc, char **argv, char *const *envp, cli_options *out,
+                  char err[CLI_ERR_MAX]) {
+  cli_options o;
+  int cmd = argc, r;
+
+  err[0] = '\0';
+  r = options_init(&o, argc) == 0 ? read_options(argc, argv, &o, &cmd, err)
+                                  : fail(err, "run: out of memory");
+  if (r == 0 && (cmd >= argc || argv[cmd][0] == '\0'))
+    r = fail(err, "run: missing COMMAND (after the options, or after --)");
+  if (r == 0) {
+    o.command = argv + cmd;
+    r = check_together(&o, envp, err);
   }
-  o.command = argv + i;
-  if (check_together(&o, envp, err) != 0)
-    goto error;
+  if (r != 0) {
+    cli_options_free(&o);
+    return r;
+  }
   *out = o;
   return 0;
-
-error:
-  cli_options_free(&o);
-  return -1;
 }
 
 void cli_options_free(cli_options *o) {
