@@ -400,7 +400,7 @@ typedef enum opt_kind {
 /* The offset of member m of cli_options, which must be of type t: a wrong
  * type in the table does not compile. */
 #define MEMBER(t, m)                                                                     \
-  (offsetof(cli_options, m) + 0 * sizeof(char[_Generic(((cli_options *)0)->m, t: 1)]))
+  (offsetof(cli_options, m) + 0 * sizeof(char[_Generic(((cli_options *)0)->m, t : 1)]))
 #define FLAG(m) OPT_FLAG, MEMBER(bool, m), NULL
 #define PATH(m) OPT_PATH, MEMBER(const char *, m), NULL
 #define DURATION(m) OPT_DURATION, MEMBER(uint64_t, m), NULL
@@ -468,8 +468,8 @@ static bool takes_value(const struct run_opt *opt) {
 
 /* Does what opt says with v (NULL for a flag), name being how it was
  * spelled (the long name, or "-k"). */
-static int apply(cli_options *o, const struct run_opt *opt, const char *name, const char *v,
-                 char err[CLI_ERR_MAX]) {
+static int apply(cli_options *o, const struct run_opt *opt, const char *name,
+                 const char *v, char err[CLI_ERR_MAX]) {
   char *member = (char *)o + opt->member;
   switch (opt->kind) {
   case OPT_FLAG:

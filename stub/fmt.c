@@ -45,12 +45,12 @@ static void put_field(fmt_out *o, const char *s, size_t n, size_t width, bool le
 
 /* One conversion specification, "%-08.3lld" read into its parts. */
 typedef struct fmt_spec {
-  bool left, zero;  /* the '-' and '0' flags */
-  size_t width;     /* 0: none */
-  bool has_prec;    /* a precision was given (and was not negative) */
+  bool left, zero; /* the '-' and '0' flags */
+  size_t width;    /* 0: none */
+  bool has_prec;   /* a precision was given (and was not negative) */
   size_t prec;
   enum { M_INT, M_LONG, M_LLONG, M_SIZE } mod; /* the argument's type */
-  char conv;        /* the conversion letter, or what stands in its place */
+  char conv; /* the conversion letter, or what stands in its place */
 } fmt_spec;
 
 /* n, then the decimal digits at *fmt appended to it. */
