@@ -54,17 +54,26 @@ extern "C" {
 /* "0.1.0". */
 const char *sb_version_string(void);
 
+/* An enum and its names are one list, as libuv's UV_ERRNO_MAP: each
+ * SB_*_MAP(X) below calls X(CONSTANT, value, "name") once per value; the
+ * enum is made from it with SB__ENUM_ENTRY, and so is the table its name
+ * function (sb_reason_name...) reads. */
+#define SB__ENUM_ENTRY(id, value, name) id = value,
+
 /* ---- errors ------------------------------------------------------------ */
 
-/* The errors this layer produces, as negative errno values. */
-#define SB_ENOMEM (-ENOMEM)                   /* allocation failed */
-#define SB_EINVAL (-EINVAL)                   /* bad argument or malformed value */
-#define SB_EMSGSIZE (-EMSGSIZE)               /* frame length over max_bytes */
-#define SB_EBADMSG (-EBADMSG)                 /* frame or control message malformed */
-#define SB_EPROTO (-EPROTO)                   /* well formed, but not allowed here */
-#define SB_EPROTONOSUPPORT (-EPROTONOSUPPORT) /* no protocol version in common */
-#define SB_EACCES (-EACCES)                   /* bad token or peer not allowed */
-#define SB_ENOENT (-ENOENT)                   /* required variable missing */
+/* The errors this layer produces, as negative errno values, with their
+ * description (NULL: the system's fits). */
+#define SB_ERRNO_MAP(X)                                                                  \
+  X(SB_ENOMEM, -ENOMEM, NULL) /* allocation failed */                                    \
+  X(SB_EINVAL, -EINVAL, NULL) /* bad argument or malformed value */                      \
+  X(SB_EMSGSIZE, -EMSGSIZE, "frame too large (over max_bytes)")                          \
+  X(SB_EBADMSG, -EBADMSG, "malformed frame or control message")                          \
+  X(SB_EPROTO, -EPROTO, "protocol violation (message not allowed here)")                 \
+  X(SB_EPROTONOSUPPORT, -EPROTONOSUPPORT, "no protocol version in common")               \
+  X(SB_EACCES, -EACCES, NULL) /* bad token or peer not allowed */                        \
+  X(SB_ENOENT, -ENOENT, NULL) /* required variable missing */
+enum { SB_ERRNO_MAP(SB__ENUM_ENTRY) };
 
 /* Describes any negative errno value (ours or the system's). Never NULL. */
 const char *sb_strerror(int err);
@@ -124,15 +133,15 @@ typedef struct sb_diag {
 #define SB_ENV_FALLBACK "SOCKETBRIDGE_FALLBACK"
 
 /* Machine-readable reasons of a reject. */
-typedef enum sb_reason {
-  SB_REASON_BAD_TOKEN = 1, /* "bad_token" */
-  SB_REASON_VERSION,       /* "version": no version in common */
-  SB_REASON_TOO_LARGE,     /* "too_large": a frame over max_bytes */
-  SB_REASON_NOT_ALLOWED,   /* "not_allowed": peer address or uid refused */
-  SB_REASON_BUSY,          /* "busy": too many connections */
-  SB_REASON_TIMEOUT,       /* "timeout": no hello in time */
-  SB_REASON_PROTOCOL,      /* "protocol": malformed or unexpected input */
-} sb_reason;
+#define SB_REASON_MAP(X)                                                                 \
+  X(SB_REASON_BAD_TOKEN, 1, "bad_token")                                                 \
+  X(SB_REASON_VERSION, 2, "version")         /* no version in common */                  \
+  X(SB_REASON_TOO_LARGE, 3, "too_large")     /* a frame over max_bytes */                \
+  X(SB_REASON_NOT_ALLOWED, 4, "not_allowed") /* peer address or uid refused */           \
+  X(SB_REASON_BUSY, 5, "busy")               /* too many connections */                  \
+  X(SB_REASON_TIMEOUT, 6, "timeout")         /* no hello in time */                      \
+  X(SB_REASON_PROTOCOL, 7, "protocol")       /* malformed or unexpected input */
+typedef enum sb_reason { SB_REASON_MAP(SB__ENUM_ENTRY) } sb_reason;
 
 /* "bad_token", ...; NULL for an unknown value. */
 const char *sb_reason_name(sb_reason r);
@@ -633,15 +642,15 @@ typedef struct sb_call {
   sb_winsize winsize;
 } sb_call;
 
-typedef enum sb_close_reason {
-  SB_CLOSE_EXITED = 1, /* the stub was told how to end and did */
-  SB_CLOSE_PEER_LOST,  /* the stub went away before being told (killed...) */
-  SB_CLOSE_PROTOCOL,   /* the stub broke the protocol; err says how */
-  SB_CLOSE_SERVER,     /* sb_server_close() */
-  SB_CLOSE_EXEC,       /* the stub became the program of sb_conn_exec() */
-} sb_close_reason;
+#define SB_CLOSE_REASON_MAP(X)                                                           \
+  X(SB_CLOSE_EXITED, 1, "exited")       /* the stub was told how to end and did */       \
+  X(SB_CLOSE_PEER_LOST, 2, "peer_lost") /* it went away before being told (killed...) */ \
+  X(SB_CLOSE_PROTOCOL, 3, "protocol")   /* it broke the protocol; err says how */        \
+  X(SB_CLOSE_SERVER, 4, "server")       /* sb_server_close() */                          \
+  X(SB_CLOSE_EXEC, 5, "exec")           /* it became the program of sb_conn_exec() */
+typedef enum sb_close_reason { SB_CLOSE_REASON_MAP(SB__ENUM_ENTRY) } sb_close_reason;
 
-/* "exited", "peer_lost", "protocol", "server", "exec". */
+/* "exited", "peer_lost", "protocol", "server", "exec"; "unknown". */
 const char *sb_close_reason_name(sb_close_reason r);
 
 /* buf/len: bytes of the stub's stdin; len == 0 means its end. */
@@ -838,25 +847,30 @@ int sb_conn_run(sb_conn *conn, const sb_program *p);
 /* What happened, for a log or a UI: one callback for the whole server. It
  * may be called from inside sb_spawn (SPAWN) and sb_server_close (STOP).
  * ev and what it points to are valid during the callback only. */
-typedef enum sb_event_type {
-  SB_EVENT_SPAWN = 1,    /* child, pid, restarts (0 for the first run) */
-  SB_EVENT_EXIT,         /* child, pid, status or signal, restarts */
-  SB_EVENT_STOP,         /* child, pid, signal sent (the stop signal, later KILL) */
-  SB_EVENT_TIMEOUT,      /* child, pid: its deadline passed */
-  SB_EVENT_BACKOFF,      /* child: waiting delay_ms before the next start */
-  SB_EVENT_RESTART,      /* child: starting again now; restarts counts this one */
-  SB_EVENT_GIVE_UP,      /* child: max_restarts reached, no restart */
-  SB_EVENT_STUB_CONNECT, /* conn, pid (the stub's) */
-  SB_EVENT_STUB_REJECT,  /* reason, message, pid if it claimed one */
-  SB_EVENT_STUB_EXIT,    /* conn, pid, close_reason, status or signal it was told */
-  /* The server could not accept a connection for want of fds or memory
-   * (error: -EMFILE, -ENFILE, -ENOBUFS, -ENOMEM). It stops accepting until
-   * an fd of its own is freed, or for 100 ms: waiting peers stay in the
-   * kernel's backlog, nothing is dropped, everything else is served. Once
-   * per pause. */
-  SB_EVENT_ACCEPT_PAUSED,
-  SB_EVENT_ACCEPT_RESUMED, /* accepting again; delay_ms: how long it paused */
-} sb_event_type;
+#define SB_EVENT_TYPE_MAP(X)                                                             \
+  X(SB_EVENT_SPAWN, 1, "spawn") /* child, pid, restarts (0 for the first run) */         \
+  X(SB_EVENT_EXIT, 2, "exit")   /* child, pid, status or signal, restarts */             \
+  /* child, pid, signal sent (the stop signal, later KILL) */                            \
+  X(SB_EVENT_STOP, 3, "stop")                                                            \
+  X(SB_EVENT_TIMEOUT, 4, "timeout") /* child, pid: its deadline passed */                \
+  X(SB_EVENT_BACKOFF, 5, "backoff") /* child: waiting delay_ms before the next start */  \
+  /* child: starting again now; restarts counts this one */                              \
+  X(SB_EVENT_RESTART, 6, "restart")                                                      \
+  X(SB_EVENT_GIVE_UP, 7, "give_up") /* child: max_restarts reached, no restart */        \
+  X(SB_EVENT_STUB_CONNECT, 8, "stub_connect") /* conn, pid (the stub's) */               \
+  /* reason, message, pid if it claimed one */                                           \
+  X(SB_EVENT_STUB_REJECT, 9, "stub_reject")                                              \
+  /* conn, pid, close_reason, status or signal it was told */                            \
+  X(SB_EVENT_STUB_EXIT, 10, "stub_exit")                                                 \
+  /* The server could not accept a connection for want of fds or memory                  \
+   * (error: -EMFILE, -ENFILE, -ENOBUFS, -ENOMEM). It stops accepting until              \
+   * an fd of its own is freed, or for 100 ms: waiting peers stay in the                 \
+   * kernel's backlog, nothing is dropped, everything else is served. Once               \
+   * per pause. */                                                                       \
+  X(SB_EVENT_ACCEPT_PAUSED, 11, "accept_paused")                                         \
+  /* accepting again; delay_ms: how long it paused */                                    \
+  X(SB_EVENT_ACCEPT_RESUMED, 12, "accept_resumed")
+typedef enum sb_event_type { SB_EVENT_TYPE_MAP(SB__ENUM_ENTRY) } sb_event_type;
 
 struct sb_event {
   sb_event_type type;

@@ -7,26 +7,23 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The errors only the protocol produces get their own wording: the
- * system's ("Bad message", "Protocol error") says little about a bridge.
- * Codes that also come from the system (ENOENT from a spawn, EACCES from a
- * socket) keep the system's wording, which fits every caller. */
+/* The errors only the protocol produces get their own wording (the
+ * SB_ERRNO_MAP's descriptions): the system's ("Bad message", "Protocol
+ * error") says little about a bridge. Codes that also come from the system
+ * (ENOENT from a spawn, EACCES from a socket) keep the system's wording,
+ * which fits every caller. The name is the constant's less its "SB_". */
+#define ERROR_ROW(id, value, text) {value, &#id[3], text},
 static const struct {
   int err;
   const char *name;
-  const char *text;
-} sb_errors[] = {
-    {SB_EMSGSIZE, "EMSGSIZE", "frame too large (over max_bytes)"},
-    {SB_EBADMSG, "EBADMSG", "malformed frame or control message"},
-    {SB_EPROTO, "EPROTO", "protocol violation (message not allowed here)"},
-    {SB_EPROTONOSUPPORT, "EPROTONOSUPPORT", "no protocol version in common"},
-};
+  const char *text; /* NULL: the system's */
+} sb_errors[] = {SB_ERRNO_MAP(ERROR_ROW)};
 
 #define SB_NERRORS (sizeof sb_errors / sizeof sb_errors[0])
 
 const char *sb_strerror(int err) {
   for (size_t i = 0; i < SB_NERRORS; i++)
-    if (sb_errors[i].err == err)
+    if (sb_errors[i].err == err && sb_errors[i].text != NULL)
       return sb_errors[i].text;
   if (err == 0)
     return "success";

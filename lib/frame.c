@@ -17,19 +17,11 @@ int sb_stream_kind(int stream) {
   return (stream >= 0 && stream <= 2) ? stream + SB_KIND_STDIN : 0;
 }
 
+static const sb__named kind_names[] = {SB_KIND_MAP(SB__NAMED_ROW)};
+
 const char *sb_kind_name(int kind) {
-  switch (kind) {
-  case SB_KIND_CONTROL:
-    return "control";
-  case SB_KIND_STDIN:
-    return "stdin";
-  case SB_KIND_STDOUT:
-    return "stdout";
-  case SB_KIND_STDERR:
-    return "stderr";
-  default:
-    return "unknown";
-  }
+  const char *name = sb__name_of(kind_names, SB__NROWS(kind_names), kind);
+  return name != NULL ? name : "unknown";
 }
 
 void sb_frame_header(uint8_t out[SB_FRAME_HEADER], sb_kind kind, uint32_t payload_len) {

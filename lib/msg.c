@@ -6,44 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const type_names[] = {
-    [SB_MSG_HELLO] = "hello",   [SB_MSG_WELCOME] = "welcome",
-    [SB_MSG_REJECT] = "reject", [SB_MSG_EXIT] = "exit",
-    [SB_MSG_SIGNAL] = "signal", [SB_MSG_STREAM_ERROR] = "stream_error",
-    [SB_MSG_EXEC] = "exec",     [SB_MSG_RUN] = "run",
-    [SB_MSG_EXITED] = "exited", [SB_MSG_WINSIZE] = "winsize",
-    [SB_MSG_PTY] = "pty",
-};
-
-static const char *const reason_names[] = {
-    [SB_REASON_BAD_TOKEN] = "bad_token", [SB_REASON_VERSION] = "version",
-    [SB_REASON_TOO_LARGE] = "too_large", [SB_REASON_NOT_ALLOWED] = "not_allowed",
-    [SB_REASON_BUSY] = "busy",           [SB_REASON_TIMEOUT] = "timeout",
-    [SB_REASON_PROTOCOL] = "protocol",
-};
-
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+static const sb__named type_names[] = {SB_MSG_TYPE_MAP(SB__NAMED_ROW)};
+static const sb__named reason_names[] = {SB_REASON_MAP(SB__NAMED_ROW)};
 
 const char *sb_msg_type_name(sb_msg_type t) {
-  return ((size_t)t < COUNT(type_names)) ? type_names[t] : NULL;
+  return sb__name_of(type_names, SB__NROWS(type_names), (int)t);
 }
 
 const char *sb_reason_name(sb_reason r) {
-  return ((size_t)r < COUNT(reason_names)) ? reason_names[r] : NULL;
+  return sb__name_of(reason_names, SB__NROWS(reason_names), (int)r);
 }
 
 sb_msg_type sb__msg_type_from_name(const char *name) {
-  for (size_t t = SB_MSG_HELLO; t < COUNT(type_names); t++)
-    if (strcmp(type_names[t], name) == 0)
-      return (sb_msg_type)t;
-  return 0;
+  return (sb_msg_type)sb__value_of(type_names, SB__NROWS(type_names), name);
 }
 
 sb_reason sb_reason_from_name(const char *name) {
-  for (size_t i = 1; name != NULL && i < COUNT(reason_names); i++)
-    if (strcmp(reason_names[i], name) == 0)
-      return (sb_reason)i;
-  return 0;
+  return (sb_reason)sb__value_of(reason_names, SB__NROWS(reason_names), name);
 }
 
 void sb_msg_free(sb_msg *m) {

@@ -24,6 +24,34 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* ---- names of values ----------------------------------------------------- */
+
+/* A value and its name: a row of the table an SB_*_MAP(X) list makes with
+ * SB__NAMED_ROW, which the name functions (sb_reason_name...) read. */
+typedef struct sb__named {
+  int value;
+  const char *name;
+} sb__named;
+#define SB__NAMED_ROW(id, value, name) {id, name},
+#define SB__NROWS(table) (sizeof(table) / sizeof((table)[0]))
+
+/* The name of value in table (n rows), or NULL. */
+static inline const char *sb__name_of(const sb__named *table, size_t n, int value) {
+  for (size_t i = 0; i < n; i++)
+    if (table[i].value == value)
+      return table[i].name;
+  return NULL;
+}
+
+/* The value of name (NULL: none) in table, or 0. */
+static inline int sb__value_of(const sb__named *table, size_t n, const char *name) {
+  for (size_t i = 0; name != NULL && i < n; i++)
+    if (strcmp(table[i].name, name) == 0)
+      return table[i].value;
+  return 0;
+}
 
 #define SB_FRAME_HEADER 5                       /* u32 length + u8 kind */
 /* The bound of the control frames that carry a command line: hello (argv,
@@ -42,12 +70,12 @@
 /* A frame is: u32 length (big-endian; the bytes that follow it, kind
  * included, so length >= 1) | u8 kind | payload (length - 1 bytes).
  * length must not exceed max_bytes. */
-typedef enum sb_kind {
-  SB_KIND_CONTROL = 1, /* payload: one UTF-8 JSON object */
-  SB_KIND_STDIN = 2,   /* payload: raw bytes; empty closes the stream */
-  SB_KIND_STDOUT = 3,
-  SB_KIND_STDERR = 4,
-} sb_kind;
+#define SB_KIND_MAP(X)                                                                   \
+  X(SB_KIND_CONTROL, 1, "control") /* payload: one UTF-8 JSON object */                  \
+  X(SB_KIND_STDIN, 2, "stdin")     /* payload: raw bytes; empty closes the stream */     \
+  X(SB_KIND_STDOUT, 3, "stdout")                                                         \
+  X(SB_KIND_STDERR, 4, "stderr")
+typedef enum sb_kind { SB_KIND_MAP(SB__ENUM_ENTRY) } sb_kind;
 
 /* Stream index of a data kind (stdin 0, stdout 1, stderr 2), or -1. */
 int sb_kind_stream(int kind);
@@ -120,19 +148,21 @@ bool sb_decoder_idle(const sb_decoder *d);
 /* ---- control messages -------------------------------------------------- */
 
 /* Every control message is a JSON object with a "type" string. The types: */
-typedef enum sb_msg_type {
-  SB_MSG_HELLO = 1,    /* stub -> supervisor: who am I */
-  SB_MSG_WELCOME,      /* supervisor -> stub: accepted, version chosen */
-  SB_MSG_REJECT,       /* supervisor -> stub: refused, with a reason */
-  SB_MSG_EXIT,         /* supervisor -> stub: exit with a code or a signal */
-  SB_MSG_SIGNAL,       /* stub -> supervisor: the stub received a signal */
-  SB_MSG_STREAM_ERROR, /* stub -> supervisor: writing stdout/stderr failed */
-  SB_MSG_EXEC,         /* supervisor -> stub: execve a program in place */
-  SB_MSG_RUN,          /* supervisor -> stub: spawn a program, relay its I/O */
-  SB_MSG_EXITED,       /* stub -> supervisor: the program of `run` ended */
-  SB_MSG_WINSIZE,      /* stub -> supervisor: its terminal was resized (after pty) */
-  SB_MSG_PTY,          /* supervisor -> stub: the call runs on a pty; go raw */
-} sb_msg_type;
+#define SB_MSG_TYPE_MAP(X)                                                               \
+  X(SB_MSG_HELLO, 1, "hello")     /* stub -> supervisor: who am I */                     \
+  X(SB_MSG_WELCOME, 2, "welcome") /* supervisor -> stub: accepted, version chosen */     \
+  X(SB_MSG_REJECT, 3, "reject")   /* supervisor -> stub: refused, with a reason */       \
+  X(SB_MSG_EXIT, 4, "exit")       /* supervisor -> stub: exit with a code or a signal */ \
+  X(SB_MSG_SIGNAL, 5, "signal")   /* stub -> supervisor: the stub received a signal */   \
+  /* stub -> supervisor: writing stdout/stderr failed */                                 \
+  X(SB_MSG_STREAM_ERROR, 6, "stream_error")                                              \
+  X(SB_MSG_EXEC, 7, "exec")     /* supervisor -> stub: execve a program in place */      \
+  X(SB_MSG_RUN, 8, "run")       /* supervisor -> stub: spawn a program, relay its I/O */ \
+  X(SB_MSG_EXITED, 9, "exited") /* stub -> supervisor: the program of `run` ended */     \
+  /* stub -> supervisor: its terminal was resized (after pty) */                         \
+  X(SB_MSG_WINSIZE, 10, "winsize")                                                       \
+  X(SB_MSG_PTY, 11, "pty") /* supervisor -> stub: the call runs on a pty; go raw */
+typedef enum sb_msg_type { SB_MSG_TYPE_MAP(SB__ENUM_ENTRY) } sb_msg_type;
 
 /* The wire name of a type ("hello"), or NULL. */
 const char *sb_msg_type_name(sb_msg_type t);
@@ -340,9 +370,9 @@ static inline int sb__hex_value(uint8_t c) {
   return lower >= 'a' && lower <= 'f' ? lower - 'a' + 10 : -1;
 }
 
-/* fmt.c, the stub's copy of lib/ only: snprintf and vsnprintf for the
- * conversions the stub's messages use (fmt.c lists them), so that a static
- * stub links no printf. SB_VSNPRINTF is the one lib/ formats with. */
+/* stub/fmt.c, in the stub's copy of lib/ only: snprintf and vsnprintf for
+ * the conversions the stub's messages use (stub/fmt.c lists them), so that
+ * a static stub links no printf. SB_VSNPRINTF is the one lib/ formats with. */
 int sb__vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 int sb__snprintf(char *buf, size_t size, const char *fmt, ...)

@@ -6,34 +6,26 @@
 #include <string.h>
 #include <strings.h>
 
-static const struct {
-  int num;
-  const char *name;
-} sb_signals[] = {
-    {SIGHUP, "HUP"},       {SIGINT, "INT"},   {SIGQUIT, "QUIT"},   {SIGILL, "ILL"},
-    {SIGTRAP, "TRAP"},     {SIGABRT, "ABRT"}, {SIGBUS, "BUS"},     {SIGFPE, "FPE"},
-    {SIGKILL, "KILL"},     {SIGUSR1, "USR1"}, {SIGSEGV, "SEGV"},   {SIGUSR2, "USR2"},
-    {SIGPIPE, "PIPE"},     {SIGALRM, "ALRM"}, {SIGTERM, "TERM"},   {SIGCHLD, "CHLD"},
-    {SIGCONT, "CONT"},     {SIGSTOP, "STOP"}, {SIGTSTP, "TSTP"},   {SIGTTIN, "TTIN"},
-    {SIGTTOU, "TTOU"},     {SIGURG, "URG"},   {SIGXCPU, "XCPU"},   {SIGXFSZ, "XFSZ"},
-    {SIGVTALRM, "VTALRM"}, {SIGPROF, "PROF"}, {SIGWINCH, "WINCH"}, {SIGIO, "IO"},
-    {SIGSYS, "SYS"},
-};
+/* The signals with a wire name: X(NAME) for SIGNAME. Not an enum (the
+ * numbers are the system's), but a list as the SB_*_MAP lists are. */
+/* clang-format off */
+#define SB__SIGNAL_MAP(X)                                                                \
+  X(HUP) X(INT) X(QUIT) X(ILL) X(TRAP) X(ABRT) X(BUS) X(FPE) X(KILL) X(USR1) X(SEGV)     \
+  X(USR2) X(PIPE) X(ALRM) X(TERM) X(CHLD) X(CONT) X(STOP) X(TSTP) X(TTIN) X(TTOU)        \
+  X(URG) X(XCPU) X(XFSZ) X(VTALRM) X(PROF) X(WINCH) X(IO) X(SYS)
+/* clang-format on */
+#define SIGNAL_ROW(name) SB__NAMED_ROW(SIG##name, SIG##name, #name)
 
-#define SB_NSIGNALS (sizeof sb_signals / sizeof sb_signals[0])
+static const sb__named sb_signals[] = {SB__SIGNAL_MAP(SIGNAL_ROW)};
+
+#define SB_NSIGNALS SB__NROWS(sb_signals)
 
 const char *sb_signal_name(int signum) {
-  for (size_t i = 0; i < SB_NSIGNALS; i++)
-    if (sb_signals[i].num == signum)
-      return sb_signals[i].name;
-  return NULL;
+  return sb__name_of(sb_signals, SB_NSIGNALS, signum);
 }
 
 int sb__signal_from_wire(const char *name) {
-  for (size_t i = 0; i < SB_NSIGNALS; i++)
-    if (strcmp(sb_signals[i].name, name) == 0)
-      return sb_signals[i].num;
-  return 0;
+  return sb__value_of(sb_signals, SB_NSIGNALS, name);
 }
 
 /* A number in decimal digits (no sign, no spaces), if it names a signal of
@@ -57,6 +49,6 @@ int sb_signal_from_name(const char *name) {
     name += 3;
   for (size_t i = 0; i < SB_NSIGNALS; i++)
     if (strcasecmp(sb_signals[i].name, name) == 0)
-      return sb_signals[i].num;
+      return sb_signals[i].value;
   return 0;
 }

@@ -37,34 +37,11 @@ void sb__emit_child(sb_child *child, sb_event_type type, sb_event *ev) {
   sb__emit(child->server, ev);
 }
 
+static const sb__named event_type_names[] = {SB_EVENT_TYPE_MAP(SB__NAMED_ROW)};
+
 const char *sb_event_type_name(sb_event_type t) {
-  switch (t) {
-  case SB_EVENT_SPAWN:
-    return "spawn";
-  case SB_EVENT_EXIT:
-    return "exit";
-  case SB_EVENT_STOP:
-    return "stop";
-  case SB_EVENT_TIMEOUT:
-    return "timeout";
-  case SB_EVENT_BACKOFF:
-    return "backoff";
-  case SB_EVENT_RESTART:
-    return "restart";
-  case SB_EVENT_GIVE_UP:
-    return "give_up";
-  case SB_EVENT_STUB_CONNECT:
-    return "stub_connect";
-  case SB_EVENT_STUB_REJECT:
-    return "stub_reject";
-  case SB_EVENT_STUB_EXIT:
-    return "stub_exit";
-  case SB_EVENT_ACCEPT_PAUSED:
-    return "accept_paused";
-  case SB_EVENT_ACCEPT_RESUMED:
-    return "accept_resumed";
-  }
-  return "unknown";
+  const char *name = sb__name_of(event_type_names, SB__NROWS(event_type_names), (int)t);
+  return name != NULL ? name : "unknown";
 }
 
 /* ---- JSON ------------------------------------------------------------------ */

@@ -10,18 +10,10 @@ const char *sb_version_string(void) {
       SOCKETBRIDGE_VERSION_MINOR) "." SB__STR(SOCKETBRIDGE_VERSION_PATCH);
 }
 
+static const sb__named close_reason_names[] = {SB_CLOSE_REASON_MAP(SB__NAMED_ROW)};
+
 const char *sb_close_reason_name(sb_close_reason r) {
-  switch (r) {
-  case SB_CLOSE_EXITED:
-    return "exited";
-  case SB_CLOSE_PEER_LOST:
-    return "peer_lost";
-  case SB_CLOSE_PROTOCOL:
-    return "protocol";
-  case SB_CLOSE_SERVER:
-    return "server";
-  case SB_CLOSE_EXEC:
-    return "exec";
-  }
-  return "unknown";
+  const char *name =
+      sb__name_of(close_reason_names, SB__NROWS(close_reason_names), (int)r);
+  return name != NULL ? name : "unknown";
 }
