@@ -242,20 +242,6 @@ static void respond(cli_call *c, sb_conn *conn, const rule_respond *rr) {
     refuse(c, conn, 125, "respond: %s", sb_strerror(-ENOMEM));
 }
 
-static const char *action_name(rule_action a) {
-  switch (a) {
-  case RULE_RESPOND:
-    return "respond";
-  case RULE_DELEGATE:
-    return "delegate";
-  case RULE_EXEC:
-    return "exec";
-  case RULE_RUN:
-    return "run";
-  }
-  return "unknown";
-}
-
 /* delegate, exec, run: the templates expanded for this call. */
 static void launch(cli_call *c, sb_conn *conn, const rule *ru) {
   const sb_call *call = sb_conn_call(conn);
@@ -318,7 +304,7 @@ void cli_answer_call(cli_answer *a, sb_conn *conn) {
     return;
   }
   c->rule = ru->index >= 0 ? ru->index : CLI_RULE_DEFAULT;
-  c->action = action_name(ru->action);
+  c->action = rules_action_name(ru->action);
   if (ru->action == RULE_RESPOND)
     respond(c, conn, &ru->respond);
   else

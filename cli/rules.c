@@ -3,6 +3,8 @@
  * the actions are in rules_action.c, positions and messages in rules_json.c. */
 #include "rules_internal.h"
 
+#include "proto.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +13,11 @@ static const char *const top_keys[] = {"rules", "default", NULL};
 static const char *const match_keys[] = {"argv0", "args", "cwd", "env", NULL};
 static const char *const rule_keys[] = {"match", "respond", "delegate", "exec",
                                         "run",   "times",   NULL};
-/* The actions, in rule_action order from RULE_RESPOND. */
-static const char *const action_keys[] = {"respond", "delegate", "exec", "run", NULL};
+static const sb__named action_names[] = {RULE_ACTION_MAP(SB__NAMED_ROW)};
+
+const char *rules_action_name(rule_action a) {
+  return sb__name_of(action_names, SB__NROWS(action_names), (int)a);
+}
 
 static int parse_match(rules_ctx *c, const cJSON *obj, rule_match *m) {
   if (!cJSON_IsObject(obj))
@@ -58,8 +63,8 @@ static void match_free(rule_match *m) {
  * message when there are none or several. */
 static const cJSON *find_action(rules_ctx *c, const cJSON *obj, rule_action *a) {
   const cJSON *found = NULL;
-  for (size_t i = 0; action_keys[i] != NULL; i++) {
-    const cJSON *m = rules__field(obj, action_keys[i]);
+  for (size_t i = 0; i < SB__NROWS(action_names); i++) {
+    const cJSON *m = rules__field(obj, action_names[i].name);
     if (m == NULL)
       continue;
     if (found != NULL) {
@@ -67,7 +72,7 @@ static const cJSON *find_action(rules_ctx *c, const cJSON *obj, rule_action *a) 
       return NULL;
     }
     found = m;
-    *a = (rule_action)(RULE_RESPOND + (int)i);
+    *a = (rule_action)action_names[i].value;
   }
   if (found == NULL)
     rules__fail(c, obj, "expected exactly one of respond, delegate, exec, run");

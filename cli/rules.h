@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "socketbridge.h" /* SB__ENUM_ENTRY */
+
 /* Room for the one-line message of rules_load(). */
 #define RULES_ERR_MAX 512
 /* The longest delay_ms of a respond action: one hour. */
@@ -42,12 +44,18 @@
 /* The largest rules file read (bytes); a stdout_file is streamed, any size. */
 #define RULES_MAX_FILE_BYTES (64u << 20)
 
-typedef enum rule_action {
-  RULE_RESPOND = 1, /* the supervisor answers: output and exit status */
-  RULE_DELEGATE,    /* the supervisor runs a command in the stub's place */
-  RULE_EXEC,        /* the stub execs a command (the exec message) */
-  RULE_RUN,         /* the stub runs a command and relays it (the run message) */
-} rule_action;
+/* A rule's action: its member in the rules file is its name. */
+#define RULE_ACTION_MAP(X)                                                               \
+  X(RULE_RESPOND, 1, "respond") /* the supervisor answers: output and exit status */     \
+  /* the supervisor runs a command in the stub's place */                                \
+  X(RULE_DELEGATE, 2, "delegate")                                                        \
+  X(RULE_EXEC, 3, "exec") /* the stub execs a command (the exec message) */              \
+  /* the stub runs a command and relays it (the run message) */                          \
+  X(RULE_RUN, 4, "run")
+typedef enum rule_action { RULE_ACTION_MAP(SB__ENUM_ENTRY) } rule_action;
+
+/* "respond", "delegate", "exec", "run"; NULL for another value. */
+const char *rules_action_name(rule_action a);
 
 /* What a call must look like; every field that is set must match. */
 typedef struct rule_match {

@@ -2,8 +2,10 @@
 /* test_names.c - each enum of lib/ and its names are one list (the
  * SB_*_MAP X-macros): every value the list gives has its name, the name
  * reads back as the value, values are distinct, and a value outside the
- * list has no name. */
+ * list has no name. The rules file's actions are such a list too. */
 #include "unit.h"
+
+#include "rules.h"
 
 #include <string.h>
 
@@ -68,4 +70,14 @@ Test(names, errors_from_sb_errno_map) {
   static const named rows[] = {SB_ERRNO_MAP(ERR_ROW)};
   check("error", rows, sizeof rows / sizeof rows[0], sb_err_name, NULL);
   cr_assert_str_eq(sb_strerror(SB_EMSGSIZE), "frame too large (over max_bytes)");
+}
+
+static const char *action_name(int v) {
+  return rules_action_name((rule_action)v);
+}
+
+Test(names, rule_actions_from_rule_action_map) {
+  static const named rows[] = {RULE_ACTION_MAP(ROW)};
+  check("action", rows, sizeof rows / sizeof rows[0], action_name, NULL);
+  cr_assert_null(rules_action_name(0));
 }
