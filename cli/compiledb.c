@@ -139,54 +139,60 @@ static int write_file(const char *path, const char *text) {
 }
 
 /* Runs the build under `run` as the command line would; its exit status. */
+/* The arguments of `socketbridge run` for the build: a --shim per compiler
+ * name, the rules, the record, env (LD_PRELOAD), then the build's command.
+ * The array is malloc'd, its strings borrowed; NULL when out of memory. */
+static char **run_args(const cdb_options *o, char **names, size_t n,
+                       const char *rules_path, const char *record, char *env, int *argc) {
+  size_t nb = 0, ac = 0;
+  while (o->build[nb] != NULL)
+    nb++;
+  char **args = calloc(2 * n + 16 + nb + 1, sizeof *args);
+  if (args == NULL)
+    return NULL;
+  args[ac++] = "run";
+  for (size_t i = 0; i < n; i++)
+    if (names[i] != NULL) {
+      args[ac++] = "--shim";
+      args[ac++] = names[i];
+    }
+  args[ac++] = "--rules";
+  args[ac++] = (char *)rules_path;
+  args[ac++] = "--record";
+  args[ac++] = (char *)record;
+  args[ac++] = "--env";
+  args[ac++] = env;
+  if (o->transport != NULL) {
+    args[ac++] = "--transport";
+    args[ac++] = (char *)o->transport;
+  }
+  args[ac++] = "--";
+  memcpy(args + ac, o->build, (nb + 1) * sizeof *args);
+  *argc = (int)(ac + nb);
+  return args;
+}
+
 static int run_build(const cdb_options *o, const char *rules_path, const char *record,
                      const char *preload) {
   char *names[MAX_NAMES + 1];
   size_t n = compiler_names(names);
-  char **args = calloc(2 * n + 16 + 1, sizeof *args);
   char env[PATH_MAX * 2];
   const char *old = getenv("LD_PRELOAD");
-  int status = CLI_EXIT_FAILURE, ac = 0;
+  int status = CLI_EXIT_FAILURE, argc = 0;
   cli_options opts;
   char err[CLI_ERR_MAX];
 
   snprintf(env, sizeof env, "LD_PRELOAD=%s%s%s", preload, old && *old ? ":" : "",
            old && *old ? old : "");
-  if (args != NULL) {
-    args[ac++] = "run";
-    for (size_t i = 0; i < n; i++)
-      if (names[i] != NULL) {
-        args[ac++] = "--shim";
-        args[ac++] = names[i];
-      }
-    args[ac++] = "--rules";
-    args[ac++] = (char *)rules_path;
-    args[ac++] = "--record";
-    args[ac++] = (char *)record;
-    args[ac++] = "--env";
-    args[ac++] = env;
-    if (o->transport != NULL) {
-      args[ac++] = "--transport";
-      args[ac++] = (char *)o->transport;
-    }
-    args[ac++] = "--";
-    size_t fixed = (size_t)ac, nb = 0;
-    while (o->build[nb] != NULL)
-      nb++;
-    char **all = realloc(args, (fixed + nb + 1) * sizeof *args);
-    if (all != NULL) {
-      args = all;
-      memcpy(args + fixed, o->build, (nb + 1) * sizeof *args);
-      if (cli_parse_run((int)(fixed + nb), args, environ, &opts, err) < 0) {
-        fprintf(stderr, "%s\n", err);
-      } else {
-        status = cli_run(&opts);
-        cli_options_free(&opts);
-      }
-    }
-  }
-  if (args == NULL)
+  char **args = run_args(o, names, n, rules_path, record, env, &argc);
+  if (args == NULL) {
     cli_error("compile-db: out of memory");
+  } else if (cli_parse_run(argc, args, environ, &opts, err) < 0) {
+    fprintf(stderr, "%s\n", err);
+  } else {
+    status = cli_run(&opts);
+    cli_options_free(&opts);
+  }
   free(args);
   for (size_t i = 0; i < n; i++)
     free(names[i]);
