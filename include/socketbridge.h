@@ -643,11 +643,13 @@ typedef struct sb_call {
 } sb_call;
 
 #define SB_CLOSE_REASON_MAP(X)                                                           \
-  X(SB_CLOSE_EXITED, 1, "exited")       /* the stub was told how to end and did */       \
-  X(SB_CLOSE_PEER_LOST, 2, "peer_lost") /* it went away before being told (killed...) */ \
-  X(SB_CLOSE_PROTOCOL, 3, "protocol")   /* it broke the protocol; err says how */        \
-  X(SB_CLOSE_SERVER, 4, "server")       /* sb_server_close() */                          \
-  X(SB_CLOSE_EXEC, 5, "exec")           /* it became the program of sb_conn_exec() */
+  X(SB_CLOSE_EXITED, 1, "exited") /* the stub was told how to end and did */             \
+  /* the stub went away before being told (killed...) */                                 \
+  X(SB_CLOSE_PEER_LOST, 2, "peer_lost")                                                  \
+  X(SB_CLOSE_PROTOCOL, 3, "protocol") /* the stub broke the protocol; err says how */    \
+  X(SB_CLOSE_SERVER, 4, "server")     /* sb_server_close() */                            \
+  /* the stub became the program of sb_conn_exec() */                                    \
+  X(SB_CLOSE_EXEC, 5, "exec")
 typedef enum sb_close_reason { SB_CLOSE_REASON_MAP(SB__ENUM_ENTRY) } sb_close_reason;
 
 /* "exited", "peer_lost", "protocol", "server", "exec"; "unknown". */
