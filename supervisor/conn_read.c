@@ -32,6 +32,14 @@ bool sb__unauth_room(const sb_server *server, size_t more) {
   return server->unauth_bytes + more <= SB__UNAUTH_BYTES;
 }
 
+/* Stops libuv reading the stream (idempotent). */
+static void stop_reading(sb_conn *conn) {
+  if (!conn->reading)
+    return;
+  uv_read_stop(&conn->io.stream);
+  conn->reading = false;
+}
+
 static size_t cost(const sb_conn *conn) {
   if (conn->authed ||
       (conn->state != SB__CONN_HANDSHAKE && conn->state != SB__CONN_REJECTING))
@@ -78,7 +86,7 @@ static void starve_all(sb_server *server) {
     sb_conn *conn = sb__container_of(l, sb_conn, link);
     if (!starvable(conn))
       continue;
-    sb__conn_stop_reading(conn);
+    stop_reading(conn);
     conn->starved = true;
     server->nstarved++;
   }
@@ -263,13 +271,6 @@ int sb__conn_start_reading(sb_conn *conn) {
   return r;
 }
 
-void sb__conn_stop_reading(sb_conn *conn) {
-  if (!conn->reading)
-    return;
-  uv_read_stop(&conn->io.stream);
-  conn->reading = false;
-}
-
 /* ---- pause and resume ------------------------------------------------------ */
 
 static void on_drain(uv_timer_t *timer) {
@@ -282,7 +283,7 @@ static void on_drain(uv_timer_t *timer) {
 }
 
 void sb__read_pause(sb_conn *conn) {
-  sb__conn_stop_reading(conn);
+  stop_reading(conn);
   uv_timer_stop(&conn->timer);
 }
 

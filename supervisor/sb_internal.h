@@ -584,9 +584,8 @@ void sb__hello_call(const sb_hello *h, sb_call *c);
 
 /* ---- conn_read.c: reading, and what peers without a token cost ------------ */
 
-/* Start or stop libuv reading the stream (idempotent). */
+/* Starts libuv reading the stream (idempotent). */
 int sb__conn_start_reading(sb_conn *conn);
-void sb__conn_stop_reading(sb_conn *conn);
 /* The caller paused (stops reading and deferred dispatch) or resumed:
  * first what was left undispatched, on the next loop iteration, then the
  * socket. A resume that fails returns its error (the caller closes). */
