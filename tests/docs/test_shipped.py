@@ -35,8 +35,11 @@ def nm(args, path):
 
 
 def objects(dirs):
+    """The objects in dirs whose source file still exists (a build directory
+    keeps the objects of removed files)."""
+    names = {f.name for f in sources()}
     for d in dirs:
-        yield from sorted(d.rglob("*.o"))
+        yield from (o for o in sorted(d.rglob("*.o")) if o.name.removesuffix(".o") in names)
 
 
 def sources():
