@@ -87,7 +87,8 @@ static void put_escape(sb_jw *w, uint8_t c) {
   sb_jw_raw(w, e, k != NULL ? 2 : 6);
 }
 
-bool sb_jw_str_n(sb_jw *w, const char *s, size_t n) {
+/* s[0..n) as a string, when it is UTF-8; false (nothing written) else. */
+static bool sb_jw_str_n(sb_jw *w, const char *s, size_t n) {
   size_t before = w->len, run = 0, i = 0;
   sep(w);
   sb_jw_raw(w, "\"", 1);

@@ -438,8 +438,6 @@ void sb_jw_close(sb_jw *w, char bracket);
 void sb_jw_key(sb_jw *w, const char *name);
 /* Text for humans: must be UTF-8, else w->err = SB_EINVAL. NULL is "". */
 void sb_jw_str(sb_jw *w, const char *s);
-/* s[0..n) as a string, when it is UTF-8; false (nothing written) else. */
-bool sb_jw_str_n(sb_jw *w, const char *s, size_t n);
 /* A byte string (argv, env, paths): a string when it is UTF-8, else
  * {"base64": "..."} (RFC 4648, padded); NULL is null. */
 void sb_jw_bytes(sb_jw *w, const char *s);
