@@ -332,6 +332,51 @@ int sb_diag_set(sb_diag *diag, int err, const char *fmt, ...)
 void sb_strv_free(sb_strv *s);
 /* Deep copy of a NULL-terminated vector (src may be NULL: empty result). */
 int sb_strv_copy(sb_strv *dst, char *const *src);
+/* The same for a bare NULL-terminated vector (argv, env), as one malloc'd
+ * array of malloc'd strings: *out is NULL when src is. Returns 0 or
+ * SB_ENOMEM (*out NULL). */
+int sb__vec_dup(char *const *src, char ***out);
+/* Frees every string of v and v itself; v may be NULL. */
+void sb__vec_free(char **v);
+
+/* ---- environments ------------------------------------------------------ */
+/* An environment is a vector of "NAME=VALUE" strings (a bare "NAME" is
+ * allowed by execve(2) and names no value). A name is never empty and never
+ * holds '=': such a name has no value in any environment. */
+
+/* True when entry is "NAME=..." for this very name: "PATH=x" is PATH, and
+ * neither "PATHX=x" nor a bare "PATH". The SOCKETBRIDGE_TOKEN filter is
+ * sb__env_is(entry, SB_ENV_TOKEN). */
+bool sb__env_is(const char *entry, const char *name);
+/* Which entry counts where a name occurs more than once. */
+#define SB__ENV_FIRST 0 /* the first, as getenv(3): a process's environment */
+#define SB__ENV_LAST 1  /* the last: settings, each overriding those before */
+/* The value of name in env (which may be NULL; it ends at its first NULL
+ * entry, or after n entries), or NULL when no entry sets it. The value
+ * points into the entry. */
+const char *sb__env_value_n(char *const *env, size_t n, const char *name, int which);
+/* The same in a NULL-terminated env, the first entry winning (getenv). */
+const char *sb__env_value(char *const *env, const char *name);
+
+/* The bridge variable (one a ticket decides: SOCKETBRIDGE_TOKEN, _PORT,
+ * _HOST, _SOCKET, _MAX_BYTES, _STUB) whose name is name[0..len), or NULL.
+ * A child never inherits one, nor may a user set or unset one. */
+const char *sb__bridge_var(const char *name, size_t len);
+
+/* base less the variables named in unset ("NAME", or "NAME=..."), plus
+ * set ("NAME=VALUE"), as execve(2) wants it: a name that set gives replaces
+ * base's, and of two set entries for one name the last wins and only it is
+ * kept. Any of the three may be NULL (empty). The strings are borrowed:
+ * only the array is allocated (*out, NULL-terminated, freed with free()).
+ * Returns 0 or SB_ENOMEM (*out NULL). */
+int sb__env_apply(char *const *base, char *const *unset, char *const *set, char ***out);
+
+/* ---- numbers ----------------------------------------------------------- */
+
+/* Reads s as a decimal number: digits only (no sign, no space, no "0x";
+ * leading zeros are fine) and at least one, at most max. Returns false,
+ * *out untouched, for anything else, overflow included. */
+bool sb__parse_uint(const char *s, uint64_t max, uint64_t *out);
 
 /* ---- helpers between the files of lib/ --------------------------------- */
 
