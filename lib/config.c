@@ -10,31 +10,6 @@
 
 extern char **environ;
 
-/* The value of NAME in envp, or NULL. The first entry wins, as getenv. */
-static const char *env_get(char *const *envp, const char *name) {
-  size_t n = strlen(name);
-  for (; *envp != NULL; envp++)
-    if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-      return *envp + n + 1;
-  return NULL;
-}
-
-/* Decimal digits only (no sign, no spaces, no hex), at most max. */
-static bool parse_uint(const char *s, uint32_t max, uint32_t *out) {
-  uint64_t n = 0;
-  if (*s == '\0')
-    return false;
-  for (; *s != '\0'; s++) {
-    if (*s < '0' || *s > '9')
-      return false;
-    n = n * 10 + (uint64_t)(*s - '0');
-    if (n > max)
-      return false;
-  }
-  *out = (uint32_t)n;
-  return true;
-}
-
 static int bad_value(sb_diag *diag, const char *name, const char *value,
                      const char *what) {
   char quoted[96];
@@ -61,8 +36,8 @@ static int read_host(const char *v, sb_config *c, sb_diag *diag) {
 }
 
 static int read_port(const char *v, sb_config *c, sb_diag *diag) {
-  uint32_t port;
-  if (!parse_uint(v, 65535, &port) || port == 0)
+  uint64_t port;
+  if (!sb__parse_uint(v, 65535, &port) || port == 0)
     return bad_value(diag, SB_ENV_PORT, v, "not a port number (1..65535)");
   c->port = (uint16_t)port;
   return 0;
@@ -81,11 +56,11 @@ static int read_socket(const char *v, sb_config *c, sb_diag *diag) {
 }
 
 static int read_max_bytes(const char *v, sb_config *c, sb_diag *diag) {
-  uint32_t n;
-  if (!parse_uint(v, SB_MAX_MAX_BYTES, &n) || n < SB_MIN_MAX_BYTES)
+  uint64_t n;
+  if (!sb__parse_uint(v, SB_MAX_MAX_BYTES, &n) || n < SB_MIN_MAX_BYTES)
     return bad_value(diag, SB_ENV_MAX_BYTES, v,
                      "not a number of bytes in 4096..268435456");
-  c->max_bytes = n;
+  c->max_bytes = (uint32_t)n;
   return 0;
 }
 
@@ -107,7 +82,7 @@ int sb_config_from_env(char *const *envp, sb_config *out, sb_diag *diag) {
     envp = environ;
 
   for (size_t i = 0; i < sizeof sb_vars / sizeof sb_vars[0]; i++) {
-    const char *v = env_get(envp, sb_vars[i].name);
+    const char *v = sb__env_value(envp, sb_vars[i].name);
     int r = 0;
     if (v == NULL)
       continue;

@@ -31,13 +31,10 @@ int sb__signal_from_wire(const char *name) {
 /* A number in decimal digits (no sign, no spaces), if it names a signal of
  * the table. */
 static int signal_from_number(const char *s) {
-  int n = 0;
-  for (; *s != '\0'; s++) {
-    if (*s < '0' || *s > '9' || n > 1000)
-      return 0;
-    n = n * 10 + (*s - '0');
-  }
-  return sb_signal_name(n) != NULL ? n : 0;
+  uint64_t n;
+  if (!sb__parse_uint(s, NSIG, &n))
+    return 0;
+  return sb_signal_name((int)n) != NULL ? (int)n : 0;
 }
 
 int sb_signal_from_name(const char *name) {

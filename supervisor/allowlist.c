@@ -13,21 +13,6 @@
 
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-static bool parse_prefix(const char *s, unsigned max, unsigned *out) {
-  unsigned n = 0;
-  if (*s == '\0')
-    return false;
-  for (; *s != '\0'; s++) {
-    if (*s < '0' || *s > '9')
-      return false;
-    n = n * 10 + (unsigned)(*s - '0');
-    if (n > max)
-      return false;
-  }
-  *out = n;
-  return true;
-}
-
 /* Parses one entry, text[0..len), "addr" or "addr/prefix". */
 static int parse_entry(const char *text, size_t len, sb_allow_entry *e, sb_diag *diag) {
   char buf[SB_ENTRY_MAX + 1], quoted[80];
@@ -56,9 +41,11 @@ static int parse_entry(const char *text, size_t len, sb_allow_entry *e, sb_diag 
     return sb_diag_set(diag, SB_EINVAL, "allowlist entry %s: not an IPv4 or IPv6 address",
                        quoted);
   }
-  if (slash != NULL && !parse_prefix(slash + 1, e->prefix, &e->prefix))
+  uint64_t prefix = e->prefix;
+  if (slash != NULL && !sb__parse_uint(slash + 1, e->prefix, &prefix))
     return sb_diag_set(diag, SB_EINVAL, "allowlist entry %s: prefix must be 0..%u",
                        quoted, e->family == AF_INET ? 32u : 128u);
+  e->prefix = (unsigned)prefix;
   return 0;
 }
 
