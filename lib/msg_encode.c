@@ -12,11 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool is_token_var(const char *s) {
-  static const char prefix[] = SB_ENV_TOKEN "=";
-  return strncmp(s, prefix, sizeof prefix - 1) == 0;
-}
-
 /* What the entries of an array of byte strings must be. */
 #define ENC_ENV 1u   /* "NAME=VALUE" */
 #define ENC_NAME 2u  /* a variable name: not empty, no '=' */
@@ -40,7 +35,7 @@ static int put_strv(sb_jw *w, const char *name, const sb_strv *sv, unsigned flag
   sb_jw_key(w, name);
   sb_jw_open(w, '[');
   for (size_t i = 0; i < sv->n; i++)
-    if (!(flags & ENC_HELLO) || !is_token_var(sv->v[i]))
+    if (!(flags & ENC_HELLO) || !sb__env_is(sv->v[i], SB_ENV_TOKEN))
       sb_jw_bytes(w, sv->v[i]);
   sb_jw_close(w, ']');
   return 0;

@@ -217,11 +217,6 @@ static int opt_bytes(const lctx *c, const char *name, char **out) {
   return r < 0 || at == ABSENT ? r : get_bytes(&w, at, out);
 }
 
-static bool is_token_var(const char *entry) {
-  static const char prefix[] = SB_ENV_TOKEN "=";
-  return strncmp(entry, prefix, sizeof prefix - 1) == 0;
-}
-
 /* Flags of an array of byte strings. */
 #define STRV_ENV 1u        /* every entry must contain '=' */
 #define STRV_DROP_TOKEN 2u /* leave SOCKETBRIDGE_TOKEN=... out */
@@ -267,7 +262,7 @@ static int get_strv(const lctx *c, size_t arr, const char *name, unsigned flags,
       return r;
     /* Defence in depth: the token must not reach a child's environment
      * through a stub that forgot to leave it out. */
-    if ((flags & STRV_DROP_TOKEN) && is_token_var(s)) {
+    if ((flags & STRV_DROP_TOKEN) && sb__env_is(s, SB_ENV_TOKEN)) {
       explicit_bzero(s, strlen(s));
       free(s);
       continue;
