@@ -22,7 +22,6 @@ extern char **environ;
  * which execve() allows but the protocol cannot carry. The strings are
  * environ's own: only the vector is allocated. */
 static void env_for_hello(sb_strv *out) {
-  static const char token_eq[] = SB_ENV_TOKEN "=";
   size_t n = 0;
   for (char **e = environ; *e != NULL; e++)
     n++;
@@ -31,7 +30,7 @@ static void env_for_hello(sb_strv *out) {
     stub_fail("out of memory");
   out->n = 0;
   for (char **e = environ; *e != NULL; e++)
-    if (strchr(*e, '=') != NULL && strncmp(*e, token_eq, sizeof token_eq - 1) != 0)
+    if (strchr(*e, '=') != NULL && !sb__env_is(*e, SB_ENV_TOKEN))
       out->v[out->n++] = *e;
   out->v[out->n] = NULL;
 }

@@ -24,68 +24,39 @@ extern char **environ;
  * guard (a shim finding itself under another name). */
 #define STUB_SELF "/proc/self/exe"
 
-/* True when entry e ("NAME=VALUE", or a bare "NAME") names the same
- * variable as one of list's entries (either spelling). */
-static bool named_in(const char *e, char *const *list, size_t n) {
-  size_t len = 0;
-  while (e[len] != '\0' && e[len] != '=')
-    len++;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(list[i], e, len) == 0 && (list[i][len] == '=' || list[i][len] == '\0'))
-      return true;
-  return false;
-}
-
-static const char *env_value(char *const *env, const char *name) {
-  size_t n = strlen(name);
-  for (; *env != NULL; env++)
-    if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
-      return *env + n + 1;
-  return NULL;
-}
-
 /* ---- depth --------------------------------------------------------------- */
 
 /* "SOCKETBRIDGE_DEPTH=N" for the programs we start: ours plus one. */
 static char depth_entry[sizeof SB_ENV_DEPTH + 12];
 
 void stub_depth_check(void) {
-  const char *v = env_value(environ, SB_ENV_DEPTH);
-  unsigned n = 0;
-  for (const char *c = v; c != NULL && *c != '\0'; c++) {
-    if (*c < '0' || *c > '9' || n > SB_MAX_DEPTH)
-      stub_fail("%s: \"%.32s\" is not a depth (a number 0..%d)", SB_ENV_DEPTH, v,
-                SB_MAX_DEPTH);
-    n = n * 10 + (unsigned)(*c - '0');
-  }
+  const char *v = sb__env_value(environ, SB_ENV_DEPTH);
+  uint64_t n = 0;
+  /* Unset or empty: the first stub of a chain. */
+  if (v != NULL && *v != '\0' && !sb__parse_uint(v, UINT32_MAX, &n))
+    stub_fail("%s: \"%.32s\" is not a depth (a number 0..%d)", SB_ENV_DEPTH, v,
+              SB_MAX_DEPTH);
   if (n >= SB_MAX_DEPTH)
     stub_fail("%u stubs deep (%s): a program started for a stub ran the stub again; "
               "stopping the chain here",
-              n, SB_ENV_DEPTH);
-  sb__snprintf(depth_entry, sizeof depth_entry, "%s=%u", SB_ENV_DEPTH, n + 1);
+              (unsigned)n, SB_ENV_DEPTH);
+  sb__snprintf(depth_entry, sizeof depth_entry, "%s=%u", SB_ENV_DEPTH, (unsigned)n + 1);
 }
 
 /* environ less unset, plus set, plus our depth. Of two `set` entries for
  * one name the last wins, as it would in a shell; the depth wins over all
- * (a rule cannot lift the bound). */
+ * (a rule cannot lift the bound): it is the last `set` entry. */
 static char **launch_env(const sb_launch *l) {
-  static char *depth[1] = {depth_entry};
-  size_t n = 0, k = 0;
-  while (environ[n] != NULL)
-    n++;
-  char **env = malloc((n + l->set.n + 2) * sizeof *env);
-  if (env == NULL)
+  char **set = malloc((l->set.n + 2) * sizeof *set), **env;
+  if (set == NULL)
     stub_fail("out of memory");
-  for (char **e = environ; *e != NULL; e++)
-    if (!named_in(*e, l->unset.v, l->unset.n) && !named_in(*e, l->set.v, l->set.n) &&
-        !named_in(*e, depth, 1))
-      env[k++] = *e;
   for (size_t i = 0; i < l->set.n; i++)
-    if (!named_in(l->set.v[i], l->set.v + i + 1, l->set.n - i - 1) &&
-        !named_in(l->set.v[i], depth, 1))
-      env[k++] = l->set.v[i];
-  env[k++] = depth_entry;
-  env[k] = NULL;
+    set[i] = l->set.v[i];
+  set[l->set.n] = depth_entry;
+  set[l->set.n + 1] = NULL;
+  if (sb__env_apply(environ, l->unset.v, set, &env) < 0)
+    stub_fail("out of memory");
+  free(set);
   return env;
 }
 
@@ -112,8 +83,9 @@ int stub_prog_prepare(stub_prog *p, sb_launch *l) {
   p->where = NULL;
   if (p->file != NULL)
     return 0;
-  int r = sb_path_find(l->argv.v[0], env_value(p->env, "PATH"),
-                       env_value(p->env, SB_ENV_SHIMS), STUB_SELF, p->buf, sizeof p->buf);
+  int r =
+      sb_path_find(l->argv.v[0], sb__env_value(p->env, "PATH"),
+                   sb__env_value(p->env, SB_ENV_SHIMS), STUB_SELF, p->buf, sizeof p->buf);
   if (r == 0)
     found_as_argv0(p, l);
   return r;
@@ -172,7 +144,7 @@ _Noreturn void stub_exec(stub *st, sb_launch *l) {
 static char **fallback_argv;
 
 void stub_fallback_init(char **argv) {
-  const char *v = env_value(environ, SB_ENV_FALLBACK);
+  const char *v = sb__env_value(environ, SB_ENV_FALLBACK);
   if (v == NULL || *v == '\0')
     return;
   if (strcmp(v, "exec") != 0) {
@@ -193,8 +165,9 @@ STUB_COLD _Noreturn static void fallback_exec(const char *why) {
   for (const char *c = name; *c != '\0'; c++)
     if (*c == '/')
       name = c + 1;
-  int err = sb_path_find(name, env_value(environ, "PATH"),
-                         env_value(environ, SB_ENV_SHIMS), STUB_SELF, buf, sizeof buf);
+  int err =
+      sb_path_find(name, sb__env_value(environ, "PATH"),
+                   sb__env_value(environ, SB_ENV_SHIMS), STUB_SELF, buf, sizeof buf);
   if (err == 0) {
     fallback_argv[0] = buf; /* as for exec: see found_as_argv0 */
     err = exec_clean(buf, fallback_argv, launch_env(&(sb_launch){.argv = {NULL, 0}}));
