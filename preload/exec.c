@@ -26,6 +26,9 @@
 #include <unistd.h>
 
 #include "compiler.h"
+/* lib/env.c is compiled in: its lookups are libc-only and allocate
+ * nothing, as the exec paths here must. */
+#include "proto.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -35,14 +38,6 @@ extern char **environ;
  * (sanitized builds) gets this library too, and its exec of the real
  * compiler would come back to it. */
 static bool in_stub;
-
-static const char *env_value(char *const *envp, const char *name) {
-  size_t n = strlen(name);
-  for (; envp != NULL && *envp != NULL; envp++)
-    if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-      return *envp + n + 1;
-  return NULL;
-}
 
 static bool same_file(const char *a, const char *b) {
   struct stat sa, sb;
@@ -61,7 +56,7 @@ static const char *redirect(const char *path, char *const envp[]) {
   const char *stub;
   if (in_stub || strchr(path, '/') == NULL || !cli_is_compiler_name(cli_basename(path)))
     return NULL;
-  stub = env_value(envp, "SOCKETBRIDGE_STUB");
+  stub = sb__env_value(envp, SB_ENV_STUB);
   if (stub == NULL || stub[0] != '/' || same_file(path, stub))
     return NULL;
   return stub;
