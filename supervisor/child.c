@@ -26,19 +26,12 @@
 
 extern char **environ;
 
-/* The variables a ticket decides. Inherited or given copies are dropped, so
- * a child never sees another bridge's address or token (a supervisor may
- * itself run under a socketbridge supervisor). */
+/* The variables a ticket decides (sb__bridge_var): inherited or given
+ * copies are dropped, so a child never sees another bridge's address or
+ * token (a supervisor may itself run under a socketbridge supervisor). */
 static bool is_bridge_var(const char *e) {
-  static const char *const names[] = {SB_ENV_TOKEN,  SB_ENV_PORT,      SB_ENV_HOST,
-                                      SB_ENV_SOCKET, SB_ENV_MAX_BYTES, SB_ENV_STUB};
-  size_t i, n;
-  for (i = 0; i < sizeof names / sizeof names[0]; i++) {
-    n = strlen(names[i]);
-    if (strncmp(e, names[i], n) == 0 && e[n] == '=')
-      return true;
-  }
-  return false;
+  const char *eq = strchr(e, '=');
+  return eq != NULL && sb__bridge_var(e, (size_t)(eq - e)) != NULL;
 }
 
 static size_t name_len(const char *e) {
@@ -202,10 +195,8 @@ void sb__child_tty_stopped(sb_child *child, int signum) {
 /* The PATH execvp would search: the child's, not ours (posix_spawnp would
  * search ours). Unset, glibc's default. */
 static const char *env_path(char *const *env) {
-  for (; *env != NULL; env++)
-    if (strncmp(*env, "PATH=", 5) == 0)
-      return *env + 5;
-  return "/bin:/usr/bin";
+  const char *path = sb__env_value(env, "PATH");
+  return path != NULL ? path : "/bin:/usr/bin";
 }
 
 int sb__can_exec(const char *path) {
@@ -409,34 +400,6 @@ int sb__child_start(sb_child *child) {
 
 /* ---- options ---------------------------------------------------------------- */
 
-static void strv_free(char **v) {
-  if (v == NULL)
-    return;
-  for (size_t i = 0; v[i] != NULL; i++)
-    free(v[i]);
-  free(v);
-}
-
-/* A deep copy of a NULL-terminated array (NULL stays NULL). */
-static int strv_dup(char *const *v, char ***out) {
-  size_t n = count(v), i;
-  char **c;
-  *out = NULL;
-  if (v == NULL)
-    return 0;
-  c = calloc(n + 1, sizeof *c);
-  if (c == NULL)
-    return -ENOMEM;
-  for (i = 0; i < n; i++) {
-    if ((c[i] = sb__strdup(v[i])) == NULL) {
-      strv_free(c);
-      return -ENOMEM;
-    }
-  }
-  *out = c;
-  return 0;
-}
-
 static uint64_t or_default(uint64_t v, uint64_t def) {
   return v != 0 ? v : def;
 }
@@ -491,9 +454,9 @@ static int copy_command(sb_child *child, const sb_spawn_options *opts) {
     return -ENOMEM;
   if (opts->cwd != NULL && (child->cwd = sb__strdup(opts->cwd)) == NULL)
     return -ENOMEM;
-  r = strv_dup(opts->args != NULL ? opts->args : default_args, &child->args);
+  r = sb__vec_dup(opts->args != NULL ? opts->args : default_args, &child->args);
   if (r == 0)
-    r = strv_dup(opts->env, &child->env);
+    r = sb__vec_dup(opts->env, &child->env);
   child->env_replace = opts->env_replace;
   if (r == 0)
     r = copy_stub_vars(child, opts->stub_vars);
@@ -537,7 +500,7 @@ static int setup_shims(sb_child *child, const sb_spawn_options *opts) {
   int r = sb_shim_dir_make(NULL, opts->shims, child->server->stub_path, child->ticket,
                            &child->shim_dir, NULL);
   if (r == 0)
-    r = strv_dup(opts->shims, &child->own_shims);
+    r = sb__vec_dup(opts->shims, &child->own_shims);
   return r;
 }
 
@@ -545,16 +508,25 @@ void sb__child_free(sb_child *child) {
   sb__stdio_cleanup(child);
   if (child->own_shims != NULL && child->shim_dir != NULL)
     sb_shim_dir_remove(child->shim_dir, child->own_shims);
-  strv_free(child->own_shims);
+  sb__vec_free(child->own_shims);
   free(child->shim_dir);
-  strv_free(child->stub_env);
+  sb__vec_free(child->stub_env);
   free(child->file);
   free(child->cwd);
   free(child->ctty);
-  strv_free(child->args);
-  strv_free(child->env);
+  sb__vec_free(child->args);
+  sb__vec_free(child->env);
   free(child->rbuf);
   free(child);
+}
+
+int sb__child_signal(sb_child *child, int signum) {
+  if (kill(-child->pid, signum) == 0)
+    return 0;
+  /* The leader left its group (a setsid or setpgid of its own): it alone. */
+  if (errno == ESRCH && kill(child->pid, signum) == 0)
+    return 0;
+  return -errno;
 }
 
 /* ---- the public API ------------------------------------------------------- */
@@ -650,11 +622,5 @@ int sb_child_kill(sb_child *child, int signum) {
     return -EINVAL;
   if (child->state != SB__CHILD_RUNNING)
     return -ESRCH;
-  if (kill(-child->pid, signum) == 0)
-    return 0;
-  /* The child left its group (a setsid or setpgid of its own): signal it
-   * alone. */
-  if (errno == ESRCH && kill(child->pid, signum) == 0)
-    return 0;
-  return -errno;
+  return sb__child_signal(child, signum);
 }

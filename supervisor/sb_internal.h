@@ -446,6 +446,10 @@ void sb__tickets_free_all(sb_server *server);
 int sb__child_start(sb_child *child);
 /* What execve would say of path without running it: 0 or -errno. */
 int sb__can_exec(const char *path);
+/* Sends signum to the run's process group, or to the leader alone when it
+ * left the group (a setsid or setpgid of its own). Returns 0 or -errno
+ * (-ESRCH: neither is there). The child must have a pid. */
+int sb__child_signal(sb_child *child, int signum);
 /* Frees what sb_spawn copied; the child itself too. */
 void sb__child_free(sb_child *child);
 /* sb_spawn with ctty (see sb_child.ctty; may be NULL). */

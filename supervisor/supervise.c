@@ -29,16 +29,6 @@ static void finish(sb_child *child);
 
 /* ---- signals ----------------------------------------------------------------- */
 
-/* Signals the run's process group, or the leader alone if it left the group
- * (a setsid or setpgid of its own). */
-static int signal_run(sb_child *child, int signum) {
-  if (kill(-child->pid, signum) == 0)
-    return 0;
-  if (errno == ESRCH && kill(child->pid, signum) == 0)
-    return 0;
-  return -errno;
-}
-
 static void emit_stop(sb_child *child, int signum, const char *message) {
   sb_event ev = {0};
   ev.signal = signum;
@@ -60,7 +50,7 @@ static void on_grace_over(uv_timer_t *timer) {
   if (child->state != SB__CHILD_RUNNING || child->kill_sent)
     return;
   child->kill_sent = true;
-  signal_run(child, SIGKILL);
+  sb__child_signal(child, SIGKILL);
   emit_stop(child, SIGKILL, "the grace after the stop signal is over");
 }
 
@@ -71,7 +61,7 @@ static void stop_run(sb_child *child) {
     return;
   child->term_sent = true;
   arm(child, on_grace_over, child->kill_after_ms); /* replaces the deadline */
-  signal_run(child, child->stop_signal);
+  sb__child_signal(child, child->stop_signal);
   emit_stop(child, child->stop_signal, NULL);
 }
 
@@ -390,7 +380,7 @@ void sb__children_kill_all(sb_server *server) {
       if (child->kill_sent)
         break;
       child->kill_sent = true;
-      signal_run(child, SIGKILL);
+      sb__child_signal(child, SIGKILL);
       /* And the leader itself, in case it left its group: its exit is
        * what sb_server_close waits for. */
       kill(child->pid, SIGKILL);
