@@ -157,7 +157,8 @@ int cli_shim(int argc, char **argv);
 /* ---- env.c: -i, -u: socketbridge's environment as COMMAND gets it --------- */
 
 /* Under -i or -u, *out is COMMAND's whole environment before the bridge's
- * variables (ours, edited, then added), a malloc'd array of pointers into
+ * variables (ours, edited, then added: an added name replaces ours, and of
+ * two added for one name the last is kept), a malloc'd array of pointers into
  * environ and added; else NULL (ours is kept, added are added). 0, or -1
  * when out of memory. */
 int cli_env_edit(const cli_options *o, char *const *added, char ***out);

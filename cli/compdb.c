@@ -123,14 +123,6 @@ static char *absolute(const char *dir, const char *path) {
   return out;
 }
 
-static const char *env_get(char *const *env, size_t envc, const char *name) {
-  size_t n = strlen(name);
-  for (size_t i = 0; i < envc; i++)
-    if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
-      return env[i] + n + 1;
-  return NULL;
-}
-
 static bool same_file(const char *a, const char *b) {
   struct stat sa, sb;
   return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
@@ -154,8 +146,8 @@ static bool in_dirs(const char *path, const char *dirs) {
  * unless it is the stub (a shim, by name or path): then what the stub
  * found past the shims, as exec does. */
 static void compiler_path(const cli_compdb_call *c, char out[PATH_MAX]) {
-  const char *stub = env_get(c->env, c->envc, SB_ENV_STUB);
-  const char *shims = env_get(c->env, c->envc, SB_ENV_SHIMS);
+  const char *stub = sb__env_value_n(c->env, c->envc, SB_ENV_STUB, SB__ENV_FIRST);
+  const char *shims = sb__env_value_n(c->env, c->envc, SB_ENV_SHIMS, SB__ENV_FIRST);
   const char *name = c->argv[0];
   if (strchr(name, '/') != NULL) {
     if (!in_dirs(name, shims) && (stub == NULL || !same_file(name, stub))) {
@@ -164,8 +156,8 @@ static void compiler_path(const cli_compdb_call *c, char out[PATH_MAX]) {
     }
     name = cli_basename(name);
   }
-  if (sb_path_find(name, env_get(c->env, c->envc, "PATH"), shims, stub, out, PATH_MAX) <
-      0)
+  if (sb_path_find(name, sb__env_value_n(c->env, c->envc, "PATH", SB__ENV_FIRST), shims,
+                   stub, out, PATH_MAX) < 0)
     snprintf(out, PATH_MAX, "%s", c->argv[0]);
 }
 

@@ -28,11 +28,6 @@
 /* --max-connections: a bound, not a resource to reserve. */
 #define MAX_CONNECTIONS_LIMIT 1000000u
 
-/* The variables the bridge sets for every child: an --env copy would be
- * silently replaced, so it is refused instead. */
-static const char *const bridge_vars[] = {SB_ENV_TOKEN,  SB_ENV_PORT,      SB_ENV_HOST,
-                                          SB_ENV_SOCKET, SB_ENV_MAX_BYTES, SB_ENV_STUB};
-
 __attribute__((format(printf, 2, 3))) static int fail(char err[CLI_ERR_MAX],
                                                       const char *fmt, ...) {
   va_list ap;
@@ -117,27 +112,11 @@ static int parse_seconds(const char *s, uint64_t *ms) {
   return 0;
 }
 
-/* A decimal number without sign or spaces, at most max. */
-static int parse_uint(const char *s, uint64_t max, uint64_t *out) {
-  uint64_t v = 0;
-  if (*s == '\0')
-    return -1;
-  for (; *s != '\0'; s++) {
-    if (*s < '0' || *s > '9')
-      return -1;
-    v = v * 10 + (uint64_t)(*s - '0');
-    if (v > max)
-      return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 /* "TERM", "SIGTERM", "term", or any signal number the kernel has. */
 static int parse_signal(const char *s) {
   uint64_t n;
   if (*s >= '0' && *s <= '9')
-    return parse_uint(s, (uint64_t)SIGRTMAX, &n) == 0 && n > 0 ? (int)n : 0;
+    return sb__parse_uint(s, (uint64_t)SIGRTMAX, &n) && n > 0 ? (int)n : 0;
   return sb_signal_from_name(s);
 }
 
@@ -148,13 +127,12 @@ static int parse_env(const char *v, char err[CLI_ERR_MAX]) {
     return fail(err, "--env: %s is not NAME=VALUE", shown(v, b));
   if (eq == v)
     return fail(err, "--env: %s has an empty NAME", shown(v, b));
-  for (size_t i = 0; i < sizeof bridge_vars / sizeof bridge_vars[0]; i++) {
-    size_t n = strlen(bridge_vars[i]);
-    if ((size_t)(eq - v) == n && memcmp(v, bridge_vars[i], n) == 0)
-      return fail(
-          err, "--env: %s is set by socketbridge for each child%s", bridge_vars[i],
-          strcmp(bridge_vars[i], SB_ENV_MAX_BYTES) == 0 ? " (use --max-bytes N)" : "");
-  }
+  /* The bridge sets these for every child: an --env copy would be
+   * silently replaced, so it is refused instead. */
+  const char *bridge = sb__bridge_var(v, (size_t)(eq - v));
+  if (bridge != NULL)
+    return fail(err, "--env: %s is set by socketbridge for each child%s", bridge,
+                strcmp(bridge, SB_ENV_MAX_BYTES) == 0 ? " (use --max-bytes N)" : "");
   return 0;
 }
 
@@ -179,8 +157,8 @@ static int parse_backoff(const char *v, cli_options *o, char err[CLI_ERR_MAX]) {
     return fail(err, "--backoff: %s is not MIN_MS:MAX_MS", shown(v, b));
   memcpy(lo, v, n);
   lo[n] = '\0';
-  if (parse_uint(lo, MAX_BACKOFF_MS, &min) != 0 ||
-      parse_uint(colon + 1, MAX_BACKOFF_MS, &max) != 0)
+  if (!sb__parse_uint(lo, MAX_BACKOFF_MS, &min) ||
+      !sb__parse_uint(colon + 1, MAX_BACKOFF_MS, &max))
     return fail(err, "--backoff: %s is not MIN_MS:MAX_MS (milliseconds, at most %llu)",
                 shown(v, b), (unsigned long long)MAX_BACKOFF_MS);
   if (min == 0)
@@ -225,9 +203,8 @@ static int opt_unset(cli_options *o, const char *name, const char *v,
   char b[80];
   if (*v == '\0' || strchr(v, '=') != NULL)
     return fail(err, "%s: %s is not a variable name", name, shown(v, b));
-  for (size_t i = 0; i < sizeof bridge_vars / sizeof bridge_vars[0]; i++)
-    if (strcmp(v, bridge_vars[i]) == 0)
-      return fail(err, "%s: %s is set by socketbridge for each child", name, v);
+  if (sb__bridge_var(v, strlen(v)) != NULL)
+    return fail(err, "%s: %s is set by socketbridge for each child", name, v);
   o->unset[o->nunset++] = (char *)v;
   o->unset[o->nunset] = NULL;
   return 0;
@@ -288,7 +265,7 @@ static int opt_max_restarts(cli_options *o, const char *name, const char *v,
                             char err[CLI_ERR_MAX]) {
   char b[80];
   uint64_t n;
-  if (parse_uint(v, MAX_RESTARTS_LIMIT, &n) != 0)
+  if (!sb__parse_uint(v, MAX_RESTARTS_LIMIT, &n))
     return fail(err, "%s: %s is not a whole number from 0 to %u", name, shown(v, b),
                 MAX_RESTARTS_LIMIT);
   o->max_restarts = (unsigned)n;
@@ -305,7 +282,7 @@ static int opt_max_bytes(cli_options *o, const char *name, const char *v,
                          char err[CLI_ERR_MAX]) {
   char b[80];
   uint64_t n;
-  if (parse_uint(v, SB_MAX_MAX_BYTES, &n) != 0 || n < SB_MIN_MAX_BYTES)
+  if (!sb__parse_uint(v, SB_MAX_MAX_BYTES, &n) || n < SB_MIN_MAX_BYTES)
     return fail(err, "%s: %s is not a number of bytes from %u to %u", name, shown(v, b),
                 SB_MIN_MAX_BYTES, SB_MAX_MAX_BYTES);
   o->max_bytes = (uint32_t)n;
@@ -316,7 +293,7 @@ static int opt_max_connections(cli_options *o, const char *name, const char *v,
                                char err[CLI_ERR_MAX]) {
   char b[80];
   uint64_t n;
-  if (parse_uint(v, MAX_CONNECTIONS_LIMIT, &n) != 0 || n == 0)
+  if (!sb__parse_uint(v, MAX_CONNECTIONS_LIMIT, &n) || n == 0)
     return fail(err, "%s: %s is not a whole number from 1 to %u", name, shown(v, b),
                 MAX_CONNECTIONS_LIMIT);
   o->max_connections = (unsigned)n;
@@ -546,7 +523,6 @@ static bool is_loopback(const char *host) {
 /* The checks that need every option seen. */
 static int check_together(cli_options *o, char *const *envp, char err[CLI_ERR_MAX]) {
   const char *env_allow = NULL;
-  size_t n = strlen(SB_ENV_ALLOWLIST);
 
   if (o->socket_path != NULL) {
     if (o->transport_given && o->transport != CLI_TRANSPORT_UNIX)
@@ -560,9 +536,8 @@ static int check_together(cli_options *o, char *const *envp, char err[CLI_ERR_MA
   if (o->transport == CLI_TRANSPORT_UNIX && o->allow_given)
     return fail(err, "--allow: applies to --transport tcp only (a Unix socket admits "
                      "the same user only)");
-  for (; envp != NULL && *envp != NULL && o->allowlist == NULL; envp++)
-    if (strncmp(*envp, SB_ENV_ALLOWLIST, n) == 0 && (*envp)[n] == '=')
-      env_allow = *envp + n + 1;
+  if (o->allowlist == NULL)
+    env_allow = sb__env_value_n(envp, SIZE_MAX, SB_ENV_ALLOWLIST, SB__ENV_LAST);
   if (env_allow != NULL && *env_allow != '\0') {
     if (check_allowlist(SB_ENV_ALLOWLIST, env_allow, err) != 0)
       return -1;

@@ -127,18 +127,9 @@ static bool match_args(char *const *pats, size_t np, char *const *args, size_t n
   return p == np;
 }
 
-/* The value of the first "NAME=..." entry, or NULL. */
-static const char *env_get(size_t envc, char *const *env, const char *name) {
-  size_t len = strlen(name);
-  for (size_t i = 0; i < envc; i++)
-    if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
-      return env[i] + len + 1;
-  return NULL;
-}
-
 static bool env_ok(const rule_match *m, size_t envc, char *const *env) {
   for (size_t i = 0; i < m->envc; i++) {
-    const char *v = env_get(envc, env, m->env_names[i]);
+    const char *v = sb__env_value_n(env, envc, m->env_names[i], SB__ENV_FIRST);
     if (v == NULL || !glob_ok(m->env_globs[i], v))
       return false;
   }

@@ -3,6 +3,7 @@
 #ifndef SB_CLI_RULES_INTERNAL_H
 #define SB_CLI_RULES_INTERNAL_H
 
+#include "proto.h"
 #include "rules.h"
 
 #include <cjson/cJSON.h>
@@ -64,8 +65,6 @@ int rules__strings(rules_ctx *c, const cJSON *arr, rules_str kind, bool nonempty
 int rules__env(rules_ctx *c, const cJSON *obj, rules_str kind, char ***names,
                char ***values, size_t *n);
 
-/* Frees a NULL-terminated array and its strings. */
-void rules__strv_free(char **v);
 /* Frees n strings of v (which may hold NULLs), and v. */
 void rules__strn_free(char **v, size_t n);
 

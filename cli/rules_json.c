@@ -419,13 +419,6 @@ int rules__env(rules_ctx *c, const cJSON *obj, rules_str kind, char ***names,
   return 0;
 }
 
-void rules__strv_free(char **v) {
-  if (v != NULL)
-    for (size_t i = 0; v[i] != NULL; i++)
-      free(v[i]);
-  free(v);
-}
-
 void rules__strn_free(char **v, size_t n) {
   if (v != NULL)
     for (size_t i = 0; i < n; i++)

@@ -256,9 +256,9 @@ int rules_expand(const rule_program *p, size_t argc, char *const *argv, const ch
 }
 
 void rule_launch_free(rule_launch *l) {
-  rules__strv_free(l->argv);
+  sb__vec_free(l->argv);
   free(l->cwd);
-  rules__strv_free(l->set);
-  rules__strv_free(l->unset);
+  sb__vec_free(l->set);
+  sb__vec_free(l->unset);
   memset(l, 0, sizeof *l);
 }

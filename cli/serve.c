@@ -478,7 +478,7 @@ int cli_serve(int argc, char **argv) {
   if (s.shim_dir != NULL)
     cli_shim_dir_remove(s.shim_dir, s.shim_names);
   free(s.shim_dir);
-  srv_strv_free(s.shim_names);
+  sb__vec_free(s.shim_names);
   free(s.shim_exec);
   srv_objs_free(&s);
   free(stub);

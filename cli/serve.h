@@ -112,11 +112,10 @@ int srv_get_bool(const cJSON *req, const char *name, bool *out, srv_err *err);
 int srv_get_signal(const cJSON *req, const char *name, int *out, srv_err *err);
 /* A byte string (no NUL); *out malloc'd, NULL when absent and opt. */
 int srv_get_bytes(const cJSON *req, const char *name, bool opt, char **out, srv_err *err);
-/* An array of byte strings, NULL-terminated, malloc'd (free with srv_strv_free);
+/* An array of byte strings, NULL-terminated, malloc'd (free with sb__vec_free);
  * NULL when absent and opt. */
 int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, char ***out,
                  srv_err *err);
-void srv_strv_free(char **v);
 /* Members: a text (a byte string: {"base64"} if ever not UTF-8; NULL is
  * null), an integer, a bool, JSON already written, an array of byte
  * strings. */

@@ -400,9 +400,9 @@ typedef struct srv_prog {
 } srv_prog;
 
 static void prog_free(srv_prog *g) {
-  srv_strv_free(g->argv);
-  srv_strv_free(g->set);
-  srv_strv_free(g->unset);
+  sb__vec_free(g->argv);
+  sb__vec_free(g->set);
+  sb__vec_free(g->unset);
   free(g->path);
   free(g->cwd);
 }

@@ -189,7 +189,7 @@ int srv_req_shim(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   add_env(ok, s, NULL);
   r = 0;
 out:
-  srv_strv_free(names);
+  sb__vec_free(names);
   return r;
 }
 
@@ -214,8 +214,8 @@ typedef struct spawn_req {
 } spawn_req;
 
 static void spawn_req_free(spawn_req *q) {
-  srv_strv_free(q->argv);
-  srv_strv_free(q->env);
+  sb__vec_free(q->argv);
+  sb__vec_free(q->env);
   free(q->cwd);
   for (int i = 0; i < 3; i++)
     free(q->paths[i]);
@@ -302,18 +302,18 @@ static int get_out(const cJSON *req, int i, spawn_req *q, sb_stdio *io, srv_err 
 /* The proc's env: the controller's, then PATH and SOCKETBRIDGE_SHIMS with
  * the shim directory first (extending the env's own, else serve's). */
 static int spawn_env(serve *s, spawn_req *q, bool replace, bool shims) {
-  const char *path = replace ? NULL : getenv("PATH");
-  const char *sh = replace ? NULL : getenv(SB_ENV_SHIMS);
+  const char *path = sb__env_value_n(q->env, SIZE_MAX, "PATH", SB__ENV_LAST);
+  const char *sh = sb__env_value_n(q->env, SIZE_MAX, SB_ENV_SHIMS, SB__ENV_LAST);
   size_t n = 0;
 
   if (!shims || s->shim_dir == NULL)
     return 0;
-  for (; q->env != NULL && q->env[n] != NULL; n++) {
-    if (strncmp(q->env[n], "PATH=", 5) == 0)
-      path = q->env[n] + 5;
-    else if (strncmp(q->env[n], SB_ENV_SHIMS "=", sizeof SB_ENV_SHIMS) == 0)
-      sh = q->env[n] + sizeof SB_ENV_SHIMS;
-  }
+  if (path == NULL && !replace)
+    path = getenv("PATH");
+  if (sh == NULL && !replace)
+    sh = getenv(SB_ENV_SHIMS);
+  while (q->env != NULL && q->env[n] != NULL)
+    n++;
   if (shim_vars(s, path, sh, q->shim_vars) < 0 ||
       (q->full_env = calloc(n + 3, sizeof *q->full_env)) == NULL)
     return -ENOMEM;

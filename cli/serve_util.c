@@ -223,12 +223,6 @@ int srv_get_bytes(const cJSON *req, const char *name, bool opt, char **out,
   return 0;
 }
 
-void srv_strv_free(char **v) {
-  for (size_t i = 0; v != NULL && v[i] != NULL; i++)
-    free(v[i]);
-  free(v);
-}
-
 int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, char ***out,
                  srv_err *err) {
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(req, name);
@@ -250,7 +244,7 @@ int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, ch
     snprintf(path, sizeof path, "%.40s[%zu]", name, i);
     memset(&diag, 0, sizeof diag);
     if (bytes_get(cJSON_GetArrayItem(a, (int)i), path, &(*out)[i], &diag) < 0) {
-      srv_strv_free(*out);
+      sb__vec_free(*out);
       *out = NULL;
       return srv_fail(err, "bad_request", "%s", diag.msg[0] ? diag.msg : "out of memory");
     }
