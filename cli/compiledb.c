@@ -21,6 +21,7 @@
 
 #include "compdb.h"
 #include "compiler.h"
+#include "proto.h"
 
 extern char **environ;
 
@@ -112,7 +113,7 @@ static size_t compiler_names(char **names) {
   for (size_t i = 0; i < sizeof base_names / sizeof base_names[0]; i++)
     names[n++] = strdup(base_names[i]);
   const char *path = getenv("PATH");
-  char *copy = strdup(path != NULL ? path : "/usr/local/bin:/usr/bin:/bin"), *save = NULL;
+  char *copy = strdup(path != NULL ? path : SB_DEFAULT_PATH), *save = NULL;
   for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir != NULL;
        dir = strtok_r(NULL, ":", &save)) {
     DIR *d = opendir(dir);

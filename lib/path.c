@@ -18,8 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SB_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
-
 /* Length of the element at s of a colon-separated list. (Not strcspn:
  * every libc function the stub imports costs it room.) */
 static size_t elem_len(const char *s) {

@@ -308,8 +308,11 @@ int sb_unix_address(const char *name, struct sockaddr_un *sa, uint32_t *len);
  * (stub/trampoline.c). */
 #define SB_TRAMPOLINE_ARG "--socketbridge-die-with"
 
+/* The PATH a lookup uses where none is set. */
+#define SB_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
 /* Finds the program `name` as execvp(3) would in `path` (a PATH value; NULL
- * or "" means the system default "/usr/local/bin:/usr/bin:/bin"), skipping
+ * or "" means SB_DEFAULT_PATH), skipping
  * every directory listed in `skip_dirs` (a SOCKETBRIDGE_SHIMS value, may be
  * NULL) and every candidate that is the same file (st_dev and st_ino) as
  * `skip_file` (the stub's own executable, may be NULL): the recursion guard.
