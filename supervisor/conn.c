@@ -444,7 +444,7 @@ static bool read_hello(sb_conn *conn, const sb_frame *f) {
 static void accept_stub(sb_conn *conn, int version) {
   sb_hello *h = &conn->hello.u.hello;
 
-  sb__hello_drop_token(h);
+  /* hello.env never holds SOCKETBRIDGE_TOKEN: sb_msg_parse leaves it out. */
   sb__hello_call(h, &conn->call);
   if (conn->ticket->child != NULL && conn->ticket->child->state < SB__CHILD_ENDING)
     conn->child = conn->ticket->child;

@@ -78,24 +78,6 @@ int sb__version_choose(int version, int min_version, char *msg, size_t len) {
   return 0;
 }
 
-void sb__hello_drop_token(sb_hello *h) {
-  static const char prefix[] = SB_ENV_TOKEN "=";
-  size_t i, n = 0;
-  if (h->env.v == NULL)
-    return;
-  for (i = 0; i < h->env.n; i++) {
-    char *e = h->env.v[i];
-    if (strncmp(e, prefix, sizeof prefix - 1) == 0) {
-      explicit_bzero(e, strlen(e));
-      free(e);
-    } else {
-      h->env.v[n++] = e;
-    }
-  }
-  h->env.v[n] = NULL;
-  h->env.n = n;
-}
-
 void sb__hello_call(const sb_hello *h, sb_call *c) {
   static char *const empty[1] = {NULL};
   c->pid = h->pid;

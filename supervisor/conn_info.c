@@ -14,18 +14,9 @@ const sb_call *sb_conn_call(const sb_conn *conn) {
 }
 
 const char *sb_conn_getenv(const sb_conn *conn, const char *name) {
-  size_t i, len;
   if (conn == NULL || name == NULL)
     return NULL;
-  len = strlen(name);
-  if (len == 0 || strchr(name, '=') != NULL)
-    return NULL;
-  for (i = 0; i < conn->call.envc; i++) {
-    const char *e = conn->call.env[i];
-    if (strncmp(e, name, len) == 0 && e[len] == '=')
-      return e + len + 1;
-  }
-  return NULL;
+  return sb__env_value_n(conn->call.env, conn->call.envc, name, SB__ENV_FIRST);
 }
 
 sb_ticket *sb_conn_ticket(const sb_conn *conn) {

@@ -406,7 +406,7 @@ int sb_conn_delegate(sb_conn *conn, const sb_program *p) {
     return r;
   set = sb__set_with_depth(conn->call.env, p->set, &depth);
   r = set != NULL && sb__dispo_get(conn) != NULL
-          ? sb__env_edit(conn->call.env, set, p->unset, &env)
+          ? sb__env_apply(conn->call.env, p->unset, set, &env)
           : -ENOMEM;
   free(set);
   if (r < 0) {
@@ -415,8 +415,9 @@ int sb_conn_delegate(sb_conn *conn, const sb_program *p) {
   }
   file = p->path;
   if (file == NULL) {
-    r = sb_path_find(p->argv[0], sb__env_get(env, "PATH"), sb__env_get(env, SB_ENV_SHIMS),
-                     conn->server->stub_path, found, sizeof found);
+    r = sb_path_find(p->argv[0], sb__env_value(env, "PATH"),
+                     sb__env_value(env, SB_ENV_SHIMS), conn->server->stub_path, found,
+                     sizeof found);
     file = found;
     /* A program looked up gets the path it was found at as argv[0], as
      * `exec /usr/bin/cc "$@"` would give it, and as the stub's exec and run

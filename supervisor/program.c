@@ -14,54 +14,16 @@ static size_t count(char *const *v) {
   return n;
 }
 
-static size_t name_len(const char *e) {
-  return (size_t)(strchrnul(e, '=') - e);
-}
-
-/* Whether the variable e ("NAME=VALUE") is named in names ("NAME" or
- * "NAME=..."). */
-static bool listed(const char *e, char *const *names) {
-  size_t len = name_len(e);
-  for (; names != NULL && *names != NULL; names++)
-    if (name_len(*names) == len && memcmp(*names, e, len) == 0)
-      return true;
-  return false;
-}
-
-const char *sb__env_get(char *const *env, const char *name) {
-  size_t len = strlen(name);
-  for (; env != NULL && *env != NULL; env++)
-    if (strncmp(*env, name, len) == 0 && (*env)[len] == '=')
-      return *env + len + 1;
-  return NULL;
-}
-
-int sb__env_edit(char *const *base, char *const *set, char *const *unset, char ***out) {
-  size_t nbase = count(base), nset = count(set), i, n = 0;
-  char **env = malloc((nbase + nset + 1) * sizeof *env);
-
-  if (env == NULL)
-    return -ENOMEM;
-  for (i = 0; i < nbase; i++)
-    if (!listed(base[i], unset) && !listed(base[i], set))
-      env[n++] = base[i];
-  /* A name set twice: the last wins, and only it is kept. */
-  for (i = 0; i < nset; i++)
-    if (!listed(set[i], set + i + 1))
-      env[n++] = set[i];
-  env[n] = NULL;
-  *out = env;
-  return 0;
-}
-
 char **sb__set_with_depth(char *const *call_env, char *const *set, char **entry) {
-  const char *v = sb__env_get(call_env, SB_ENV_DEPTH);
-  unsigned long n = v != NULL ? strtoul(v, NULL, 10) : 0;
+  uint64_t n = 0;
   size_t nset = count(set);
   char **out = malloc((nset + 2) * sizeof *out);
 
-  /* A depth that does not parse is the stub's to report: it started ours. */
-  *entry = sb__strdupf("%s=%lu", SB_ENV_DEPTH, n < SB_MAX_DEPTH ? n + 1 : SB_MAX_DEPTH);
+  /* A depth that does not parse is the stub's to report: it started ours
+   * (and exits 125 on one before its hello). */
+  sb__parse_uint(sb__env_value(call_env, SB_ENV_DEPTH), UINT32_MAX, &n);
+  *entry = sb__strdupf("%s=%llu", SB_ENV_DEPTH,
+                       (unsigned long long)(n < SB_MAX_DEPTH ? n + 1 : SB_MAX_DEPTH));
   if (out == NULL || *entry == NULL) {
     free(out);
     free(*entry);

@@ -580,9 +580,6 @@ bool sb__head_token_live(sb_server *server, const uint8_t *head, size_t len);
 /* docs/protocol.md section 3: the highest version both sides speak, or 0;
  * on 0, why into msg. */
 int sb__version_choose(int version, int min_version, char *msg, size_t len);
-/* lib/ already leaves SOCKETBRIDGE_TOKEN out of hello.env; this keeps the
- * guarantee whatever a peer sends. */
-void sb__hello_drop_token(sb_hello *h);
 /* The call a hello describes; strings borrowed from h. */
 void sb__hello_call(const sb_hello *h, sb_call *c);
 
@@ -650,15 +647,10 @@ void sb__message_detach(sb_message *msg);
 
 /* sb__dispo_check, then the checks of an sb_program. */
 int sb__program_check(const sb_conn *conn, const sb_program *p);
-/* The program's environment: base (the call's) less unset and less the
- * names set, then set. Borrowed strings; the array is malloc'd. */
-int sb__env_edit(char *const *base, char *const *set, char *const *unset, char ***out);
 /* set (borrowed) plus SOCKETBRIDGE_DEPTH: the call's depth plus one, as a
  * stub gives the programs it starts; the entry is malloc'd into *entry.
  * Free both; NULL when out of memory. */
 char **sb__set_with_depth(char *const *call_env, char *const *set, char **entry);
-/* The value of name in env, or NULL. */
-const char *sb__env_get(char *const *env, const char *name);
 /* Delegate: the program wrote buf/len to stream (1, 2): on to the stub. */
 void sb__delegate_output(sb_conn *conn, int stream, const char *buf, size_t len);
 
