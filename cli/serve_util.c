@@ -199,7 +199,8 @@ static int bytes_get(const cJSON *item, const char *path, char **out, sb_diag *d
   if (n < 0 || memchr(s, '\0', (size_t)n) != NULL) {
     free(s);
     return sb_diag_set(diag, SB_EBADMSG, "%s.base64: %s", path,
-                       n < 0 ? "not padded RFC 4648 base64" : "decodes to bytes with a NUL");
+                       n < 0 ? "not padded RFC 4648 base64"
+                             : "decodes to bytes with a NUL");
   }
   s[n] = '\0';
   *out = s;

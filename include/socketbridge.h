@@ -95,7 +95,6 @@ typedef struct sb_diag {
 #define SB_MIN_MAX_BYTES 4096u                  /* smallest accepted max_bytes */
 #define SB_MAX_MAX_BYTES (256u * 1024u * 1024u) /* largest accepted max_bytes */
 
-
 #define SB_TOKEN_BYTES 32 /* 256 bits of randomness */
 #define SB_TOKEN_HEX 64   /* its lowercase hex spelling */
 
@@ -107,7 +106,6 @@ typedef struct sb_diag {
 #define SB_ENV_MAX_BYTES "SOCKETBRIDGE_MAX_BYTES"
 #define SB_ENV_ALLOWLIST "SOCKETBRIDGE_ALLOWLIST"
 #define SB_ENV_STUB "SOCKETBRIDGE_STUB"
-
 
 /* PATH directories the stub is linked into as a shim, colon-separated. A
  * program lookup skips them, so a shim named `git` that forwards to `git`
@@ -157,7 +155,6 @@ sb_reason sb_reason_from_name(const char *name);
 typedef struct sb_winsize {
   uint16_t rows, cols;
 } sb_winsize;
-
 
 /* Signals go over the wire by name, without "SIG" ("TERM"). */
 const char *sb_signal_name(int signum); /* NULL for a signal without a name here */
@@ -472,7 +469,7 @@ typedef struct sb_spawn_options {
    * moved to a session or process group of its own (a daemon) escapes; a
    * normal exit leaves the group alone. No restart follows a stop or a
    * deadline. */
-  uint64_t timeout_ms;    /* 0: no deadline; else per run, from its start */
+  uint64_t timeout_ms; /* 0: no deadline; else per run, from its start */
   /* 0: none; else a deadline for the child's whole life, from sb_spawn:
    * every run, restart and backoff (as timeout(1) bounds a command). When
    * it passes: a TIMEOUT event, then the stop sequence for a run, or the

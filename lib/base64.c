@@ -3,7 +3,6 @@
  * (json_write.c writes it, msg_parse.c reads it). */
 #include "proto.h"
 
-
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -350,8 +350,8 @@ static int container(const sb_jr *j, size_t *at, unsigned depth, uint8_t close,
 }
 
 static int value(const sb_jr *j, size_t *at, unsigned depth) {
-  static const char *const words[] = {[SB_JR_TRUE] = "true", [SB_JR_FALSE] = "false",
-                                      [SB_JR_NULL] = "null"};
+  static const char *const words[] = {
+      [SB_JR_TRUE] = "true", [SB_JR_FALSE] = "false", [SB_JR_NULL] = "null"};
   size_t end, n;
   bool integer;
   sb_jr_kind k = sb_jr_kind_at(j, *at);

@@ -53,7 +53,7 @@ static inline int sb__value_of(const sb__named *table, size_t n, const char *nam
   return 0;
 }
 
-#define SB_FRAME_HEADER 5                       /* u32 length + u8 kind */
+#define SB_FRAME_HEADER 5 /* u32 length + u8 kind */
 /* The bound of the control frames that carry a command line: hello (argv,
  * env) and exec/run. max_bytes does not bound them: what execve(2) accepts
  * (argv + env up to 6 MiB, 3/4 of the kernel's 8 MiB stack cap, each byte up

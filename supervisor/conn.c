@@ -835,7 +835,8 @@ void sb__conn_own_handle(sb_conn *conn, uv_handle_t *handle) {
   conn->open_handles++;
 }
 
-/* ---- verbs: what may be written, and the welcome first ------------------------------------------------------------- */
+/* ---- verbs: what may be written, and the welcome first
+ * ------------------------------------------------------------- */
 
 int sb__conn_send_owned(sb_conn *conn, void *frame, size_t len) {
   int r = sb__conn_welcome(conn);

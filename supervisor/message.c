@@ -246,8 +246,8 @@ int sb_server_status_json(const sb_server *server, char **out) {
 /* ---- the first frame: send -------------------------------------------------- */
 
 /* The members of a send (docs/protocol.md section 7). */
-static const char *const send_names[] = {"type", "version", "min_version", "pid", "token",
-                                         "message"};
+static const char *const send_names[] = {"type", "version", "min_version",
+                                         "pid",  "token",   "message"};
 enum { S_TYPE, S_VERSION, S_MIN_VERSION, S_PID, S_TOKEN, S_MESSAGE };
 
 /* Member k's value, or SIZE_MAX when absent. */
@@ -262,8 +262,7 @@ static bool get_int(const sb_jr *j, size_t where, int64_t lo, int64_t hi, int64_
     *out = def;
     return true;
   }
-  return sb_jr_kind_at(j, where) == SB_JR_NUMBER &&
-         sb_jr_int(j, where, lo, hi, out) == 0;
+  return sb_jr_kind_at(j, where) == SB_JR_NUMBER && sb_jr_int(j, where, lo, hi, out) == 0;
 }
 
 /* True when the string at where is s. */
@@ -357,7 +356,8 @@ bool sb__message_first_frame(sb_conn *conn, const sb_frame *f) {
              sb_jr_kind_at(&j, mix.at[0]) != SB_JR_STRING) {
     sb__conn_reject(conn, SB_REASON_PROTOCOL, true,
                     "bad send: message: expected a JSON object with a string \"type\"");
-  } else if ((hi = sb__conn_check_peer(conn, (int)version, (int)min_version, token)) > 0) {
+  } else if ((hi = sb__conn_check_peer(conn, (int)version, (int)min_version, token)) >
+             0) {
     accept_sender(conn, &j, message, mix.at[0], pid, hi);
   }
   if (token != NULL)

@@ -20,7 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include "proto.h"
 
 static int64_t now_ms(void) {
@@ -198,7 +197,8 @@ static int build_send(const char *message, const sb_config *cfg, char **text,
     explicit_bzero(w.buf, w.len);
   int r = sb_jw_end(&w, text, &len);
   if (r == SB_EMSGSIZE)
-    return sb_diag_set(diag, SB_EMSGSIZE, "the message is over the frame bound (%u bytes)",
+    return sb_diag_set(diag, SB_EMSGSIZE,
+                       "the message is over the frame bound (%u bytes)",
                        (unsigned)cfg->max_bytes);
   return r;
 }

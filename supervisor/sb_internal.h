@@ -279,8 +279,8 @@ typedef struct sb__dispo {
 typedef struct sb__dispo_ops {
   void (*on_stdin)(sb_conn *conn, const char *buf, size_t len); /* len 0: its end */
   void (*on_signal)(sb_conn *conn, int signum);                 /* the stub got it */
-  void (*on_winsize)(sb_conn *conn);                    /* call.winsize changed */
-  void (*on_exited)(sb_conn *conn, const sb_status *st); /* run, exec: `exited` */
+  void (*on_winsize)(sb_conn *conn);                            /* call.winsize changed */
+  void (*on_exited)(sb_conn *conn, const sb_status *st);        /* run, exec: `exited` */
 } sb__dispo_ops;
 
 /* Where a connection is in its life; conn.c's diagram has the transitions. */
@@ -334,9 +334,9 @@ struct sb_conn {
    * tells the stub to leave its stdin alone. */
   bool welcome_pending;
   bool hold_stdin;
-  bool held;       /* sb_conn_hold: the welcome waits for the caller */
-  bool told;       /* the stub was told how to end (told_code, told_signal): by
-                      sb_conn_exit or sb_conn_kill, or a failed exec's report */
+  bool held; /* sb_conn_hold: the welcome waits for the caller */
+  bool told; /* the stub was told how to end (told_code, told_signal): by
+                sb_conn_exit or sb_conn_kill, or a failed exec's report */
   int told_code;
   int told_signal;
   sb__dispo_kind dispo;
@@ -346,8 +346,8 @@ struct sb_conn {
   bool prog_exited;         /* run, exec: `exited` came */
   sb_close_reason close_reason;
   int close_err;
-  int version;     /* chosen in the handshake */
-  sb_msg hello;    /* owns what call points to */
+  int version;  /* chosen in the handshake */
+  sb_msg hello; /* owns what call points to */
   sb_call call;
   sb_ticket *ticket;
   sb_child *child;

@@ -15,7 +15,8 @@ typedef struct named {
 
 #define ROW(id, value, name) {id, name},
 
-static void check(const char *what, const named *rows, size_t n, const char *(*name_of)(int)) {
+static void check(const char *what, const named *rows, size_t n,
+                  const char *(*name_of)(int)) {
   for (size_t i = 0; i < n; i++) {
     cr_assert_str_eq(name_of(rows[i].value), rows[i].name, "%s %d", what, rows[i].value);
     for (size_t j = 0; j < i; j++)

@@ -50,7 +50,8 @@ static void roundtrip(const sb_msg *m) {
   sb_msg back;
   sb_diag diag = {""};
   cr_assert_eq(sb_msg_encode(m, 0, &frame, &len), 0);
-  int r = parse((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER, &back, &diag);
+  int r =
+      parse((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER, &back, &diag);
   cr_assert_eq(r, 0, "%s: %s", sb_msg_type_name(m->type), diag.msg);
   unit_assert_msg_eq(m, &back);
   sb_msg_free(&back);
@@ -68,7 +69,7 @@ Test(json, parses_every_message_the_supervisor_sends) {
   roundtrip(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {1, false}});
   roundtrip(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {65535, true}});
   roundtrip(&(sb_msg){.type = SB_MSG_REJECT,
-                           .u.reject = {SB_REASON_BAD_TOKEN, "no \"such\" token\n"}});
+                      .u.reject = {SB_REASON_BAD_TOKEN, "no \"such\" token\n"}});
   roundtrip(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.code = 255}});
   roundtrip(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.signal = SIGTERM}});
   roundtrip(&(sb_msg){.type = SB_MSG_PTY});
@@ -103,27 +104,53 @@ Test(json, encodes_every_message_byte_for_byte) {
   h->cwd = "/home/\xff";
   h->tty = SB_TTY_STDIN | SB_TTY_STDERR;
   /* min_version 0: written as version; the token entry of env left out */
-  encode_is(&m, "{\"type\":\"hello\",\"token\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"version\":3,\"min_version\":3,\"pid\":2147483647,\"ppid\":0,\"argv\":[\"tool\",\"\",\"\\u0001\\u001f\\\"\\\\/\x7f""\",{\"base64\":\"Y2Fm6Q==\"},\"\xf0""\x9f""\x98""\x80""\"],\"env\":[\"A=1\",{\"base64\":\"Qj3/\"},\"C=\"],\"cwd\":{\"base64\":\"L2hvbWUv/w==\"},\"exe\":null,\"tty\":{\"stdin\":true,\"stdout\":false,\"stderr\":true}}");
+  encode_is(
+      &m,
+      "{\"type\":\"hello\",\"token\":"
+      "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"version\":"
+      "3,\"min_version\":3,\"pid\":2147483647,\"ppid\":0,\"argv\":[\"tool\",\"\","
+      "\"\\u0001\\u001f\\\"\\\\/\x7f"
+      "\",{\"base64\":\"Y2Fm6Q==\"},\"\xf0"
+      "\x9f"
+      "\x98"
+      "\x80"
+      "\"],\"env\":[\"A=1\",{\"base64\":\"Qj3/\"},\"C=\"],\"cwd\":{\"base64\":\"L2hvbWUv/"
+      "w==\"},\"exe\":null,\"tty\":{\"stdin\":true,\"stdout\":false,\"stderr\":true}}");
   h->min_version = 2;
   h->exe = "/usr/bin/socketbridge-stub";
   h->argv = (sb_strv){NULL, 0};
   h->has_winsize = true;
   h->winsize = (sb_winsize){24, 80};
-  encode_is(&m, "{\"type\":\"hello\",\"token\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"version\":3,\"min_version\":2,\"pid\":2147483647,\"ppid\":0,\"argv\":[],\"env\":[\"A=1\",{\"base64\":\"Qj3/\"},\"C=\"],\"cwd\":{\"base64\":\"L2hvbWUv/w==\"},\"exe\":\"/usr/bin/socketbridge-stub\",\"tty\":{\"stdin\":true,\"stdout\":false,\"stderr\":true},\"winsize\":{\"rows\":24,\"cols\":80}}");
-  encode_is(&(sb_msg){.type = SB_MSG_WINSIZE, .u.winsize = {65535, 0}}, "{\"type\":\"winsize\",\"rows\":65535,\"cols\":0}");
-  encode_is(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {SIGINT}}, "{\"type\":\"signal\",\"signal\":\"INT\"}");
-  encode_is(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.signal = SIGKILL}}, "{\"type\":\"exited\",\"signal\":\"KILL\"}");
-  encode_is(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.code = 7}}, "{\"type\":\"exit\",\"code\":7}");
+  encode_is(&m, "{\"type\":\"hello\",\"token\":"
+                "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+                "\"version\":3,\"min_version\":2,\"pid\":2147483647,\"ppid\":0,\"argv\":["
+                "],\"env\":[\"A=1\",{\"base64\":\"Qj3/"
+                "\"},\"C=\"],\"cwd\":{\"base64\":\"L2hvbWUv/w==\"},\"exe\":\"/usr/bin/"
+                "socketbridge-stub\",\"tty\":{\"stdin\":true,\"stdout\":false,\"stderr\":"
+                "true},\"winsize\":{\"rows\":24,\"cols\":80}}");
+  encode_is(&(sb_msg){.type = SB_MSG_WINSIZE, .u.winsize = {65535, 0}},
+            "{\"type\":\"winsize\",\"rows\":65535,\"cols\":0}");
+  encode_is(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {SIGINT}},
+            "{\"type\":\"signal\",\"signal\":\"INT\"}");
+  encode_is(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.signal = SIGKILL}},
+            "{\"type\":\"exited\",\"signal\":\"KILL\"}");
+  encode_is(&(sb_msg){.type = SB_MSG_EXIT, .u.exit = {.code = 7}},
+            "{\"type\":\"exit\",\"code\":7}");
   encode_is(&(sb_msg){.type = SB_MSG_STREAM_ERROR,
                       .u.stream_error = {2, -EPIPE, "Broken \"pipe\"\n"}},
-            "{\"type\":\"stream_error\",\"stream\":\"stderr\",\"errno\":32,\"message\":\"Broken \\\"pipe\\\"\\n\"}");
+            "{\"type\":\"stream_error\",\"stream\":\"stderr\",\"errno\":32,\"message\":"
+            "\"Broken \\\"pipe\\\"\\n\"}");
   encode_is(&(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {1, -4095, NULL}},
-            "{\"type\":\"stream_error\",\"stream\":\"stdout\",\"errno\":4095,\"message\":\"\"}");
-  encode_is(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {65535, true}}, "{\"type\":\"welcome\",\"version\":65535,\"stdin\":false}");
-  encode_is(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {1, false}}, "{\"type\":\"welcome\",\"version\":1}");
+            "{\"type\":\"stream_error\",\"stream\":\"stdout\",\"errno\":4095,\"message\":"
+            "\"\"}");
+  encode_is(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {65535, true}},
+            "{\"type\":\"welcome\",\"version\":65535,\"stdin\":false}");
+  encode_is(&(sb_msg){.type = SB_MSG_WELCOME, .u.welcome = {1, false}},
+            "{\"type\":\"welcome\",\"version\":1}");
   encode_is(&(sb_msg){.type = SB_MSG_REJECT,
                       .u.reject = {SB_REASON_BAD_TOKEN, "no \"such\" token\n"}},
-            "{\"type\":\"reject\",\"reason\":\"bad_token\",\"message\":\"no \\\"such\\\" token\\n\"}");
+            "{\"type\":\"reject\",\"reason\":\"bad_token\",\"message\":\"no \\\"such\\\" "
+            "token\\n\"}");
   encode_is(&(sb_msg){.type = SB_MSG_PTY}, "{\"type\":\"pty\"}");
   sb_msg l = {.type = SB_MSG_RUN};
   l.u.launch.argv = unit_strv(argv);
@@ -132,9 +159,29 @@ Test(json, encodes_every_message_byte_for_byte) {
   l.u.launch.set = unit_strv(env); /* a program's env may hold the token */
   l.u.launch.unset = unit_strv(unset);
   l.u.launch.tee = true;
-  encode_is(&l, "{\"type\":\"run\",\"argv\":[\"tool\",\"\",\"\\u0001\\u001f\\\"\\\\/\x7f""\",{\"base64\":\"Y2Fm6Q==\"},\"\xf0""\x9f""\x98""\x80""\"],\"path\":{\"base64\":\"L3Vzci9iaW4vwyhnaXQ=\"},\"cwd\":\"/tmp/\xe2""\x82""\xac""\",\"env\":[\"A=1\",\"SOCKETBRIDGE_TOKEN=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",{\"base64\":\"Qj3/\"},\"C=\"],\"unset\":[\"PAGER\"],\"tee\":true}");
+  encode_is(&l, "{\"type\":\"run\",\"argv\":[\"tool\",\"\",\"\\u0001\\u001f\\\"\\\\/\x7f"
+                "\",{\"base64\":\"Y2Fm6Q==\"},\"\xf0"
+                "\x9f"
+                "\x98"
+                "\x80"
+                "\"],\"path\":{\"base64\":\"L3Vzci9iaW4vwyhnaXQ=\"},\"cwd\":\"/tmp/\xe2"
+                "\x82"
+                "\xac"
+                "\",\"env\":[\"A=1\",\"SOCKETBRIDGE_TOKEN="
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",{"
+                "\"base64\":\"Qj3/\"},\"C=\"],\"unset\":[\"PAGER\"],\"tee\":true}");
   l.type = SB_MSG_EXEC; /* no tee */
-  encode_is(&l, "{\"type\":\"exec\",\"argv\":[\"tool\",\"\",\"\\u0001\\u001f\\\"\\\\/\x7f""\",{\"base64\":\"Y2Fm6Q==\"},\"\xf0""\x9f""\x98""\x80""\"],\"path\":{\"base64\":\"L3Vzci9iaW4vwyhnaXQ=\"},\"cwd\":\"/tmp/\xe2""\x82""\xac""\",\"env\":[\"A=1\",\"SOCKETBRIDGE_TOKEN=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",{\"base64\":\"Qj3/\"},\"C=\"],\"unset\":[\"PAGER\"]}");
+  encode_is(&l, "{\"type\":\"exec\",\"argv\":[\"tool\",\"\",\"\\u0001\\u001f\\\"\\\\/\x7f"
+                "\",{\"base64\":\"Y2Fm6Q==\"},\"\xf0"
+                "\x9f"
+                "\x98"
+                "\x80"
+                "\"],\"path\":{\"base64\":\"L3Vzci9iaW4vwyhnaXQ=\"},\"cwd\":\"/tmp/\xe2"
+                "\x82"
+                "\xac"
+                "\",\"env\":[\"A=1\",\"SOCKETBRIDGE_TOKEN="
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",{"
+                "\"base64\":\"Qj3/\"},\"C=\"],\"unset\":[\"PAGER\"]}");
 }
 
 Test(json, the_hello_it_encodes_parses_back) {
@@ -154,7 +201,8 @@ Test(json, the_hello_it_encodes_parses_back) {
   size_t len;
   sb_diag diag = {""};
   cr_assert_eq(sb_msg_encode(&m, 0, &frame, &len), 0);
-  int r = parse((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER, &back, &diag);
+  int r =
+      parse((const char *)frame + SB_FRAME_HEADER, len - SB_FRAME_HEADER, &back, &diag);
   cr_assert_eq(r, 0, "%s", diag.msg);
   h->env = unit_strv(env_out); /* the token entry is never sent */
   unit_assert_msg_eq(&m, &back);
@@ -181,17 +229,15 @@ Test(json, encode_refuses_a_message_out_of_range) {
   m.u.hello.tty = 0;
   m.u.hello.min_version = 2;
   cr_assert_eq(encode(&m, 0), SB_EINVAL);
-  cr_assert_eq(encode(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {0}}, 0),
-               SB_EINVAL);
+  cr_assert_eq(encode(&(sb_msg){.type = SB_MSG_SIGNAL, .u.signal = {0}}, 0), SB_EINVAL);
   cr_assert_eq(encode(&(sb_msg){.type = SB_MSG_EXITED, .u.exit = {.code = 256}}, 0),
                SB_EINVAL);
   cr_assert_eq(
-      encode(
-          &(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {1, -32, "\xff"}}, 0),
+      encode(&(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {1, -32, "\xff"}},
+             0),
       SB_EINVAL);
   cr_assert_eq(
-      encode(&(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {3, -32, "x"}},
-                  0),
+      encode(&(sb_msg){.type = SB_MSG_STREAM_ERROR, .u.stream_error = {3, -32, "x"}}, 0),
       SB_EINVAL);
   cr_assert_eq(encode(&(sb_msg){.type = (sb_msg_type)42}, 0), SB_EINVAL);
 }
@@ -263,8 +309,8 @@ Test(json, decodes_escapes_and_surrogate_pairs) {
   sb_msg m;
   sb_diag diag = {""};
   int r = parse("{\"type\":\"reject\",\"reason\":\"busy\",\"message\":"
-                     "\"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\\udbff\\udfff\\n\"}",
-                     0, &m, &diag);
+                "\"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\\udbff\\udfff\\n\"}",
+                0, &m, &diag);
   cr_assert_eq(r, 0, "%s", diag.msg);
   cr_assert_str_eq(m.u.reject.message,
                    "A\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\n");
@@ -275,9 +321,9 @@ Test(json, decodes_base64_byte_strings) {
   sb_msg m;
   sb_diag diag = {""};
   int r = parse("{\"type\":\"run\",\"argv\":[{\"base64\":\"/w==\"},\"b\","
-                     "{\"base64\":\"Y2Fm6Q==\"},{\"base64\":\"\"}],\"cwd\":{\"base64\":"
-                     "\"L3RtcP8=\"},\"env\":[{\"base64\":\"QT3/\"}]}",
-                     0, &m, &diag);
+                "{\"base64\":\"Y2Fm6Q==\"},{\"base64\":\"\"}],\"cwd\":{\"base64\":"
+                "\"L3RtcP8=\"},\"env\":[{\"base64\":\"QT3/\"}]}",
+                0, &m, &diag);
   cr_assert_eq(r, 0, "%s", diag.msg);
   cr_assert_eq(m.u.launch.argv.n, 4);
   cr_assert_str_eq(m.u.launch.argv.v[0], "\xff");
@@ -292,11 +338,11 @@ Test(json, drops_the_token_from_a_hello_env) {
   sb_msg m;
   sb_diag diag = {""};
   int r = parse("{\"type\":\"hello\",\"version\":1,\"token\":\"" TEST_TOKEN
-                     "\",\"pid\":2,\"ppid\":1,\"argv\":[],\"env\":[\"A=1\","
-                     "\"SOCKETBRIDGE_TOKEN=" TEST_TOKEN "\",\"B=2\"],\"cwd\":null,"
-                     "\"exe\":\"/x\",\"tty\":{\"stdin\":false,\"stdout\":true,"
-                     "\"stderr\":false,\"x\":1}}",
-                     0, &m, &diag);
+                "\",\"pid\":2,\"ppid\":1,\"argv\":[],\"env\":[\"A=1\","
+                "\"SOCKETBRIDGE_TOKEN=" TEST_TOKEN "\",\"B=2\"],\"cwd\":null,"
+                "\"exe\":\"/x\",\"tty\":{\"stdin\":false,\"stdout\":true,"
+                "\"stderr\":false,\"x\":1}}",
+                0, &m, &diag);
   cr_assert_eq(r, 0, "%s", diag.msg);
   cr_assert_eq(m.u.hello.env.n, 2);
   cr_assert_str_eq(m.u.hello.env.v[1], "B=2");
@@ -475,10 +521,10 @@ Test(json, refuses_a_tty_member_given_twice) {
   sb_msg m;
   sb_diag diag = {""};
   int r = parse("{\"type\":\"hello\",\"version\":1,\"token\":\"" TEST_TOKEN
-                     "\",\"pid\":2,\"ppid\":1,\"argv\":[],\"env\":[],\"cwd\":null,"
-                     "\"exe\":null,\"tty\":{\"stdin\":true,\"stdout\":true,"
-                     "\"stderr\":true,\"stdin\":false}}",
-                     0, &m, &diag);
+                "\",\"pid\":2,\"ppid\":1,\"argv\":[],\"env\":[],\"cwd\":null,"
+                "\"exe\":null,\"tty\":{\"stdin\":true,\"stdout\":true,"
+                "\"stderr\":true,\"stdin\":false}}",
+                0, &m, &diag);
   cr_assert_eq(r, SB_EBADMSG);
   cr_assert(strstr(diag.msg, "hello.tty.stdin: given twice"), "diag: %s", diag.msg);
 }
@@ -527,8 +573,8 @@ Test(json, never_quotes_a_token_in_a_diag) {
   sb_msg m;
   sb_diag diag = {""};
   int r = parse("{\"type\":\"hello\",\"version\":1,\"token\":\"0123456789ABCDEF"
-                     "0123456789abcdef0123456789abcdef0123456789abcdef\",\"pid\":2}",
-                     0, &m, &diag);
+                "0123456789abcdef0123456789abcdef0123456789abcdef\",\"pid\":2}",
+                0, &m, &diag);
   cr_assert_eq(r, SB_EBADMSG);
   cr_assert(strstr(diag.msg, "hello.token") != NULL, "diag: %s", diag.msg);
   cr_assert(strstr(diag.msg, "0123") == NULL, "diag shows the token: %s", diag.msg);

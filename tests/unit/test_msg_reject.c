@@ -62,7 +62,8 @@ ParameterizedTestParameters(msg_reject, refuses_a_malformed_message_naming_the_f
        "welcome.version: expected an integer in"},
       {"{\"type\":\"welcome\",\"version\":1.5}", "welcome.version: expected an integer"},
       /* not an integer as written (cJSON read inf, out of range) */
-      {"{\"type\":\"welcome\",\"version\":1e400}", "welcome.version: expected an integer"},
+      {"{\"type\":\"welcome\",\"version\":1e400}",
+       "welcome.version: expected an integer"},
       {"{\"type\":\"welcome\",\"version\":1e6}", "welcome.version: expected an integer"},
       {"{\"type\":\"welcome\",\"version\":true}", "welcome.version: expected an integer"},
       {"{\"type\":\"welcome\",\"version\":1,\"version\":2}",

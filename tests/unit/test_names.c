@@ -22,7 +22,8 @@ static void check(const char *what, const named *rows, size_t n,
   for (size_t i = 0; i < n; i++) {
     cr_assert_str_eq(name_of(rows[i].value), rows[i].name, "%s %d", what, rows[i].value);
     if (value_of != NULL)
-      cr_assert_eq(value_of(rows[i].name), rows[i].value, "%s \"%s\"", what, rows[i].name);
+      cr_assert_eq(value_of(rows[i].name), rows[i].value, "%s \"%s\"", what,
+                   rows[i].name);
     for (size_t j = 0; j < i; j++)
       cr_assert_neq(rows[j].value, rows[i].value, "%s: %s and %s share a value", what,
                     rows[j].name, rows[i].name);
