@@ -127,7 +127,8 @@ typedef struct sb_diag {
 #define SB_ENV_DEPTH "SOCKETBRIDGE_DEPTH"
 #define SB_MAX_DEPTH 16
 /* "exec": a stub that cannot reach its supervisor execs the real program
- * (found as sb_path_find says) instead of failing with 125. */
+ * (looked up on PATH past the shims and the stub, as sb_program.path
+ * says) instead of failing with 125. */
 #define SB_ENV_FALLBACK "SOCKETBRIDGE_FALLBACK"
 
 /* Machine-readable reasons of a reject. */
@@ -799,7 +800,7 @@ typedef struct sb_response {
 /* A program for delegate, exec and run. Strings are copied. */
 typedef struct sb_program {
   char *const *argv; /* required, NULL-terminated, argv[0] not empty */
-  /* The file to run. NULL: argv[0] looked up with sb_path_find() in the
+  /* The file to run. NULL: argv[0] looked up as execvp(3) does in the
    * PATH of the program's environment, skipping the directories in its
    * SOCKETBRIDGE_SHIMS and the stub itself (the recursion guard); the
    * program then gets the path found as its argv[0], as `exec /usr/bin/cc
