@@ -255,11 +255,6 @@ void sb_msg_free(sb_msg *m);
 int sb_msg_encode(const sb_msg *m, uint32_t max_bytes, uint8_t **frame,
                   size_t *frame_len);
 
-/* ---- byte strings in JSON ---------------------------------------------- */
-
-/* True when buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
-bool sb_utf8_valid(const uint8_t *buf, size_t len);
-
 /* ---- token ------------------------------------------------------------- */
 
 /* True when s is a well-formed token (SB_TOKEN_HEX lowercase hex digits). */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* utf8.c - UTF-8 validation. */
+/* utf8.c - UTF-8 validation, one sequence at a time (the JSON reader and
+ * writer check their strings with it as they scan them). */
 #include "proto.h"
 
 /* The well-formed byte sequences of Unicode (Table 3-7): the ranges of the
@@ -35,19 +36,4 @@ size_t sb__utf8_seq(const uint8_t *p, size_t left) {
     if (p[i] < 0x80 || p[i] > 0xbf)
       return 0;
   return n;
-}
-
-bool sb_utf8_valid(const uint8_t *buf, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    if (buf[i] < 0x80) {
-      i++;
-      continue;
-    }
-    size_t n = sb__utf8_seq(buf + i, len - i);
-    if (n == 0)
-      return false;
-    i += n;
-  }
-  return true;
 }
