@@ -226,7 +226,7 @@ struct sb_child {
    * freed when the last of them has closed after on_exit. */
   uv_timer_t timer;
   uv_timer_t deadline; /* deadline_ms, from sb_spawn on */
-  uv_pipe_t out[2]; /* CAPTURE of stdout, stderr */
+  uv_pipe_t out[2];    /* CAPTURE of stdout, stderr */
   bool out_open[2];
   uv_pipe_t in; /* BUFFER stdin */
   uv_write_t in_req;
