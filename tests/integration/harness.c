@@ -21,7 +21,13 @@
 
 #include "../helpers/stream.h"
 
-static double deadline_scale(void) {
+double h_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double h_scale(void) {
   const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
   double v = s ? atof(s) : 1.0;
   return v > 0 ? v : 1.0;
@@ -105,7 +111,7 @@ static void wait_until(harness *h, bool (*done)(const void *, unsigned), const v
   waiter w = {false};
   uv_timer_init(&h->loop, &timer);
   timer.data = &w;
-  uv_timer_start(&timer, on_deadline, (uint64_t)(H_DEADLINE * 1000 * deadline_scale()),
+  uv_timer_start(&timer, on_deadline, (uint64_t)(H_DEADLINE * 1000 * h_scale()),
                  0);
   while (!done(arg, want) && !w.fired)
     uv_run(&h->loop, UV_RUN_ONCE);
@@ -204,9 +210,9 @@ void h_wait_exit(harness *h, h_exit *ex) {
 }
 
 const char *h_path(harness *h, const char *name) {
-  static char bufs[4][512];
+  static char bufs[32][512];
   static unsigned slot;
-  char *b = bufs[slot++ % 4];
+  char *b = bufs[slot++ % 32];
   snprintf(b, sizeof bufs[0], "%s/%s", h->dir, name);
   return b;
 }
@@ -242,7 +248,7 @@ static void on_poll_timer(uv_timer_t *t) {
 }
 
 bool h_poll_for(harness *h, bool (*cond)(harness *, const void *), const void *arg) {
-  uint64_t limit = (uint64_t)(H_DEADLINE * 1000 * deadline_scale());
+  uint64_t limit = (uint64_t)(H_DEADLINE * 1000 * h_scale());
   uv_timer_t t;
   uv_timer_init(&h->loop, &t);
   uv_timer_start(&t, on_poll_timer, 5, 5);

@@ -79,7 +79,14 @@ sb_child *h_sh(harness *h, const char *script, int out, int err, h_exit *ex);
 /* Waits for a child's end. */
 void h_wait_exit(harness *h, h_exit *ex);
 
-/* Path of name inside the test's temp dir (static buffer per call slot). */
+/* SB_TEST_TIMEOUT_SCALE (default 1): every deadline of the tests is
+ * multiplied by it, for loaded hosts. */
+double h_scale(void);
+/* CLOCK_MONOTONIC in seconds. */
+double h_now(void);
+
+/* Path of name inside the test's temp dir: one of 32 static buffers, so a
+ * test may hold that many at once. */
 const char *h_path(harness *h, const char *name);
 /* Creates (truncates) a file in the temp dir, open for writing. */
 int h_create(harness *h, const char *name);

@@ -36,27 +36,6 @@ typedef struct cli_result {
   double seconds; /* how long it ran */
 } cli_result;
 
-static double scale(void) {
-  const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
-  double v = s ? atof(s) : 1.0;
-  return v > 0 ? v : 1.0;
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Paths in the test's temp dir that stay valid for the whole test. */
-static const char *tpath(harness *h, const char *name) {
-  static char bufs[32][512];
-  static unsigned slot;
-  char *b = bufs[slot++ % 32];
-  snprintf(b, sizeof bufs[0], "%s/%s", h->dir, name);
-  return b;
-}
-
 /* A number no other test (or run) uses, for markers. */
 static unsigned long unique(void) {
   struct timespec ts;
@@ -99,8 +78,8 @@ static int wait_pid(pid_t pid, double seconds) {
 static void cli_finish(harness *h, pid_t pid, const char *tag, double start,
                        cli_result *res) {
   char out[64], err[64];
-  res->status = wait_pid(pid, H_DEADLINE * scale());
-  res->seconds = now() - start;
+  res->status = wait_pid(pid, H_DEADLINE * h_scale());
+  res->seconds = h_now() - start;
   snprintf(out, sizeof out, "%s.out", tag);
   snprintf(err, sizeof err, "%s.err", tag);
   res->out = h_read(h, out, NULL);
@@ -109,7 +88,7 @@ static void cli_finish(harness *h, pid_t pid, const char *tag, double start,
 
 /* Runs `socketbridge args...` to its end. */
 static void cli_env(harness *h, cli_result *res, char *const *env, char *const *args) {
-  double start = now();
+  double start = h_now();
   pid_t pid = cli_start(h, args, NULL, "cli", env);
   cli_finish(h, pid, "cli", start, res);
 }
@@ -128,22 +107,22 @@ static void assert_quiet_stdout(const cli_result *r) {
 }
 
 static void write_file(harness *h, const char *name, const char *text, mode_t mode) {
-  int fd = open(tpath(h, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  int fd = open(h_path(h, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   cr_assert(fd >= 0);
   cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
   close(fd);
 }
 
 static bool exists(harness *h, const char *name) {
-  return access(tpath(h, name), F_OK) == 0;
+  return access(h_path(h, name), F_OK) == 0;
 }
 
 /* Waits (bounded) until no process carries marker: processes the stop
  * sequence signalled may take a moment to be torn down. */
 static void assert_none_marked(const char *marker) {
-  double end = now() + 10 * scale();
+  double end = h_now() + 10 * h_scale();
   unsigned n;
-  while ((n = h_count_marked(marker)) > 0 && now() < end) {
+  while ((n = h_count_marked(marker)) > 0 && h_now() < end) {
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
@@ -243,11 +222,11 @@ Test(cli, stub_path_prints_the_stub_next_to_the_command) {
 
 /* A copy of the command with no stub beside it, in the test's dir. */
 static char *lonely_copy(harness *h) {
-  char *copy = strdup(tpath(h, "socketbridge"));
+  char *copy = strdup(h_path(h, "socketbridge"));
   char *args[] = {"/bin/cp", SB_TEST_CLI, copy, NULL};
   pid_t pid;
   cr_assert_eq(posix_spawn(&pid, args[0], NULL, NULL, args, environ), 0);
-  cr_assert_eq(wait_pid(pid, H_DEADLINE * scale()), 0, "cp failed");
+  cr_assert_eq(wait_pid(pid, H_DEADLINE * h_scale()), 0, "cp failed");
   return copy;
 }
 
@@ -269,7 +248,7 @@ Test(cli, stub_path_without_a_stub_beside_falls_back_to_the_library_default) {
 
   /* None there: 125 and one line. */
   char env_bad[600];
-  snprintf(env_bad, sizeof env_bad, "SOCKETBRIDGE_STUB=%s", tpath(&h, "no-such-stub"));
+  snprintf(env_bad, sizeof env_bad, "SOCKETBRIDGE_STUB=%s", h_path(&h, "no-such-stub"));
   cli_env(&h, &r, (char *[]){env_bad, NULL}, (char *[]){copy, "stub-path", NULL});
   cr_assert_eq(r.status, 125);
   assert_quiet_stdout(&r);
@@ -292,14 +271,14 @@ Test(cli, run_with_shims_and_no_stub_to_link_them_to_exits_125_first) {
   setenv("PATH", "/usr/bin:/bin", 1); /* no socketbridge-stub on it */
   write_file(&h, "not-exec", "#!/bin/sh\n", 0644);
   char env_bad[600];
-  snprintf(env_bad, sizeof env_bad, "SOCKETBRIDGE_STUB=%s", tpath(&h, "not-exec"));
+  snprintf(env_bad, sizeof env_bad, "SOCKETBRIDGE_STUB=%s", h_path(&h, "not-exec"));
   char *const *envs[] = {NULL, (char *[]){env_bad, NULL}};
   for (size_t i = 0; i < 2; i++) {
     char script[600];
-    snprintf(script, sizeof script, "touch %s; git --version", tpath(&h, "ran"));
+    snprintf(script, sizeof script, "touch %s; git --version", h_path(&h, "ran"));
     cli_result r;
     cli_env(&h, &r, envs[i],
-            (char *[]){copy, "run", "--shim", "git", "--record", (char *)tpath(&h, "rec"),
+            (char *[]){copy, "run", "--shim", "git", "--record", (char *)h_path(&h, "rec"),
                        "--", "sh", "-c", script, NULL});
     cr_assert_eq(r.status, 125, "case %zu: %d: %s", i, r.status, r.err);
     assert_quiet_stdout(&r);
@@ -321,17 +300,17 @@ Test(cli, a_program_linked_statically_finds_the_stub_on_path) {
   h_init(&h, NULL);
   char *copy = lonely_copy(&h);
   cr_assert_neq(access("/usr/local/bin/socketbridge-stub", F_OK), 0, "one is installed");
-  cr_assert_eq(mkdir(tpath(&h, "bin"), 0755), 0);
-  cr_assert_eq(symlink(SB_TEST_STUB, tpath(&h, "bin/socketbridge-stub")), 0);
+  cr_assert_eq(mkdir(h_path(&h, "bin"), 0755), 0);
+  cr_assert_eq(symlink(SB_TEST_STUB, h_path(&h, "bin/socketbridge-stub")), 0);
   char path[700];
-  snprintf(path, sizeof path, "%s:/usr/bin:/bin", tpath(&h, "bin"));
+  snprintf(path, sizeof path, "%s:/usr/bin:/bin", h_path(&h, "bin"));
   unsetenv("SOCKETBRIDGE_STUB");
   setenv("PATH", path, 1);
   cli_result r;
   cli_env(&h, &r, NULL, (char *[]){copy, "stub-path", NULL});
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
   char want[700];
-  snprintf(want, sizeof want, "%s\n", tpath(&h, "bin/socketbridge-stub"));
+  snprintf(want, sizeof want, "%s\n", h_path(&h, "bin/socketbridge-stub"));
   cr_assert_str_eq(r.out, want);
   cli_free(&r);
   cli_env(&h, &r, NULL,
@@ -413,13 +392,13 @@ Test(cli, exits_127_when_the_command_is_not_found_and_126_when_it_cannot_run) {
   assert_quiet_stdout(&r);
   assert_one_line(&r, "socketbridge-test-no-such-command");
   cli_free(&r);
-  CLI(&h, &r, "run", "--", (char *)tpath(&h, "missing/cmd"));
+  CLI(&h, &r, "run", "--", (char *)h_path(&h, "missing/cmd"));
   cr_assert_eq(r.status, 127);
   assert_one_line(&r, "missing/cmd");
   cli_free(&r);
 
   write_file(&h, "not-executable", "#!/bin/sh\nexit 0\n", 0644);
-  CLI(&h, &r, "run", "--", (char *)tpath(&h, "not-executable"));
+  CLI(&h, &r, "run", "--", (char *)h_path(&h, "not-executable"));
   cr_assert_eq(r.status, 126);
   assert_quiet_stdout(&r);
   assert_one_line(&r, "not-executable");
@@ -439,7 +418,7 @@ Test(cli, a_bad_command_line_exits_125_with_one_line_and_runs_nothing) {
   harness h;
   h_init(&h, NULL);
   char nodir[600];
-  snprintf(nodir, sizeof nodir, "%s", tpath(&h, "no/such/dir/file"));
+  snprintf(nodir, sizeof nodir, "%s", h_path(&h, "no/such/dir/file"));
   const bad_case cases[] = {
       {{"--frobnicate", "1"}, false, "--frobnicate"},
       {{"--frobnicate=1"}, false, "--frobnicate"},
@@ -490,7 +469,7 @@ Test(cli, a_bad_command_line_exits_125_with_one_line_and_runs_nothing) {
       {{NULL}, true, "--"},
   };
   char script[600];
-  snprintf(script, sizeof script, "echo ran > '%s'", tpath(&h, "ran"));
+  snprintf(script, sizeof script, "echo ran > '%s'", h_path(&h, "ran"));
 
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     char *args[16];
@@ -542,9 +521,9 @@ Test(cli, stdio_files_capture_the_child_and_the_cli_stdout_stays_empty) {
   write_file(&h, "out", "stale content that must be truncated away\n", 0600);
   cli_result r;
   char err_opt[600];
-  snprintf(err_opt, sizeof err_opt, "--stderr=%s", tpath(&h, "err"));
-  CLI(&h, &r, "run", "--stdin", (char *)tpath(&h, "in"), "--stdout",
-      (char *)tpath(&h, "out"), err_opt, "--", "sh", "-c",
+  snprintf(err_opt, sizeof err_opt, "--stderr=%s", h_path(&h, "err"));
+  CLI(&h, &r, "run", "--stdin", (char *)h_path(&h, "in"), "--stdout",
+      (char *)h_path(&h, "out"), err_opt, "--", "sh", "-c",
       "cat; echo to-stderr >&2; exit 4");
   cr_assert_eq(r.status, 4, "stderr: %s", r.err);
   assert_quiet_stdout(&r);
@@ -566,7 +545,7 @@ Test(cli, env_adds_variables_and_the_bridge_variables_are_set) {
   snprintf(script, sizeof script,
            "echo \"$FOO|$BAR|${SOCKETBRIDGE_HOST:-none}|${SOCKETBRIDGE_PORT:-none}|"
            "${SOCKETBRIDGE_SOCKET:-none}|$SOCKETBRIDGE_STUB\" > '%s'",
-           tpath(&h, "env"));
+           h_path(&h, "env"));
   CLI(&h, &r, "run", "--env", "FOO=one two", "--env=BAR=x=y", "--transport", "tcp", "--",
       "sh", "-c", script);
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
@@ -592,7 +571,7 @@ static void run_stub_child(harness *h, const char *transport, const char *events
   snprintf(script, sizeof script,
            "echo \"${SOCKETBRIDGE_SOCKET:-none} ${SOCKETBRIDGE_PORT:-none}\" > '%s'; "
            "\"$SOCKETBRIDGE_STUB\" hello world > '%s' 2>&1 < /dev/null; echo $? > '%s'",
-           tpath(h, "addr"), tpath(h, "stubout"), tpath(h, "stubcode"));
+           h_path(h, "addr"), h_path(h, "stubout"), h_path(h, "stubcode"));
   cli_result r;
   char tr[64], ev[600];
   snprintf(tr, sizeof tr, "--transport=%s", transport);
@@ -665,7 +644,7 @@ static pid_t start_ready(harness *h, const char *pre, const char *body, char *co
                          pid_t *child) {
   char script[2400];
   snprintf(script, sizeof script, "%s; echo $$ > '%s.tmp' && mv '%s.tmp' '%s'; %s",
-           pre ? pre : ":", tpath(h, "ready"), tpath(h, "ready"), tpath(h, "ready"),
+           pre ? pre : ":", h_path(h, "ready"), h_path(h, "ready"), h_path(h, "ready"),
            body);
   char *args[24];
   size_t n = 0;
@@ -689,8 +668,8 @@ static pid_t start_ready(harness *h, const char *pre, const char *body, char *co
 
 /* The child is gone: reaped, not a zombie of anyone's. */
 static void assert_gone(pid_t pid) {
-  double end = now() + 10 * scale();
-  while (kill(pid, 0) == 0 && now() < end) {
+  double end = h_now() + 10 * h_scale();
+  while (kill(pid, 0) == 0 && h_now() < end) {
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
@@ -705,10 +684,10 @@ Test(cli, stop_signal_by_name_and_number) {
     char pre[600];
     /* The trap kills the background sleep too, then reports the signal. */
     snprintf(pre, sizeof pre, "trap 'kill $!; echo %s > \"%s\"; exit 0' %s", spell[i][1],
-             tpath(&h, "got"), spell[i][1]);
+             h_path(&h, "got"), spell[i][1]);
     char *opts[] = {"--stop-signal", (char *)spell[i][0], NULL};
     pid_t child;
-    double start = now();
+    double start = h_now();
     pid_t pid = start_ready(&h, pre, "sleep 300 & wait", opts, &child);
     cr_assert_eq(kill(pid, SIGTERM), 0);
     cli_result r;
@@ -730,7 +709,7 @@ Test(cli, sigterm_and_sigint_to_socketbridge_stop_the_child_and_pass_its_status)
     harness h;
     h_init(&h, NULL);
     pid_t child;
-    double start = now();
+    double start = h_now();
     pid_t pid = start_ready(&h, NULL, "exec sleep 300", NULL, &child);
     cr_assert_eq(kill(pid, sigs[i]), 0);
     cli_result r;
@@ -750,7 +729,7 @@ Test(cli, a_child_that_handles_the_stop_signal_decides_the_status) {
   harness h;
   h_init(&h, NULL);
   pid_t child;
-  double start = now();
+  double start = h_now();
   pid_t pid =
       start_ready(&h, "trap 'kill $!; exit 7' TERM", "sleep 300 & wait", NULL, &child);
   cr_assert_eq(kill(pid, SIGTERM), 0);
@@ -766,7 +745,7 @@ Test(cli, a_second_signal_kills_at_once) {
   harness h;
   h_init(&h, NULL);
   pid_t child;
-  double start = now();
+  double start = h_now();
   char *opts[] = {"--kill-after", "300", NULL};
   pid_t pid = start_ready(&h, "trap '' TERM", "exec sleep 300", opts, &child);
   /* Two different signals, so the kernel cannot merge them into one. */
@@ -835,7 +814,7 @@ Test(cli, restarts_are_counted_and_the_backoff_grows_within_its_bounds) {
   h_init(&h, NULL);
   cli_result r;
   char ev_opt[600];
-  snprintf(ev_opt, sizeof ev_opt, "--events=%s", tpath(&h, "events"));
+  snprintf(ev_opt, sizeof ev_opt, "--events=%s", h_path(&h, "events"));
   CLI(&h, &r, "run", ev_opt, "--restart", "always", "--max-restarts", "3", "--backoff",
       "10:40", "--", "sh", "-c", "exit 2");
   cr_assert_eq(r.status, 2, "the last run's status; stderr: %s", r.err);
@@ -873,7 +852,7 @@ Test(cli, restarts_are_counted_and_the_backoff_grows_within_its_bounds) {
   char script[600];
   snprintf(script, sizeof script,
            "n=$(cat '%s' 2>/dev/null || echo 0); echo $((n+1)) > '%s'; [ $n -ge 1 ]",
-           tpath(&h, "count"), tpath(&h, "count"));
+           h_path(&h, "count"), h_path(&h, "count"));
   CLI(&h, &r, "run", ev_opt, "--restart=on-failure", "--backoff=1:2", "--", "sh", "-c",
       script);
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
@@ -892,10 +871,10 @@ Test(cli, events_are_json_lines_with_the_stub_calls_and_never_the_token) {
   snprintf(script, sizeof script,
            "printf %%s \"$SOCKETBRIDGE_TOKEN\" > '%s'; \"$SOCKETBRIDGE_STUB\" one two; "
            "echo \"$SOCKETBRIDGE_TOKEN\" >&2; exit 3",
-           tpath(&h, "token"));
-  snprintf(ev_opt, sizeof ev_opt, "--events=%s", tpath(&h, "events"));
+           h_path(&h, "token"));
+  snprintf(ev_opt, sizeof ev_opt, "--events=%s", h_path(&h, "events"));
   char err_opt[600];
-  snprintf(err_opt, sizeof err_opt, "--stderr=%s", tpath(&h, "child.err"));
+  snprintf(err_opt, sizeof err_opt, "--stderr=%s", h_path(&h, "child.err"));
   cli_result r;
   CLI(&h, &r, "run", ev_opt, err_opt, "--", "sh", "-c", script);
   cr_assert_eq(r.status, 3, "stderr: %s", r.err);
@@ -948,7 +927,7 @@ Test(cli, timeout_and_stop_show_in_the_events) {
   harness h;
   h_init(&h, NULL);
   char ev_opt[600];
-  snprintf(ev_opt, sizeof ev_opt, "--events=%s", tpath(&h, "events"));
+  snprintf(ev_opt, sizeof ev_opt, "--events=%s", h_path(&h, "events"));
   cli_result r;
   CLI(&h, &r, "run", ev_opt, "--timeout", "1", "--kill-after", "0.2", "--", "sh", "-c",
       "trap '' TERM; exec sleep 300");
@@ -979,7 +958,7 @@ Test(cli, the_command_may_follow_the_options_without_dashdash) {
   cli_result r;
   char script[600];
   /* Words after COMMAND are its own, even when they look like options. */
-  snprintf(script, sizeof script, "echo \"$X $1\" > '%s'; exit 4", tpath(&h, "said"));
+  snprintf(script, sizeof script, "echo \"$X $1\" > '%s'; exit 4", h_path(&h, "said"));
   CLI(&h, &r, "run", "--env", "X=1", "-v", "sh", "-c", script, "sh", "--timeout");
   cr_assert_eq(r.status, 4, "stderr: %s", r.err);
   assert_quiet_stdout(&r);
@@ -1002,7 +981,7 @@ Test(cli, durations_take_units_and_s_and_k_are_timeouts_short_options) {
   cli_free(&r);
   /* -s USR1 is the stop signal: the child says it got it. */
   snprintf(pre, sizeof pre, "trap 'echo USR1 > \"%s\"; exit 0' USR1; sleep 300 & wait",
-           tpath(&h, "got"));
+           h_path(&h, "got"));
   CLI(&h, &r, "run", "-s", "USR1", "-k1m", "--timeout=0.5s", "sh", "-c", pre);
   cr_assert_eq(r.status, 124, "stderr: %s", r.err);
   char *got = h_read(&h, "got", NULL);
@@ -1038,17 +1017,17 @@ Test(cli, chdir_unset_and_ignore_environment_as_env) {
   h_init(&h, NULL);
   cli_result r;
   char script[800];
-  cr_assert_eq(mkdir(tpath(&h, "work"), 0700), 0);
+  cr_assert_eq(mkdir(h_path(&h, "work"), 0700), 0);
   snprintf(
       script, sizeof script,
       "echo \"$(pwd -P)|${FOO-unset}|${BAR-unset}|${HOME-unset}|"
       "${SOCKETBRIDGE_TOKEN:+token}\" > '%s'; \"$SOCKETBRIDGE_STUB\"; echo $? >> '%s'",
-      tpath(&h, "said"), tpath(&h, "said"));
-  char *real = realpath(tpath(&h, "work"), NULL), want[1200];
+      h_path(&h, "said"), h_path(&h, "said"));
+  char *real = realpath(h_path(&h, "work"), NULL), want[1200];
 
   /* -C DIR and -u NAME; the other variables and the bridge's stay. */
   cli_env(&h, &r, (char *[]){"FOO=foo", "BAR=bar", NULL},
-          (char *[]){SB_TEST_CLI, "run", "-C", (char *)tpath(&h, "work"), "-u", "FOO",
+          (char *[]){SB_TEST_CLI, "run", "-C", (char *)h_path(&h, "work"), "-u", "FOO",
                      "/bin/sh", "-c", script, NULL});
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
   char *said = h_read(&h, "said", NULL);
@@ -1059,7 +1038,7 @@ Test(cli, chdir_unset_and_ignore_environment_as_env) {
 
   /* -i: nothing of ours but what --env adds; the bridge still works. */
   cli_env(&h, &r, (char *[]){"FOO=foo", "BAR=bar", NULL},
-          (char *[]){SB_TEST_CLI, "run", "--chdir", (char *)tpath(&h, "work"), "-i",
+          (char *[]){SB_TEST_CLI, "run", "--chdir", (char *)h_path(&h, "work"), "-i",
                      "--env", "BAR=given", "/bin/sh", "-c", script, NULL});
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
   said = h_read(&h, "said", NULL);
@@ -1069,7 +1048,7 @@ Test(cli, chdir_unset_and_ignore_environment_as_env) {
   cli_free(&r);
 
   /* A -C that is not a directory: 125 before anything runs. */
-  CLI(&h, &r, "run", "-C", (char *)tpath(&h, "no-such"), "sh", "-c", script);
+  CLI(&h, &r, "run", "-C", (char *)h_path(&h, "no-such"), "sh", "-c", script);
   cr_assert_eq(r.status, 125);
   assert_one_line(&r, "--chdir");
   cli_free(&r);
@@ -1088,7 +1067,7 @@ static int stub_call_under(harness *h, char *const *env, char *const *opts, char
   snprintf(script, sizeof script,
            "echo \"${SOCKETBRIDGE_SOCKET:-$SOCKETBRIDGE_HOST}\" > '%s'; "
            "\"$SOCKETBRIDGE_STUB\" hello 2> '%s'; echo $? > '%s'",
-           tpath(h, "addr"), tpath(h, "stuberr"), tpath(h, "stubcode"));
+           h_path(h, "addr"), h_path(h, "stuberr"), h_path(h, "stubcode"));
   args[n++] = SB_TEST_CLI;
   args[n++] = "run";
   for (size_t i = 0; opts[i] != NULL; i++)
@@ -1134,7 +1113,7 @@ Test(cli, host_and_allow_reach_the_supervisor_and_the_allowlist_variable_is_hono
   /* A malformed one stops run before anything runs. */
   cli_result r;
   char ran[600];
-  snprintf(ran, sizeof ran, "echo ran > '%s'", tpath(&h, "ran"));
+  snprintf(ran, sizeof ran, "echo ran > '%s'", h_path(&h, "ran"));
   cli_env(&h, &r, (char *[]){"SOCKETBRIDGE_ALLOWLIST=localhost", NULL},
           (char *[]){SB_TEST_CLI, "run", "sh", "-c", ran, NULL});
   cr_assert_eq(r.status, 125);
@@ -1184,14 +1163,14 @@ Test(cli, socket_path_with_mode_replaces_a_stale_socket_and_refuses_a_live_one) 
   harness h;
   h_init(&h, NULL);
   char opt[600], *addr;
-  const char *path = tpath(&h, "bridge.sock");
+  const char *path = h_path(&h, "bridge.sock");
   snprintf(opt, sizeof opt, "--socket=%s", path);
 
   /* A stale socket is replaced; the mode is applied; the file goes after. */
   leave_stale_socket(path);
   char script[1200];
   snprintf(script, sizeof script, "stat -c %%a \"$SOCKETBRIDGE_SOCKET\" > '%s'",
-           tpath(&h, "mode"));
+           h_path(&h, "mode"));
   cli_result r;
   CLI(&h, &r, "run", opt, "--socket-mode", "0660", "sh", "-c", script);
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
@@ -1210,7 +1189,7 @@ Test(cli, socket_path_with_mode_replaces_a_stale_socket_and_refuses_a_live_one) 
   /* A live listener there, or a file that is not a socket: 125, nothing run,
    * and neither is removed. */
   char ran[600];
-  snprintf(ran, sizeof ran, "echo ran > '%s'", tpath(&h, "ran"));
+  snprintf(ran, sizeof ran, "echo ran > '%s'", h_path(&h, "ran"));
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
   int live = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1250,9 +1229,9 @@ Test(cli, an_abstract_socket_needs_no_file) {
 Test(cli, shim_dir_stays_after_the_run_for_a_cmake_build_configured_under_it) {
   harness h;
   h_init(&h, NULL);
-  const char *shims = tpath(&h, "shims");
+  const char *shims = h_path(&h, "shims");
   char *real = realpath(SB_TEST_STUB, NULL), link[4096] = "";
-  cr_assert_eq(mkdir(tpath(&h, "src"), 0700), 0);
+  cr_assert_eq(mkdir(h_path(&h, "src"), 0700), 0);
   write_file(&h, "src/CMakeLists.txt",
              "cmake_minimum_required(VERSION 3.10)\nproject(hello C)\n"
              "add_executable(hello hello.c)\n",
@@ -1264,16 +1243,16 @@ Test(cli, shim_dir_stays_after_the_run_for_a_cmake_build_configured_under_it) {
              "{\"rules\": [{\"exec\": {\"argv\": [\"gcc\", \"{@}\"]}}]}", 0600);
   char script[2000], dopt[600], ropt[600];
   snprintf(dopt, sizeof dopt, "--shim-dir=%s", shims);
-  snprintf(ropt, sizeof ropt, "--rules=%s", tpath(&h, "rules.json"));
+  snprintf(ropt, sizeof ropt, "--rules=%s", h_path(&h, "rules.json"));
   snprintf(script, sizeof script,
            "cmake -S '%s' -B '%s' -DCMAKE_C_COMPILER=\"$(command -v cc)\"",
-           tpath(&h, "src"), tpath(&h, "build"));
+           h_path(&h, "src"), h_path(&h, "build"));
   cli_result r;
   CLI(&h, &r, "run", dopt, "--shim", "cc", ropt, "sh", "-c", script);
   cr_assert_eq(r.status, 0, "cmake configure: %s", r.err);
   cli_free(&r);
   /* The links stay, so the compiler path cmake cached is still there. */
-  cr_assert(readlink(tpath(&h, "shims/cc"), link, sizeof link - 1) > 0,
+  cr_assert(readlink(h_path(&h, "shims/cc"), link, sizeof link - 1) > 0,
             "shims/cc is gone");
   cr_assert_str_eq(link, real);
   char *cache = h_read(&h, "build/CMakeCache.txt", NULL);
@@ -1291,8 +1270,8 @@ Test(cli, shim_dir_stays_after_the_run_for_a_cmake_build_configured_under_it) {
   cr_assert_str_eq(r.out, want);
   cli_free(&r);
   /* A later run builds with it (the same links are kept). */
-  snprintf(script, sizeof script, "cmake --build '%s' && '%s/hello'", tpath(&h, "build"),
-           tpath(&h, "build"));
+  snprintf(script, sizeof script, "cmake --build '%s' && '%s/hello'", h_path(&h, "build"),
+           h_path(&h, "build"));
   CLI(&h, &r, "run", dopt, "--shim", "cc", ropt, "sh", "-c", script);
   cr_assert_eq(r.status, 0, "cmake --build: %s", r.err);
   cr_assert_not_null(strstr(r.out, "hello\n"), "stdout: %s", r.out);
@@ -1314,7 +1293,7 @@ Test(cli, verbose_traces_each_event_and_call_over_tcp_and_unix) {
         " \"respond\": {\"exit\": 3}}], \"default\": {\"respond\": {}}}",
         0600);
     char ropt[600], topt[64];
-    snprintf(ropt, sizeof ropt, "--rules=%s", tpath(&h, "rules.json"));
+    snprintf(ropt, sizeof ropt, "--rules=%s", h_path(&h, "rules.json"));
     snprintf(topt, sizeof topt, "--transport=%s", transports[t]);
     cli_result r;
     CLI(&h, &r, "run", "-v", topt, "--shim", "git", ropt, "sh", "-c",
@@ -1385,7 +1364,7 @@ Test(cli, verbose_never_waits_for_a_stuck_stderr_over_tcp_and_unix) {
         script, sizeof script,
         "i=0; while [ $i -lt 200 ]; do \"$SOCKETBRIDGE_STUB\" call $i 2>/dev/null || "
         "exit 9; i=$((i+1)); done; echo done > '%s'",
-        tpath(&h, "done"));
+        h_path(&h, "done"));
     char *args[] = {SB_TEST_CLI, "run", "-v", topt, "sh", "-c", script, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -1396,7 +1375,7 @@ Test(cli, verbose_never_waits_for_a_stuck_stderr_over_tcp_and_unix) {
     cr_assert_eq(posix_spawn(&pid, SB_TEST_CLI, &fa, NULL, args, environ), 0);
     posix_spawn_file_actions_destroy(&fa);
     close(p[1]);
-    int status = wait_pid(pid, H_DEADLINE * scale());
+    int status = wait_pid(pid, H_DEADLINE * h_scale());
     cr_assert_eq(status, 0, "%s: exit %d", transports[t], status);
     cr_assert(exists(&h, "done"), "%s: the calls did not all end", transports[t]);
     close(p[0]);
@@ -1418,11 +1397,11 @@ Test(cli, verbose_lines_held_back_by_a_full_stderr_follow_once_it_drains) {
     while (write(p[1], buf, sizeof buf) > 0)
       ;
     cr_assert_eq(fcntl(p[1], F_SETFL, 0), 0);
-    const char *fifo = tpath(&h, "go");
+    const char *fifo = h_path(&h, "go");
     cr_assert_eq(mkfifo(fifo, 0600), 0);
     char topt[64], script[600], eopt[600];
     snprintf(topt, sizeof topt, "--transport=%s", transports[t]);
-    snprintf(eopt, sizeof eopt, "--events=%s", tpath(&h, "events"));
+    snprintf(eopt, sizeof eopt, "--events=%s", h_path(&h, "events"));
     /* The call ends, then nothing happens until the test says so. */
     snprintf(script, sizeof script, "\"$SOCKETBRIDGE_STUB\" held back; read x < '%s'",
              fifo);
@@ -1438,21 +1417,21 @@ Test(cli, verbose_lines_held_back_by_a_full_stderr_follow_once_it_drains) {
     close(p[1]);
     /* The call is over (its last event is out) before the pipe drains, so
      * no event comes after to carry its lines. */
-    double end = now() + H_DEADLINE * scale();
+    double end = h_now() + H_DEADLINE * h_scale();
     for (;;) {
       char *ev = exists(&h, "events") ? h_read(&h, "events", NULL) : NULL;
       bool over = ev != NULL && strstr(ev, "\"stub_exit\"") != NULL;
       free(ev);
       if (over)
         break;
-      cr_assert_lt(now(), end, "%s: no stub_exit event", transports[t]);
+      cr_assert_lt(h_now(), end, "%s: no stub_exit event", transports[t]);
       struct timespec ts = {0, 10 * 1000 * 1000};
       nanosleep(&ts, NULL);
     }
     /* Drain, and read until the call's end line, within the deadline. */
     static char got[1 << 16];
     size_t len = 0;
-    while (now() < end) {
+    while (h_now() < end) {
       struct pollfd pfd = {.fd = p[0], .events = POLLIN};
       if (poll(&pfd, 1, 100) <= 0)
         continue;
@@ -1471,7 +1450,7 @@ Test(cli, verbose_lines_held_back_by_a_full_stderr_follow_once_it_drains) {
     cr_assert(w >= 0);
     cr_assert_eq(write(w, "\n", 1), 1);
     close(w);
-    int status = wait_pid(pid, H_DEADLINE * scale());
+    int status = wait_pid(pid, H_DEADLINE * h_scale());
     close(p[0]);
     cr_assert(seen, "%s: the call's lines did not come while the run went on: %s",
               transports[t], got);

@@ -61,20 +61,8 @@ typedef struct ctl {
   harness *h;
 } ctl;
 
-static double scale(void) {
-  const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
-  double v = s ? atof(s) : 1.0;
-  return v > 0 ? v : 1.0;
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static double deadline(void) {
-  return now() + H_DEADLINE * scale();
+  return h_now() + H_DEADLINE * h_scale();
 }
 
 static stream_buf *stream_of(ctl *c, int kind, uint64_t id) {
@@ -136,7 +124,7 @@ static void parse_frames(ctl *c) {
 /* Reads what serve sent, waiting at most until end; false at the deadline. */
 static bool pump(ctl *c, double end) {
   struct pollfd p = {.fd = c->rd, .events = POLLIN};
-  int ms = (int)((end - now()) * 1000);
+  int ms = (int)((end - h_now()) * 1000);
   if (c->eof)
     return false;
   if (ms < 0)
@@ -167,7 +155,7 @@ static void write_all(ctl *c, const void *buf, size_t len) {
     if (n < 0 && errno == EAGAIN) {
       struct pollfd pf = {.fd = c->wr, .events = POLLOUT};
       poll(&pf, 1, 100);
-      pump(c, now() + 0.001); /* keep reading: serve may wait on us */
+      pump(c, h_now() + 0.001); /* keep reading: serve may wait on us */
       continue;
     }
     cr_assert_gt(n, 0, "writing to serve: %s", strerror(errno));
@@ -249,7 +237,7 @@ static cJSON *expect(ctl *c, const char *type, const char *member, double value)
       c->msgs[i] = NULL;
       return o;
     }
-    cr_assert(pump(c, end) || now() < end, "no \"%s\" message%s%s within the deadline",
+    cr_assert(pump(c, end) || h_now() < end, "no \"%s\" message%s%s within the deadline",
               type, member ? " with " : "", member ? member : "");
     cr_assert(!c->eof || c->in_len > 0, "serve closed the channel before a \"%s\"", type);
   }
@@ -363,7 +351,7 @@ static int ctl_end(ctl *c) {
   while (pump(c, end))
     ;
   close(c->rd);
-  bool ended = h_wait_reapable(c->pid, H_DEADLINE * scale());
+  bool ended = h_wait_reapable(c->pid, H_DEADLINE * h_scale());
   if (!ended)
     kill(c->pid, SIGKILL);
   waitpid(c->pid, &st, 0);
@@ -633,13 +621,13 @@ TRANSPORT_TEST(tickets_admit_processes_the_controller_starts) {
   cJSON_Delete(call);
   okf(&c, REQ(&c, "\"type\":\"exit\",\"call\":%llu,\"code\":7", (unsigned long long)id));
   int st;
-  cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
+  cr_assert(h_wait_reapable(pid, H_DEADLINE * h_scale()));
   waitpid(pid, &st, 0);
   cr_assert_eq(WEXITSTATUS(st), 7);
   okf(&c,
       REQ(&c, "\"type\":\"ticket_free\",\"ticket\":%llu", (unsigned long long)ticket));
   pid = h_proc_start(&h, (char *[]){H_STUB, "again", NULL}, NULL, "stub2", envp);
-  cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
+  cr_assert(h_wait_reapable(pid, H_DEADLINE * h_scale()));
   waitpid(pid, &st, 0);
   cr_assert_eq(WEXITSTATUS(st), 125);
   char *err = h_read(&h, "stub2.err", NULL);
@@ -852,13 +840,13 @@ TRANSPORT_TEST(write_pause_and_resume) {
   while (!paused) {
     data(&c, K_STDOUT, id, chunk, sizeof chunk);
     sent += sizeof chunk;
-    pump(&c, now() + 0.001);
+    pump(&c, h_now() + 0.001);
     for (size_t i = 0; i < c.nmsgs && !paused; i++)
       if (c.msgs[i] && is_type(c.msgs[i], "write_pause")) {
         cr_assert_eq(num(c.msgs[i], "call"), (double)id);
         paused = true;
       }
-    cr_assert(now() < end && sent < 256u * 1024 * 1024, "no write_pause after %zu bytes",
+    cr_assert(h_now() < end && sent < 256u * 1024 * 1024, "no write_pause after %zu bytes",
               sent);
   }
   int g = open(h_path(&h, "gate"), O_WRONLY | O_CLOEXEC);
@@ -938,7 +926,7 @@ Test(control, bad_options_exit_125_with_one_line) {
   for (int i = 0; i < 3; i++) {
     char *args[] = {SB_TEST_CLI, "serve", (char *)cases[i][0], (char *)cases[i][1], NULL};
     pid_t pid = h_proc_start(&h, args, NULL, "bad", environ);
-    cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
+    cr_assert(h_wait_reapable(pid, H_DEADLINE * h_scale()));
     waitpid(pid, &st, 0);
     cr_assert_eq(WEXITSTATUS(st), 125);
     char *out = h_read(&h, "bad.out", NULL), *err = h_read(&h, "bad.err", NULL);

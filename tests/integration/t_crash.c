@@ -34,12 +34,6 @@ TestSuite(crash, .timeout = 120);
 /* Bytes of the answer a stub streams: more than any socket buffer holds. */
 #define CRASH_ANSWER_BYTES (64ll << 20)
 
-static double scale(void) {
-  const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
-  double v = s != NULL ? atof(s) : 1.0;
-  return v > 0 ? v : 1.0;
-}
-
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -93,7 +87,7 @@ static int read_status(int fd) {
   size_t n = 0;
   while (n < sizeof buf - 1 && memchr(buf, '\n', n) == NULL) {
     struct pollfd p = {fd, POLLIN, 0};
-    cr_assert_eq(poll(&p, 1, (int)(H_DEADLINE * scale() * 1000)), 1,
+    cr_assert_eq(poll(&p, 1, (int)(H_DEADLINE * h_scale() * 1000)), 1,
                  "no exit status from the stub in time");
     ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
     if (k <= 0)
@@ -307,7 +301,7 @@ ParameterizedTest(crash_case *c, crash, kill9_of_the_supervisor_fails_the_stub_a
               (unsigned long long)after_kill);
   cr_assert_eq(status, 125, "the stub ended with %d", status);
   assert_one_stub_line(&h);
-  cr_assert_leq(ms, CRASH_BOUND_MS * scale(), "the stub took %.1f ms to fail", ms);
+  cr_assert_leq(ms, CRASH_BOUND_MS * h_scale(), "the stub took %.1f ms to fail", ms);
   cr_assert_not(prog_left, "the program run by the stub outlived it");
 
   close(out[0]);
@@ -353,7 +347,7 @@ ParameterizedTest(int *tcp, crash,
       *tcp ? "TCP" : "Unix", ms);
   cr_assert_eq(status, 125, "the stub ended with %d", status);
   assert_one_stub_line(&h);
-  cr_assert_leq(ms, CRASH_BOUND_MS * scale(), "the stub took %.1f ms to fail", ms);
+  cr_assert_leq(ms, CRASH_BOUND_MS * h_scale(), "the stub took %.1f ms to fail", ms);
   close(out[0]);
   close(err_fd);
   h_fini(&h);
@@ -457,7 +451,7 @@ Test(crash, a_run_tidies_socket_dirs_of_dead_supervisors) {
   int err_c;
   double t0 = now_ms();
   pid_t c = cli_start(&h, false, "{\"rules\": []}", "true", -1, 1, &err_c);
-  cr_assert(h_wait_reapable(c, H_DEADLINE * scale()), "the later run did not end");
+  cr_assert(h_wait_reapable(c, H_DEADLINE * h_scale()), "the later run did not end");
   int st;
   cr_assert_eq(waitpid(c, &st, 0), c);
   cr_log_info("a run that tidied one dead directory took %.1f ms", now_ms() - t0);
@@ -466,7 +460,7 @@ Test(crash, a_run_tidies_socket_dirs_of_dead_supervisors) {
   bool a_left = exists(dir_a), b_kept = exists(sock_b), foreign_kept = exists(foreign);
   /* The living one ends: its child reads EOF. */
   close(in_b[1]);
-  cr_assert(h_wait_reapable(b, H_DEADLINE * scale()),
+  cr_assert(h_wait_reapable(b, H_DEADLINE * h_scale()),
             "the living supervisor did not end");
   cr_assert_eq(waitpid(b, &st, 0), b);
   close(in_a[1]);

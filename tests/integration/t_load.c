@@ -30,15 +30,10 @@ static const char *tr_name(sb_transport tr) {
   return tr == SB_TRANSPORT_TCP ? "tcp" : "unix";
 }
 
-static double scale(void) {
-  const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
-  return s != NULL && atof(s) > 1 ? atof(s) : 1.0;
-}
-
 /* Reads one line from fd (blocking, but never past the test's deadline). */
 static void read_line(int fd, char *buf, size_t cap, const char *what) {
   size_t n = 0;
-  int limit_ms = (int)(H_DEADLINE * 1000 * scale());
+  int limit_ms = (int)(H_DEADLINE * 1000 * h_scale());
   while (n + 1 < cap) {
     struct pollfd p = {fd, POLLIN, 0};
     cr_assert_gt(poll(&p, 1, limit_ms), 0, "timed out waiting for %s", what);
@@ -227,7 +222,7 @@ ParameterizedTest(sb_transport *tr, load, more_than_1024_calls_at_once_are_all_s
  * it wrote to stdout in *out (the caller frees). */
 static int cli_run(harness *h, char *const *args, char *const *envp, char **out) {
   pid_t pid = h_proc_start(h, args, NULL, "cli", envp);
-  bool ended = h_wait_reapable(pid, 3 * H_DEADLINE * scale());
+  bool ended = h_wait_reapable(pid, 3 * H_DEADLINE * h_scale());
   if (!ended)
     kill(pid, SIGKILL);
   int st;
@@ -428,7 +423,7 @@ ParameterizedTest(sb_transport *tr, load, peers_without_a_token_hold_at_most_64_
   harness h;
   h_init(&h, &(sb_server_options){.transport = *tr,
                                   .handshake_timeout_ms =
-                                      (unsigned)(HANDSHAKE_MS * scale())});
+                                      (unsigned)(HANDSHAKE_MS * h_scale())});
   h.on_connect = exit_zero_honest;
   uv_timer_t sampler;
   uv_timer_init(&h.loop, &sampler);
@@ -483,7 +478,7 @@ ParameterizedTest(sb_transport *tr, load, peers_without_a_token_hold_at_most_64_
       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
       (long long)honest.status,
       (double)(t2.tv_sec - t0.tv_sec) + (double)(t2.tv_nsec - t0.tv_nsec) / 1e9,
-      HANDSHAKE_MS * scale() / 1000, (unsigned long long)st.rejected[SB_REASON_TIMEOUT],
+      HANDSHAKE_MS * h_scale() / 1000, (unsigned long long)st.rejected[SB_REASON_TIMEOUT],
       (unsigned long long)st.welcomed);
   cr_assert(strstr(said, "closed\n") != NULL, "the peers were not all closed: %s", said);
   free(said);

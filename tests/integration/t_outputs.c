@@ -48,36 +48,15 @@ typedef struct transport {
 } transport;
 static transport transports[] = {{"tcp"}, {"unix"}};
 
-static double scale(void) {
-  const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
-  double v = s ? atof(s) : 1.0;
-  return v > 0 ? v : 1.0;
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Paths in the test's temp dir that stay valid for the whole test. */
-static const char *tpath(harness *h, const char *name) {
-  static char bufs[32][512];
-  static unsigned slot;
-  char *b = bufs[slot++ % 32];
-  snprintf(b, sizeof bufs[0], "%s/%s", h->dir, name);
-  return b;
-}
-
 static void put(harness *h, const char *name, const char *text) {
-  int fd = open(tpath(h, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = open(h_path(h, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   cr_assert(fd >= 0, "%s: %s", name, strerror(errno));
   cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
   close(fd);
 }
 
 static void fifo(harness *h, const char *name) {
-  cr_assert_eq(mkfifo(tpath(h, name), 0600), 0, "mkfifo: %s", strerror(errno));
+  cr_assert_eq(mkfifo(h_path(h, name), 0600), 0, "mkfifo: %s", strerror(errno));
 }
 
 /* Starts args with stdin from /dev/null, stdout and stderr appended to
@@ -124,7 +103,7 @@ static pid_t start(harness *h, const char *tag, char *const *env,
 /* Waits for pid (bounded: a hang fails the test, never blocks it); its
  * exit status. */
 static int finish(pid_t pid, const char *what) {
-  double limit = H_DEADLINE * scale();
+  double limit = H_DEADLINE * h_scale();
   bool ended = h_wait_reapable(pid, limit);
   int st;
   if (!ended)
@@ -148,15 +127,15 @@ static long peak_rss_kib(void) {
 }
 
 static bool exists(harness *h, const char *name) {
-  return access(tpath(h, name), F_OK) == 0;
+  return access(h_path(h, name), F_OK) == 0;
 }
 
 /* Waits, bounded, until the file exists (what the command's script touches
  * when it has done its part). */
 static void wait_file(harness *h, const char *name, pid_t pid) {
-  double end = now() + H_DEADLINE * scale();
+  double end = h_now() + H_DEADLINE * h_scale();
   while (!exists(h, name)) {
-    cr_assert(now() < end, "%s never appeared: socketbridge stopped answering", name);
+    cr_assert(h_now() < end, "%s never appeared: socketbridge stopped answering", name);
     cr_assert(!h_wait_reapable(pid, 0.01), "socketbridge ended before %s appeared", name);
   }
 }
@@ -193,15 +172,15 @@ ParameterizedTest(stall_case *c, outputs,
   harness h;
   h_init(&h, NULL);
   fifo(&h, "out.fifo");
-  int rd = open(tpath(&h, "out.fifo"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  int rd = open(h_path(&h, "out.fifo"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   cr_assert(rd >= 0);
   pid_t pid = RUN(&h, "cli", "--transport", c->transport, c->option, "out.fifo", "--",
                   "sh", "-c", BIG_CALLS_SCRIPT "exec sleep 3600");
   wait_file(&h, "done", pid);
-  double t0 = now();
+  double t0 = h_now();
   kill(pid, SIGTERM);
   int status = finish(pid, "SIGTERM with a stalled reader");
-  double took = now() - t0;
+  double took = h_now() - t0;
   long rss = peak_rss_kib();
   char *err = h_read(&h, "cli.err", NULL);
   cr_log_info("%s %s: %d calls with the reader stalled; SIGTERM to exit %.2f s; peak RSS "
@@ -226,7 +205,7 @@ ParameterizedTest(transport *tr, outputs,
   harness h;
   h_init(&h, NULL);
   fifo(&h, "ev.fifo");
-  int rd = open(tpath(&h, "ev.fifo"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  int rd = open(h_path(&h, "ev.fifo"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   cr_assert(rd >= 0);
   pid_t pid = RUN(&h, "cli", "--transport", tr->name, "--events", "ev.fifo", "--timeout",
                   "4", "--", "sh", "-c", BIG_CALLS_SCRIPT "exec sleep 3600");
@@ -269,7 +248,7 @@ ParameterizedTest(transport *tr, outputs,
   harness h;
   h_init(&h, NULL);
   fifo(&h, "ev.fifo");
-  int rd = open(tpath(&h, "ev.fifo"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  int rd = open(h_path(&h, "ev.fifo"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   cr_assert(rd >= 0);
   pid_t pid = RUN(&h, "cli", "--transport", tr->name, "--events", "ev.fifo", "--", "sh",
                   "-c", BIG_CALLS_SCRIPT);
@@ -277,10 +256,10 @@ ParameterizedTest(transport *tr, outputs,
   /* Now read it all, until socketbridge closes its end. */
   size_t cap = 16 << 20, len = 0;
   char *buf = malloc(cap);
-  double end = now() + H_DEADLINE * scale();
+  double end = h_now() + H_DEADLINE * h_scale();
   for (;;) {
     struct pollfd p = {.fd = rd, .events = POLLIN};
-    cr_assert(now() < end, "the events never ended");
+    cr_assert(h_now() < end, "the events never ended");
     poll(&p, 1, 100);
     ssize_t n = read(rd, buf + len, cap - len);
     if (n == 0)
@@ -395,7 +374,7 @@ ParameterizedTest(odd_case *c, outputs, fifos_and_directories_at_startup_never_h
   harness h;
   h_init(&h, NULL);
   fifo(&h, "a.fifo");
-  cr_assert_eq(mkdir(tpath(&h, "d"), 0700), 0);
+  cr_assert_eq(mkdir(h_path(&h, "d"), 0700), 0);
   put(&h, "rules.json", "{\"default\": {\"respond\": {\"stdout_file\": \"a.fifo\"}}}");
   pid_t pid = RUN(&h, "cli", c->option, c->path, "--", "cat");
   int status = finish(pid, c->what);
@@ -481,7 +460,7 @@ Test(outputs, inherited_descriptors_are_appended_to_never_truncated) {
             "echo child; \"$SOCKETBRIDGE_STUB\"");
   cr_assert_eq(finish(pid, "--stdout /dev/fd/1 --record /dev/stdout"), 0);
   put(&h, "c.out", "kept\n");
-  pid = RUN(&h, "c", "--events", tpath(&h, "c.out"), "--", "true");
+  pid = RUN(&h, "c", "--events", h_path(&h, "c.out"), "--", "true");
   cr_assert_eq(finish(pid, "--events naming our stdout's file"), 0);
   char *a = h_read(&h, "a.err", NULL), *b = h_read(&h, "b.out", NULL),
        *c = h_read(&h, "c.out", NULL);
@@ -527,7 +506,7 @@ Test(outputs, events_to_an_inherited_socket_are_refused_with_one_line) {
 
 /* A sparse file of size bytes and then "tail". */
 static void sparse(harness *h, const char *name, off_t size) {
-  int fd = open(tpath(h, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = open(h_path(h, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   cr_assert(fd >= 0);
   cr_assert_eq(ftruncate(fd, size), 0);
   cr_assert_eq(pwrite(fd, "tail", 4, size), 4);
@@ -544,16 +523,16 @@ ParameterizedTest(transport *tr, outputs,
   h_init(&h, NULL);
   sparse(&h, "big.bin", (off_t)4 << 30);
   put(&h, "rules.json", "{\"default\": {\"respond\": {\"stdout_file\": \"big.bin\"}}}");
-  double t0 = now();
+  double t0 = h_now();
   pid_t pid = RUN(&h, "cli", "--transport", tr->name, "--rules", "rules.json", "--", "sh",
                   "-c", "\"$SOCKETBRIDGE_STUB\" | wc -c");
   /* 4 GiB through the bridge: more than the usual deadline on a slow host. */
-  bool ended = h_wait_reapable(pid, 10 * H_DEADLINE * scale());
+  bool ended = h_wait_reapable(pid, 10 * H_DEADLINE * h_scale());
   int status = finish(pid, "a 4 GiB answer");
   long rss = peak_rss_kib();
   char *out = h_read(&h, "cli.out", NULL), *err = h_read(&h, "cli.err", NULL);
   cr_log_info("4 GiB stdout_file over %s: streamed in %.1f s; peak RSS %ld KiB", tr->name,
-              now() - t0, rss);
+              h_now() - t0, rss);
   cr_assert(ended);
   cr_assert_eq(status, 0, "exit %d; stderr: %s", status, err);
   cr_assert_str_eq(out, "4294967300\n");
@@ -582,7 +561,7 @@ ParameterizedTest(transport *tr, outputs,
                   "(\"$SOCKETBRIDGE_STUB\" | { read go < go.fifo; wc -c >> counts; }) & "
                   "i=$((i+1)); done; wait");
   /* All 40 connected: their answers are on their way, unread. */
-  double end = now() + H_DEADLINE * scale();
+  double end = h_now() + H_DEADLINE * h_scale();
   for (;;) {
     size_t len;
     char *ev = exists(&h, "ev.txt") ? h_read(&h, "ev.txt", &len) : strdup("");
@@ -592,13 +571,13 @@ ParameterizedTest(transport *tr, outputs,
     free(ev);
     if (n == 40)
       break;
-    cr_assert(now() < end, "%u of 40 stubs connected", n);
+    cr_assert(h_now() < end, "%u of 40 stubs connected", n);
     poll(NULL, 0, 20);
   }
   /* Let them read: one line each, the write end held until the run ends. */
   int go = -1;
-  while ((go = open(tpath(&h, "go.fifo"), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
-    cr_assert(errno == ENXIO && now() < end, "go.fifo: %s", strerror(errno));
+  while ((go = open(h_path(&h, "go.fifo"), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+    cr_assert(errno == ENXIO && h_now() < end, "go.fifo: %s", strerror(errno));
     poll(NULL, 0, 10);
   }
   char lines[40];

@@ -32,24 +32,9 @@ extern char **environ;
 
 /* ---- files in the test's directory ---------------------------------------- */
 
-static double scale(void) {
-  const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
-  double v = s ? atof(s) : 1.0;
-  return v > 0 ? v : 1.0;
-}
-
-/* Paths that stay valid for a while: h_path() has only 4 slots. */
-static const char *tpath(harness *h, const char *name) {
-  static char bufs[32][512];
-  static unsigned slot;
-  char *b = bufs[slot++ % 32];
-  snprintf(b, sizeof bufs[0], "%s/%s", h->dir, name);
-  return b;
-}
-
 static void write_bytes(harness *h, const char *name, const char *data, size_t len,
                         mode_t mode) {
-  int fd = open(tpath(h, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  int fd = open(h_path(h, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   cr_assert(fd >= 0, "create %s: %s", name, strerror(errno));
   cr_assert_eq(write(fd, data, len), (ssize_t)len);
   close(fd);
@@ -68,19 +53,19 @@ static const char *write_rules(harness *h, const char *name, const char *squoted
       *p = '"';
   write_text(h, name, json, 0600);
   free(json);
-  return tpath(h, name);
+  return h_path(h, name);
 }
 
 static void make_dir(harness *h, const char *name) {
-  cr_assert_eq(mkdir(tpath(h, name), 0755), 0, "mkdir %s: %s", name, strerror(errno));
+  cr_assert_eq(mkdir(h_path(h, name), 0755), 0, "mkdir %s: %s", name, strerror(errno));
 }
 
 static void make_fifo(harness *h, const char *name) {
-  cr_assert_eq(mkfifo(tpath(h, name), 0600), 0, "mkfifo %s: %s", name, strerror(errno));
+  cr_assert_eq(mkfifo(h_path(h, name), 0600), 0, "mkfifo %s: %s", name, strerror(errno));
 }
 
 static bool exists(harness *h, const char *name) {
-  return access(tpath(h, name), F_OK) == 0;
+  return access(h_path(h, name), F_OK) == 0;
 }
 
 /* The file's whole content equals want. */
@@ -171,7 +156,7 @@ static pid_t start(harness *h, char *const *args, const char *tag, char *const *
 
 /* Waits for pid (killing it at the deadline) and reads what it wrote. */
 static void finish(harness *h, pid_t pid, const char *tag, result *r) {
-  bool ended = h_wait_reapable(pid, 3 * H_DEADLINE * scale());
+  bool ended = h_wait_reapable(pid, 3 * H_DEADLINE * h_scale());
   if (!ended)
     kill(pid, SIGKILL);
   int st;
@@ -217,7 +202,7 @@ static pid_t start_script(harness *h, char *const *opts, const char *script) {
   }
   args[n++] = "--";
   args[n++] = "sh";
-  args[n++] = (char *)tpath(h, "script.sh");
+  args[n++] = (char *)h_path(h, "script.sh");
   args[n] = NULL;
   return start(h, args, "cli", NULL);
 }
@@ -410,7 +395,7 @@ Test(rules, git_clone_over_ssh_delegated_to_a_local_upload_pack) {
   result r;
   run_script(
       &h, &r,
-      (char *[]){"--rules", (char *)rules, "--record", (char *)tpath(&h, "rec"), NULL},
+      (char *[]){"--rules", (char *)rules, "--record", (char *)h_path(&h, "rec"), NULL},
       "GIT_SSH_COMMAND=\"$SOCKETBRIDGE_STUB\" GIT_SSH_VARIANT=simple \\\n"
       "  git clone -q \"host:$T/bare.git\" \"$T/dst\" 2> \"$T/git.err\"\n"
       "echo \"clone=$?\"\n"
@@ -482,12 +467,12 @@ Test(rules, make_builds_through_a_cc_shim_that_execs_the_compiler) {
   result r;
   run_script(&h, &r,
              (char *[]){"--shim", "cc", "--rules", (char *)rules, "--record",
-                        (char *)tpath(&h, "rec"), NULL},
+                        (char *)h_path(&h, "rec"), NULL},
              "cd \"$T/proj\" && make -s && ./prog\n" LAST_CALL);
   assert_clean_run(&r);
   cr_assert_str_eq(r.out, "prog says 42\n");
 
-  char *dir = realpath(tpath(&h, "proj"), NULL);
+  char *dir = realpath(h_path(&h, "proj"), NULL);
   record rec;
   record_read(&h, "rec", &rec);
   cr_assert_eq(rec.n, 3u, "one line per compiler call");
@@ -534,7 +519,7 @@ static void run_recipe(harness *h, result *r, const char *dir, const char *block
   snprintf(path, sizeof path, "PATH=%s:%s", cli, getenv("PATH"));
   cr_assert_gt(asprintf(&script, "cd \"$T/%s\" || exit 90\n%s", dir, block), 0);
   write_text(h, "recipe.sh", script, 0600);
-  run(h, r, (char *[]){"sh", "-e", (char *)tpath(h, "recipe.sh"), NULL},
+  run(h, r, (char *[]){"sh", "-e", (char *)h_path(h, "recipe.sh"), NULL},
       (char *[]){path, NULL});
   free(script);
   free(cli);
@@ -577,7 +562,7 @@ Test(rules, the_readme_recording_recipe_builds_a_makefile_project) {
   cr_assert_eq(r.status, 0, "%s\n%s", r.out, r.err);
   assert_build_record(&h, "proj/build.jsonl", &r);
   result_free(&r);
-  run(&h, &r, (char *[]){(char *)tpath(&h, "proj/prog"), NULL}, NULL);
+  run(&h, &r, (char *[]){(char *)h_path(&h, "proj/prog"), NULL}, NULL);
   cr_assert_str_eq(r.out, "prog says 42\n");
   result_free(&r);
   free(block);
@@ -599,7 +584,7 @@ Test(rules, the_readme_recording_recipe_builds_a_cmake_project) {
   cr_assert_eq(r.status, 0, "%s\n%s", r.out, r.err);
   assert_build_record(&h, "proj/build.jsonl", &r);
   result_free(&r);
-  run(&h, &r, (char *[]){(char *)tpath(&h, "proj/build/prog"), NULL}, NULL);
+  run(&h, &r, (char *[]){(char *)h_path(&h, "proj/build/prog"), NULL}, NULL);
   cr_assert_str_eq(r.out, "prog says 42\n");
   result_free(&r);
   free(block);
@@ -673,7 +658,7 @@ Test(rules, a_shim_is_answered_through_nested_shells) {
   assert_clean_run(&r);
   cr_assert_str_eq(r.out, "shims first\nscripted\ncode=7\n");
   /* The run's shim directory went with it. */
-  cr_assert_eq(rmdir(tpath(&h, "tmp")), 0, "$TMPDIR: %s", strerror(errno));
+  cr_assert_eq(rmdir(h_path(&h, "tmp")), 0, "$TMPDIR: %s", strerror(errno));
   result_free(&r);
   h_fini(&h);
 }
@@ -696,7 +681,7 @@ static void git_through_own_shim(harness *h, const char *rules_json, const char 
   result r;
   run_script(h, &r,
              (char *[]){"--shim", "git", "--rules", (char *)rules, "--record",
-                        (char *)tpath(h, "rec"), NULL},
+                        (char *)h_path(h, "rec"), NULL},
              "git --version\necho \"code=$?\"\n");
   assert_clean_run(&r);
   snprintf(want, sizeof want, "%scode=0\n", version);
@@ -753,7 +738,7 @@ static void run_nested(harness *h, result *r, const char *transport,
   args[n++] = "--rules";
   args[n++] = (char *)rules;
   args[n++] = "--record";
-  args[n++] = (char *)tpath(h, "rec");
+  args[n++] = (char *)h_path(h, "rec");
   args[n++] = "--";
   args[n++] = SB_TEST_CLI;
   args[n++] = "run";
@@ -765,7 +750,7 @@ static void run_nested(harness *h, result *r, const char *transport,
   }
   args[n++] = "--";
   args[n++] = "sh";
-  args[n++] = (char *)tpath(h, "script.sh");
+  args[n++] = (char *)h_path(h, "script.sh");
   args[n] = NULL;
   finish(h, start(h, args, "cli", NULL), "cli", r);
 }
@@ -805,14 +790,14 @@ Test(rules, a_nested_run_leaves_the_outer_runs_shims_to_it) {
 /* A shim dir made by `socketbridge shim`, and the real tool later in PATH. */
 static void fallback_setup(harness *h, char path[1200], char shims[600]) {
   result r;
-  SB(h, &r, "shim", (char *)tpath(h, "shims"), "tool");
+  SB(h, &r, "shim", (char *)h_path(h, "shims"), "tool");
   cr_assert_eq(r.status, 0, "shim: %s", r.err);
   result_free(&r);
   make_dir(h, "bin");
   write_text(h, "bin/tool", "#!/bin/sh\necho \"real tool $*\"\nexit 4\n", 0755);
-  snprintf(path, 1200, "PATH=%s:%s:%s", tpath(h, "shims"), tpath(h, "bin"),
+  snprintf(path, 1200, "PATH=%s:%s:%s", h_path(h, "shims"), h_path(h, "bin"),
            getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
-  snprintf(shims, 600, "SOCKETBRIDGE_SHIMS=%s", tpath(h, "shims"));
+  snprintf(shims, 600, "SOCKETBRIDGE_SHIMS=%s", h_path(h, "shims"));
 }
 
 static char *const tool_call[] = {"sh", "-c", "tool a b; echo \"code=$?\"", NULL};
@@ -863,7 +848,7 @@ Test(rules, a_shims_bridge_file_counts_only_when_private_and_is_named_when_bad) 
                      "%s", r.err);
   result_free(&r);
 
-  cr_assert_eq(chmod(tpath(&h, "shims/.socketbridge-bridge"), 0644), 0);
+  cr_assert_eq(chmod(h_path(&h, "shims/.socketbridge-bridge"), 0644), 0);
   run(&h, &r, tool_call, (char *[]){path, shims, NULL});
   cr_assert_str_eq(r.out, "code=125\n");
   cr_assert_str_eq(r.err, "socketbridge-stub: SOCKETBRIDGE_TOKEN is not set\n",
@@ -905,7 +890,7 @@ Test(rules, exec_of_argv0_called_by_the_shims_own_path_runs_the_real_program) {
   result r;
   run_script(&h, &r,
              (char *[]){"--shim", "tool", "--rules", (char *)rules, "--record",
-                        (char *)tpath(&h, "rec"), NULL},
+                        (char *)h_path(&h, "rec"), NULL},
              TOOL_AFTER_SHIMS "\"$(command -v tool)\" by-path; echo \"code=$?\"\n"
                               "tool by-name; echo \"code=$?\"\n" LAST_CALL);
   assert_clean_run(&r);
@@ -941,7 +926,7 @@ Test(rules, a_chain_of_stubs_running_stubs_stops_with_one_line) {
     result r;
     run_script(&h, &r,
                (char *[]){"--shim", "tool", "--rules", (char *)rules, "--record",
-                          (char *)tpath(&h, "rec"), NULL},
+                          (char *)h_path(&h, "rec"), NULL},
                script);
     assert_clean_run(&r);
     cr_assert_str_eq(r.out, "code=125\n", "%s", modes[i]);
@@ -981,10 +966,10 @@ Test(rules, a_bad_rules_file_exits_125_before_anything_runs) {
     snprintf(name, sizeof name, "bad%zu.json", i);
     if (cases[i].text != NULL)
       write_text(&h, name, cases[i].text, 0600);
-    snprintf(prefix, sizeof prefix, "socketbridge: --rules: %s%s", tpath(&h, name),
+    snprintf(prefix, sizeof prefix, "socketbridge: --rules: %s%s", h_path(&h, name),
              cases[i].where);
     result r;
-    run_script(&h, &r, (char *[]){"--rules", (char *)tpath(&h, name), NULL},
+    run_script(&h, &r, (char *[]){"--rules", (char *)h_path(&h, name), NULL},
                "touch \"$T/ran\"\n");
     cr_assert_eq(r.status, 125, "case %zu: %d, %s", i, r.status, r.err);
     cr_assert_str_empty(r.out);
@@ -1005,7 +990,7 @@ Test(rules, a_call_no_rule_matches_exits_127_with_one_line) {
   result r;
   run_script(
       &h, &r,
-      (char *[]){"--rules", (char *)rules, "--record", (char *)tpath(&h, "rec"), NULL},
+      (char *[]){"--rules", (char *)rules, "--record", (char *)h_path(&h, "rec"), NULL},
       "\"$SOCKETBRIDGE_STUB\" one two > \"$T/call.out\" 2> \"$T/call.err\"\n"
       "echo \"code=$?\"\n" LAST_CALL);
   assert_clean_run(&r);
@@ -1040,7 +1025,7 @@ Test(rules, the_first_matching_rule_wins_else_the_default) {
   result r;
   run_script(
       &h, &r,
-      (char *[]){"--rules", (char *)rules, "--record", (char *)tpath(&h, "rec"), NULL},
+      (char *[]){"--rules", (char *)rules, "--record", (char *)h_path(&h, "rec"), NULL},
       "\"$SOCKETBRIDGE_STUB\" second; echo \"code=$?\"\n"
       "\"$SOCKETBRIDGE_STUB\" first; echo \"code=$?\"\n"
       "\"$SOCKETBRIDGE_STUB\" third fourth; echo \"code=$?\"\n" LAST_CALL);
@@ -1077,7 +1062,7 @@ Test(rules, a_respond_call_records_the_stdin_its_caller_sent) {
   result r;
   run_script(&h, &r,
              (char *[]){"--shim", "tool", "--rules", (char *)rules, "--record",
-                        (char *)tpath(&h, "rec"), NULL},
+                        (char *)h_path(&h, "rec"), NULL},
              "printf 'line 1\\nline 2\\n' | tool piped; echo \"code=$?\"\n"
              "exec 3<> \"$T/fifo\"\n"
              "tool open <&3; echo \"code=$?\"\n"
@@ -1104,7 +1089,7 @@ Test(rules, the_call_that_ends_the_child_is_recorded_as_exited) {
   snprintf(rules, sizeof rules, "%s",
            write_rules(&h, "rules.json",
                        "{'default': {'respond': {'stdout': 'bye\\n', 'exit': 5}}}"));
-  snprintf(rec_path, sizeof rec_path, "%s", tpath(&h, "rec"));
+  snprintf(rec_path, sizeof rec_path, "%s", h_path(&h, "rec"));
   for (int i = 0; i < 50; i++) {
     result r;
     run_script(&h, &r, (char *[]){"--rules", rules, "--record", rec_path, NULL},
@@ -1134,8 +1119,8 @@ Test(rules, the_record_has_binary_output_as_base64_and_never_the_token) {
                                   "{'default': {'respond': {'stdout_file': 'bin.dat'}}}");
   result r;
   run_script(&h, &r,
-             (char *[]){"--rules", (char *)rules, "--record", (char *)tpath(&h, "rec"),
-                        "--events", (char *)tpath(&h, "events"), "--env", "MARK=visible",
+             (char *[]){"--rules", (char *)rules, "--record", (char *)h_path(&h, "rec"),
+                        "--events", (char *)h_path(&h, "events"), "--env", "MARK=visible",
                         NULL},
              "printf %s \"$SOCKETBRIDGE_TOKEN\" > \"$T/token\"\n"
              "\"$SOCKETBRIDGE_STUB\" bin > \"$T/bin.out\"\n"
@@ -1200,7 +1185,7 @@ Test(rules, a_killed_call_is_recorded_with_its_stdin_as_peer_lost) {
   result r;
   run_script(
       &h, &r,
-      (char *[]){"--rules", (char *)rules, "--record", (char *)tpath(&h, "rec"), NULL},
+      (char *[]){"--rules", (char *)rules, "--record", (char *)h_path(&h, "rec"), NULL},
       killed_script);
   assert_clean_run(&r);
   cr_assert_str_eq(r.out, "code=137\n");
@@ -1245,7 +1230,7 @@ Test(rules, run_relays_the_output_up_and_tee_also_writes_it_down) {
   result r;
   run_script(
       &h, &r,
-      (char *[]){"--rules", (char *)rules, "--record", (char *)tpath(&h, "rec"), NULL},
+      (char *[]){"--rules", (char *)rules, "--record", (char *)h_path(&h, "rec"), NULL},
       "\"$SOCKETBRIDGE_STUB\" quiet > \"$T/q.out\" 2> \"$T/q.err\"\n"
       "echo \"quiet=$?\"\n"
       "\"$SOCKETBRIDGE_STUB\" loud > \"$T/l.out\" 2> \"$T/l.err\"\n"
@@ -1286,7 +1271,7 @@ static bool go_sent(harness *h, const void *arg) {
   go *g = (go *)arg;
   if (g->sent)
     return true;
-  int fd = open(tpath(h, g->name), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  int fd = open(h_path(h, g->name), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     cr_assert_eq(errno, ENXIO, "open %s: %s", g->name, strerror(errno));
     return false; /* the script is not reading it yet */
@@ -1305,7 +1290,7 @@ static void send_go(harness *h, const char *name) {
 /* Replaces the rules as a harness should: a whole new file renamed over. */
 static void replace_rules(harness *h, const char *squoted) {
   write_rules(h, "rules.tmp", squoted);
-  cr_assert_eq(rename(tpath(h, "rules.tmp"), tpath(h, "rules.json")), 0);
+  cr_assert_eq(rename(h_path(h, "rules.tmp"), h_path(h, "rules.json")), 0);
 }
 
 Test(rules, the_rules_file_is_read_again_when_it_is_replaced) {
@@ -1313,7 +1298,7 @@ Test(rules, the_rules_file_is_read_again_when_it_is_replaced) {
   h_init(&h, NULL);
   make_fifo(&h, "go");
   make_fifo(&h, "go2");
-  char rules[600]; /* tpath()'s slots turn over while we poll */
+  char rules[600]; /* h_path()'s slots turn over while we poll */
   snprintf(
       rules, sizeof rules, "%s",
       write_rules(&h, "rules.json", "{'default': {'respond': {'stdout': 'one\\n'}}}"));
@@ -1352,7 +1337,7 @@ Test(rules, the_rules_file_is_read_again_when_it_is_replaced) {
 /* dir/name is a link to the stub the command uses. */
 static void assert_stub_link(harness *h, const char *name) {
   char target[PATH_MAX];
-  ssize_t n = readlink(tpath(h, name), target, sizeof target - 1);
+  ssize_t n = readlink(h_path(h, name), target, sizeof target - 1);
   cr_assert_gt(n, 0, "%s is not a link: %s", name, strerror(errno));
   target[n] = '\0';
   char *a = realpath(target, NULL), *b = realpath(SB_TEST_STUB, NULL);
@@ -1367,7 +1352,7 @@ Test(rules, shim_makes_links_to_the_stub_and_can_be_repeated) {
   h_init(&h, NULL);
   result r;
   for (int i = 0; i < 2; i++) {
-    SB(&h, &r, "shim", (char *)tpath(&h, "shims"), "a", "b");
+    SB(&h, &r, "shim", (char *)h_path(&h, "shims"), "a", "b");
     cr_assert_eq(r.status, 0, "run %d: %s", i, r.err);
     cr_assert_str_empty(r.out);
     cr_assert_str_empty(r.err);
@@ -1384,11 +1369,11 @@ Test(rules, shim_refuses_a_name_taken_by_anything_else) {
   make_dir(&h, "shims");
   write_text(&h, "shims/a", "mine\n", 0600);
   result r;
-  SB(&h, &r, "shim", (char *)tpath(&h, "shims"), "a", "b");
+  SB(&h, &r, "shim", (char *)h_path(&h, "shims"), "a", "b");
   cr_assert_eq(r.status, 125, "%s", r.err);
   cr_assert_str_empty(r.out);
   assert_one_line(r.err, "socketbridge: shim: ");
-  cr_assert_not_null(strstr(r.err, tpath(&h, "shims/a")), "%s", r.err);
+  cr_assert_not_null(strstr(r.err, h_path(&h, "shims/a")), "%s", r.err);
   assert_file(&h, "shims/a", "mine\n");
   result_free(&r);
   h_fini(&h);

@@ -21,12 +21,6 @@ TestSuite(sideband, .timeout = 90);
 
 extern char **environ;
 
-static double scale(void) {
-  const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
-  double v = s ? atof(s) : 1.0;
-  return v > 0 ? v : 1.0;
-}
-
 typedef struct result {
   int status;
   char *out, *err;
@@ -40,7 +34,7 @@ static void run_sh(harness *h, sb_transport tr, const char *script, result *r) {
       NULL};
   int st;
   pid_t pid = h_proc_start(h, args, NULL, "run", environ);
-  bool ended = h_wait_reapable(pid, H_DEADLINE * scale());
+  bool ended = h_wait_reapable(pid, H_DEADLINE * h_scale());
   if (!ended)
     kill(pid, SIGKILL);
   waitpid(pid, &st, 0);
@@ -199,7 +193,7 @@ Test(sideband, the_readme_snippet_prints_pong) {
           "socketbridge run -- sh -c 'socketbridge send \"{\\\"type\\\":\\\"ping\\\"}\"'",
           NULL},
       NULL, "readme", envp);
-  cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
+  cr_assert(h_wait_reapable(pid, H_DEADLINE * h_scale()));
   waitpid(pid, &st, 0);
   char *out = h_read(&h, "readme.out", NULL);
   cr_assert_eq(WEXITSTATUS(st), 0);
@@ -278,7 +272,7 @@ Test(sideband, help_names_serve_and_send) {
   h_init(&h, NULL);
   pid_t pid =
       h_proc_start(&h, (char *[]){SB_TEST_CLI, "--help", NULL}, NULL, "help", environ);
-  cr_assert(h_wait_reapable(pid, H_DEADLINE * scale()));
+  cr_assert(h_wait_reapable(pid, H_DEADLINE * h_scale()));
   waitpid(pid, &st, 0);
   char *out = h_read(&h, "help.out", NULL);
   cr_assert_eq(WEXITSTATUS(st), 0);

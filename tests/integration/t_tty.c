@@ -25,12 +25,6 @@
 
 TestSuite(tty, .timeout = 90);
 
-static double scale(void) {
-  const char *s = getenv("SB_TEST_TIMEOUT_SCALE");
-  double v = s ? atof(s) : 1.0;
-  return v > 0 ? v : 1.0;
-}
-
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -72,7 +66,7 @@ static void term_start(term *t, char *const *args, unsigned short rows,
 /* Reads the terminal until text shows up (after what earlier calls
  * matched), failing the test at the deadline with what it showed. */
 static void term_expect(term *t, const char *text) {
-  double end = now_s() + H_DEADLINE * scale();
+  double end = now_s() + H_DEADLINE * h_scale();
   for (;;) {
     char *at;
     t->shown[t->len] = '\0';
@@ -104,7 +98,7 @@ static void term_send(term *t, const char *keys) {
 /* Waits for the process on the terminal to end; returns its exit status. */
 static int term_end(term *t) {
   int st = 0;
-  cr_assert(h_wait_reapable(t->pid, H_DEADLINE * scale()), "the shell did not end");
+  cr_assert(h_wait_reapable(t->pid, H_DEADLINE * h_scale()), "the shell did not end");
   cr_assert_eq(waitpid(t->pid, &st, 0), t->pid);
   close(t->master);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
