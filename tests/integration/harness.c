@@ -111,8 +111,7 @@ static void wait_until(harness *h, bool (*done)(const void *, unsigned), const v
   waiter w = {false};
   uv_timer_init(&h->loop, &timer);
   timer.data = &w;
-  uv_timer_start(&timer, on_deadline, (uint64_t)(H_DEADLINE * 1000 * h_scale()),
-                 0);
+  uv_timer_start(&timer, on_deadline, (uint64_t)(H_DEADLINE * 1000 * h_scale()), 0);
   while (!done(arg, want) && !w.fired)
     uv_run(&h->loop, UV_RUN_ONCE);
   uv_timer_stop(&timer);
