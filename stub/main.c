@@ -74,6 +74,7 @@ void stub_on_control(stub *st, const uint8_t *payload, size_t len) {
     stub_tty_restore(); /* a program of ours gets the terminal as it was */
     stub_exec(st, &m.u.launch);
   case SB_MSG_RUN:
+    stub_fds_ready(st);
     stub_tty_restore();
     stub_run_start(st, &m.u.launch);
     sb_msg_free(&m);
@@ -171,23 +172,6 @@ static bool handshake(stub *st, const uint8_t *frame, size_t len, int64_t deadli
   }
 }
 
-/* Sets up fds 0/1/2 for the relay, and stdin buffer bounded by one frame.
- * A held stdin is never touched: not even re-opened. closed and tty: the
- * masks stub_guard_std_fds gave (fds 0-2 have not changed since). */
-static void setup_fds(stub *st, unsigned closed, unsigned tty, bool hold_stdin) {
-  for (int fd = hold_stdin ? 1 : 0; fd <= 2; fd++)
-    stub_fd_setup(&st->std[fd], fd, fd != 0, (closed & (1u << fd)) != 0,
-                  (tty & (1u << fd)) != 0);
-  if (hold_stdin)
-    st->std[0] = (stub_fd){.fd = 0, .io = -1, .done = true};
-  st->ibuf_len = STUB_IBUF_SIZE;
-  if (st->ibuf_len > st->br.max_bytes - 1)
-    st->ibuf_len = st->br.max_bytes - 1;
-  st->ibuf = malloc(st->ibuf_len);
-  if (st->ibuf == NULL)
-    stub_fail("out of memory");
-}
-
 int main(int argc, char **argv) {
   stub st;
   sb_config cfg;
@@ -199,7 +183,8 @@ int main(int argc, char **argv) {
     stub_trampoline(argc, argv);
   memset(&st, 0, sizeof st);
   unsigned tty;
-  unsigned closed = stub_guard_std_fds(&tty);
+  st.std_closed = stub_guard_std_fds(&tty);
+  st.std_tty = tty;
   stub_depth_check();
   st.sigfd = stub_signals_init();
   stub_fallback_init(argv);
@@ -212,10 +197,8 @@ int main(int argc, char **argv) {
   stub_bridge_init(&st.br, sock, cfg.max_bytes);
   sb_config_free(&cfg); /* wipes the token: it is in the hello alone now */
 
-  bool hold_stdin = handshake(&st, hello, hello_len, deadline);
+  st.hold_stdin = handshake(&st, hello, hello_len, deadline);
   explicit_bzero(hello, hello_len);
   free(hello);
-
-  setup_fds(&st, closed, tty, hold_stdin);
   stub_relay(&st);
 }

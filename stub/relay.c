@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -78,6 +79,7 @@ static void on_data(stub *st, const sb_frame *ev) {
   if (stream != 1 && stream != 2)
     stub_fail("protocol error from the supervisor: %s data sent to the stub",
               sb_kind_name((int)ev->kind));
+  stub_fds_ready(st);
   if (st->std[stream].done)
     stub_fail("protocol error from the supervisor: %s data after its end",
               sb_kind_name((int)ev->kind));
@@ -132,6 +134,29 @@ static void read_stdin(stub *st) {
     stub_bridge_push_data(&st->br, SB_KIND_STDIN, st->ibuf, (size_t)n);
   else
     stdin_eof(st); /* EOF, or an error that ends the stream all the same (EIO) */
+}
+
+/* Sets up fds 0/1/2 for the relay, and the stdin buffer, bounded by one
+ * frame. A held stdin is never touched: not even re-opened; one closed when
+ * we started has ended already. The masks are the ones stub_guard_std_fds
+ * gave (fds 0-2 have not changed since). */
+void stub_fds_ready(stub *st) {
+  if (st->fds_set)
+    return;
+  st->fds_set = true;
+  for (int fd = st->hold_stdin ? 1 : 0; fd <= 2; fd++)
+    stub_fd_setup(&st->std[fd], fd, fd != 0, (st->std_closed & (1u << fd)) != 0,
+                  (st->std_tty & (1u << fd)) != 0);
+  if (st->hold_stdin)
+    st->std[0] = (stub_fd){.fd = 0, .io = -1, .done = true};
+  st->ibuf_len = STUB_IBUF_SIZE;
+  if (st->ibuf_len > st->br.max_bytes - 1)
+    st->ibuf_len = st->br.max_bytes - 1;
+  st->ibuf = malloc(st->ibuf_len);
+  if (st->ibuf == NULL)
+    stub_fail("out of memory");
+  if (st->std[0].io < 0 && !st->std[0].done)
+    stdin_eof(st); /* fd 0 was closed when we started */
 }
 
 /* Forwards caught signals: to the program while one runs (run.c), else up.
@@ -241,14 +266,24 @@ static void wait_and_handle(stub *st) {
     peer_closed(st);
 }
 
+/* Before the first wait: the answer may be in already (an `exit` right
+ * behind the welcome, in another segment), and is read before fds it would
+ * not need are set up. Returns true when there is more to pump. */
+static bool first_wait(stub *st) {
+  if (!st->br.rd_eof && st->br.rd_err == 0 && stub_bridge_recv(&st->br) > 0)
+    return true;
+  stub_fds_ready(st);
+  return false;
+}
+
 _Noreturn void stub_relay(stub *st) {
-  if (st->std[0].io < 0 && !st->std[0].done)
-    stdin_eof(st); /* fd 0 was closed when we started */
   for (;;) {
     pump(st);
     stub_run_step(st);
     if (st->br.q_dirty)
       stub_bridge_flush(&st->br);
+    if (!st->fds_set && first_wait(st))
+      continue;
     wait_and_handle(st);
   }
 }

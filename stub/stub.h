@@ -252,7 +252,16 @@ typedef struct stub {
   size_t piece_len;
   bool peer_checked; /* the peer closed, and an exit may be in what is left */
   stub_run *run;     /* after `run`: the program and its pipes (run.c) */
+  /* fds 0-2 as the stub found them (stub_guard_std_fds), set up for the
+   * relay on first need (stub_fds_ready): an answer that is `exit` alone
+   * never touches them. */
+  unsigned std_closed, std_tty;
+  bool hold_stdin; /* welcome "stdin": false */
+  bool fds_set;
 } stub;
+
+/* relay.c: sets fds 0-2 up for the relay, and the stdin buffer; once. */
+void stub_fds_ready(stub *st);
 
 /* main.c: acts on one control message from the supervisor after welcome.
  * Returns only when the stub goes on. */
