@@ -631,7 +631,8 @@ typedef struct sb_call {
   size_t envc;
   char *const *env; /* "NAME=VALUE" x envc then NULL; the token is never here */
   const char *cwd;  /* NULL when the stub could not tell */
-  const char *exe;  /* NULL when unknown */
+  const char *exe;  /* the path the stub was started by (execve's), made
+                     * absolute: a shim's own; NULL when unknown */
   unsigned tty;     /* SB_TTY_STDIN | SB_TTY_STDOUT | SB_TTY_STDERR */
   /* The size of the stub's terminal, when it has one (has_winsize: a stub
    * that speaks `pty`); kept up to date while a delegated program runs on

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -51,23 +52,28 @@ static char *current_dir(void) {
   return NULL;
 }
 
-/* The path of our executable, as the kernel knows it; NULL when unknown
- * (no /proc). */
-static char *own_exe(void) {
-  for (size_t cap = 256; cap <= STUB_PATH_CAP; cap *= 2) {
-    char *buf = malloc(cap);
-    if (buf == NULL)
-      return NULL;
-    ssize_t n = readlink("/proc/self/exe", buf, cap);
-    if (n >= 0 && (size_t)n < cap) {
-      buf[n] = '\0';
-      return buf;
-    }
-    free(buf);
-    if (n < 0)
-      return NULL;
-  }
-  return NULL;
+/* The path we were started by: execve's pathname (AT_EXECFN, on our
+ * stack already), made absolute against cwd; for a shim, the shim's path.
+ * Not /proc/self/exe: a new process's first look at /proc costs it more
+ * than the rest of its hello (docs/performance.md). NULL when unknown. */
+static char *own_exe(const char *cwd) {
+  const char *fn = (const char *)getauxval(AT_EXECFN);
+  if (fn == NULL || *fn == '\0')
+    return NULL;
+  if (fn[0] == '/')
+    return strdup(fn);
+  if (cwd == NULL)
+    return NULL;
+  while (fn[0] == '.' && fn[1] == '/')
+    fn += 2;
+  size_t c = strlen(cwd), n = strlen(fn);
+  char *buf = malloc(c + n + 2);
+  if (buf == NULL)
+    return NULL;
+  memcpy(buf, cwd, c);
+  buf[c] = '/';
+  memcpy(buf + c + (c == 0 || cwd[c - 1] != '/'), fn, n + 1);
+  return buf;
 }
 
 void stub_hello_encode(const sb_config *cfg, int argc, char **argv, unsigned tty,
@@ -85,7 +91,7 @@ void stub_hello_encode(const sb_config *cfg, int argc, char **argv, unsigned tty
   h->argv.n = argc > 0 ? (size_t)argc : 0;
   env_for_hello(&h->env);
   h->cwd = current_dir();
-  h->exe = own_exe();
+  h->exe = own_exe(h->cwd);
   h->tty = tty;
   /* Also says we speak `pty`: a delegated program may get a terminal. */
   h->has_winsize = tty != 0 && stub_tty_size(&h->winsize);

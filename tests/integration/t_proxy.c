@@ -19,7 +19,7 @@ TestSuite(proxy, .timeout = 60);
 typedef struct seen {
   bool done;
   sb_strv argv, env;
-  char *cwd;
+  char *cwd, *exe;
   int64_t pid, ppid;
   bool saw_token;
 } seen;
@@ -32,6 +32,7 @@ static void record_and_exit(harness *h, sb_conn *c) {
   cr_assert_eq(s->argv.n, call->argc);
   cr_assert_eq(s->env.n, call->envc);
   s->cwd = call->cwd ? strdup(call->cwd) : NULL;
+  s->exe = call->exe ? strdup(call->exe) : NULL;
   s->pid = call->pid;
   s->ppid = call->ppid;
   s->saw_token = sb_conn_getenv(c, SB_ENV_TOKEN) != NULL;
@@ -87,13 +88,44 @@ Test(proxy, passes_argv_env_and_cwd_byte_exact) {
   cr_assert(!s.saw_token, "sb_conn_getenv reported the token");
   cr_assert_not_null(s.cwd);
   cr_assert_str_eq(s.cwd, dir, "cwd differs");
+  cr_assert_not_null(s.exe);
+  cr_assert_str_eq(s.exe, H_STUB, "exe differs");
   cr_assert_eq(s.pid, pid, "pid %lld, child %d", (long long)s.pid, (int)pid);
   cr_assert_eq(s.ppid, getpid(), "ppid %lld", (long long)s.ppid);
 
   sb_strv_free(&s.argv);
   sb_strv_free(&s.env);
   free(s.cwd);
+  free(s.exe);
   free(big);
+  h_fini(&h);
+}
+
+/* exe is the path the stub was started by, made absolute: for a shim (a
+ * link named like the program it stands in for) the shim's, even when it
+ * was run by a relative path. */
+Test(proxy, reports_the_path_it_was_started_by_as_exe) {
+  harness h;
+  seen s = {0};
+  h_init(&h, NULL);
+  h.on_connect = record_and_exit;
+  h.user = &s;
+  char shim[PATH_MAX];
+  snprintf(shim, sizeof shim, "%s/cc", h.dir);
+  cr_assert_eq(symlink(H_STUB, shim), 0, "symlink: %s", strerror(errno));
+  char *args[] = {"./././cc", "-c", "x.c", NULL};
+  h_exit ex;
+  h_spawn(&h, &(h_spawn_opts){.args = args, .cwd = h.dir}, &ex);
+  h_wait_exit(&h, &ex);
+  cr_assert(s.done, "the stub never connected");
+  cr_assert_eq(ex.status, 0);
+  cr_assert_not_null(s.exe);
+  cr_assert_str_eq(s.exe, shim);
+  cr_assert_str_eq(s.argv.v[0], "./././cc");
+  sb_strv_free(&s.argv);
+  sb_strv_free(&s.env);
+  free(s.cwd);
+  free(s.exe);
   h_fini(&h);
 }
 
