@@ -19,11 +19,11 @@ void stub_bridge_init(stub_bridge *br, int sock, uint32_t max_bytes) {
   sb_decoder_set_ctl_max(&br->dec, SB_CTL_MAX_BYTES);
   /* Page-aligned: the kernel copies into a buffer 16 bytes into a page
    * (where malloc puts it) at a third of the speed (measured:
-   * docs/performance.md, delegate). */
-  void *buf = NULL;
-  if (posix_memalign(&buf, 4096, STUB_RBUF_SIZE) != 0)
-    stub_fail("out of memory");
-  br->rbuf = buf;
+   * docs/performance.md, delegate). Static: one per process, and a
+   * mapping of its own would cost an mmap, and a page for its header, in
+   * every stub; bss pages are faulted in only as data reaches them. */
+  static uint8_t rbuf[STUB_RBUF_SIZE] __attribute__((aligned(4096)));
+  br->rbuf = rbuf;
   br->in = br->rbuf;
 }
 

@@ -184,7 +184,7 @@ typedef struct stub_bridge {
   uint32_t max_bytes;
   sb_decoder dec;
   stub_track track;  /* mirrors how far dec has consumed */
-  uint8_t *rbuf;     /* STUB_RBUF_SIZE bytes */
+  uint8_t *rbuf;     /* STUB_RBUF_SIZE bytes, static */
   const uint8_t *in; /* received and not yet decoded: in[0..in_len) */
   size_t in_len;
   bool rd_eof;                    /* the peer will send nothing more */
@@ -195,7 +195,7 @@ typedef struct stub_bridge {
   bool wr_dead; /* sending failed: nothing more goes up */
 } stub_bridge;
 
-/* Takes the connected socket; allocates the read buffer. */
+/* Takes the connected socket; points at the (one, static) read buffer. */
 void stub_bridge_init(stub_bridge *br, int sock, uint32_t max_bytes);
 /* The next decoded event from what was received (see sb_decoder_next). */
 int stub_bridge_next(stub_bridge *br, sb_frame *ev, sb_diag *diag);
