@@ -26,14 +26,6 @@
 
 extern char **environ;
 
-/* The variables a ticket decides (sb__bridge_var): inherited or given
- * copies are dropped, so a child never sees another bridge's address or
- * token (a supervisor may itself run under a socketbridge supervisor). */
-static bool is_bridge_var(const char *e) {
-  const char *eq = strchr(e, '=');
-  return eq != NULL && sb__bridge_var(e, (size_t)(eq - e)) != NULL;
-}
-
 static size_t name_len(const char *e) {
   return (size_t)(strchrnul(e, '=') - e);
 }
@@ -79,31 +71,41 @@ static int build_env(const sb_child *child, const sb_ticket *ticket, char ***out
   size_t ntick = count(ticket->env);
   size_t total = nbase + nopt + nstub, i, j, n = 0;
   char **all;
+  size_t *len;
   int r;
 
   all = malloc((total + ntick + 3) * sizeof *all);
-  if (all == NULL)
+  /* Each name's length, measured once: the pairwise search below is then
+   * a comparison of integers for all but same-length names. */
+  len = malloc((total + 1) * sizeof *len);
+  if (all == NULL || len == NULL) {
+    free(all);
+    free(len);
     return -ENOMEM;
+  }
   for (i = 0; i < nbase; i++)
     all[n++] = environ[i];
   for (i = 0; i < nopt; i++)
     all[n++] = child->env[i];
   for (i = 0; i < nstub; i++)
     all[n++] = child->stub_env[i];
+  for (i = 0; i < total; i++)
+    len[i] = name_len(all[i]);
 
   n = 0;
   for (i = 0; i < total; i++) {
     const char *e = all[i];
-    size_t len = name_len(e);
-    bool later = false;
-    if (is_bridge_var(e))
-      continue;
+    /* The variables a ticket decides (sb__bridge_var): inherited or given
+     * copies are dropped, so a child never sees another bridge's address
+     * or token (a supervisor may itself run under a socketbridge one). */
+    bool later = e[len[i]] == '=' && sb__bridge_var(e, len[i]) != NULL;
     for (j = i + 1; j < total && !later; j++)
-      later = name_len(all[j]) == len && memcmp(all[j], e, len) == 0;
+      later = len[j] == len[i] && memcmp(all[j], e, len[i]) == 0;
     if (!later)
       all[n++] = all[i]; /* n <= i: compacting in place is safe */
   }
   all[n] = NULL;
+  free(len);
   if (child->shim_dir != NULL &&
       (r = add_shim_dir(child->shim_dir, all, &n, owned)) < 0) {
     free(all);

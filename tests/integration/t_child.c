@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +323,61 @@ Test(child, null_mode_gives_dev_null) {
   char *err = h_read(&h, "err", NULL);
   cr_assert_str_eq(err, "/dev/null /dev/null\n0\n");
   free(err);
+  h_fini(&h);
+  rec_free(&r);
+}
+
+/* The child's environment: ours, then opts.env, then stub_vars, then the
+ * ticket's; a name given twice keeps its last value, once; bridge
+ * variables from anywhere but the ticket are dropped. */
+Test(child, a_name_given_twice_keeps_its_last_value_and_only_the_ticket_bridges) {
+  harness h;
+  rec r;
+  start(&h, &r);
+  cr_assert_eq(setenv("SB_T_OURS", "ours", 1), 0);
+  cr_assert_eq(setenv("SB_T_BOTH", "ours", 1), 0);
+  char *args[] = {"/usr/bin/env", NULL}; /* environ as given: no shell to merge names */
+  char *env[] = {"SB_T_BOTH=given", "SB_T_TWICE=1", "SB_T_TWICE=2",
+                 "SOCKETBRIDGE_TOKEN=not-the-ticket", "SOCKETBRIDGE_PORT=1", "SB_T_STUB=x",
+                 NULL};
+  char *stub_vars[] = {"SB_T_STUB", NULL};
+  sb_spawn_options o = sh_opts(&h, &r, args);
+  o.env = env;
+  o.stub_vars = stub_vars;
+  o.stdio[1] = (sb_stdio){.mode = SB_STDIO_FILE, .path = h_path(&h, "out")};
+  sb_child *c = spawn_ok(&h, &o);
+  char want_token[32 + SB_TOKEN_HEX] = "";
+  for (char *const *e = sb_ticket_env(sb_child_ticket(c)); *e != NULL; e++)
+    if (strncmp(*e, SB_ENV_TOKEN "=", sizeof SB_ENV_TOKEN) == 0)
+      snprintf(want_token, sizeof want_token, "\n%s\n", *e);
+  cr_assert_neq(want_token[0], '\0', "the ticket has no token");
+  h_wait(&h, &r.done, "the child");
+  unsetenv("SB_T_OURS");
+  unsetenv("SB_T_BOTH");
+  char *out = h_read(&h, "out", NULL), *all = NULL;
+  cr_assert(asprintf(&all, "\n%s", out) > 0);
+  cr_assert_not_null(strstr(all, "\nSB_T_OURS=ours\n"), "%s", out);
+  cr_assert_not_null(strstr(all, "\nSB_T_BOTH=given\n"), "%s", out);
+  cr_assert_null(strstr(all, "\nSB_T_BOTH=ours\n"), "%s", out);
+  cr_assert_not_null(strstr(all, "\nSB_T_TWICE=2\n"), "%s", out);
+  cr_assert_null(strstr(all, "\nSB_T_TWICE=1\n"), "%s", out);
+  char stub_line[PATH_MAX + 16];
+  snprintf(stub_line, sizeof stub_line, "\nSB_T_STUB=%s\n", sb_server_stub_path(h.server));
+  cr_assert_not_null(strstr(all, stub_line), "%s", out);
+  cr_assert_null(strstr(all, "\nSB_T_STUB=x\n"), "%s", out);
+  cr_assert_not_null(strstr(all, want_token), "the ticket's token is not the child's");
+  cr_assert_null(strstr(all, "not-the-ticket"), "%s", out);
+  cr_assert_null(strstr(all, "\nSOCKETBRIDGE_PORT=1\n"), "%s", out);
+  /* Each name once. */
+  const char *names[] = {"\nSB_T_BOTH=", "\nSB_T_TWICE=", "\nSB_T_STUB=",
+                         "\nSOCKETBRIDGE_TOKEN="};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const char *first = strstr(all, names[i]);
+    cr_assert_not_null(first, "%s", names[i] + 1);
+    cr_assert_null(strstr(first + 1, names[i]), "%s twice", names[i] + 1);
+  }
+  free(all);
+  free(out);
   h_fini(&h);
   rec_free(&r);
 }
