@@ -22,17 +22,32 @@ static size_t name_len(const char *e) {
   return n;
 }
 
-bool sb__env_is(const char *entry, const char *name) {
+/* The length of name when it is one a "NAME=VALUE" entry can have (not
+ * empty, no '='), else 0. */
+static size_t valid_name(const char *name) {
   size_t n = name_len(name);
-  return n > 0 && name[n] == '\0' && strncmp(entry, name, n) == 0 && entry[n] == '=';
+  return name[n] == '\0' ? n : 0;
+}
+
+/* Whether entry sets name (len bytes, valid). The first byte decides for
+ * almost every entry: every stub scans its whole environment several
+ * times before it connects. */
+static bool sets(const char *entry, const char *name, size_t len) {
+  return entry[0] == name[0] && strncmp(entry, name, len) == 0 && entry[len] == '=';
+}
+
+bool sb__env_is(const char *entry, const char *name) {
+  size_t n;
+  return entry[0] == name[0] && (n = valid_name(name)) > 0 && sets(entry, name, n);
 }
 
 const char *sb__env_value_n(char *const *env, size_t n, const char *name, int which) {
   const char *found = NULL;
-  for (size_t i = 0; env != NULL && i < n && env[i] != NULL; i++) {
-    if (!sb__env_is(env[i], name))
+  size_t len = valid_name(name);
+  for (size_t i = 0; len > 0 && env != NULL && i < n && env[i] != NULL; i++) {
+    if (!sets(env[i], name, len))
       continue;
-    found = env[i] + strlen(name) + 1;
+    found = env[i] + len + 1;
     if (which == SB__ENV_FIRST)
       break;
   }

@@ -124,17 +124,9 @@ void sb_jw_str(sb_jw *w, const char *s) {
     w->err = SB_EINVAL;
 }
 
-void sb_jw_bytes(sb_jw *w, const char *s) {
-  if (s == NULL)
-    sb_jw_null(w);
-  else
-    sb_jw_bytes_n(w, s, strlen(s));
-}
-
-void sb_jw_bytes_n(sb_jw *w, const void *s, size_t n) {
+/* s[0..n) as {"base64": "..."}: not UTF-8, or holds a NUL. */
+static void bytes_as_base64(sb_jw *w, const void *s, size_t n) {
   size_t b = sb__b64_encoded_len(n);
-  if (memchr(s, '\0', n) == NULL && sb_jw_str_n(w, s, n))
-    return;
   sb_jw_open(w, '{');
   sb_jw_key(w, "base64");
   sb_jw_raw(w, "\"", 1);
@@ -144,6 +136,19 @@ void sb_jw_bytes_n(sb_jw *w, const void *s, size_t n) {
     w->len += b;
   }
   sb_jw_raw(w, "\"}", 2);
+}
+
+void sb_jw_bytes(sb_jw *w, const char *s) {
+  size_t n;
+  if (s == NULL)
+    sb_jw_null(w);
+  else if (!sb_jw_str_n(w, s, n = strlen(s))) /* a C string holds no NUL */
+    bytes_as_base64(w, s, n);
+}
+
+void sb_jw_bytes_n(sb_jw *w, const void *s, size_t n) {
+  if (memchr(s, '\0', n) != NULL || !sb_jw_str_n(w, s, n))
+    bytes_as_base64(w, s, n);
 }
 
 void sb_jw_int(sb_jw *w, int64_t v) {
