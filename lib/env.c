@@ -63,6 +63,10 @@ static const char *const bridge_vars[] = {SB_ENV_TOKEN,  SB_ENV_PORT,      SB_EN
                                           SB_ENV_SOCKET, SB_ENV_MAX_BYTES, SB_ENV_STUB};
 
 const char *sb__bridge_var(const char *name, size_t len) {
+  /* They share a prefix, which rejects almost every name at once. */
+  static const char prefix[] = "SOCKETBRIDGE_";
+  if (len < sizeof prefix - 1 || memcmp(name, prefix, sizeof prefix - 1) != 0)
+    return NULL;
   for (size_t i = 0; i < sizeof bridge_vars / sizeof bridge_vars[0]; i++)
     if (strncmp(bridge_vars[i], name, len) == 0 && bridge_vars[i][len] == '\0')
       return bridge_vars[i];

@@ -191,17 +191,40 @@ static int string_scan(const sb_jr *j, size_t *at, char *out, size_t cap, size_t
   return 0;
 }
 
+/* Past the closing quote of the (checked) string at at, or j->len: the
+ * first quote no backslash escapes, found at memchr's speed, decoding
+ * nothing. Of an unchecked string it is only a bound, and string_scan then
+ * says what is wrong. */
+static size_t string_end(const sb_jr *j, size_t at) {
+  for (size_t i = at + 1; i < j->len;) {
+    const uint8_t *q = memchr(j->p + i, '"', j->len - i);
+    if (q == NULL)
+      break;
+    size_t k = (size_t)(q - j->p), b = k;
+    while (b > at + 1 && j->p[b - 1] == '\\')
+      b--;
+    if ((k - b) % 2 == 0)
+      return k + 1;
+    i = k + 1;
+  }
+  return j->len;
+}
+
 int sb_jr_string(const sb_jr *j, size_t at, char **out) {
-  size_t end = at, n;
+  /* Decoding never lengthens a string (an escape is longer than what it
+   * stands for), so its span bounds the buffer: one pass, not a pass to
+   * measure and another to copy. */
+  size_t end = string_end(j, at), cap = end > at + 1 ? end - at - 1 : 0, n;
   *out = NULL;
-  int r = string_scan(j, &end, NULL, 0, &n);
-  if (r < 0)
-    return r;
-  char *s = malloc(n + 1);
+  char *s = malloc(cap + 1);
   if (s == NULL)
     return SB_ENOMEM;
   end = at;
-  string_scan(j, &end, s, n, &n);
+  int r = string_scan(j, &end, s, cap, &n);
+  if (r < 0 || n > cap) {
+    free(s);
+    return r < 0 ? r : bad_at(j, at, "unterminated string");
+  }
   s[n] = '\0';
   *out = s;
   return 0;
@@ -409,7 +432,13 @@ int sb_jr_array_next(const sb_jr *j, size_t *at, size_t *elem) {
   if (i < j->len && j->p[i] == ']')
     return 0;
   *elem = i;
-  int r = value(j, &i, 0);
+  /* A string (the elements of argv and env) is skipped, not checked
+   * again: sb_jr_document did, and sb_jr_string will decode it. */
+  int r = 0;
+  if (sb_jr_kind_at(j, i) == SB_JR_STRING)
+    i = string_end(j, i);
+  else
+    r = value(j, &i, 0);
   if (r < 0)
     return r;
   *at = skip_ws(j, i);

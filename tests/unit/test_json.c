@@ -317,6 +317,28 @@ Test(json, decodes_escapes_and_surrogate_pairs) {
   sb_msg_free(&m);
 }
 
+/* Array elements are skipped to the first quote no backslash escapes,
+ * and a string is decoded into a buffer its span bounds: quotes and
+ * backslashes next to each other, at either end, must land right. */
+Test(json, decodes_array_strings_that_end_in_escapes) {
+  sb_msg m;
+  sb_diag diag = {""};
+  int r = parse("{\"type\":\"exec\",\"argv\":[\"\\\\\",\"\\\"\",\"a\\\\\\\"b\",\"\",\"\\\\\\\\\","
+                "\"\\u00e9\\\\\",\"z\"],\"cwd\":\"\\\"\\\\\"}",
+                0, &m, &diag);
+  cr_assert_eq(r, 0, "%s", diag.msg);
+  cr_assert_eq(m.u.launch.argv.n, 7);
+  cr_assert_str_eq(m.u.launch.argv.v[0], "\\");
+  cr_assert_str_eq(m.u.launch.argv.v[1], "\"");
+  cr_assert_str_eq(m.u.launch.argv.v[2], "a\\\"b");
+  cr_assert_str_eq(m.u.launch.argv.v[3], "");
+  cr_assert_str_eq(m.u.launch.argv.v[4], "\\\\");
+  cr_assert_str_eq(m.u.launch.argv.v[5], "\xc3\xa9\\");
+  cr_assert_str_eq(m.u.launch.argv.v[6], "z");
+  cr_assert_str_eq(m.u.launch.cwd, "\"\\");
+  sb_msg_free(&m);
+}
+
 Test(json, decodes_base64_byte_strings) {
   sb_msg m;
   sb_diag diag = {""};
