@@ -39,7 +39,10 @@ typedef struct free_block {
 } free_block;
 
 static free_block *free_list[NCLASS];
-static char *chunk_at, *chunk_end;
+/* The first chunk is static: most stubs never need a second, and a bss
+ * page costs its fault alone, not a mapping as well. */
+static char first_chunk[CHUNK] __attribute__((aligned(4096)));
+static char *chunk_at = first_chunk, *chunk_end = first_chunk + CHUNK;
 
 static hdr *header_of(void *p) {
   return (hdr *)(void *)((char *)p - HDR);
