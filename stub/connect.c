@@ -38,9 +38,10 @@ int stub_ms_left(int64_t deadline) {
   return left > INT_MAX ? INT_MAX : (int)left;
 }
 
-/* A Unix connect() waits only when the listener's backlog is full; it then
- * honours SO_SNDTIMEO, which bounds the wait without a polling loop (a
- * non-blocking connect would fail with EAGAIN and could only be retried). */
+/* A Unix connect() waits only when the listener's backlog is full. So the
+ * socket is made non-blocking, and almost always connects at once; only
+ * after EAGAIN does a blocking connect() wait, bounded by SO_SNDTIMEO (a
+ * non-blocking one could only be retried). */
 static int connect_unix(const char *path, int64_t deadline) {
   struct sockaddr_un sa;
   uint32_t salen;
@@ -53,9 +54,15 @@ static int connect_unix(const char *path, int64_t deadline) {
    * repeats is (a token pasted there shows as <hex digits>). */
   char shown[160];
   sb__quote(shown, sizeof shown, path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     stub_fail("cannot create a Unix socket: %s", strerror(errno));
+  if (connect(fd, (struct sockaddr *)&sa, (socklen_t)salen) == 0)
+    return fd;
+  if (errno != EAGAIN)
+    stub_unreachable("cannot connect to %s: %s", shown, strerror(errno));
+  if (fcntl(fd, F_SETFL, 0) < 0)
+    stub_fail("cannot make the socket blocking: %s", strerror(errno));
   for (;;) {
     int left = stub_ms_left(deadline);
     struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};

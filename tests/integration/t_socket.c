@@ -5,6 +5,7 @@
  * sockets, which have no file at all. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "proto.h"
 
 TestSuite(socket, .timeout = 60);
 
@@ -153,5 +155,78 @@ Test(socket, an_abstract_socket_has_no_file_and_reaches_the_stub) {
                              &s),
                -EADDRINUSE);
   cr_assert_eq(uv_loop_close(&loop), 0);
+  h_fini(&h);
+}
+
+/* ---- a full backlog ------------------------------------------------------ */
+
+/* Whether the process is blocked in connect(2) (syscall 42 on x86-64, 203
+ * on aarch64): /proc/PID/syscall names the call a sleeping task is in. */
+static bool in_connect(harness *h, const void *arg) {
+  (void)h;
+  char path[64], buf[64] = "";
+  snprintf(path, sizeof path, "/proc/%d/syscall", *(const pid_t *)arg);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return false;
+  bool in = fgets(buf, sizeof buf, f) != NULL &&
+            (strncmp(buf, "42 ", 3) == 0 || strncmp(buf, "203 ", 4) == 0);
+  fclose(f);
+  return in;
+}
+
+static int accept_within(int l) {
+  struct pollfd p = {.fd = l, .events = POLLIN};
+  cr_assert_eq(poll(&p, 1, (int)(10000 * h_scale())), 1, "nothing to accept");
+  int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+  cr_assert(fd >= 0, "accept: %s", strerror(errno));
+  return fd;
+}
+
+/* The stub connects without blocking, and only a full backlog (EAGAIN)
+ * makes it wait, in a blocking connect() bounded by its handshake
+ * timeout: it gets in as soon as the listener takes a connection. */
+Test(socket, a_stub_waits_for_room_in_a_full_backlog) {
+  harness h;
+  h_init(&h, NULL);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", h_path(&h, "full.sock"));
+  int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0, "%s", strerror(errno));
+  cr_assert_eq(listen(l, 0), 0);
+  /* One connection waiting fills a backlog of 0; a second would wait. */
+  int first = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  cr_assert_eq(connect(first, (struct sockaddr *)&sa, sizeof sa), 0, "%s", strerror(errno));
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  cr_assert(connect(probe, (struct sockaddr *)&sa, sizeof sa) < 0 && errno == EAGAIN,
+            "the backlog is not full");
+  close(probe);
+
+  char script[600];
+  snprintf(script, sizeof script, "SOCKETBRIDGE_SOCKET='%s' exec \"$SOCKETBRIDGE_STUB\" x",
+           sa.sun_path);
+  int err = h_create(&h, "err");
+  h_exit ex;
+  pid_t pid = sb_child_pid(h_sh(&h, script, 0, err, &ex));
+  close(err);
+  h_poll_until(&h, in_connect, &pid, "the stub waiting in connect()");
+
+  close(accept_within(l)); /* room: the stub's connect() completes */
+  int s = accept_within(l);
+  struct pollfd p = {.fd = s, .events = POLLIN};
+  cr_assert_eq(poll(&p, 1, (int)(10000 * h_scale())), 1, "no hello");
+  char buf[256] = "";
+  cr_assert_gt(read(s, buf, sizeof buf - 1), SB_FRAME_HEADER);
+  cr_assert_not_null(memmem(buf, sizeof buf, "\"type\":\"hello\"", 14), "not a hello");
+
+  /* Closed without an answer: the stub's one line, and 125. */
+  close(s);
+  h_wait_exit(&h, &ex);
+  cr_assert_eq(ex.status, 125);
+  char *e = h_read(&h, "err", NULL);
+  cr_assert_not_null(strstr(e, "during the handshake"), "%s", e);
+  free(e);
+  close(first);
+  close(l);
   h_fini(&h);
 }
