@@ -236,25 +236,32 @@ static int entry_check(const where *w, char *s, unsigned flags) {
   return 0;
 }
 
-static size_t array_len(const sb_jr *j, size_t at) {
-  size_t n = 0, elem;
-  while (sb_jr_array_next(j, &at, &elem) > 0)
-    n++;
-  return n;
+/* Appends s to out, keeping v[n] NULL, the vector grown by doubling: an
+ * array is walked once, not once to count it and once more to read it. */
+static int strv_push(sb_strv *out, size_t *cap, char *s) {
+  if (out->n == *cap) {
+    char **v = realloc(out->v, (2 * *cap + 1) * sizeof *v);
+    if (v == NULL) {
+      free(s);
+      return SB_ENOMEM;
+    }
+    out->v = v;
+    *cap *= 2;
+  }
+  out->v[out->n++] = s;
+  out->v[out->n] = NULL;
+  return 0;
 }
 
 static int get_strv(const lctx *c, size_t arr, const char *name, unsigned flags,
                     sb_strv *out) {
   where w = {c, name, 0};
-  size_t elem;
+  size_t elem, cap = 16;
   int r;
 
   if (kind(c, arr) != SB_JR_ARRAY)
     return bad(c, name, "expected an array");
-  size_t n = array_len(c->j, arr);
-  if (n == 0 && (flags & STRV_NONEMPTY))
-    return bad(c, name, "must not be empty");
-  if ((r = sb__strv_alloc(out, n)) < 0)
+  if ((r = sb__strv_alloc(out, cap)) < 0)
     return r;
   for (; (r = sb_jr_array_next(c->j, &arr, &elem)) > 0; w.i++) {
     char *s;
@@ -267,8 +274,11 @@ static int get_strv(const lctx *c, size_t arr, const char *name, unsigned flags,
       free(s);
       continue;
     }
-    out->v[out->n++] = s;
+    if ((r = strv_push(out, &cap, s)) < 0)
+      return r;
   }
+  if (r == 0 && w.i == 0 && (flags & STRV_NONEMPTY))
+    return bad(c, name, "must not be empty");
   return r;
 }
 
