@@ -214,11 +214,20 @@ int sb_jr_string(const sb_jr *j, size_t at, char **out) {
   /* Decoding never lengthens a string (an escape is longer than what it
    * stands for), so its span bounds the buffer: one pass, not a pass to
    * measure and another to copy. */
-  size_t end = string_end(j, at), cap = end > at + 1 ? end - at - 1 : 0, n;
+  size_t end = string_end(j, at), cap = end > at + 1 ? end - at - 2 : 0, n;
   *out = NULL;
   char *s = malloc(cap + 1);
   if (s == NULL)
     return SB_ENOMEM;
+  /* Without an escape a checked string is its bytes (most of argv and
+   * env): sb_jr_document has checked them, so they are copied as they
+   * are. */
+  if (end > at + 1 && j->p[end - 1] == '"' && memchr(j->p + at + 1, '\\', cap) == NULL) {
+    memcpy(s, j->p + at + 1, cap);
+    s[cap] = '\0';
+    *out = s;
+    return 0;
+  }
   end = at;
   int r = string_scan(j, &end, s, cap, &n);
   if (r < 0 || n > cap) {

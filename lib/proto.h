@@ -539,8 +539,9 @@ sb_jr_kind sb_jr_kind_at(const sb_jr *j, size_t at);
 int sb_jr_document(const sb_jr *j, sb_jr_index *top);
 /* Indexes the members of the (already checked) object at offset at. */
 int sb_jr_object_index(const sb_jr *j, size_t at, sb_jr_index *ix);
-/* Decodes the (checked) string at offset at into a fresh C string. Returns
- * 0, SB_EBADMSG or SB_ENOMEM. */
+/* Decodes the string at offset at into a fresh C string. Returns 0,
+ * SB_EBADMSG or SB_ENOMEM. The string must have been checked by
+ * sb_jr_document: one without escapes is copied as it is. */
 int sb_jr_string(const sb_jr *j, size_t at, char **out);
 /* The (checked) number at offset at as an integer in lo..hi: an integer
  * as written (no fraction, no exponent). Returns 0 with *out set,
