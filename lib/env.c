@@ -36,6 +36,10 @@ static bool sets(const char *entry, const char *name, size_t len) {
   return entry[0] == name[0] && strncmp(entry, name, len) == 0 && entry[len] == '=';
 }
 
+bool sb__env_has_value(const char *entry) {
+  return entry[name_len(entry)] == '=';
+}
+
 bool sb__env_is(const char *entry, const char *name) {
   size_t n;
   return entry[0] == name[0] && (n = valid_name(name)) > 0 && sets(entry, name, n);

@@ -56,7 +56,10 @@ void sb_jw_raw(sb_jw *w, const void *s, size_t n) {
 
 /* A comma, unless this value opens a container or follows its key. */
 static void sep(sb_jw *w) {
-  if (w->err == 0 && w->len > w->start && !memchr("{[:", w->buf[w->len - 1], 3))
+  if (w->err != 0 || w->len <= w->start)
+    return;
+  uint8_t last = w->buf[w->len - 1];
+  if (last != '{' && last != '[' && last != ':')
     sb_jw_raw(w, ",", 1);
 }
 
@@ -93,7 +96,8 @@ static bool sb_jw_str_n(sb_jw *w, const char *s, size_t n) {
   sep(w);
   sb_jw_raw(w, "\"", 1);
   /* One walk checks the UTF-8 and escapes: argv and env are most of a
-   * hello, and mostly ASCII, 8 bytes a step. */
+   * hello, and mostly ASCII, 8 bytes a step. A string with nothing to
+   * escape (nearly all) is then written in one copy with its quotes. */
   while (i < n) {
     uint64_t x;
     if (n - i >= 8 && (memcpy(&x, s + i, 8), sb__json_plain8(x))) {
@@ -114,8 +118,11 @@ static bool sb_jw_str_n(sb_jw *w, const char *s, size_t n) {
     }
     i += k;
   }
-  sb_jw_raw(w, s + run, n - run);
-  sb_jw_raw(w, "\"", 1);
+  if (room(w, n - run + 1)) {
+    memcpy(w->buf + w->len, s + run, n - run);
+    w->len += n - run;
+    w->buf[w->len++] = '"';
+  }
   return true;
 }
 

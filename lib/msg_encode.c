@@ -20,9 +20,9 @@
 static bool entry_ok(const char *s, unsigned flags) {
   if (s == NULL)
     return false;
-  if ((flags & ENC_ENV) && strchr(s, '=') == NULL)
+  if ((flags & ENC_ENV) && !sb__env_has_value(s))
     return false;
-  return !(flags & ENC_NAME) || (*s != '\0' && strchr(s, '=') == NULL);
+  return !(flags & ENC_NAME) || (*s != '\0' && !sb__env_has_value(s));
 }
 
 /* An array of byte strings, every entry checked before any is written. */

@@ -225,11 +225,11 @@ static int opt_bytes(const lctx *c, const char *name, char **out) {
 
 /* Checks entry s of an array against flags; frees it when refused. */
 static int entry_check(const where *w, char *s, unsigned flags) {
-  if ((flags & STRV_ENV) && strchr(s, '=') == NULL) {
+  if ((flags & STRV_ENV) && !sb__env_has_value(s)) {
     free(s);
     return bad_bytes(w, ": expected NAME=VALUE (no '=')");
   }
-  if ((flags & STRV_NAME) && (*s == '\0' || strchr(s, '=') != NULL)) {
+  if ((flags & STRV_NAME) && (*s == '\0' || sb__env_has_value(s))) {
     free(s);
     return bad_bytes(w, ": expected a variable name");
   }

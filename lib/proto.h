@@ -346,6 +346,9 @@ void sb__vec_free(char **v);
  * neither "PATHX=x" nor a bare "PATH". The SOCKETBRIDGE_TOKEN filter is
  * sb__env_is(entry, SB_ENV_TOKEN). */
 bool sb__env_is(const char *entry, const char *name);
+/* True when entry holds '=' ("NAME=VALUE", "=x" included), not a bare
+ * name. */
+bool sb__env_has_value(const char *entry);
 /* Which entry counts where a name occurs more than once. */
 #define SB__ENV_FIRST 0 /* the first, as getenv(3): a process's environment */
 #define SB__ENV_LAST 1  /* the last: settings, each overriding those before */

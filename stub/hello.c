@@ -31,7 +31,7 @@ static void env_for_hello(sb_strv *out) {
     stub_fail("out of memory");
   out->n = 0;
   for (char **e = environ; *e != NULL; e++)
-    if (strchr(*e, '=') != NULL && !sb__env_is(*e, SB_ENV_TOKEN))
+    if (sb__env_has_value(*e) && !sb__env_is(*e, SB_ENV_TOKEN))
       out->v[out->n++] = *e;
   out->v[out->n] = NULL;
 }

@@ -31,6 +31,15 @@ Test(env, an_empty_name_or_one_holding_equals_names_no_entry) {
   cr_assert_not(sb__env_is("A=B=C", "A=B"), "a name holding '=' matched");
 }
 
+Test(env, an_entry_has_a_value_when_it_holds_an_equals_sign) {
+  cr_assert(sb__env_has_value("A=1"));
+  cr_assert(sb__env_has_value("A="));
+  cr_assert(sb__env_has_value("=x"));
+  cr_assert(sb__env_has_value("A=b=c"));
+  cr_assert_not(sb__env_has_value("A"));
+  cr_assert_not(sb__env_has_value(""));
+}
+
 Test(env, the_token_filter_takes_the_token_and_nothing_else) {
   cr_assert(sb__env_is(SB_ENV_TOKEN "=" TEST_TOKEN, SB_ENV_TOKEN));
   cr_assert(sb__env_is(SB_ENV_TOKEN "=", SB_ENV_TOKEN));
