@@ -337,8 +337,12 @@ Test(child, a_name_given_twice_keeps_its_last_value_and_only_the_ticket_bridges)
   cr_assert_eq(setenv("SB_T_OURS", "ours", 1), 0);
   cr_assert_eq(setenv("SB_T_BOTH", "ours", 1), 0);
   char *args[] = {"/usr/bin/env", NULL}; /* environ as given: no shell to merge names */
-  char *env[] = {"SB_T_BOTH=given", "SB_T_TWICE=1", "SB_T_TWICE=2",
-                 "SOCKETBRIDGE_TOKEN=not-the-ticket", "SOCKETBRIDGE_PORT=1", "SB_T_STUB=x",
+  char *env[] = {"SB_T_BOTH=given",
+                 "SB_T_TWICE=1",
+                 "SB_T_TWICE=2",
+                 "SOCKETBRIDGE_TOKEN=not-the-ticket",
+                 "SOCKETBRIDGE_PORT=1",
+                 "SB_T_STUB=x",
                  NULL};
   char *stub_vars[] = {"SB_T_STUB", NULL};
   sb_spawn_options o = sh_opts(&h, &r, args);
@@ -362,15 +366,16 @@ Test(child, a_name_given_twice_keeps_its_last_value_and_only_the_ticket_bridges)
   cr_assert_not_null(strstr(all, "\nSB_T_TWICE=2\n"), "%s", out);
   cr_assert_null(strstr(all, "\nSB_T_TWICE=1\n"), "%s", out);
   char stub_line[PATH_MAX + 16];
-  snprintf(stub_line, sizeof stub_line, "\nSB_T_STUB=%s\n", sb_server_stub_path(h.server));
+  snprintf(stub_line, sizeof stub_line, "\nSB_T_STUB=%s\n",
+           sb_server_stub_path(h.server));
   cr_assert_not_null(strstr(all, stub_line), "%s", out);
   cr_assert_null(strstr(all, "\nSB_T_STUB=x\n"), "%s", out);
   cr_assert_not_null(strstr(all, want_token), "the ticket's token is not the child's");
   cr_assert_null(strstr(all, "not-the-ticket"), "%s", out);
   cr_assert_null(strstr(all, "\nSOCKETBRIDGE_PORT=1\n"), "%s", out);
   /* Each name once. */
-  const char *names[] = {"\nSB_T_BOTH=", "\nSB_T_TWICE=", "\nSB_T_STUB=",
-                         "\nSOCKETBRIDGE_TOKEN="};
+  const char *names[] = {
+      "\nSB_T_BOTH=", "\nSB_T_TWICE=", "\nSB_T_STUB=", "\nSOCKETBRIDGE_TOKEN="};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     const char *first = strstr(all, names[i]);
     cr_assert_not_null(first, "%s", names[i] + 1);

@@ -196,15 +196,16 @@ Test(socket, a_stub_waits_for_room_in_a_full_backlog) {
   cr_assert_eq(listen(l, 0), 0);
   /* One connection waiting fills a backlog of 0; a second would wait. */
   int first = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  cr_assert_eq(connect(first, (struct sockaddr *)&sa, sizeof sa), 0, "%s", strerror(errno));
+  cr_assert_eq(connect(first, (struct sockaddr *)&sa, sizeof sa), 0, "%s",
+               strerror(errno));
   int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   cr_assert(connect(probe, (struct sockaddr *)&sa, sizeof sa) < 0 && errno == EAGAIN,
             "the backlog is not full");
   close(probe);
 
   char script[600];
-  snprintf(script, sizeof script, "SOCKETBRIDGE_SOCKET='%s' exec \"$SOCKETBRIDGE_STUB\" x",
-           sa.sun_path);
+  snprintf(script, sizeof script,
+           "SOCKETBRIDGE_SOCKET='%s' exec \"$SOCKETBRIDGE_STUB\" x", sa.sun_path);
   int err = h_create(&h, "err");
   h_exit ex;
   pid_t pid = sb_child_pid(h_sh(&h, script, 0, err, &ex));

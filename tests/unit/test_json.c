@@ -323,9 +323,10 @@ Test(json, decodes_escapes_and_surrogate_pairs) {
 Test(json, decodes_array_strings_that_end_in_escapes) {
   sb_msg m;
   sb_diag diag = {""};
-  int r = parse("{\"type\":\"exec\",\"argv\":[\"\\\\\",\"\\\"\",\"a\\\\\\\"b\",\"\",\"\\\\\\\\\","
-                "\"\\u00e9\\\\\",\"z\"],\"cwd\":\"\\\"\\\\\"}",
-                0, &m, &diag);
+  int r = parse(
+      "{\"type\":\"exec\",\"argv\":[\"\\\\\",\"\\\"\",\"a\\\\\\\"b\",\"\",\"\\\\\\\\\","
+      "\"\\u00e9\\\\\",\"z\"],\"cwd\":\"\\\"\\\\\"}",
+      0, &m, &diag);
   cr_assert_eq(r, 0, "%s", diag.msg);
   cr_assert_eq(m.u.launch.argv.n, 7);
   cr_assert_str_eq(m.u.launch.argv.v[0], "\\");
