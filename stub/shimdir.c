@@ -136,10 +136,12 @@ int stub_shim_config(const char *argv0, sb_config *cfg, sb_diag *diag) {
   size_t dirlen = 0;
   const char *found = candidate(argv0, &owned, &dirlen);
   int r = 0;
-  if (found != NULL && (path = bridge_path(found, dirlen)) == NULL)
-    r = sb_diag_set(diag, SB_ENOMEM, "out of memory");
-  else if (path != NULL)
+  if (found != NULL && (path = bridge_path(found, dirlen)) == NULL) {
+    sb_diag_set(diag, SB_ENOMEM, "out of memory");
+    r = -1;
+  } else if (path != NULL) {
     r = shim_config_at(path, found, cfg, diag);
+  }
   free(path);
   free(owned);
   return r;
