@@ -31,28 +31,10 @@ void cli_rec_free(cli_rec_stream *s) {
   memset(s, 0, sizeof *s);
 }
 
-static void add_strings(sb_jw *w, const char *name, size_t n, char *const *v) {
-  sb_jw_key(w, name);
-  sb_jw_open(w, '[');
-  for (size_t i = 0; i < n; i++)
-    sb_jw_bytes(w, v[i]);
-  sb_jw_close(w, ']');
-}
-
-static void add_int(sb_jw *w, const char *name, int64_t v) {
-  sb_jw_key(w, name);
-  sb_jw_int(w, v);
-}
-
-static void add_str(sb_jw *w, const char *name, const char *s) {
-  sb_jw_key(w, name);
-  sb_jw_str(w, s);
-}
-
 static void add_stream(sb_jw *w, const char *name, const cli_rec_stream *s) {
   sb_jw_key(w, name);
   sb_jw_open(w, '{');
-  add_int(w, "bytes", (int64_t)s->bytes);
+  sb_jw_add_int(w, "bytes", (int64_t)s->bytes);
   sb_jw_key(w, "data");
   sb_jw_bytes_n(w, s->data != NULL ? s->data : "", s->len);
   if (s->len != s->bytes) {
@@ -88,14 +70,14 @@ static void fill(sb_jw *w, const cli_call *c, const sb_call *call, sb_close_reas
   /* Seconds since the epoch to the microsecond, exactly (as events). */
   sb_jw_key(w, "ts");
   sb_jw_fixed(w, c->start_ns, 9, 6);
-  add_int(w, "pid", call->pid);
-  add_int(w, "ppid", call->ppid);
-  add_strings(w, "argv", call->argc, call->argv);
+  sb_jw_add_int(w, "pid", call->pid);
+  sb_jw_add_int(w, "ppid", call->ppid);
+  sb_jw_add_bytes_v(w, "argv", call->argv, call->argc);
   sb_jw_key(w, "cwd");
   sb_jw_bytes(w, call->cwd);
   /* The library never hands out SOCKETBRIDGE_TOKEN: not here either. */
-  add_strings(w, "env", call->envc, call->env);
-  add_str(w, "action", c->action);
+  sb_jw_add_bytes_v(w, "env", call->env, call->envc);
+  sb_jw_add_str(w, "action", c->action);
   add_rule(w, c);
   add_stream(w, "stdin", &c->io[0]);
   add_stream(w, "stdout", &c->io[1]);
@@ -103,7 +85,7 @@ static void fill(sb_jw *w, const cli_call *c, const sb_call *call, sb_close_reas
   add_status(w, c);
   sb_jw_key(w, "duration_ms");
   sb_jw_fixed(w, end_ns - c->start_mono_ns, 6, 3);
-  add_str(w, "close_reason", sb_close_reason_name(why));
+  sb_jw_add_str(w, "close_reason", sb_close_reason_name(why));
   if (c->error != NULL) {
     sb_jw_key(w, "error");
     sb_jw_bytes(w, c->error);

@@ -40,9 +40,9 @@ static void reply_error(sb_message *msg, const char *code, const char *text) {
   size_t len;
   sb_jw_init(&w, 0, 256, 4096);
   sb_jw_open(&w, '{');
-  srv_add_str(&w, "type", "error");
-  srv_add_str(&w, "error", code);
-  srv_add_str(&w, "message", text);
+  sb_jw_add_bytes(&w, "type", "error");
+  sb_jw_add_bytes(&w, "error", code);
+  sb_jw_add_bytes(&w, "message", text);
   sb_jw_close(&w, '}');
   sb_jw_end(&w, &json, &len);
   sb_message_reply(msg,
@@ -95,9 +95,9 @@ static void on_message(sb_server *server, sb_message *msg) {
   if (!uv_is_active((uv_handle_t *)&s->message_timer))
     uv_timer_start(&s->message_timer, on_message_timer, SRV_MESSAGE_MS, 0);
   srv_open(&o, "message");
-  srv_add_int(&o, "message", (int64_t)m->obj.id);
+  sb_jw_add_int(&o, "message", (int64_t)m->obj.id);
   srv_add_raw(&o, "body", sb_message_json(msg));
-  srv_add_int(&o, "pid", sb_message_pid(msg));
+  sb_jw_add_int(&o, "pid", sb_message_pid(msg));
   srv_add_id(&o, "ticket", ticket);
   srv_add_id(&o, "proc", proc);
   srv_send(s, &o);
@@ -170,9 +170,9 @@ static void on_event(sb_server *server, const sb_event *ev) {
   srv_add_raw(&o, "event", json);
   free(json);
   if ((call = srv_call_id(ev->conn)) != 0)
-    srv_add_int(&o, "call", (int64_t)call);
+    sb_jw_add_int(&o, "call", (int64_t)call);
   if (proc != 0)
-    srv_add_int(&o, "proc", (int64_t)proc);
+    sb_jw_add_int(&o, "proc", (int64_t)proc);
   srv_send(s, &o);
 }
 
@@ -211,10 +211,10 @@ static void answer_error(serve *s, uint64_t id, const srv_err *err) {
   sb_jw o;
   srv_open(&o, "error");
   srv_add_id(&o, "id", id);
-  srv_add_str(&o, "error", err->code);
-  srv_add_str(&o, "message", err->msg);
+  sb_jw_add_bytes(&o, "error", err->code);
+  sb_jw_add_bytes(&o, "message", err->msg);
   if (err->errno_name != NULL)
-    srv_add_str(&o, "errno", err->errno_name);
+    sb_jw_add_bytes(&o, "errno", err->errno_name);
   srv_send(s, &o);
 }
 
@@ -268,7 +268,7 @@ static void on_json(ctl_chan *ch, const char *buf, size_t len) {
     return;
   }
   srv_open(&ok, "ok");
-  srv_add_int(&ok, "id", (int64_t)idv);
+  sb_jw_add_int(&ok, "id", (int64_t)idv);
   if (run_request(s, req, type->valuestring, &ok, &err) < 0) {
     sb_jw_end(&ok, &text, &text_len); /* dropped: the error goes instead */
     free(text);
@@ -299,8 +299,8 @@ static void on_end(ctl_chan *ch, int err, const char *why) {
     sb_jw o;
     srv_open(&o, "error");
     srv_add_id(&o, "id", 0);
-    srv_add_str(&o, "error", "bad_frame");
-    srv_add_str(&o, "message", why);
+    sb_jw_add_bytes(&o, "error", "bad_frame");
+    sb_jw_add_bytes(&o, "message", why);
     srv_send(s, &o);
   }
   cli_error("serve: control channel: %s", why);
@@ -401,18 +401,18 @@ static int parse_args(int argc, char **argv, sb_transport *transport, int *fd) {
 static void send_ready(serve *s, sb_transport transport) {
   sb_jw o;
   srv_open(&o, "ready");
-  srv_add_int(&o, "version", 1);
-  srv_add_str(&o, "socketbridge", sb_version_string());
-  srv_add_int(&o, "pid", getpid());
+  sb_jw_add_int(&o, "version", 1);
+  sb_jw_add_bytes(&o, "socketbridge", sb_version_string());
+  sb_jw_add_int(&o, "pid", getpid());
   if (transport == SB_TRANSPORT_TCP) {
-    srv_add_str(&o, "transport", "tcp");
-    srv_add_str(&o, "host", sb_server_address(s->server));
-    srv_add_int(&o, "port", sb_server_port(s->server));
+    sb_jw_add_bytes(&o, "transport", "tcp");
+    sb_jw_add_bytes(&o, "host", sb_server_address(s->server));
+    sb_jw_add_int(&o, "port", sb_server_port(s->server));
   } else {
-    srv_add_str(&o, "transport", "unix");
-    srv_add_str(&o, "socket", sb_server_address(s->server));
+    sb_jw_add_bytes(&o, "transport", "unix");
+    sb_jw_add_bytes(&o, "socket", sb_server_address(s->server));
   }
-  srv_add_str(&o, "stub", sb_server_stub_path(s->server));
+  sb_jw_add_bytes(&o, "stub", sb_server_stub_path(s->server));
   srv_send(s, &o);
 }
 

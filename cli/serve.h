@@ -93,7 +93,8 @@ void srv_obj_remove(serve *s, srv_obj *obj);
 void srv_objs_free(serve *s);
 
 /* What serve writes to the controller goes through lib/'s JSON writer:
- * srv_open starts {"type":type, the srv_add_* add members, srv_send closes
+ * srv_open starts {"type":type, lib/'s sb_jw_add_* and the srv_add_* below
+ * add members (text as byte strings: sb_jw_add_bytes), srv_send closes
  * the object and sends it (a line that cannot be written is reported on
  * stderr and dropped). */
 void srv_open(sb_jw *w, const char *type);
@@ -116,14 +117,8 @@ int srv_get_bytes(const cJSON *req, const char *name, bool opt, char **out, srv_
  * NULL when absent and opt. */
 int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, char ***out,
                  srv_err *err);
-/* Members: a text (a byte string: {"base64"} if ever not UTF-8; NULL is
- * null), an integer, a bool, JSON already written, an array of byte
- * strings. */
-void srv_add_str(sb_jw *w, const char *name, const char *s);
-void srv_add_int(sb_jw *w, const char *name, int64_t v);
-void srv_add_bool(sb_jw *w, const char *name, bool v);
+/* Adds name: JSON already written. */
 void srv_add_raw(sb_jw *w, const char *name, const char *json);
-void srv_add_strv(sb_jw *w, const char *name, char *const *v, size_t n);
 /* Adds name: id, or null when id is 0 (no such object). */
 void srv_add_id(sb_jw *w, const char *name, uint64_t id);
 

@@ -47,15 +47,15 @@ uint64_t srv_call_id(const sb_conn *conn) {
 
 static void msg_for(sb_jw *o, const srv_call *c, const char *type) {
   srv_open(o, type);
-  srv_add_int(o, "call", (int64_t)c->obj.id);
+  sb_jw_add_int(o, "call", (int64_t)c->obj.id);
 }
 
 static void add_status(sb_jw *o, int64_t code, int signum) {
   const char *name = signum > 0 ? sb_signal_name(signum) : NULL;
   if (signum > 0 && name != NULL)
-    srv_add_str(o, "signal", name);
+    sb_jw_add_bytes(o, "signal", name);
   else
-    srv_add_int(o, "code", signum > 0 ? 128 + signum : code);
+    sb_jw_add_int(o, "code", signum > 0 ? 128 + signum : code);
 }
 
 /* ---- opening a held call -------------------------------------------------- */
@@ -152,7 +152,7 @@ static void on_close(sb_conn *conn, sb_close_reason reason, int err) {
   if (c->announced) {
     sb_jw o;
     msg_for(&o, c, "call_end");
-    srv_add_str(&o, "reason", sb_close_reason_name(reason));
+    sb_jw_add_bytes(&o, "reason", sb_close_reason_name(reason));
     if (sb_conn_told(conn, &code, &signum))
       add_status(&o, code, signum);
     srv_send(s, &o);
@@ -195,17 +195,17 @@ static void announce(srv_call *c) {
   sb_jw o;
 
   msg_for(&o, c, "call");
-  srv_add_strv(&o, "argv", call->argv, call->argc);
-  srv_add_strv(&o, "env", call->env, call->envc);
-  srv_add_str(&o, "cwd", call->cwd); /* bytes; NULL: null */
-  srv_add_str(&o, "exe", call->exe);
-  srv_add_int(&o, "pid", call->pid);
-  srv_add_int(&o, "ppid", call->ppid);
+  sb_jw_add_bytes_v(&o, "argv", call->argv, call->argc);
+  sb_jw_add_bytes_v(&o, "env", call->env, call->envc);
+  sb_jw_add_bytes(&o, "cwd", call->cwd); /* bytes; NULL: null */
+  sb_jw_add_bytes(&o, "exe", call->exe);
+  sb_jw_add_int(&o, "pid", call->pid);
+  sb_jw_add_int(&o, "ppid", call->ppid);
   sb_jw_key(&o, "tty");
   sb_jw_open(&o, '{');
-  srv_add_bool(&o, "stdin", (call->tty & SB_TTY_STDIN) != 0);
-  srv_add_bool(&o, "stdout", (call->tty & SB_TTY_STDOUT) != 0);
-  srv_add_bool(&o, "stderr", (call->tty & SB_TTY_STDERR) != 0);
+  sb_jw_add_bool(&o, "stdin", (call->tty & SB_TTY_STDIN) != 0);
+  sb_jw_add_bool(&o, "stdout", (call->tty & SB_TTY_STDOUT) != 0);
+  sb_jw_add_bool(&o, "stderr", (call->tty & SB_TTY_STDERR) != 0);
   sb_jw_close(&o, '}');
   srv_add_id(&o, "ticket", ticket);
   srv_add_id(&o, "proc", proc);
@@ -329,8 +329,8 @@ void srv_call_data(serve *s, ctl_kind kind, uint64_t id, const char *buf, size_t
       sb_jw o;
       srv_open(&o, "error");
       srv_add_id(&o, "id", 0);
-      srv_add_str(&o, "error", "no_such_call");
-      srv_add_str(&o, "message", "data for a call that was never issued");
+      sb_jw_add_bytes(&o, "error", "no_such_call");
+      sb_jw_add_bytes(&o, "message", "data for a call that was never issued");
       srv_send(s, &o);
     }
     return; /* a call that ended: its end raced with these bytes */

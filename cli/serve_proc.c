@@ -90,7 +90,7 @@ int srv_req_ticket(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
     sb_ticket_free(t);
     return srv_fail(err, "failed", "out of memory");
   }
-  srv_add_int(ok, "ticket", (int64_t)st->obj.id);
+  sb_jw_add_int(ok, "ticket", (int64_t)st->obj.id);
   add_env(ok, s, sb_ticket_env(t));
   return 0;
 }
@@ -185,7 +185,7 @@ int srv_req_shim(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
       srv_fail(err, "failed", "out of memory");
       goto out;
     }
-  srv_add_str(ok, "dir", s->shim_dir);
+  sb_jw_add_bytes(ok, "dir", s->shim_dir);
   add_env(ok, s, NULL);
   r = 0;
 out:
@@ -245,12 +245,12 @@ static void on_proc_exit(sb_child *child, int64_t status, int signum) {
       ctl_chan_send_data(s->chan, i == 0 ? CTL_PROC_STDOUT : CTL_PROC_STDERR, p->obj.id,
                          "", 0);
   srv_open(&o, "proc_end");
-  srv_add_int(&o, "proc", (int64_t)p->obj.id);
+  sb_jw_add_int(&o, "proc", (int64_t)p->obj.id);
   if (name != NULL)
-    srv_add_str(&o, "signal", name);
+    sb_jw_add_bytes(&o, "signal", name);
   else
-    srv_add_int(&o, "code", signum > 0 ? 128 + signum : status);
-  srv_add_bool(&o, "timed_out", p->timed_out);
+    sb_jw_add_int(&o, "code", signum > 0 ? 128 + signum : status);
+  sb_jw_add_bool(&o, "timed_out", p->timed_out);
   srv_send(s, &o);
   srv_list_remove(&p->link);
   if (p->ticket != NULL)
@@ -415,10 +415,10 @@ int srv_req_spawn(serve *s, const cJSON *req, sb_jw *ok, srv_err *err) {
   }
   srv_list_push(&s->procs, &p->link);
   p->ticket = ticket_track(s, sb_child_ticket(p->child), false, p->obj.id);
-  srv_add_int(ok, "proc", (int64_t)p->obj.id);
-  srv_add_int(ok, "pid", sb_child_pid(p->child));
+  sb_jw_add_int(ok, "proc", (int64_t)p->obj.id);
+  sb_jw_add_int(ok, "pid", sb_child_pid(p->child));
   if (p->ticket != NULL)
-    srv_add_int(ok, "ticket", (int64_t)p->ticket->obj.id);
+    sb_jw_add_int(ok, "ticket", (int64_t)p->ticket->obj.id);
   r = 0;
 out:
   spawn_req_free(&q);

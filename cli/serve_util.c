@@ -108,7 +108,7 @@ void srv_obj_remove(serve *s, srv_obj *obj) {
 void srv_open(sb_jw *w, const char *type) {
   sb_jw_init(w, 0, 256, SRV_LINE_MAX);
   sb_jw_open(w, '{');
-  srv_add_str(w, "type", type);
+  sb_jw_add_bytes(w, "type", type);
 }
 
 void srv_send(serve *s, sb_jw *w) {
@@ -253,32 +253,9 @@ int srv_get_strv(const cJSON *req, const char *name, bool opt, bool nonempty, ch
   return 0;
 }
 
-void srv_add_str(sb_jw *w, const char *name, const char *s) {
-  sb_jw_key(w, name);
-  sb_jw_bytes(w, s);
-}
-
-void srv_add_int(sb_jw *w, const char *name, int64_t v) {
-  sb_jw_key(w, name);
-  sb_jw_int(w, v);
-}
-
-void srv_add_bool(sb_jw *w, const char *name, bool v) {
-  sb_jw_key(w, name);
-  sb_jw_bool(w, v);
-}
-
 void srv_add_raw(sb_jw *w, const char *name, const char *json) {
   sb_jw_key(w, name);
   sb_jw_raw(w, json, strlen(json));
-}
-
-void srv_add_strv(sb_jw *w, const char *name, char *const *v, size_t n) {
-  sb_jw_key(w, name);
-  sb_jw_open(w, '[');
-  for (size_t i = 0; i < n; i++)
-    sb_jw_bytes(w, v[i]);
-  sb_jw_close(w, ']');
 }
 
 void srv_add_id(sb_jw *w, const char *name, uint64_t id) {

@@ -227,3 +227,33 @@ int sb_jw_end(sb_jw *w, char **text, size_t *len) {
   w->buf = NULL;
   return 0;
 }
+
+/* ---- members: "name": value, in one call ---------------------------------- */
+
+void sb_jw_add_int(sb_jw *w, const char *name, int64_t v) {
+  sb_jw_key(w, name);
+  sb_jw_int(w, v);
+}
+
+void sb_jw_add_bool(sb_jw *w, const char *name, bool v) {
+  sb_jw_key(w, name);
+  sb_jw_bool(w, v);
+}
+
+void sb_jw_add_str(sb_jw *w, const char *name, const char *s) {
+  sb_jw_key(w, name);
+  sb_jw_str(w, s);
+}
+
+void sb_jw_add_bytes(sb_jw *w, const char *name, const char *s) {
+  sb_jw_key(w, name);
+  sb_jw_bytes(w, s);
+}
+
+void sb_jw_add_bytes_v(sb_jw *w, const char *name, char *const *v, size_t n) {
+  sb_jw_key(w, name);
+  sb_jw_open(w, '[');
+  for (size_t i = 0; i < n; i++)
+    sb_jw_bytes(w, v[i]);
+  sb_jw_close(w, ']');
+}

@@ -41,25 +41,9 @@ static int put_strv(sb_jw *w, const char *name, const sb_strv *sv, unsigned flag
   return 0;
 }
 
-static void put_int(sb_jw *w, const char *name, int64_t v) {
-  sb_jw_key(w, name);
-  sb_jw_int(w, v);
-}
-
-static void put_bool(sb_jw *w, const char *name, bool v) {
-  sb_jw_key(w, name);
-  sb_jw_bool(w, v);
-}
-
-/* A string member; text for humans, which must be UTF-8 (else SB_EINVAL). */
-static void put_str(sb_jw *w, const char *name, const char *s) {
-  sb_jw_key(w, name);
-  sb_jw_str(w, s);
-}
-
 static void put_winsize(sb_jw *w, const sb_winsize *ws) {
-  put_int(w, "rows", ws->rows);
-  put_int(w, "cols", ws->cols);
+  sb_jw_add_int(w, "rows", ws->rows);
+  sb_jw_add_int(w, "cols", ws->cols);
 }
 
 static int put_hello(sb_jw *w, const sb_hello *h) {
@@ -73,11 +57,11 @@ static int put_hello(sb_jw *w, const sb_hello *h) {
   /* The token first, right after the type: SB_HELLO_PREFIX, which lets a
    * supervisor authenticate a large hello before it buffers the rest
    * (docs/protocol.md section 1). */
-  put_str(w, "token", h->token);
-  put_int(w, "version", h->version);
-  put_int(w, "min_version", min);
-  put_int(w, "pid", h->pid);
-  put_int(w, "ppid", h->ppid);
+  sb_jw_add_str(w, "token", h->token);
+  sb_jw_add_int(w, "version", h->version);
+  sb_jw_add_int(w, "min_version", min);
+  sb_jw_add_int(w, "pid", h->pid);
+  sb_jw_add_int(w, "ppid", h->ppid);
   if ((r = put_strv(w, "argv", &h->argv, 0)) < 0 ||
       (r = put_strv(w, "env", &h->env, ENC_ENV | ENC_HELLO)) < 0)
     return r;
@@ -87,9 +71,9 @@ static int put_hello(sb_jw *w, const sb_hello *h) {
   sb_jw_bytes(w, h->exe);
   sb_jw_key(w, "tty");
   sb_jw_open(w, '{');
-  put_bool(w, "stdin", h->tty & SB_TTY_STDIN);
-  put_bool(w, "stdout", h->tty & SB_TTY_STDOUT);
-  put_bool(w, "stderr", h->tty & SB_TTY_STDERR);
+  sb_jw_add_bool(w, "stdin", h->tty & SB_TTY_STDIN);
+  sb_jw_add_bool(w, "stdout", h->tty & SB_TTY_STDOUT);
+  sb_jw_add_bool(w, "stderr", h->tty & SB_TTY_STDERR);
   sb_jw_close(w, '}');
   if (h->has_winsize) {
     sb_jw_key(w, "winsize");
@@ -104,7 +88,7 @@ static int put_signal(sb_jw *w, int signum) {
   const char *name = sb_signal_name(signum);
   if (name == NULL)
     return SB_EINVAL;
-  put_str(w, "signal", name);
+  sb_jw_add_str(w, "signal", name);
   return 0;
 }
 
@@ -114,16 +98,16 @@ static int put_status(sb_jw *w, const sb_status *st) {
     return put_signal(w, st->signal);
   if (st->code < 0 || st->code > 255)
     return SB_EINVAL;
-  put_int(w, "code", st->code);
+  sb_jw_add_int(w, "code", st->code);
   return 0;
 }
 
 static int put_stream_error(sb_jw *w, int stream, int err, const char *message) {
   if ((stream != 1 && stream != 2) || err >= 0 || err < -4095)
     return SB_EINVAL;
-  put_str(w, "stream", stream == 1 ? "stdout" : "stderr");
-  put_int(w, "errno", -err);
-  put_str(w, "message", message);
+  sb_jw_add_str(w, "stream", stream == 1 ? "stdout" : "stderr");
+  sb_jw_add_int(w, "errno", -err);
+  sb_jw_add_str(w, "message", message);
   return 0;
 }
 
@@ -131,8 +115,8 @@ static int put_reject(sb_jw *w, sb_reason reason, const char *message) {
   const char *name = sb_reason_name(reason);
   if (name == NULL)
     return SB_EINVAL;
-  put_str(w, "reason", name);
-  put_str(w, "message", message);
+  sb_jw_add_str(w, "reason", name);
+  sb_jw_add_str(w, "message", message);
   return 0;
 }
 
@@ -140,9 +124,9 @@ static int put_reject(sb_jw *w, sb_reason reason, const char *message) {
 static int put_welcome(sb_jw *w, int version, bool hold_stdin) {
   if (version < 1 || version > 65535)
     return SB_EINVAL;
-  put_int(w, "version", version);
+  sb_jw_add_int(w, "version", version);
   if (hold_stdin)
-    put_bool(w, "stdin", false);
+    sb_jw_add_bool(w, "stdin", false);
   return 0;
 }
 
@@ -166,7 +150,7 @@ static int put_launch(sb_jw *w, const sb_launch *l, bool run) {
       (l->unset.n > 0 && (r = put_strv(w, "unset", &l->unset, ENC_NAME)) < 0))
     return r;
   if (run && l->tee)
-    put_bool(w, "tee", true);
+    sb_jw_add_bool(w, "tee", true);
   return 0;
 }
 
@@ -249,7 +233,7 @@ int sb_msg_encode(const sb_msg *m, uint32_t max_bytes, uint8_t **frame,
   if (sb_jw_init(&w, SB_FRAME_HEADER, bound(m), max_bytes) < 0)
     return SB_ENOMEM;
   sb_jw_open(&w, '{');
-  put_str(&w, "type", type);
+  sb_jw_add_str(&w, "type", type);
   int r = put_body(&w, m);
   sb_jw_close(&w, '}');
   if (r < 0)

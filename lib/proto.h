@@ -498,6 +498,13 @@ void sb_jw_bool(sb_jw *w, bool v);
 void sb_jw_null(sb_jw *w);
 /* p[0..n): JSON the reader has checked, copied without its whitespace. */
 void sb_jw_json(sb_jw *w, const uint8_t *p, size_t n);
+/* Members, key and value in one call: sb_jw_key then the value's writer
+ * above (add_bytes_v: an array of n byte strings). */
+void sb_jw_add_int(sb_jw *w, const char *name, int64_t v);
+void sb_jw_add_bool(sb_jw *w, const char *name, bool v);
+void sb_jw_add_str(sb_jw *w, const char *name, const char *s);
+void sb_jw_add_bytes(sb_jw *w, const char *name, const char *s);
+void sb_jw_add_bytes_v(sb_jw *w, const char *name, char *const *v, size_t n);
 /* Bytes as they are, for the caller's own punctuation. */
 void sb_jw_raw(sb_jw *w, const void *s, size_t n);
 

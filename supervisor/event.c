@@ -74,11 +74,6 @@ static void add_end(sb_jw *w, int64_t status, int signum) {
     sb_jw_int(w, status);
 }
 
-static void add_str(sb_jw *w, const char *name, const char *s) {
-  sb_jw_key(w, name);
-  sb_jw_str(w, s);
-}
-
 /* The stub's argv: each a string when UTF-8, else {"base64": ...}, as the
  * wire protocol spells byte strings. */
 static void add_argv(sb_jw *w, const sb_call *call) {
@@ -91,7 +86,7 @@ static void add_argv(sb_jw *w, const sb_call *call) {
 
 static void add_fields(sb_jw *w, const sb_event *ev) {
   sb_event_type t = ev->type;
-  add_str(w, "event", sb_event_type_name(t));
+  sb_jw_add_str(w, "event", sb_event_type_name(t));
   /* Seconds since the epoch with microseconds, exactly. */
   sb_jw_key(w, "ts");
   sb_jw_fixed(w, ev->ts_ns, 9, 6);
@@ -112,11 +107,11 @@ static void add_fields(sb_jw *w, const sb_event *ev) {
     sb_jw_int(w, (int64_t)ev->delay_ms);
   }
   if (t == SB_EVENT_ACCEPT_PAUSED)
-    add_str(w, "error", uv_err_name(ev->error));
+    sb_jw_add_str(w, "error", uv_err_name(ev->error));
   if (t == SB_EVENT_STUB_REJECT)
-    add_str(w, "reason", sb_reason_name(ev->reason));
+    sb_jw_add_str(w, "reason", sb_reason_name(ev->reason));
   if (t == SB_EVENT_STUB_EXIT)
-    add_str(w, "close_reason", sb_close_reason_name(ev->close_reason));
+    sb_jw_add_str(w, "close_reason", sb_close_reason_name(ev->close_reason));
   if (ev->message != NULL) {
     /* For humans, and UTF-8 as the library writes them; bytes if not. */
     sb_jw_key(w, "message");

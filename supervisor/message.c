@@ -160,26 +160,16 @@ static const char *child_state_name(const sb_child *child) {
   }
 }
 
-static void add_int(sb_jw *w, const char *name, int64_t v) {
-  sb_jw_key(w, name);
-  sb_jw_int(w, v);
-}
-
-static void add_str(sb_jw *w, const char *name, const char *s) {
-  sb_jw_key(w, name);
-  sb_jw_str(w, s);
-}
-
 static void add_child(sb_jw *w, const sb_child *child) {
   sb_jw_open(w, '{');
-  add_int(w, "pid", child->pid);
+  sb_jw_add_int(w, "pid", child->pid);
   sb_jw_key(w, "argv");
   sb_jw_open(w, '[');
   for (size_t i = 0; child->args != NULL && child->args[i] != NULL; i++)
     sb_jw_bytes(w, child->args[i]);
   sb_jw_close(w, ']');
-  add_str(w, "state", child_state_name(child));
-  add_int(w, "restarts", child->restarts);
+  sb_jw_add_str(w, "state", child_state_name(child));
+  sb_jw_add_int(w, "restarts", child->restarts);
   sb_jw_close(w, '}');
 }
 
@@ -187,16 +177,16 @@ static void add_connections(sb_jw *w, const sb_server *server) {
   const sb_server_stats *st = &server->stats;
   sb_jw_key(w, "connections");
   sb_jw_open(w, '{');
-  add_int(w, "accepted", (int64_t)st->accepted);
-  add_int(w, "welcomed", (int64_t)st->welcomed);
-  add_int(w, "open", (int64_t)st->open);
-  add_int(w, "lost", (int64_t)st->lost);
-  add_int(w, "accept_errors", (int64_t)st->accept_errors);
-  add_int(w, "messages", (int64_t)st->messages);
+  sb_jw_add_int(w, "accepted", (int64_t)st->accepted);
+  sb_jw_add_int(w, "welcomed", (int64_t)st->welcomed);
+  sb_jw_add_int(w, "open", (int64_t)st->open);
+  sb_jw_add_int(w, "lost", (int64_t)st->lost);
+  sb_jw_add_int(w, "accept_errors", (int64_t)st->accept_errors);
+  sb_jw_add_int(w, "messages", (int64_t)st->messages);
   sb_jw_key(w, "rejected");
   sb_jw_open(w, '{');
   for (int r = SB_REASON_BAD_TOKEN; r <= SB_REASON_PROTOCOL; r++)
-    add_int(w, sb_reason_name((sb_reason)r), (int64_t)st->rejected[r]);
+    sb_jw_add_int(w, sb_reason_name((sb_reason)r), (int64_t)st->rejected[r]);
   sb_jw_close(w, '}');
   sb_jw_close(w, '}');
 }
@@ -215,11 +205,11 @@ int sb_server_status_json(const sb_server *server, char **out) {
   *out = NULL;
   sb_jw_init(&w, 0, 512, STATUS_MAX);
   sb_jw_open(&w, '{');
-  add_str(&w, "type", "status");
-  add_str(&w, "version", sb_version_string());
-  add_int(&w, "protocol", SB_PROTOCOL_VERSION);
-  add_int(&w, "pid", getpid());
-  add_int(&w, "uptime_ms", (int64_t)((uv_hrtime() - server->started_ns) / 1000000u));
+  sb_jw_add_str(&w, "type", "status");
+  sb_jw_add_str(&w, "version", sb_version_string());
+  sb_jw_add_int(&w, "protocol", SB_PROTOCOL_VERSION);
+  sb_jw_add_int(&w, "pid", getpid());
+  sb_jw_add_int(&w, "uptime_ms", (int64_t)((uv_hrtime() - server->started_ns) / 1000000u));
   sb_jw_key(&w, "children");
   sb_jw_open(&w, '[');
   for (l = server->children.next; l != &server->children; l = l->next) {
@@ -235,8 +225,8 @@ int sb_server_status_json(const sb_server *server, char **out) {
   }
   sb_jw_key(&w, "calls");
   sb_jw_open(&w, '{');
-  add_int(&w, "open", (int64_t)open);
-  add_int(&w, "served", (int64_t)(server->stats.welcomed - open));
+  sb_jw_add_int(&w, "open", (int64_t)open);
+  sb_jw_add_int(&w, "served", (int64_t)(server->stats.welcomed - open));
   sb_jw_close(&w, '}');
   add_connections(&w, server);
   sb_jw_close(&w, '}');
