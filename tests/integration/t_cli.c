@@ -278,8 +278,8 @@ Test(cli, run_with_shims_and_no_stub_to_link_them_to_exits_125_first) {
     snprintf(script, sizeof script, "touch %s; git --version", h_path(&h, "ran"));
     cli_result r;
     cli_env(&h, &r, envs[i],
-            (char *[]){copy, "run", "--shim", "git", "--record", (char *)h_path(&h, "rec"),
-                       "--", "sh", "-c", script, NULL});
+            (char *[]){copy, "run", "--shim", "git", "--record",
+                       (char *)h_path(&h, "rec"), "--", "sh", "-c", script, NULL});
     cr_assert_eq(r.status, 125, "case %zu: %d: %s", i, r.status, r.err);
     assert_quiet_stdout(&r);
     cr_assert(strncmp(r.err, "socketbridge: --shim: ", 22) == 0, "stderr: %s", r.err);

@@ -846,8 +846,8 @@ TRANSPORT_TEST(write_pause_and_resume) {
         cr_assert_eq(num(c.msgs[i], "call"), (double)id);
         paused = true;
       }
-    cr_assert(h_now() < end && sent < 256u * 1024 * 1024, "no write_pause after %zu bytes",
-              sent);
+    cr_assert(h_now() < end && sent < 256u * 1024 * 1024,
+              "no write_pause after %zu bytes", sent);
   }
   int g = open(h_path(&h, "gate"), O_WRONLY | O_CLOEXEC);
   cr_assert_geq(g, 0);
